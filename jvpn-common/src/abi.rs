@@ -1,0 +1,110 @@
+//! The single source of every size, offset, limit and name shared by the dataplane and userspace.
+//!
+//! # Wire header, version 1
+//!
+//! Every jvpn message is one UDP datagram to the gateway's port that starts with this header. All
+//! integers are big-endian.
+//!
+//! ```text
+//!  0               1               2               3
+//!  0 1 2 3 4 5 6 7 0 1 2 3 4 5 6 7 0 1 2 3 4 5 6 7 0 1 2 3 4 5 6 7
+//! +---------------+---------------+-------------------------------+
+//! |   version=1   |     type      |          flags = 0            |  0
+//! +---------------+---------------+-------------------------------+
+//! |                         reserved = 0                          |  4
+//! +---------------------------------------------------------------+
+//! |                     session_id (64 bits)                      |  8
+//! |                  (0 in HELLO, and only there)                 |
+//! +---------------------------------------------------------------+
+//! |                    state_version (64 bits)                    | 16
+//! |                                                               |
+//! +---------------------------------------------------------------+
+//! |             nonce (64 bits, per session and direction,        | 24
+//! |                starts at 1, +1 per message)                   |
+//! +---------------------------------------------------------------+
+//! |    tag: SipHash-2-4(header key, bytes 0..32), 0 in HELLO      | 32
+//! |                                                               |
+//! +---------------------------------------------------------------+
+//! |   body: Noise handshake, AEAD-sealed payload or control body  | 40
+//! ```
+//!
+//! The tag covers bytes `0..TAG_OFFSET`; the body is covered by the AEAD of the message type.
+
+/// The protocol version carried in byte 0.
+pub const PROTOCOL_VERSION: u8 = 1;
+/// Length of the fixed header in bytes.
+pub const HEADER_LEN: usize = 40;
+/// Offset of the tag, and the number of header bytes the tag covers.
+pub const TAG_OFFSET: usize = 32;
+/// The UDP port a gateway listens on unless configured otherwise.
+pub const DEFAULT_PORT: u16 = 51900;
+/// Every flag bit the protocol defines (none yet): any other set bit makes a header malformed.
+pub const KNOWN_FLAGS: u16 = 0;
+
+/// Length of a session's header key (SipHash-2-4 key) in bytes.
+pub const HEADER_KEY_LEN: usize = 16;
+
+/// Default capacity of the session table, overridable at load time.
+pub const DEFAULT_MAX_SESSIONS: u32 = 1_048_576;
+/// Number of 64-bit slots of a replay window (a power of two).
+pub const REPLAY_SLOTS: usize = 128;
+/// Nonces tracked by one slot: the low 32 bits of a slot are a bitmap, the high 32 its generation.
+pub const REPLAY_BITS_PER_SLOT: u64 = 32;
+/// Width of the replay window: a nonce `n` is too old once `n + REPLAY_WINDOW < newest accepted`.
+///
+/// One slot is kept spare so the slot of the oldest acceptable nonce is never the slot of the newest
+/// (the same shape as WireGuard's 8128 = 128 * 64 - 64).
+pub const REPLAY_WINDOW: u64 = (REPLAY_SLOTS as u64 - 1) * REPLAY_BITS_PER_SLOT;
+/// Nonces at or above this are never accepted (WireGuard's `REJECT_AFTER_MESSAGES`, for our window).
+///
+/// The controller terminates a session long before: see `NONCE_SAFETY_MARGIN`.
+pub const NONCE_LIMIT: u64 = u64::MAX - REPLAY_WINDOW - 1;
+/// A session whose version or nonce comes within this distance of `u64::MAX` is terminated
+/// deterministically (spec section 8: wrap-around is forbidden).
+pub const VERSION_SAFETY_MARGIN: u64 = 1 << 32;
+/// Retries of a compare-and-swap on replay memory before a packet is dropped as contended.
+pub const REPLAY_CAS_RETRIES: usize = 4;
+
+/// Capacity of the LRU map of per-source HELLO token buckets.
+pub const HELLO_BUCKETS: u32 = 65_536;
+/// Size of the security event ring buffer in bytes (a power-of-two multiple of the page size).
+pub const EVENT_RING_BYTES: u32 = 1 << 20;
+/// Default HELLO rate per source address: tokens added per second.
+pub const DEFAULT_HELLO_RATE: u32 = 20;
+/// Default HELLO burst per source address.
+pub const DEFAULT_HELLO_BURST: u32 = 40;
+/// Default security events emitted per drop reason per CPU per second; the rest are only counted.
+pub const DEFAULT_EVENTS_PER_SECOND: u32 = 1_000;
+
+/// Layout version of the pinned maps. It is part of the pin path, so an incompatible program never
+/// adopts maps of another layout (aya reuses a pinned map without checking its layout).
+pub const MAP_LAYOUT_VERSION: u32 = 1;
+/// Root of the pins: maps and the XDP link live in `PIN_ROOT/<iface>/v<MAP_LAYOUT_VERSION>/`.
+pub const PIN_ROOT: &str = "/sys/fs/bpf/jvpn";
+
+/// Name of the session table (hash, key `u64` session id, value [`crate::SessionEntry`]).
+pub const MAP_SESSIONS: &str = "JVPN_SESSIONS";
+/// Name of the replay windows (hash, key `u64` session id, value [`crate::ReplayState`]).
+pub const MAP_REPLAY: &str = "JVPN_REPLAY";
+/// Name of the per-CPU drop/pass counters (array indexed by [`crate::RejectReason`], value
+/// [`crate::DropCounter`]).
+pub const MAP_COUNTERS: &str = "JVPN_COUNTERS";
+/// Name of the per-CPU counters of events not emitted (array indexed by reason, value
+/// [`crate::maps::EventLoss`]).
+pub const MAP_EVENT_LOSS: &str = "JVPN_EVENT_LOSS";
+/// Name of the per-CPU event rate limiter state (array indexed by reason, value
+/// [`crate::maps::EventBudget`]).
+pub const MAP_EVENT_BUDGET: &str = "JVPN_EVENT_BUDGET";
+/// Name of the security event ring buffer (records are [`crate::SecurityEvent`]).
+pub const MAP_EVENTS: &str = "JVPN_EVENTS";
+/// Name of the config map (array of one [`crate::GatewayConfig`]).
+pub const MAP_CONFIG: &str = "JVPN_CONFIG";
+/// Name of the HELLO rate limiter (LRU hash, key [`crate::maps::SourceKey`], value
+/// [`crate::TokenBucket`]).
+pub const MAP_HELLO_BUCKETS: &str = "JVPN_HELLO_RL";
+/// Name of the per-CPU zeroed replay state used to create a new window (too big for the BPF stack).
+pub const MAP_REPLAY_ZERO: &str = "JVPN_REPLAY_ZERO";
+/// Name of the XDP program in the object file.
+pub const PROGRAM_NAME: &str = "jvpn_xdp";
+/// File name of the pinned XDP link inside the pin directory.
+pub const PIN_LINK: &str = "link";

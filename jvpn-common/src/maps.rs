@@ -1,0 +1,278 @@
+//! Values stored in the BPF maps, and the security event record of the ring buffer.
+//!
+//! Ownership is split so no value has two writers: the controller writes [`SessionEntry`] (whole
+//! values, so the XDP program sees the old entry or the new one, never a mix) and [`GatewayConfig`];
+//! the XDP program writes [`ReplayState`], [`TokenBucket`], [`DropCounter`], [`EventLoss`] and
+//! [`EventBudget`]. Map integers are native-endian unless their type says otherwise.
+
+use crate::abi::REPLAY_SLOTS;
+use crate::wire::Be16;
+use bytemuck::{Pod, Zeroable};
+
+/// The lifecycle state of a session (spec section 2).
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SessionState {
+    /// Handshake in progress; version 0.
+    Birth = 0,
+    /// Bound to a validated transport; DATA flows.
+    Attached = 1,
+    /// The transport was lost; waiting for a reattach.
+    Recovering = 2,
+    /// Ended; nothing is accepted any more.
+    Terminated = 3,
+}
+
+impl SessionState {
+    /// The state for a byte, or `None` for an unknown byte (which the dataplane treats as terminated).
+    #[inline(always)]
+    pub const fn from_u8(b: u8) -> Option<Self> {
+        Some(match b {
+            0 => Self::Birth,
+            1 => Self::Attached,
+            2 => Self::Recovering,
+            3 => Self::Terminated,
+            _ => return None,
+        })
+    }
+
+    /// The operator-facing name.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Birth => "BIRTH",
+            Self::Attached => "ATTACHED",
+            Self::Recovering => "RECOVERING",
+            Self::Terminated => "TERMINATED",
+        }
+    }
+}
+
+/// The transport a session is bound to: the client's source address and UDP port.
+///
+/// IPv4 addresses are stored IPv4-mapped (`::ffff:a.b.c.d`) so one comparison serves both families.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Pod, Zeroable)]
+pub struct TransportBinding {
+    /// Source address, IPv6 or IPv4-mapped.
+    pub addr: [u8; 16],
+    /// Source UDP port, in network byte order as in the UDP header.
+    pub port: Be16,
+    /// Explicit padding, zero.
+    pub _pad: [u8; 6],
+}
+
+impl TransportBinding {
+    /// A binding from a raw IPv4 address (network order bytes) and port.
+    #[inline(always)]
+    pub const fn from_v4(addr: [u8; 4], port: u16) -> Self {
+        let mut a = [0u8; 16];
+        a[10] = 0xff;
+        a[11] = 0xff;
+        a[12] = addr[0];
+        a[13] = addr[1];
+        a[14] = addr[2];
+        a[15] = addr[3];
+        Self {
+            addr: a,
+            port: Be16::new(port),
+            _pad: [0; 6],
+        }
+    }
+
+    /// A binding from a raw IPv6 address and port.
+    #[inline(always)]
+    pub const fn from_v6(addr: [u8; 16], port: u16) -> Self {
+        Self {
+            addr,
+            port: Be16::new(port),
+            _pad: [0; 6],
+        }
+    }
+
+    /// The binding of a socket address.
+    pub fn from_socket_addr(sa: core::net::SocketAddr) -> Self {
+        match sa {
+            core::net::SocketAddr::V4(v4) => Self::from_v4(v4.ip().octets(), v4.port()),
+            core::net::SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
+                Some(v4) => Self::from_v4(v4.octets(), v6.port()),
+                None => Self::from_v6(v6.ip().octets(), v6.port()),
+            },
+        }
+    }
+
+    /// The socket address of this binding (IPv4-mapped addresses come back as IPv4).
+    pub fn to_socket_addr(&self) -> core::net::SocketAddr {
+        let v6 = core::net::Ipv6Addr::from(self.addr);
+        let ip = match v6.to_ipv4_mapped() {
+            Some(v4) => core::net::IpAddr::V4(v4),
+            None => core::net::IpAddr::V6(v6),
+        };
+        core::net::SocketAddr::new(ip, self.port.get())
+    }
+}
+
+/// A session as the XDP program sees it. Written only by the controller, always whole.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
+pub struct SessionEntry {
+    /// The session's current state_version.
+    pub state_version: u64,
+    /// The 128-bit SipHash key of the header tag.
+    pub header_key: [u8; 16],
+    /// The transport DATA must come from.
+    pub transport: TransportBinding,
+    /// [`SessionState`] as a byte.
+    pub state: u8,
+    /// Explicit padding, zero.
+    pub _pad: [u8; 7],
+}
+
+const _: () = assert!(core::mem::size_of::<SessionEntry>() == 56);
+
+/// The replay window of one session (client to gateway direction). Written only by the XDP program,
+/// with atomic operations; see [`crate::replay`] for the algorithm.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct ReplayState {
+    /// The highest nonce ever accepted (0 before the first).
+    pub max: u64,
+    /// Slot `i` holds the nonces of blocks `b` with `b % REPLAY_SLOTS == i`: generation in the high
+    /// 32 bits, a bitmap of the block's 32 nonces in the low 32.
+    pub slots: [u64; REPLAY_SLOTS],
+}
+
+const _: () = assert!(core::mem::size_of::<ReplayState>() == 8 + 8 * REPLAY_SLOTS);
+
+/// Dataplane mode, in [`GatewayConfig::mode`].
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DataplaneMode {
+    /// Drop what the rules refuse (the default).
+    Enforce = 0,
+    /// Count and report what the rules would refuse, but pass it (for staged rollouts).
+    Monitor = 1,
+}
+
+/// The dataplane's configuration, the single entry of the config map. Written by the controller.
+///
+/// Until a port is set the program passes everything: an unconfigured program must not black-hole
+/// the interface.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+pub struct GatewayConfig {
+    /// The gateway's UDP port, network byte order; 0 means not configured.
+    pub port: Be16,
+    /// [`DataplaneMode`] as a byte.
+    pub mode: u8,
+    /// Explicit padding, zero.
+    pub _pad: u8,
+    /// HELLO tokens added per second, per source address.
+    pub hello_rate: u32,
+    /// HELLO bucket size per source address.
+    pub hello_burst: u32,
+    /// Security events emitted per reason per CPU per second; the rest are counted in [`EventLoss`].
+    pub events_per_second: u32,
+}
+
+/// Packets and bytes under one counter slot, per CPU.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+pub struct DropCounter {
+    /// Packets counted.
+    pub packets: u64,
+    /// Bytes counted (whole frames).
+    pub bytes: u64,
+}
+
+/// Events that did not reach the ring buffer, per reason, per CPU.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+pub struct EventLoss {
+    /// Not emitted because the reason was over its per-second event budget.
+    pub rate_limited: u64,
+    /// Not emitted because the ring buffer had no room.
+    pub ring_full: u64,
+}
+
+/// Per-reason per-CPU event budget state (a fixed one-second window).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+pub struct EventBudget {
+    /// Start of the current window, `bpf_ktime_get_ns` time.
+    pub window_start_ns: u64,
+    /// Events emitted in the current window.
+    pub emitted: u64,
+}
+
+/// Key of the HELLO rate limiter: a source address, IPv6 or IPv4-mapped.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Pod, Zeroable)]
+pub struct SourceKey {
+    /// The source address.
+    pub addr: [u8; 16],
+}
+
+/// A token bucket for HELLOs from one source address.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+pub struct TokenBucket {
+    /// Tokens available, in billionths of a token (so refill is `elapsed_ns * rate`).
+    pub nano_tokens: u64,
+    /// `bpf_ktime_get_ns` time of the last refill.
+    pub last_ns: u64,
+}
+
+/// One nano-token unit: a whole token is this many.
+pub const NANO_TOKENS_PER_TOKEN: u64 = 1_000_000_000;
+
+/// A packet the XDP program dropped, as streamed through the ring buffer.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+pub struct SecurityEvent {
+    /// `bpf_ktime_get_ns` time of the drop (CLOCK_MONOTONIC).
+    pub time_ns: u64,
+    /// The header's session id (0 if the header could not be read).
+    pub session_id: u64,
+    /// The header's state_version.
+    pub state_version: u64,
+    /// The header's nonce.
+    pub nonce: u64,
+    /// Source address, IPv6 or IPv4-mapped.
+    pub addr: [u8; 16],
+    /// Source UDP port, network byte order.
+    pub port: Be16,
+    /// [`crate::RejectReason`] code.
+    pub reason: u8,
+    /// The header's message type byte (0 if it could not be read).
+    pub msg_type: u8,
+    /// Frame length in bytes.
+    pub len: u32,
+}
+
+const _: () = assert!(core::mem::size_of::<SecurityEvent>() == 56);
+
+#[cfg(feature = "user")]
+mod pod {
+    //! `aya::Pod` for every map type, so userspace reads and writes them without byte juggling.
+    use super::*;
+
+    macro_rules! aya_pod {
+        ($($t:ty),*) => {$(
+            // SAFETY: `$t` is `#[repr(C)]`, `Copy`, has no padding (explicit pad fields, checked by
+            // bytemuck's `Pod` derive) and every bit pattern is valid.
+            unsafe impl aya::Pod for $t {}
+        )*};
+    }
+    aya_pod!(
+        SessionEntry,
+        ReplayState,
+        GatewayConfig,
+        DropCounter,
+        EventLoss,
+        EventBudget,
+        SourceKey,
+        TokenBucket,
+        SecurityEvent,
+        TransportBinding
+    );
+}

@@ -1,0 +1,151 @@
+//! Reason codes: why a packet was dropped by the XDP program or a message rejected by the controller.
+//!
+//! One enum serves both sides, so a drop counter, a security event, a REJECT body and a log line all
+//! name a refusal the same way. The code is the byte carried in events and REJECT bodies, and the
+//! index of the reason's slot in the per-CPU counter array.
+
+/// Why a packet or message was refused. Codes are stable: they appear on the wire and in pinned maps.
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RejectReason {
+    /// Truncated, fragmented, wrong version, unknown type or flags, or a type only the gateway sends.
+    Malformed = 1,
+    /// HELLO over the per-source rate limit.
+    HandshakeRate = 2,
+    /// No session with this id.
+    UnknownSession = 3,
+    /// The header tag does not verify under the session's header key.
+    BadTag = 4,
+    /// The session is terminated.
+    Terminated = 5,
+    /// The nonce was already seen in this session and direction.
+    DuplicateNonce = 6,
+    /// The nonce is older than the replay window.
+    NonceTooOld = 7,
+    /// DATA or KEEPALIVE while the session is not ATTACHED.
+    NotAttached = 8,
+    /// The message's state_version is below the session's.
+    StaleVersion = 9,
+    /// The message's state_version is above the session's.
+    VersionJump = 10,
+    /// Source address and port are not the session's bound transport.
+    TransportMismatch = 11,
+    /// The nonce is at or past the limit where the session must already have ended.
+    NonceExhausted = 12,
+    /// The replay window stayed contended through every retry; dropped rather than guessed.
+    ReplayContention = 13,
+    /// The compare-and-set lost to a concurrent mutation of the same session.
+    ConcurrentMutation = 14,
+    /// The AEAD seal of the body did not open.
+    BadSeal = 15,
+    /// The handshake named a client key that is not authorised.
+    UnknownClient = 16,
+    /// A HELLO whose timestamp is not newer than the last one accepted from that client.
+    HandshakeReplay = 17,
+    /// A PATH_RESPONSE did not return the outstanding challenge, or came from another address.
+    PathValidation = 18,
+    /// The session table is full.
+    TableFull = 19,
+    /// Ownership of the session is ambiguous (cluster); the reattach is refused.
+    OwnershipAmbiguous = 20,
+    /// The session's version or nonce reached the safety margin below `u64::MAX`.
+    VersionExhausted = 21,
+    /// Authenticated REJECT replies for this session are over their rate limit.
+    RejectRate = 22,
+}
+
+/// Number of slots in the per-CPU counter array: slot 0 counts accepted packets, slot
+/// [`COUNTER_TO_CONTROLLER`] counts packets passed to the controller, the others are reason codes.
+pub const COUNTER_SLOTS: u32 = 32;
+/// Counter slot of DATA and KEEPALIVE packets accepted by the XDP program.
+pub const COUNTER_ACCEPTED: u32 = 0;
+/// Counter slot of HELLO and control messages passed to the controller.
+pub const COUNTER_TO_CONTROLLER: u32 = COUNTER_SLOTS - 1;
+
+impl RejectReason {
+    /// Every reason, in code order.
+    pub const ALL: [RejectReason; 22] = [
+        Self::Malformed,
+        Self::HandshakeRate,
+        Self::UnknownSession,
+        Self::BadTag,
+        Self::Terminated,
+        Self::DuplicateNonce,
+        Self::NonceTooOld,
+        Self::NotAttached,
+        Self::StaleVersion,
+        Self::VersionJump,
+        Self::TransportMismatch,
+        Self::NonceExhausted,
+        Self::ReplayContention,
+        Self::ConcurrentMutation,
+        Self::BadSeal,
+        Self::UnknownClient,
+        Self::HandshakeReplay,
+        Self::PathValidation,
+        Self::TableFull,
+        Self::OwnershipAmbiguous,
+        Self::VersionExhausted,
+        Self::RejectRate,
+    ];
+
+    /// The code carried in events, REJECT bodies and counter indexes.
+    pub const fn code(self) -> u8 {
+        self as u8
+    }
+
+    /// The reason for a code, or `None` for a code this version does not know.
+    pub fn from_code(code: u8) -> Option<Self> {
+        Self::ALL.iter().copied().find(|r| r.code() == code)
+    }
+
+    /// The operator-facing name, as used in logs, metrics labels and `--json` output.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Malformed => "MALFORMED",
+            Self::HandshakeRate => "HANDSHAKE_RATE",
+            Self::UnknownSession => "UNKNOWN_SESSION",
+            Self::BadTag => "BAD_TAG",
+            Self::Terminated => "TERMINATED",
+            Self::DuplicateNonce => "DUPLICATE_NONCE",
+            Self::NonceTooOld => "NONCE_TOO_OLD",
+            Self::NotAttached => "NOT_ATTACHED",
+            Self::StaleVersion => "STALE_VERSION",
+            Self::VersionJump => "VERSION_JUMP",
+            Self::TransportMismatch => "TRANSPORT_MISMATCH",
+            Self::NonceExhausted => "NONCE_EXHAUSTED",
+            Self::ReplayContention => "REPLAY_CONTENTION",
+            Self::ConcurrentMutation => "CONCURRENT_MUTATION",
+            Self::BadSeal => "BAD_SEAL",
+            Self::UnknownClient => "UNKNOWN_CLIENT",
+            Self::HandshakeReplay => "HANDSHAKE_REPLAY",
+            Self::PathValidation => "PATH_VALIDATION",
+            Self::TableFull => "TABLE_FULL",
+            Self::OwnershipAmbiguous => "OWNERSHIP_AMBIGUOUS",
+            Self::VersionExhausted => "VERSION_EXHAUSTED",
+            Self::RejectRate => "REJECT_RATE",
+        }
+    }
+
+    /// The counter slot of this reason.
+    pub const fn counter_slot(self) -> u32 {
+        self as u32
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_round_trip_and_fit_the_counter_array() {
+        for r in RejectReason::ALL {
+            assert_eq!(RejectReason::from_code(r.code()), Some(r));
+            assert!(
+                r.counter_slot() > COUNTER_ACCEPTED && r.counter_slot() < COUNTER_TO_CONTROLLER
+            );
+        }
+        assert_eq!(RejectReason::from_code(0), None);
+        assert_eq!(RejectReason::from_code(200), None);
+    }
+}

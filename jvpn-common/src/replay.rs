@@ -1,0 +1,323 @@
+//! The replay window: exact, lock-free, and safe for the same nonce arriving on two CPUs at once.
+//!
+//! This is the sliding-window scheme of RFC 6479 (a ring of bitmap words indexed by the nonce's
+//! block, as WireGuard's `counter_validate` does), changed so that every update is one
+//! compare-and-swap on one 64-bit word and no lock is needed:
+//!
+//! - Each of the [`REPLAY_SLOTS`] slots carries, beside its bitmap of 32 nonces, the *generation* of
+//!   the block it holds (`block / REPLAY_SLOTS`, low 32 bits). RFC 6479 clears words as the window
+//!   advances; here a slot holding an older generation is simply overwritten by the newer block, in
+//!   the same compare-and-swap that sets the nonce's bit. There is no separate clearing step to race.
+//! - `max`, the highest nonce accepted, is raised *before* the nonce's bit is set, and read *after* the
+//!   slot. So whoever wrote a slot had already raised `max` to its nonce, and the `max` we read covers
+//!   it. A nonce `n` inside the window (`n + REPLAY_WINDOW >= max`) therefore shares its slot only
+//!   with blocks at or below its own: a slot of another generation is older and may be taken over.
+//! - Two CPUs with the same nonce both reach the compare-and-swap on the same slot word; exactly one
+//!   succeeds, the other re-reads the word, finds the bit and reports a duplicate.
+//!
+//! Equal truncated generations that are really 2^44 nonces apart would read as the same block; that
+//! can only produce a false duplicate (a drop), never a second acceptance: the window fails closed.
+//!
+//! The algorithm is written once, over [`ReplayMemory`]: the XDP program implements it with BPF
+//! atomics on the map value, userspace with [`core::sync::atomic`] ([`ReplayWindow`]).
+
+use crate::abi::{
+    NONCE_LIMIT, REPLAY_BITS_PER_SLOT, REPLAY_CAS_RETRIES, REPLAY_SLOTS, REPLAY_WINDOW,
+};
+use crate::reason::RejectReason;
+
+/// Atomic access to a replay window's words. Every operation must be sequentially consistent.
+pub trait ReplayMemory {
+    /// Loads `max`.
+    fn load_max(&self) -> u64;
+    /// Sets `max` to `new` if it is `current`; otherwise returns what it is.
+    fn cas_max(&self, current: u64, new: u64) -> Result<(), u64>;
+    /// Loads slot `index` (`index < REPLAY_SLOTS`).
+    fn load_slot(&self, index: usize) -> u64;
+    /// Sets slot `index` to `new` if it is `current`; otherwise returns what it is.
+    fn cas_slot(&self, index: usize, current: u64, new: u64) -> Result<(), u64>;
+}
+
+/// Why a nonce was refused by the window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReplayReject {
+    /// Already accepted once.
+    Duplicate,
+    /// Older than the window.
+    TooOld,
+    /// At or past [`NONCE_LIMIT`].
+    Exhausted,
+    /// Every compare-and-swap retry lost; refused rather than guessed.
+    Contended,
+}
+
+impl ReplayReject {
+    /// The reason code this refusal is counted under.
+    #[inline(always)]
+    pub const fn reason(self) -> RejectReason {
+        match self {
+            Self::Duplicate => RejectReason::DuplicateNonce,
+            Self::TooOld => RejectReason::NonceTooOld,
+            Self::Exhausted => RejectReason::NonceExhausted,
+            Self::Contended => RejectReason::ReplayContention,
+        }
+    }
+}
+
+/// Accepts `nonce` exactly once, or says why not.
+#[inline(always)]
+pub fn check_and_record<M: ReplayMemory>(mem: &M, nonce: u64) -> Result<(), ReplayReject> {
+    if nonce >= NONCE_LIMIT {
+        return Err(ReplayReject::Exhausted);
+    }
+    raise_max(mem, nonce)?;
+
+    let block = nonce / REPLAY_BITS_PER_SLOT;
+    // The mask keeps the index provably below REPLAY_SLOTS (a power of two) for the verifier.
+    let index = (block as usize) & (REPLAY_SLOTS - 1);
+    let generation = (block / REPLAY_SLOTS as u64) as u32 as u64;
+    let bit = 1u64 << (nonce % REPLAY_BITS_PER_SLOT);
+
+    for _ in 0..REPLAY_CAS_RETRIES {
+        let slot = mem.load_slot(index);
+        // Read after the slot: it covers the nonce of whoever wrote the slot (see the module doc).
+        let max = mem.load_max();
+        // No overflow: nonce < NONCE_LIMIT = u64::MAX - REPLAY_WINDOW - 1.
+        if nonce + REPLAY_WINDOW < max {
+            return Err(ReplayReject::TooOld);
+        }
+        let next = if slot >> 32 == generation {
+            if slot & bit != 0 {
+                return Err(ReplayReject::Duplicate);
+            }
+            slot | bit
+        } else {
+            (generation << 32) | bit
+        };
+        if mem.cas_slot(index, slot, next).is_ok() {
+            return Ok(());
+        }
+    }
+    Err(ReplayReject::Contended)
+}
+
+/// Raises `max` to at least `nonce`; fails only if every retry lost to a smaller concurrent raise.
+#[inline(always)]
+fn raise_max<M: ReplayMemory>(mem: &M, nonce: u64) -> Result<(), ReplayReject> {
+    let mut max = mem.load_max();
+    for _ in 0..REPLAY_CAS_RETRIES {
+        if nonce <= max {
+            return Ok(());
+        }
+        match mem.cas_max(max, nonce) {
+            Ok(()) => return Ok(()),
+            Err(now) => max = now,
+        }
+    }
+    if nonce <= max {
+        Ok(())
+    } else {
+        Err(ReplayReject::Contended)
+    }
+}
+
+#[cfg(not(target_arch = "bpf"))]
+pub use window::ReplayWindow;
+
+#[cfg(not(target_arch = "bpf"))]
+mod window {
+    use super::*;
+    use core::sync::atomic::{AtomicU64, Ordering::SeqCst};
+
+    /// A replay window in ordinary memory: the client's window for gateway messages, the reference
+    /// model for the dataplane's, and the subject of the unit tests.
+    pub struct ReplayWindow {
+        max: AtomicU64,
+        slots: [AtomicU64; REPLAY_SLOTS],
+    }
+
+    impl Default for ReplayWindow {
+        fn default() -> Self {
+            Self {
+                max: AtomicU64::new(0),
+                slots: core::array::from_fn(|_| AtomicU64::new(0)),
+            }
+        }
+    }
+
+    impl ReplayWindow {
+        /// Accepts `nonce` exactly once, or says why not.
+        pub fn check_and_record(&self, nonce: u64) -> Result<(), ReplayReject> {
+            check_and_record(self, nonce)
+        }
+
+        /// The highest nonce accepted so far.
+        pub fn max(&self) -> u64 {
+            self.max.load(SeqCst)
+        }
+    }
+
+    impl ReplayMemory for ReplayWindow {
+        fn load_max(&self) -> u64 {
+            self.max.load(SeqCst)
+        }
+        fn cas_max(&self, current: u64, new: u64) -> Result<(), u64> {
+            self.max
+                .compare_exchange(current, new, SeqCst, SeqCst)
+                .map(|_| ())
+        }
+        fn load_slot(&self, index: usize) -> u64 {
+            self.slots[index].load(SeqCst)
+        }
+        fn cas_slot(&self, index: usize, current: u64, new: u64) -> Result<(), u64> {
+            self.slots[index]
+                .compare_exchange(current, new, SeqCst, SeqCst)
+                .map(|_| ())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::vec::Vec;
+
+    const W: u64 = REPLAY_WINDOW;
+    const R: u64 = NONCE_LIMIT;
+
+    fn run(steps: &[(u64, bool)]) {
+        let w = ReplayWindow::default();
+        for (i, &(n, ok)) in steps.iter().enumerate() {
+            assert_eq!(w.check_and_record(n).is_ok(), ok, "step {i}: nonce {n}");
+        }
+    }
+
+    /// WireGuard's counter self-test (drivers/net/wireguard/selftest/counter.c), with our W and R.
+    #[test]
+    fn wireguard_counter_sequence() {
+        run(&[
+            (0, true),
+            (1, true),
+            (1, false),
+            (9, true),
+            (8, true),
+            (7, true),
+            (7, false),
+            (W + 1, true),
+            (W, true),
+            (W, false),
+            (W - 1, true),
+            (2, true),
+            (2, false),
+            (W + 17, true),
+            (3, false),
+            (W + 17, false),
+            (4 * W + 4, true),
+            (3 * W + 4, true),
+            (10, false),
+            (3 * W + 3, false),
+            (3 * W + 2, false),
+            (3 * W + 5, true),
+            (3 * W + 4, false),
+            (0, false),
+            (R, false),
+            (R - 1, true),
+            (R, false),
+            (R - 1, false),
+            (R - 2, true),
+            (R + 1, false),
+            (R + 2, false),
+            (R - 2, false),
+            (R - 3, true),
+            (0, false),
+        ]);
+    }
+
+    #[test]
+    fn wireguard_counter_sweeps() {
+        let mut steps: Vec<(u64, bool)> = (1..=W).map(|n| (n, true)).collect();
+        steps.extend([(0, true), (0, false)]);
+        run(&steps);
+
+        let mut steps: Vec<(u64, bool)> = (2..=W + 1).map(|n| (n, true)).collect();
+        steps.extend([(1, true), (0, false)]);
+        run(&steps);
+
+        run(&(0..=W).rev().map(|n| (n, true)).collect::<Vec<_>>());
+
+        let mut steps: Vec<(u64, bool)> = (1..=W + 1).rev().map(|n| (n, true)).collect();
+        steps.push((0, false));
+        run(&steps);
+
+        let mut steps: Vec<(u64, bool)> = (1..=W).rev().map(|n| (n, true)).collect();
+        steps.extend([(W + 1, true), (0, false)]);
+        run(&steps);
+
+        let mut steps: Vec<(u64, bool)> = (1..=W).rev().map(|n| (n, true)).collect();
+        steps.extend([(0, true), (W + 1, true)]);
+        run(&steps);
+    }
+
+    #[test]
+    fn refusals_carry_their_reason() {
+        let w = ReplayWindow::default();
+        assert_eq!(w.check_and_record(5), Ok(()));
+        assert_eq!(w.check_and_record(5), Err(ReplayReject::Duplicate));
+        assert_eq!(w.check_and_record(5 + W + 1), Ok(()));
+        assert_eq!(w.check_and_record(0), Err(ReplayReject::TooOld));
+        assert_eq!(w.check_and_record(R), Err(ReplayReject::Exhausted));
+        assert_eq!(
+            ReplayReject::Duplicate.reason(),
+            RejectReason::DuplicateNonce
+        );
+        assert_eq!(ReplayReject::TooOld.reason(), RejectReason::NonceTooOld);
+    }
+
+    #[test]
+    fn window_is_at_least_2048_wide() {
+        const { assert!(REPLAY_WINDOW >= 2048) };
+    }
+
+    /// Four threads race every nonce of a range, twice each: no nonce is ever accepted twice.
+    #[test]
+    fn concurrent_same_nonces_are_accepted_at_most_once() {
+        use core::sync::atomic::{AtomicU8, Ordering};
+        use std::sync::Arc;
+
+        const NONCES: usize = 20_000;
+        let w = Arc::new(ReplayWindow::default());
+        let accepted: Arc<Vec<AtomicU8>> =
+            Arc::new((0..=NONCES).map(|_| AtomicU8::new(0)).collect());
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let (w, accepted) = (w.clone(), accepted.clone());
+                std::thread::spawn(move || {
+                    for n in 1..=NONCES {
+                        for _ in 0..2 {
+                            match w.check_and_record(n as u64) {
+                                Ok(()) => {
+                                    accepted[n].fetch_add(1, Ordering::SeqCst);
+                                }
+                                Err(ReplayReject::Duplicate | ReplayReject::TooOld) => {}
+                                Err(e) => panic!("nonce {n}: unexpected {e:?}"),
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let mut total = 0;
+        for (n, c) in accepted.iter().enumerate() {
+            let c = c.load(Ordering::SeqCst);
+            assert!(c <= 1, "nonce {n} accepted {c} times");
+            total += c as usize;
+        }
+        assert!(
+            total >= NONCES / 2,
+            "the window refused most nonces: {total}"
+        );
+    }
+}
