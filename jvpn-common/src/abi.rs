@@ -108,3 +108,26 @@ pub const MAP_REPLAY_ZERO: &str = "JVPN_REPLAY_ZERO";
 pub const PROGRAM_NAME: &str = "jvpn_xdp";
 /// File name of the pinned XDP link inside the pin directory.
 pub const PIN_LINK: &str = "link";
+
+/// High bits of a session id that name the node owning the session (spec section 7, sticky
+/// ownership); the other `64 - SESSION_ID_NODE_BITS` low bits are random and never all zero, so no
+/// session id is 0, the id reserved for HELLO.
+pub const SESSION_ID_NODE_BITS: u32 = 16;
+
+/// Benchmark object (`jvpn-bench`, never loaded by the gateway): name of its hash map shaped like
+/// the session table, which the lookup baseline reads.
+pub const BENCH_MAP_SESSIONS: &str = "JVPN_BENCH_SESSIONS";
+/// Benchmark object: name of its frame table, a memory-mappable array of frames of
+/// [`BENCH_FRAME_BYTES`] the driver program copies into the packet one per run, in rotation.
+pub const BENCH_MAP_FRAMES: &str = "JVPN_BENCH_FRAMES";
+/// Benchmark object: name of the array of one `u32`, how many frames of the table rotate.
+pub const BENCH_MAP_ROTATION: &str = "JVPN_BENCH_ROTATION";
+/// Benchmark object: name of the per-CPU array of one `u32`, the index of the next frame.
+pub const BENCH_MAP_CURSOR: &str = "JVPN_BENCH_CURSOR";
+/// Benchmark object: name of the program array of one slot, the program the driver tail-calls.
+pub const BENCH_MAP_TARGET: &str = "JVPN_BENCH_TARGET";
+/// Benchmark object: length of a frame of the frame table (an 82-byte Ethernet/IPv4/UDP frame
+/// carrying a bare header, padded to whole 64-bit words).
+pub const BENCH_FRAME_BYTES: usize = 88;
+/// Benchmark object: capacity of the frame table.
+pub const BENCH_MAX_FRAMES: u32 = 1 << 20;

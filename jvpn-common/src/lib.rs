@@ -3,6 +3,7 @@
 //! Everything that crosses the kernel/user boundary or the wire is defined here, once:
 //!
 //! - [`abi`]: every size, offset, default and map name; the byte diagram of the wire header.
+//! - [`control`]: the plaintext bodies of the handshake payloads and control messages.
 //! - [`wire`]: the 40-byte header as a `#[repr(C)]` type with its byte order, and its validation.
 //! - [`reason`]: the reason codes for every drop and every reject.
 //! - [`maps`]: the values stored in the BPF maps and the security event of the ring buffer.
@@ -18,6 +19,7 @@
 extern crate std;
 
 pub mod abi;
+pub mod control;
 pub mod maps;
 pub mod reason;
 pub mod replay;

@@ -1,2 +1,13 @@
 //! jvpn userspace: the dataplane loader, and (to come) the gateway controller, client and CLI.
 #![deny(missing_docs)]
+pub mod cli;
+pub mod client;
+pub mod config;
+pub mod control;
+pub mod crypto;
+pub mod dataplane;
+pub mod events;
+pub mod gateway;
+pub mod metrics;
+pub mod session;
+pub mod store;

@@ -1,1 +1,52 @@
-fn main() {}
+//! The `jvpn` binary: parse the command line, run the command, and turn any failure into one line
+//! on standard error and a non-zero exit code.
+
+use jvpn_user::cli::{self, client_cmd, keygen, preflight, CliError, Command, Invocation};
+use std::io::Write;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let result = match cli::parse_args(std::env::args_os()) {
+        Ok(Invocation::Print(text)) => {
+            print!("{text}");
+            Ok(())
+        }
+        Ok(Invocation::Run(command)) => run(command),
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.is_broken_pipe() => ExitCode::SUCCESS,
+        Err(e) => {
+            // If standard error itself is gone there is nowhere left to report to.
+            let _ = writeln!(
+                std::io::stderr(),
+                "error: {}",
+                cli::one_line(&e.to_string())
+            );
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+fn run(command: Command) -> Result<(), CliError> {
+    match command {
+        Command::Gateway(options) => {
+            preflight::gateway(&options)?;
+            tracing_subscriber::fmt()
+                .with_env_filter(
+                    tracing_subscriber::EnvFilter::try_from_default_env()
+                        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                )
+                .init();
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .map_err(CliError::Runtime)?;
+            runtime.block_on(jvpn_user::gateway::run(options, cli::shutdown_signal()))?;
+            Ok(())
+        }
+        Command::Client(invocation) => client_cmd::execute(invocation),
+        Command::Keygen { path, psk } => keygen::execute(&path, psk),
+    }
+}

@@ -1,1 +1,71 @@
-fn main() {}
+//! `cargo xtask`: the one entry point for working on jvpn. It only orchestrates (installs prerequisites,
+//! runs cargo, lays out namespaces); what it builds and runs lives in the other crates. Each subcommand has
+//! a module of its own; this file parses the command line and maps errors to exit statuses.
+
+#![deny(unsafe_code)]
+
+mod bench;
+mod demo;
+mod netns;
+mod setup;
+mod test;
+mod util;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Set up, build, test, benchmark and demonstrate jvpn.
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask", bin_name = "cargo xtask")]
+struct Cli {
+    #[command(subcommand)]
+    command: Task,
+}
+
+#[derive(Debug, Subcommand)]
+enum Task {
+    /// Install every prerequisite (apt packages, nightly + rust-src, bpf-linker, bpffs); quick when all is there.
+    Setup,
+    /// Build the `jvpn` binary (and with it the XDP object) in release mode.
+    Build,
+    /// Run every test tier as CI does (needs root): fmt, clippy, then `cargo test --workspace [ARGS]`.
+    Test {
+        /// Passed to `cargo test --workspace`, e.g. a test name filter.
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+    /// Run a benchmark (needs root); it writes target/bench/NAME.json.
+    Bench {
+        /// Which benchmark.
+        #[arg(value_enum)]
+        name: bench::BenchName,
+        /// Passed to the benchmark binary.
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+    /// Run the demo in network namespaces (needs root); cleans up after itself, also on Ctrl-C.
+    Demo,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Task::Setup => setup::run(),
+        Task::Build => setup::ensure_buildable().and_then(|()| util::build_release().map(drop)),
+        Task::Test { args } => test::run(&args),
+        Task::Bench { name, args } => bench::run(name, &args),
+        Task::Demo => demo::run(),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) if error.is::<util::Interrupted>() => {
+            eprintln!("stopped: {error}");
+            ExitCode::from(util::INTERRUPTED_EXIT_STATUS)
+        }
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

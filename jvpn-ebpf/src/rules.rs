@@ -1,0 +1,109 @@
+//! The decision list of the versioning model, applied in its order (issue 2, steps 1 to 6): the
+//! first rule a jvpn packet breaks is the reason it is refused. Reads maps, writes only the replay
+//! window (through [`crate::replay`]) and the HELLO buckets (through [`crate::ratelimit`]).
+
+use crate::maps::JVPN_SESSIONS;
+use crate::verdict::{Refusal, Seen, Verdict};
+use crate::{ratelimit, replay};
+use aya_ebpf::programs::XdpContext;
+use jvpn_common::abi::HEADER_LEN;
+use jvpn_common::siphash::SipKey;
+use jvpn_common::{
+    GatewayConfig, MessageType, RejectReason, SessionEntry, SessionState, WireHeader,
+};
+use jvpn_ebpf::packet::{udp_datagram, Packet};
+
+/// Judges one frame under `config`.
+#[inline(always)]
+pub fn try_jvpn_xdp(
+    ctx: &XdpContext,
+    packet: &Packet,
+    config: &GatewayConfig,
+) -> Result<Verdict, Refusal> {
+    // Unconfigured: pass everything rather than black-hole the interface.
+    if config.port.get() == 0 {
+        return Ok(Verdict::NotJvpn);
+    }
+    let Some(datagram) = udp_datagram(packet) else {
+        return Ok(Verdict::NotJvpn);
+    };
+    if datagram.destination_port != config.port {
+        return Ok(Verdict::NotJvpn);
+    }
+    let seen = Seen::source(datagram.source);
+
+    // 1. Malformed: fragmented, truncated, or a header that breaks a field rule.
+    if datagram.fragmented || datagram.payload_len < HEADER_LEN {
+        return Err(seen.refuse(RejectReason::Malformed));
+    }
+    let Some(header) = packet.read::<WireHeader>(datagram.payload) else {
+        return Err(seen.refuse(RejectReason::Malformed));
+    };
+    let seen = seen.header(&header);
+    let msg_type = match header.validate() {
+        Ok(t) if t.sent_by_client() => t,
+        _ => return Err(seen.refuse(RejectReason::Malformed)),
+    };
+
+    // 2. HELLO: per-source rate limit, then the controller runs the handshake.
+    if msg_type == MessageType::Hello {
+        return match ratelimit::admit_hello(&datagram.source.addr, config) {
+            true => Ok(Verdict::ToController),
+            false => Err(seen.refuse(RejectReason::HandshakeRate)),
+        };
+    }
+
+    // 3. The session must exist and the tag verify before anything of it is touched.
+    let session_id = header.session_id.get();
+    let Some(session) = session(session_id) else {
+        return Err(seen.refuse(RejectReason::UnknownSession));
+    };
+    if !header.tag_verifies(SipKey::from_bytes(&session.header_key)) {
+        return Err(seen.refuse(RejectReason::BadTag));
+    }
+
+    // 4. Terminated (an unknown state byte counts as terminated: fail closed).
+    let state = SessionState::from_u8(session.state).unwrap_or(SessionState::Terminated);
+    if state == SessionState::Terminated {
+        return Err(seen.refuse(RejectReason::Terminated));
+    }
+
+    let nonce = header.nonce.get();
+    match msg_type {
+        // 5. Control messages: replay-checked here, decided by the controller (CAS).
+        MessageType::ReattachRequest | MessageType::PathResponse | MessageType::Terminate => {
+            replay::check_and_record(ctx, session_id, nonce).map_err(|r| seen.refuse(r))?;
+            Ok(Verdict::ToController)
+        }
+        // 6. DATA and KEEPALIVE: the full versioning check.
+        MessageType::Data | MessageType::Keepalive => {
+            if state != SessionState::Attached {
+                return Err(seen.refuse(RejectReason::NotAttached));
+            }
+            let version = header.state_version.get();
+            if version < session.state_version {
+                return Err(seen.refuse(RejectReason::StaleVersion));
+            }
+            if version > session.state_version {
+                return Err(seen.refuse(RejectReason::VersionJump));
+            }
+            if datagram.source != session.transport {
+                return Err(seen.refuse(RejectReason::TransportMismatch));
+            }
+            replay::check_and_record(ctx, session_id, nonce).map_err(|r| seen.refuse(r))?;
+            Ok(Verdict::Accepted)
+        }
+        // HELLO was handled in step 2 and gateway-only types refused in step 1.
+        _ => Err(seen.refuse(RejectReason::Malformed)),
+    }
+}
+
+/// A copy of the session's entry: the controller replaces entries whole, and copying at once
+/// keeps this packet's view of the session consistent while it is judged.
+#[inline(always)]
+fn session(session_id: u64) -> Option<SessionEntry> {
+    let entry = JVPN_SESSIONS.get_ptr(session_id)?;
+    // SAFETY: a hash map value pointer returned by the lookup stays valid for the rest of this
+    // program run (RCU); it is read once, by value.
+    Some(unsafe { entry.read() })
+}

@@ -1,0 +1,150 @@
+//! The command line as typed: clap's derive definitions, before any validation.
+//!
+//! Values whose checking needs a good error message (session ids, interface names, addresses,
+//! limits) stay strings here and are checked in [`super::validate`], which turns these raw
+//! arguments into a [`super::Command`].
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use jvpn_common::abi::DEFAULT_PORT;
+use std::path::PathBuf;
+
+/// Default gateway config file.
+pub const DEFAULT_CONFIG: &str = "/etc/jvpn/gateway.toml";
+/// Default directory of the durable session store.
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/jvpn";
+
+/// jvpn: a VPN whose sessions survive transport changes.
+#[derive(Debug, Parser)]
+#[command(name = "jvpn", version, about, propagate_version = true)]
+pub struct RawArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: RawCommand,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum RawCommand {
+    /// Run the gateway daemon in the foreground (stops on SIGINT or SIGTERM).
+    Gateway(RawGatewayArgs),
+    /// Show the running gateway's status.
+    Status(RawClientArgs),
+    /// List, show or terminate sessions.
+    Sessions {
+        /// What to do with sessions (default: list).
+        #[command(subcommand)]
+        action: Option<RawSessionsAction>,
+        /// Which gateway to ask, and how to print.
+        #[command(flatten)]
+        client: RawClientArgs,
+    },
+    /// Show packet, drop and transition counters.
+    Stats(RawClientArgs),
+    /// Print a session's whole version history.
+    Audit {
+        /// The session id, as printed by `jvpn sessions list`.
+        #[arg(value_name = "ID")]
+        id: String,
+        /// Which gateway to ask, and how to print.
+        #[command(flatten)]
+        client: RawClientArgs,
+    },
+    /// Print the gateway's event stream.
+    Events {
+        /// Keep printing new events until interrupted.
+        #[arg(long, short = 'f')]
+        follow: bool,
+        /// Only events about this session.
+        #[arg(long, value_name = "ID")]
+        session: Option<String>,
+        /// Only events of this kind: STATE_CHANGE, SECURITY_EVENT, POLICY_EVENT or EVENTS_LOST
+        /// (losses are always shown).
+        #[arg(long, value_name = "KIND")]
+        kind: Option<String>,
+        /// Which gateway to ask, and how to print.
+        #[command(flatten)]
+        client: RawClientArgs,
+    },
+    /// Generate a key pair: writes the private key to KEY_FILE (mode 0600, never replacing a file)
+    /// and prints the public key for the other side's config.
+    Keygen {
+        /// Where to write the private key (or, with --psk, the pre-shared key).
+        #[arg(value_name = "KEY_FILE")]
+        path: PathBuf,
+        /// Make a pre-shared key instead of a key pair.
+        #[arg(long)]
+        psk: bool,
+    },
+}
+
+/// `jvpn sessions` actions.
+#[derive(Debug, Subcommand)]
+pub enum RawSessionsAction {
+    /// List every session.
+    List,
+    /// Show one session in full.
+    Show {
+        /// The session id.
+        #[arg(value_name = "ID")]
+        id: String,
+    },
+    /// End a session (its version goes up by one, to TERMINATED).
+    Terminate {
+        /// The session id.
+        #[arg(value_name = "ID")]
+        id: String,
+    },
+}
+
+/// Options every client command shares.
+#[derive(Debug, Args)]
+pub struct RawClientArgs {
+    /// The interface whose gateway to ask (its socket is /run/jvpn/IF.sock). Needed only when
+    /// more than one gateway runs.
+    #[arg(long, short = 'i', value_name = "IF", global = true)]
+    pub iface: Option<String>,
+    /// The control socket to use instead of /run/jvpn/IF.sock.
+    #[arg(long, value_name = "PATH", global = true, conflicts_with = "iface")]
+    pub socket: Option<PathBuf>,
+    /// Print JSON instead of text (one object per line for `events`).
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+/// `jvpn gateway` options.
+#[derive(Debug, Args)]
+pub struct RawGatewayArgs {
+    /// The interface jvpn traffic arrives on; the XDP program attaches here.
+    #[arg(long, short = 'i', value_name = "IF")]
+    pub iface: String,
+    /// The UDP port to serve.
+    #[arg(long, value_name = "PORT", default_value_t = DEFAULT_PORT)]
+    pub port: u16,
+    /// The gateway config file (keys and authorised clients).
+    #[arg(long, value_name = "FILE", default_value = DEFAULT_CONFIG)]
+    pub config: PathBuf,
+    /// Where the durable session store lives.
+    #[arg(long, value_name = "DIR", default_value = DEFAULT_STATE_DIR)]
+    pub state_dir: PathBuf,
+    /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9151).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<String>,
+    /// Size of the session table.
+    #[arg(long, value_name = "N")]
+    pub max_sessions: Option<String>,
+    /// How the XDP program attaches: native (driver) or generic (skb).
+    #[arg(long, value_enum, value_name = "MODE", default_value_t = RawXdpMode::Driver)]
+    pub xdp_mode: RawXdpMode,
+    /// The control socket to serve instead of /run/jvpn/IF.sock.
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+}
+
+/// `--xdp-mode` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum RawXdpMode {
+    /// Native XDP in the driver.
+    Driver,
+    /// Generic XDP after the skb is built.
+    Skb,
+}

@@ -1,0 +1,54 @@
+//! The `jvpn` command line: definitions, validation, machine checks, and client commands.
+//!
+//! Parsing has two stages, as in ripgrep: [`args`] is what clap accepts, [`validate`] turns it into
+//! a [`Command`] or one clear error line. [`preflight`] checks the machine (root, interface, which
+//! gateway socket), [`client_cmd`] runs the commands that talk to a gateway and [`output`] prints
+//! their answers. Every failure is a [`CliError`]: one line, and an exit code from [`error`].
+
+pub mod args;
+pub mod client_cmd;
+pub mod error;
+pub mod keygen;
+pub mod output;
+pub mod preflight;
+pub mod validate;
+
+#[cfg(test)]
+mod validate_tests;
+
+pub use error::CliError;
+pub use validate::{
+    parse_args, ClientAction, ClientInvocation, Command, GatewayOptions, Invocation, SocketChoice,
+};
+
+/// Completes when the process receives SIGINT or SIGTERM: the gateway's shutdown signal.
+/// Must be called within a tokio runtime. If the handlers cannot be installed it logs why and never
+/// completes (the process can then still be stopped with SIGKILL).
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut interrupt), Ok(mut terminate)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        tracing::error!("cannot install SIGINT/SIGTERM handlers; stop the gateway with SIGKILL");
+        std::future::pending::<()>().await;
+        return;
+    };
+    tokio::select! {
+        _ = interrupt.recv() => tracing::info!("SIGINT received, stopping"),
+        _ = terminate.recv() => tracing::info!("SIGTERM received, stopping"),
+    }
+}
+
+/// `text` made safe to print as one line: control characters (newlines included) are escaped.
+pub fn one_line(text: &str) -> String {
+    let mut line = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() {
+            line.extend(c.escape_default());
+        } else {
+            line.push(c);
+        }
+    }
+    line
+}

@@ -1,0 +1,393 @@
+//! The client core against the real gateway-side crypto ([`TestGateway`]): the handshake, DATA
+//! both ways, the version rules of spec sections 5 and 10, path validation, replays, forgeries,
+//! REJECT and TERMINATE.
+
+use super::*;
+use crate::client::error::Ambiguity;
+use crate::client::test_gateway::{TestGateway, TEST_KEEPALIVE_SECS, TEST_SESSION};
+use crate::crypto::handshake::tai64n;
+use crate::crypto::ClientHandshake;
+use jvpn_common::control::{PathChallenge, ReattachAck, Reject};
+use jvpn_common::replay::ReplayReject;
+use jvpn_common::{RejectReason, TransportBinding};
+use std::time::SystemTime;
+
+fn established() -> (TestGateway, ClientSessionState) {
+    let mut gateway = TestGateway::new();
+    let client = ClientSessionState::new(gateway.handshake()).expect("WELCOME at version 1");
+    (gateway, client)
+}
+
+const TOKEN: [u8; 32] = [0xc4; 32];
+const NEW_BINDING: TransportBinding = TransportBinding::from_v4([198, 51, 100, 7], 40001);
+
+fn challenge(attempt: u64) -> PathChallenge {
+    PathChallenge {
+        token: TOKEN,
+        attempt: Be64::new(attempt),
+    }
+}
+
+fn ack(new_version: u64) -> ReattachAck {
+    ReattachAck {
+        new_version: Be64::new(new_version),
+        binding: NEW_BINDING,
+    }
+}
+
+/// A whole reattach, the gateway challenging at `challenge_version` and committing one above it.
+fn reattach(gateway: &mut TestGateway, client: &mut ClientSessionState, challenge_version: u64) {
+    let request = client.reattach_request().unwrap();
+    let (_, body) = gateway.open_control::<ReattachRequest>(&request);
+    let datagram = gateway.seal(challenge_version, &challenge(body.attempt.get()));
+    let ClientEvent::PathChallenge { response, .. } = client.handle(&datagram).unwrap() else {
+        panic!("a challenge of the current attempt is answered");
+    };
+    gateway.open_control::<PathResponse>(&response);
+    gateway.version = challenge_version + 1;
+    let datagram = gateway.seal(gateway.version, &ack(gateway.version));
+    assert!(matches!(
+        client.handle(&datagram),
+        Ok(ClientEvent::ReattachAcked { .. })
+    ));
+}
+
+#[test]
+fn handshake_opens_the_session_at_version_1_with_nonces_from_1() {
+    let (_gateway, client) = established();
+    assert_eq!(
+        client.snapshot(),
+        ClientSnapshot {
+            session_id: TEST_SESSION,
+            acked_version: 1,
+            next_nonce: 1,
+            newest_gateway_nonce: (1 << 40) | 1,
+            latest_attempt: 0,
+            pending: None,
+            closed: None,
+        }
+    );
+    assert_eq!(client.welcome().keepalive_interval_secs.get(), TEST_KEEPALIVE_SECS);
+}
+
+#[test]
+fn welcome_at_another_version_than_1_is_refused() {
+    let mut gateway = TestGateway::new();
+    let identity = gateway.client_identity();
+    let (mut handshake, hello) =
+        ClientHandshake::start(&identity, tai64n(SystemTime::now())).unwrap();
+    let welcome = gateway.accept_hello_at(&hello, 2);
+    let session = handshake.finish(&welcome).unwrap();
+    let refusal = ClientSessionState::new(session).unwrap_err();
+    assert_eq!(refusal, ClientError::WelcomeVersion(2));
+    assert!(refusal.is_fatal());
+}
+
+#[test]
+fn data_and_keepalives_flow_both_ways() {
+    let (mut gateway, mut client) = established();
+    for (i, packet) in [&b"\x45first"[..], b"\x45second", b""].iter().enumerate() {
+        let (header, body) = gateway.open(&client.seal_data(packet).unwrap());
+        assert_eq!(header.message_type(), Some(MessageType::Data));
+        assert_eq!(header.state_version.get(), 1);
+        assert_eq!(header.nonce.get(), i as u64 + 1, "c2g nonces start at 1");
+        assert_eq!(body, *packet);
+    }
+    let (header, body) = gateway.open(&client.keepalive().unwrap());
+    assert_eq!(header.message_type(), Some(MessageType::Keepalive));
+    assert!(body.is_empty());
+
+    let datagram = gateway.seal_raw(MessageType::Data, 1, b"\x45downstream");
+    assert_eq!(
+        client.handle(&datagram),
+        Ok(ClientEvent::Data(b"\x45downstream".to_vec()))
+    );
+    let datagram = gateway.seal_raw(MessageType::Keepalive, 1, &[]);
+    assert_eq!(client.handle(&datagram), Ok(ClientEvent::Keepalive));
+}
+
+#[test]
+fn path_validation_moves_the_session_exactly_one_version_up() {
+    let (mut gateway, mut client) = established();
+    client.seal_data(b"x").unwrap();
+    let request = client.reattach_request().unwrap();
+    let (header, body) = gateway.open_control::<ReattachRequest>(&request);
+    assert_eq!(header.state_version.get(), 1);
+    assert_eq!(header.nonce.get(), 2, "nonces continue into control messages");
+    assert_eq!((body.acked_version.get(), body.attempt.get()), (1, 1));
+
+    let datagram = gateway.seal(1, &challenge(1));
+    let event = client.handle(&datagram).unwrap();
+    let ClientEvent::PathChallenge { response, version: 1, attempt: 1 } = event else {
+        panic!("expected the challenge to be answered, got {event:?}");
+    };
+    let (header, body) = gateway.open_control::<PathResponse>(&response);
+    assert_eq!(header.state_version.get(), 1, "answered at the challenge's version");
+    assert_eq!((body.token, body.attempt.get()), (TOKEN, 1));
+    assert_eq!(client.acked_version(), 1, "nothing is acknowledged before the ACK");
+
+    let datagram = gateway.seal(2, &ack(2));
+    assert_eq!(
+        client.handle(&datagram),
+        Ok(ClientEvent::ReattachAcked {
+            new_version: 2,
+            binding: NEW_BINDING.to_socket_addr()
+        })
+    );
+    assert_eq!((client.acked_version(), client.pending_reattach()), (2, None));
+    let (header, _) = gateway.open(&client.seal_data(b"after").unwrap());
+    assert_eq!(header.state_version.get(), 2);
+    let datagram = gateway.seal_raw(MessageType::Data, 2, b"new");
+    assert_eq!(client.handle(&datagram), Ok(ClientEvent::Data(b"new".to_vec())));
+}
+
+#[test]
+fn challenge_from_a_recovering_gateway_is_answered_at_acked_plus_one() {
+    let (mut gateway, mut client) = established();
+    // The gateway moved the session to RECOVERING (1 -> 2) while the client was away.
+    let request = client.reattach_request().unwrap();
+    gateway.open_control::<ReattachRequest>(&request);
+    let event = client.handle(&gateway.seal(2, &challenge(1))).unwrap();
+    let ClientEvent::PathChallenge { response, version: 2, .. } = event else {
+        panic!("expected an answer at version 2, got {event:?}");
+    };
+    let (header, _) = gateway.open_control::<PathResponse>(&response);
+    assert_eq!(header.state_version.get(), 2);
+    assert!(matches!(
+        client.handle(&gateway.seal(3, &ack(3))),
+        Ok(ClientEvent::ReattachAcked { new_version: 3, .. })
+    ));
+    assert_eq!(client.acked_version(), 3);
+}
+
+#[test]
+fn only_the_current_attempt_is_answered() {
+    let (mut gateway, mut client) = established();
+    client.reattach_request().unwrap();
+    client.reattach_request().unwrap();
+    assert_eq!(
+        client.handle(&gateway.seal(1, &challenge(1))),
+        Err(ClientError::StaleAttempt {
+            attempt: 1,
+            current: 2
+        })
+    );
+    assert!(matches!(
+        client.handle(&gateway.seal(1, &challenge(2))),
+        Ok(ClientEvent::PathChallenge { attempt: 2, .. })
+    ));
+}
+
+#[test]
+fn lower_version_is_refused_and_the_session_goes_on() {
+    let (mut gateway, mut client) = established();
+    let old = gateway.seal_raw(MessageType::Data, 1, b"sent before the jump");
+    reattach(&mut gateway, &mut client, 1);
+    for datagram in [old, gateway.seal_raw(MessageType::Keepalive, 1, &[])] {
+        let refusal = client.handle(&datagram).unwrap_err();
+        assert!(
+            matches!(refusal, ClientError::StaleVersion { version: 1, acked: 2, .. }),
+            "{refusal:?}"
+        );
+        assert!(!refusal.is_fatal());
+    }
+    assert_eq!((client.acked_version(), client.closed()), (2, None));
+    let datagram = gateway.seal_raw(MessageType::Data, 2, b"ok");
+    assert_eq!(client.handle(&datagram), Ok(ClientEvent::Data(b"ok".to_vec())));
+}
+
+#[test]
+fn unexpected_jump_fails_closed_and_everything_after_is_refused() {
+    let (mut gateway, mut client) = established();
+    let jump = ClientError::Ambiguous(Ambiguity::VersionJump {
+        message: MessageType::Data,
+        version: 3,
+        acked: 1,
+    });
+    assert_eq!(client.handle(&gateway.seal_raw(MessageType::Data, 3, b"?")), Err(jump));
+    let closed = ClientError::Closed(Closed::Ambiguous(Ambiguity::VersionJump {
+        message: MessageType::Data,
+        version: 3,
+        acked: 1,
+    }));
+    let valid = gateway.seal_raw(MessageType::Data, 1, b"valid");
+    assert_eq!(client.handle(&valid), Err(closed.clone()));
+    assert_eq!(client.seal_data(b"x"), Err(closed.clone()));
+    assert_eq!(client.keepalive(), Err(closed.clone()));
+    assert_eq!(client.reattach_request(), Err(closed.clone()));
+    assert_eq!(client.terminate(TerminateCause::ClientClosed), Err(closed));
+}
+
+#[test]
+fn reattach_ack_with_a_wrong_version_fails_closed() {
+    let (mut gateway, mut client) = established();
+    client.reattach_request().unwrap();
+    client.handle(&gateway.seal(1, &challenge(1))).unwrap();
+    let refusal = client.handle(&gateway.seal(3, &ack(3))).unwrap_err();
+    assert_eq!(
+        refusal,
+        ClientError::Ambiguous(Ambiguity::AckMismatch {
+            expected: 2,
+            got: 3
+        })
+    );
+    assert_eq!(client.acked_version(), 1);
+    assert!(matches!(client.closed(), Some(Closed::Ambiguous(_))));
+}
+
+#[test]
+fn ack_without_a_challenge_confirms_that_nothing_moved() {
+    let (mut gateway, mut client) = established();
+    client.reattach_request().unwrap();
+    assert!(matches!(
+        client.handle(&gateway.seal(1, &ack(1))),
+        Ok(ClientEvent::ReattachAcked { new_version: 1, .. })
+    ));
+    assert_eq!((client.acked_version(), client.pending_reattach()), (1, None));
+}
+
+#[test]
+fn data_ahead_of_its_ack_is_dropped_without_closing() {
+    let (mut gateway, mut client) = established();
+    client.reattach_request().unwrap();
+    client.handle(&gateway.seal(1, &challenge(1))).unwrap();
+    let early = client.handle(&gateway.seal_raw(MessageType::Data, 2, b"early"));
+    assert!(matches!(early, Err(ClientError::AheadOfAck { version: 2, .. })));
+    assert!(client.closed().is_none());
+    assert!(client.handle(&gateway.seal(2, &ack(2))).is_ok());
+}
+
+#[test]
+fn replayed_gateway_datagrams_are_refused() {
+    let (mut gateway, mut client) = established();
+    let data = gateway.seal_raw(MessageType::Data, 1, b"once");
+    assert!(client.handle(&data).is_ok());
+    let nonce = WireHeader::parse(&data).unwrap().nonce.get();
+    assert_eq!(
+        client.handle(&data),
+        Err(ClientError::Replayed {
+            nonce,
+            reason: ReplayReject::Duplicate
+        })
+    );
+
+    client.reattach_request().unwrap();
+    client.handle(&gateway.seal(1, &challenge(1))).unwrap();
+    let ack = gateway.seal(2, &ack(2));
+    client.handle(&ack).unwrap();
+    let before = client.snapshot();
+    assert!(matches!(
+        client.handle(&ack),
+        Err(ClientError::Replayed { reason: ReplayReject::Duplicate, .. })
+    ));
+    assert_eq!(client.snapshot(), before);
+}
+
+/// Every single-byte change to an authentic datagram, and every truncation, is refused without a
+/// trace: the snapshot is unchanged, the session stays open even when the forgery claims a version
+/// jump, and the authentic datagram (its nonce unspent) is accepted afterwards.
+#[test]
+fn forged_datagrams_change_nothing() {
+    let (mut gateway, mut client) = established();
+    client.reattach_request().unwrap();
+    let authentic = gateway.seal_raw(MessageType::Data, 1, b"\x45authentic packet");
+    let before = client.snapshot();
+    let mut forgeries: Vec<Vec<u8>> = (0..authentic.len())
+        .map(|i| {
+            let mut forged = authentic.clone();
+            forged[i] ^= 0x01;
+            forged
+        })
+        .collect();
+    forgeries.extend((0..authentic.len()).map(|len| authentic[..len].to_vec()));
+    // The same header sealed under another session's keys.
+    let mut stranger = TestGateway::new();
+    stranger.handshake();
+    forgeries.push(stranger.seal_raw(MessageType::Data, 1, b"\x45authentic packet"));
+    for (i, forged) in forgeries.iter().enumerate() {
+        let refusal = client.handle(forged).unwrap_err();
+        assert!(!refusal.is_fatal(), "forgery {i}: {refusal:?}");
+        assert_eq!(client.snapshot(), before, "forgery {i} changed the state");
+    }
+    assert_eq!(
+        client.handle(&authentic),
+        Ok(ClientEvent::Data(b"\x45authentic packet".to_vec()))
+    );
+}
+
+#[test]
+fn reject_is_decoded_and_changes_nothing() {
+    let (mut gateway, mut client) = established();
+    let (header, _) = gateway.open(&client.keepalive().unwrap());
+    let rejected = header.nonce.get();
+    let before = client.snapshot();
+    let reject = Reject::new(RejectReason::PathValidation, 1, rejected);
+    assert_eq!(
+        client.handle(&gateway.seal(1, &reject)),
+        Ok(ClientEvent::Rejected {
+            reason: RejectReason::PathValidation,
+            gateway_version: 1,
+            rejected_nonce: rejected
+        })
+    );
+    let after = client.snapshot();
+    assert_eq!((after.acked_version, after.pending, after.closed), (1, None, None));
+    assert_eq!(after.next_nonce, before.next_nonce);
+}
+
+#[test]
+fn reject_from_a_gateway_ahead_fails_closed() {
+    let (mut gateway, mut client) = established();
+    let reject = Reject::new(RejectReason::StaleVersion, 4, 1);
+    assert_eq!(
+        client.handle(&gateway.seal(4, &reject)),
+        Err(ClientError::Ambiguous(Ambiguity::RejectedAhead {
+            reason: RejectReason::StaleVersion,
+            gateway_version: 4,
+            acked: 1
+        }))
+    );
+    assert!(client.closed().is_some());
+}
+
+#[test]
+fn terminate_from_the_gateway_closes_the_session() {
+    let (mut gateway, mut client) = established();
+    let terminate = Terminate::new(TerminateCause::Operator);
+    assert_eq!(
+        client.handle(&gateway.seal(2, &terminate)),
+        Ok(ClientEvent::Terminated {
+            cause: TerminateCause::Operator
+        })
+    );
+    assert_eq!(
+        client.seal_data(b"x"),
+        Err(ClientError::Closed(Closed::ByGateway(TerminateCause::Operator)))
+    );
+}
+
+#[test]
+fn client_terminate_is_sealed_and_closes_the_core() {
+    let (gateway, mut client) = established();
+    let datagram = client.terminate(TerminateCause::ClientClosed).unwrap();
+    let (header, body) = gateway.open_control::<Terminate>(&datagram);
+    assert_eq!(header.state_version.get(), 1);
+    assert_eq!(body.cause(), Some(TerminateCause::ClientClosed));
+    assert_eq!(
+        client.keepalive(),
+        Err(ClientError::Closed(Closed::ByClient(TerminateCause::ClientClosed)))
+    );
+}
+
+#[test]
+fn nonce_exhaustion_closes_the_core_before_the_safety_margin() {
+    let (gateway, mut client) = established();
+    client.set_next_nonce_for_test(NONCE_CEILING - 1);
+    let (header, _) = gateway.open(&client.seal_data(b"last").unwrap());
+    assert_eq!(header.nonce.get(), NONCE_CEILING - 1);
+    assert_eq!(client.seal_data(b"one more"), Err(ClientError::NonceExhausted));
+    assert_eq!(
+        client.keepalive(),
+        Err(ClientError::Closed(Closed::NonceExhausted))
+    );
+}

@@ -1,0 +1,145 @@
+//! The gateway side of the protocol for the client's tests, built from the real gateway-side
+//! crypto (`GatewayHandshake`, `seal_message` gateway-to-client, `open_message` client-to-gateway).
+//!
+//! It holds what a gateway holds for one session (keys, session id, version, its nonce counter and
+//! the client's replay window) and seals exactly what the gateway sends; the tests choose versions
+//! and attempts to drive the client core into each case. It is not a gateway: no store, no state
+//! machine, no XDP.
+
+use crate::crypto::handshake::tai64n;
+use crate::crypto::{
+    open_body, open_message, seal_body, seal_message, ClientAdmission, ClientHandshake,
+    ClientIdentity, Direction, GatewayHandshake, PresharedKey, PrivateKey, SessionKeys,
+};
+use jvpn_common::control::{Body, WelcomePayload, DEFAULT_TUNNEL_MTU};
+use jvpn_common::replay::ReplayWindow;
+use jvpn_common::wire::{Be16, Be64, MessageType, WireHeader};
+use std::time::SystemTime;
+
+/// The session id the test gateway hands out.
+pub(crate) const TEST_SESSION: u64 = 0x7e57_0000_5e55_1011;
+/// The keepalive interval the test gateway announces, in seconds.
+pub(crate) const TEST_KEEPALIVE_SECS: u16 = 15;
+
+/// One gateway, one client key, at most one session.
+pub(crate) struct TestGateway {
+    private_key: PrivateKey,
+    client: ClientIdentity,
+    keys: Option<SessionKeys>,
+    /// The session's state_version as this gateway holds it.
+    pub version: u64,
+    /// The next gateway-to-client nonce (boot epoch 1, as `(epoch << 40) | counter`).
+    next_nonce: u64,
+    client_nonces: ReplayWindow,
+}
+
+impl TestGateway {
+    /// A gateway and an authorised client identity for it.
+    pub(crate) fn new() -> Self {
+        let private_key = PrivateKey::generate();
+        let client = ClientIdentity {
+            private_key: PrivateKey::generate(),
+            gateway_public_key: private_key.public_key(),
+            psk: PresharedKey::generate(),
+        };
+        Self {
+            private_key,
+            client,
+            keys: None,
+            version: 0,
+            next_nonce: (1 << 40) | 1,
+            client_nonces: ReplayWindow::default(),
+        }
+    }
+
+    /// What the client needs to start a handshake with this gateway.
+    pub(crate) fn client_identity(&self) -> ClientIdentity {
+        self.client.clone()
+    }
+
+    /// Reads a HELLO and answers WELCOME: BIRTH(0) -> ATTACHED(1).
+    pub(crate) fn accept_hello(&mut self, hello: &[u8]) -> Vec<u8> {
+        self.accept_hello_at(hello, 1)
+    }
+
+    /// Reads a HELLO and answers WELCOME with its header at `version` (1 unless a test needs a
+    /// gateway that breaks the protocol).
+    pub(crate) fn accept_hello_at(&mut self, hello: &[u8], version: u64) -> Vec<u8> {
+        let expected = self.client.private_key.public_key();
+        let psk = self.client.psk.clone();
+        let handshake = GatewayHandshake::read_hello(&self.private_key, hello, |key| {
+            (*key == expected).then_some(ClientAdmission {
+                psk,
+                last_timestamp: None,
+            })
+        })
+        .expect("the test client's HELLO is valid");
+        let welcome = WelcomePayload {
+            session_id: Be64::new(TEST_SESSION),
+            ipv4: [10, 77, 0, 2],
+            ipv4_prefix_len: 24,
+            ipv6_prefix_len: 0,
+            tunnel_mtu: Be16::new(DEFAULT_TUNNEL_MTU),
+            ipv6: [0; 16],
+            keepalive_interval_secs: Be16::new(TEST_KEEPALIVE_SECS),
+            reserved: [0; 6],
+        };
+        self.version = version;
+        let nonce = self.take_nonce();
+        let header = WireHeader::new(MessageType::Welcome, TEST_SESSION, version, nonce);
+        let accepted = handshake.accept(header, &welcome).expect("WELCOME seals");
+        self.keys = Some(accepted.keys);
+        self.client_nonces = ReplayWindow::default();
+        accepted.datagram
+    }
+
+    /// A client session established with this gateway, as the client core starts from it.
+    pub(crate) fn handshake(&mut self) -> crate::crypto::ClientSession {
+        let (mut client, hello) =
+            ClientHandshake::start(&self.client, tai64n(SystemTime::now())).expect("HELLO");
+        let welcome = self.accept_hello(&hello);
+        client.finish(&welcome).expect("WELCOME opens")
+    }
+
+    fn keys(&self) -> &SessionKeys {
+        self.keys.as_ref().expect("no session yet: run the handshake first")
+    }
+
+    fn take_nonce(&mut self) -> u64 {
+        let nonce = self.next_nonce;
+        self.next_nonce += 1;
+        nonce
+    }
+
+    /// A sealed gateway-to-client message of `message_type` at `version` with a raw body.
+    pub(crate) fn seal_raw(&mut self, message_type: MessageType, version: u64, body: &[u8]) -> Vec<u8> {
+        let header = WireHeader::new(message_type, TEST_SESSION, version, self.take_nonce());
+        seal_message(self.keys(), Direction::GatewayToClient, header, body).expect("seals")
+    }
+
+    /// A sealed gateway-to-client control message at `version`.
+    pub(crate) fn seal<B: Body>(&mut self, version: u64, body: &B) -> Vec<u8> {
+        let header = WireHeader::new(B::MESSAGE_TYPE, TEST_SESSION, version, self.take_nonce());
+        seal_body(self.keys(), Direction::GatewayToClient, header, body).expect("seals")
+    }
+
+    /// Opens a client message as the gateway does: seal, then the client's replay window.
+    pub(crate) fn open(&self, datagram: &[u8]) -> (WireHeader, Vec<u8>) {
+        let (header, body) = open_message(self.keys(), Direction::ClientToGateway, datagram)
+            .expect("the client's message opens under the session keys");
+        self.client_nonces
+            .check_and_record(header.nonce.get())
+            .expect("the client never repeats a nonce");
+        (header, body)
+    }
+
+    /// Opens a client control message of type `B`.
+    pub(crate) fn open_control<B: Body>(&self, datagram: &[u8]) -> (WireHeader, B) {
+        let (header, body) = open_body::<B>(self.keys(), Direction::ClientToGateway, datagram)
+            .expect("the client's control message opens");
+        self.client_nonces
+            .check_and_record(header.nonce.get())
+            .expect("the client never repeats a nonce");
+        (header, body)
+    }
+}

@@ -1,0 +1,215 @@
+//! Seal/open round trips, and every way of tampering that must fail.
+
+use super::*;
+use jvpn_common::control::{PathChallenge, ReattachRequest, Reject};
+use jvpn_common::wire::Be64;
+
+const SESSION: u64 = 0x0102_0304_0506_0708;
+
+fn keys() -> SessionKeys {
+    SessionKeys::derive(&[0x11; 32], &[0x22; 32], &[0x33; 32])
+}
+
+fn other_keys() -> SessionKeys {
+    SessionKeys::derive(&[0x11; 32], &[0x22; 32], &[0x44; 32])
+}
+
+fn data_header(nonce: u64) -> WireHeader {
+    WireHeader::new(MessageType::Data, SESSION, 3, nonce)
+}
+
+fn packet() -> Vec<u8> {
+    (0..100u8).collect()
+}
+
+#[test]
+fn data_and_keepalive_round_trip_both_ways() {
+    let keys = keys();
+    for direction in [Direction::ClientToGateway, Direction::GatewayToClient] {
+        for body in [packet(), Vec::new()] {
+            let t = if body.is_empty() {
+                MessageType::Keepalive
+            } else {
+                MessageType::Data
+            };
+            let header = WireHeader::new(t, SESSION, 3, 77);
+            let sealed = seal_message(&keys, direction, header, &body).unwrap();
+            assert_eq!(sealed.len(), sealed_len(body.len()));
+            if !body.is_empty() {
+                assert_ne!(&sealed[HEADER_LEN..HEADER_LEN + body.len()], &body[..]);
+            }
+            let (opened_header, opened) = open_message(&keys, direction, &sealed).unwrap();
+            assert_eq!(opened, body);
+            assert!(opened_header.tag_verifies(keys.sip_key()));
+            assert_eq!(opened_header.nonce.get(), 77);
+            assert_eq!(opened_header.session_id.get(), SESSION);
+
+            let mut in_place = sealed.clone();
+            let (_, plain) = open_in_place(&keys, direction, &mut in_place).unwrap();
+            assert_eq!(plain, &body[..]);
+        }
+    }
+}
+
+#[test]
+fn control_bodies_round_trip_and_check_their_type() {
+    let keys = keys();
+    let request = ReattachRequest {
+        acked_version: Be64::new(3),
+        attempt: Be64::new(1),
+    };
+    let header = WireHeader::new(MessageType::ReattachRequest, SESSION, 3, 5);
+    let sealed = seal_body(&keys, Direction::ClientToGateway, header, &request).unwrap();
+    let (h, opened): (_, ReattachRequest) =
+        open_body(&keys, Direction::ClientToGateway, &sealed).unwrap();
+    assert_eq!((h.nonce.get(), opened), (5, request));
+    assert_eq!(
+        open_body::<PathChallenge>(&keys, Direction::ClientToGateway, &sealed),
+        Err(SealError::UnexpectedType {
+            expected: MessageType::PathChallenge,
+            got: MessageType::ReattachRequest
+        })
+    );
+    let reject = Reject::new(RejectReason::StaleVersion, 4, 5);
+    assert!(matches!(
+        seal_body(&keys, Direction::GatewayToClient, header, &reject),
+        Err(SealError::UnexpectedType { .. })
+    ));
+    let bad_body = seal_message(
+        &keys,
+        Direction::GatewayToClient,
+        WireHeader::new(MessageType::Reject, SESSION, 4, 1),
+        &[0u8; 3],
+    )
+    .unwrap();
+    assert!(matches!(
+        open_body::<Reject>(&keys, Direction::GatewayToClient, &bad_body),
+        Err(SealError::Body(_))
+    ));
+}
+
+#[test]
+fn every_tampered_byte_is_refused() {
+    let keys = keys();
+    let sealed =
+        seal_message(&keys, Direction::ClientToGateway, data_header(9), &packet()).unwrap();
+    let tag_end = HEADER_LEN;
+    for i in 0..sealed.len() {
+        for bit in [0x01u8, 0x80] {
+            let mut forged = sealed.clone();
+            forged[i] ^= bit;
+            let err = open_message(&keys, Direction::ClientToGateway, &forged).unwrap_err();
+            if i < jvpn_common::abi::TAG_OFFSET {
+                assert!(
+                    matches!(
+                        err,
+                        SealError::BadTag
+                            | SealError::Header(_)
+                            | SealError::WrongDirection(..)
+                            | SealError::HandshakeMessage(_)
+                    ),
+                    "header byte {i}: {err:?}"
+                );
+            } else if i < tag_end {
+                assert_eq!(err, SealError::BadTag, "tag byte {i}");
+            } else {
+                assert_eq!(err, SealError::BadSeal, "body or AEAD tag byte {i}");
+            }
+        }
+    }
+}
+
+#[test]
+fn the_wrong_direction_key_or_session_keys_never_open() {
+    let keys = keys();
+    let sealed =
+        seal_message(&keys, Direction::ClientToGateway, data_header(1), &packet()).unwrap();
+    assert_eq!(
+        open_message(&keys, Direction::GatewayToClient, &sealed),
+        Err(SealError::BadSeal)
+    );
+    assert_eq!(
+        open_message(&other_keys(), Direction::ClientToGateway, &sealed),
+        Err(SealError::BadTag)
+    );
+}
+
+#[test]
+fn a_retagged_header_with_another_nonce_or_version_does_not_open() {
+    // Whoever knows the header key (it sits in a BPF map) can re-tag a header; the AEAD still
+    // binds the body to the original nonce and header.
+    let keys = keys();
+    let sealed =
+        seal_message(&keys, Direction::ClientToGateway, data_header(1), &packet()).unwrap();
+    for forged_header in [
+        data_header(2),
+        WireHeader::new(MessageType::Data, SESSION, 4, 1),
+        WireHeader::new(MessageType::Keepalive, SESSION, 3, 1),
+    ] {
+        let mut retagged = forged_header;
+        retagged.seal(keys.sip_key());
+        let mut forged = sealed.clone();
+        forged[..HEADER_LEN].copy_from_slice(retagged.as_bytes());
+        assert_eq!(
+            open_message(&keys, Direction::ClientToGateway, &forged),
+            Err(SealError::BadSeal),
+            "{forged_header:?}"
+        );
+    }
+}
+
+#[test]
+fn the_aead_nonce_is_the_packet_nonce_as_wireguard_lays_it() {
+    let nonce = aead_nonce(0x0102_0304_0506_0708);
+    assert_eq!(nonce.as_slice(), &[0, 0, 0, 0, 8, 7, 6, 5, 4, 3, 2, 1]);
+}
+
+#[test]
+fn handshake_types_wrong_directions_and_short_datagrams_are_refused() {
+    let keys = keys();
+    let refused: [(MessageType, Direction); 4] = [
+        (MessageType::ReattachAck, Direction::ClientToGateway),
+        (MessageType::PathChallenge, Direction::ClientToGateway),
+        (MessageType::ReattachRequest, Direction::GatewayToClient),
+        (MessageType::PathResponse, Direction::GatewayToClient),
+    ];
+    for (t, direction) in refused {
+        let header = WireHeader::new(t, SESSION, 1, 1);
+        assert_eq!(
+            seal_message(&keys, direction, header, &[]),
+            Err(SealError::WrongDirection(t, direction))
+        );
+        let opposite = match direction {
+            Direction::ClientToGateway => Direction::GatewayToClient,
+            Direction::GatewayToClient => Direction::ClientToGateway,
+        };
+        let sealed = seal_message(&keys, opposite, header, &[]).unwrap();
+        assert_eq!(
+            open_message(&keys, direction, &sealed),
+            Err(SealError::WrongDirection(t, direction))
+        );
+    }
+    let welcome = WireHeader::new(MessageType::Welcome, SESSION, 1, 1);
+    assert_eq!(
+        seal_message(&keys, Direction::GatewayToClient, welcome, &[]),
+        Err(SealError::HandshakeMessage(MessageType::Welcome))
+    );
+    assert_eq!(
+        seal_message(&keys, Direction::ClientToGateway, data_header(0), &[]),
+        Err(SealError::Header(HeaderError::ZeroNonce))
+    );
+    let sealed = seal_message(&keys, Direction::ClientToGateway, data_header(1), &[]).unwrap();
+    for len in 0..sealed.len() {
+        assert_eq!(
+            open_message(&keys, Direction::ClientToGateway, &sealed[..len]),
+            Err(SealError::Truncated(len))
+        );
+    }
+}
+
+#[test]
+fn reasons_match_the_dataplane_codes() {
+    assert_eq!(SealError::BadTag.reason(), RejectReason::BadTag);
+    assert_eq!(SealError::BadSeal.reason(), RejectReason::BadSeal);
+    assert_eq!(SealError::Truncated(3).reason(), RejectReason::Malformed);
+}

@@ -1,0 +1,40 @@
+//! The XDP dataplane from userspace: the compiled program object and its loader.
+//!
+//! [`Dataplane`] is the one handle the controller needs:
+//!
+//! - [`Dataplane::load`] loads [`object::JVPN_XDP_OBJECT`], pins its maps under
+//!   `PIN_ROOT/<iface>/v<MAP_LAYOUT_VERSION>/` ([`PinDir`]), writes the config and attaches the
+//!   program through a pinned bpf_link; [`Dataplane::adopt`] re-opens all of it after a restart;
+//!   [`Dataplane::open_or_load`] picks; [`Dataplane::detach`] undoes it. Dropping a `Dataplane`
+//!   never detaches: enforcement outlives the controller.
+//! - The session table (`upsert_session`, `remove_session`, `session`, `session_count`), written in
+//!   version order.
+//! - [`Dataplane::counters`]: per-reason packet and byte totals and event losses.
+//! - [`Dataplane::take_event_reader`]: the security event stream ([`EventReader`]).
+//! - [`Dataplane::take_log_forwarder`]: the program's aya-log records into `tracing`.
+//!
+//! Module map: `loader` (load, adopt, detach), `options`, `pins`, `maps` (typed pinned-map
+//! handles), `sessions`, `counters`, `events`, `logs`, `privileges`, `error`, and `sys`, the only
+//! module with `unsafe` code (two raw `bpf(2)` commands aya does not wrap).
+
+mod counters;
+mod error;
+mod events;
+mod loader;
+mod logs;
+mod maps;
+pub mod object;
+mod options;
+mod pins;
+mod privileges;
+mod sessions;
+mod sys;
+
+pub use counters::{CounterSnapshot, EventLossTotals, PacketTotals};
+pub use error::DataplaneError;
+pub use events::{DataplaneEvent, EventReader};
+pub use jvpn_common::maps::DataplaneMode;
+pub use loader::{Dataplane, Origin};
+pub use logs::{ProgramLogForwarder, TracingLog};
+pub use options::{DataplaneOptions, XdpAttachMode};
+pub use pins::PinDir;

@@ -1,0 +1,13 @@
+//! The compiled eBPF objects, embedded in the binary by `build.rs` (which builds `jvpn-ebpf` with
+//! `aya-build`), so the `jvpn` binary needs no object file beside it at run time.
+
+/// The jvpn XDP enforcement object: the program [`jvpn_common::abi::PROGRAM_NAME`] and every map
+/// named in [`jvpn_common::abi`] (`MAP_*`).
+///
+/// Aligned for aya's ELF parser; load it with `aya::EbpfLoader::load`.
+pub static JVPN_XDP_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/jvpn"));
+
+/// Baseline XDP programs for the dataplane benchmark only (`jvpn_bench_drop`, `jvpn_bench_lookup`);
+/// never attached by the gateway.
+pub static JVPN_BENCH_OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/jvpn-bench"));

@@ -1,0 +1,210 @@
+//! The pin directory of one interface's dataplane: `PIN_ROOT/<iface>/v<MAP_LAYOUT_VERSION>/`,
+//! holding one pin per map and the XDP link. The layout version is part of the path because aya
+//! reuses a pinned map without checking its layout: a build with another layout must never see
+//! these pins.
+
+use super::DataplaneError;
+use jvpn_common::abi;
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// Every map the dataplane pins, by object name.
+pub(crate) const PINNED_MAPS: [&str; 9] = [
+    abi::MAP_SESSIONS,
+    abi::MAP_REPLAY,
+    abi::MAP_COUNTERS,
+    abi::MAP_EVENT_LOSS,
+    abi::MAP_EVENT_BUDGET,
+    abi::MAP_EVENTS,
+    abi::MAP_CONFIG,
+    abi::MAP_HELLO_BUCKETS,
+    abi::MAP_REPLAY_ZERO,
+];
+
+/// The mount point the BPF filesystem is expected at.
+const BPFFS_MOUNT: &str = "/sys/fs/bpf";
+
+/// Where the pins of one interface's dataplane live.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PinDir {
+    /// `<root>/<iface>`.
+    iface_dir: PathBuf,
+    /// `<root>/<iface>/v<MAP_LAYOUT_VERSION>`.
+    dir: PathBuf,
+}
+
+impl PinDir {
+    /// The pin directory of `iface` under `root`. Refuses names that are not interface names,
+    /// since the name becomes a path component.
+    pub fn new(root: &Path, iface: &str) -> Result<Self, DataplaneError> {
+        let valid = !iface.is_empty()
+            && iface.len() < libc::IFNAMSIZ
+            && iface != "."
+            && iface != ".."
+            && !iface
+                .bytes()
+                .any(|b| b == b'/' || b == 0 || b.is_ascii_whitespace());
+        if !valid {
+            return Err(DataplaneError::InvalidInterfaceName {
+                iface: iface.to_owned(),
+            });
+        }
+        let iface_dir = root.join(iface);
+        let dir = iface_dir.join(format!("v{}", abi::MAP_LAYOUT_VERSION));
+        Ok(Self { iface_dir, dir })
+    }
+
+    /// The directory holding the pins.
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The pin of the map named `name`.
+    pub fn map(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// The pin of the XDP link.
+    pub fn link(&self) -> PathBuf {
+        self.dir.join(abi::PIN_LINK)
+    }
+
+    /// Whether an XDP link is pinned here (a dataplane is attached, or was until its interface
+    /// went away).
+    pub fn has_link(&self) -> bool {
+        self.link().exists()
+    }
+
+    /// Creates the directory, mounting the BPF filesystem at `/sys/fs/bpf` first if the pins
+    /// belong there and it is not mounted (as on a fresh boot of some distributions).
+    pub(crate) fn create(&self) -> Result<(), DataplaneError> {
+        ensure_bpffs(&self.dir)?;
+        std::fs::create_dir_all(&self.dir).map_err(DataplaneError::pin(
+            "creating pin directory",
+            self.dir.clone(),
+        ))
+    }
+
+    /// Removes every pin in the directory, leaving the directory. Used before a fresh load, so
+    /// maps left by a load that died before pinning its link are not silently reused.
+    pub(crate) fn remove_pins(&self) -> Result<(), DataplaneError> {
+        let entries = match std::fs::read_dir(&self.dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(DataplaneError::pin("listing pins in", self.dir.clone())(e)),
+        };
+        for entry in entries {
+            let path = entry
+                .map_err(DataplaneError::pin("listing pins in", self.dir.clone()))?
+                .path();
+            remove_if_present(&path)?;
+        }
+        Ok(())
+    }
+
+    /// Removes every pin, the layout directory, and the interface directory if nothing else
+    /// (another layout's pins) is left in it.
+    pub(crate) fn remove_all(&self) -> Result<(), DataplaneError> {
+        self.remove_pins()?;
+        for dir in [&self.dir, &self.iface_dir] {
+            match std::fs::remove_dir(dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                // Another layout's pins still live here; they are not ours to remove.
+                Err(e) if e.kind() == io::ErrorKind::DirectoryNotEmpty => {}
+                Err(e) => {
+                    return Err(DataplaneError::pin("removing pin directory", dir.clone())(
+                        e,
+                    ))
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Removes one pin; a pin already gone is fine.
+pub(crate) fn remove_if_present(path: &Path) -> Result<(), DataplaneError> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(DataplaneError::pin("removing pin", path.to_owned())(e)),
+    }
+}
+
+/// Makes sure `dir` will be on a BPF filesystem.
+fn ensure_bpffs(dir: &Path) -> Result<(), DataplaneError> {
+    let mount = Path::new(BPFFS_MOUNT);
+    let existing = dir.ancestors().find(|p| p.exists()).unwrap_or(mount);
+    if is_bpffs(existing) {
+        return Ok(());
+    }
+    if !dir.starts_with(mount) || (existing != mount && existing.starts_with(mount)) {
+        return Err(DataplaneError::BpffsUnavailable {
+            path: existing.to_owned(),
+            source: io::Error::other("not a BPF filesystem, and not the standard mount point"),
+        });
+    }
+    nix::mount::mount(
+        Some("bpf"),
+        mount,
+        Some("bpf"),
+        nix::mount::MsFlags::empty(),
+        None::<&str>,
+    )
+    .map_err(|errno| DataplaneError::BpffsUnavailable {
+        path: mount.to_owned(),
+        source: errno.into(),
+    })?;
+    tracing::info!(
+        mount = BPFFS_MOUNT,
+        "mounted the BPF filesystem for jvpn's pins"
+    );
+    Ok(())
+}
+
+/// Whether `path` is on a BPF filesystem.
+fn is_bpffs(path: &Path) -> bool {
+    nix::sys::statfs::statfs(path)
+        .map(|fs| fs.filesystem_type() == nix::sys::statfs::BPF_FS_MAGIC)
+        .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pins_live_under_the_interface_and_layout_version() {
+        let pins = PinDir::new(Path::new(abi::PIN_ROOT), "eth0").unwrap();
+        let expected = format!("{}/eth0/v{}", abi::PIN_ROOT, abi::MAP_LAYOUT_VERSION);
+        assert_eq!(pins.path(), Path::new(&expected));
+        assert_eq!(pins.link(), Path::new(&expected).join(abi::PIN_LINK));
+        assert_eq!(
+            pins.map(abi::MAP_SESSIONS),
+            Path::new(&expected).join(abi::MAP_SESSIONS)
+        );
+    }
+
+    #[test]
+    fn names_that_are_not_interfaces_are_refused() {
+        for bad in [
+            "",
+            ".",
+            "..",
+            "a/b",
+            "../etc",
+            "with space",
+            "sixteen_chars_xx",
+        ] {
+            assert!(
+                matches!(
+                    PinDir::new(Path::new("/x"), bad),
+                    Err(DataplaneError::InvalidInterfaceName { .. })
+                ),
+                "{bad:?}"
+            );
+        }
+        assert!(PinDir::new(Path::new("/x"), "fifteen_chars_x").is_ok());
+    }
+}

@@ -1,0 +1,340 @@
+//! The event bus: numbers every record, keeps a short history, fans records out to subscribers,
+//! and turns every loss into a counted EVENTS_LOST notice.
+//!
+//! Publishing takes one short lock, under which the sequence number is assigned and the record is
+//! handed to the broadcast channel, so channel order is sequence order and the stream has one total
+//! order whichever task published. A subscriber that falls more than the channel's capacity behind
+//! does not stall the gateway: it skips ahead and receives one EVENTS_LOST notice for the records it
+//! missed, and the bus's loss counters grow by the same count.
+
+use super::record::{EventRecord, EventSource};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{SystemTime, UNIX_EPOCH};
+use tokio::sync::broadcast;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+
+/// Records a subscriber may fall behind by before it loses some (the broadcast channel's capacity).
+pub const DEFAULT_SUBSCRIBER_CAPACITY: usize = 4096;
+/// Recent records kept for `jvpn events` without `--follow`.
+pub const DEFAULT_HISTORY: usize = 1024;
+
+/// Records lost so far, by where they were lost.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StreamLosses {
+    /// Security events the XDP program could not emit (ring buffer full or over budget).
+    pub dataplane: u64,
+    /// Records skipped by subscribers that fell behind, summed over subscribers.
+    pub subscribers: u64,
+}
+
+impl StreamLosses {
+    /// All losses.
+    pub fn total(&self) -> u64 {
+        self.dataplane.saturating_add(self.subscribers)
+    }
+}
+
+#[derive(Debug, Default)]
+struct LossCounters {
+    dataplane: AtomicU64,
+    subscribers: AtomicU64,
+}
+
+#[derive(Debug)]
+struct Sequencer {
+    /// Sequence number of the next record; the first is 1 so 0 can mean "before anything".
+    next_seq: u64,
+    history: VecDeque<EventRecord>,
+    history_limit: usize,
+}
+
+/// The gateway's one ordered event stream. Cheap to share behind an `Arc`.
+#[derive(Debug)]
+pub struct EventBus {
+    sequencer: Mutex<Sequencer>,
+    sender: broadcast::Sender<EventRecord>,
+    losses: Arc<LossCounters>,
+}
+
+impl Default for EventBus {
+    fn default() -> Self {
+        Self::new(DEFAULT_SUBSCRIBER_CAPACITY, DEFAULT_HISTORY)
+    }
+}
+
+/// Current wall-clock time in Unix milliseconds (0 if the clock is before 1970).
+pub fn unix_millis_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+impl EventBus {
+    /// A bus whose subscribers may fall `subscriber_capacity` records behind before losing some,
+    /// and which keeps the last `history` records for late readers.
+    pub fn new(subscriber_capacity: usize, history: usize) -> Self {
+        let (sender, _) = broadcast::channel(subscriber_capacity.max(1));
+        Self {
+            sequencer: Mutex::new(Sequencer {
+                next_seq: 1,
+                history: VecDeque::with_capacity(history),
+                history_limit: history,
+            }),
+            sender,
+            losses: Arc::default(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Sequencer> {
+        // A panic while holding the lock cannot leave the sequencer half-updated in a way that
+        // matters (the worst is one record missing from history), so keep going.
+        self.sequencer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Publishes `record` stamped with the current wall-clock time; returns its sequence number.
+    pub fn publish(&self, record: EventRecord) -> u64 {
+        self.publish_at(record, unix_millis_now())
+    }
+
+    /// Publishes `record` stamped with `time_ms` (Unix milliseconds); returns its sequence number.
+    /// Any `seq` or `time_ms` already in the record is replaced.
+    pub fn publish_at(&self, mut record: EventRecord, time_ms: u64) -> u64 {
+        let mut seq = self.lock();
+        record.seq = seq.next_seq;
+        record.time_ms = time_ms;
+        seq.next_seq += 1;
+        if seq.history_limit > 0 {
+            if seq.history.len() == seq.history_limit {
+                seq.history.pop_front();
+            }
+            seq.history.push_back(record.clone());
+        }
+        // No subscriber is not an error: the record is in the history for later readers.
+        let _ = self.sender.send(record);
+        seq.next_seq - 1
+    }
+
+    /// Reports `lost` more security events that the XDP program could not emit (the increase of
+    /// its loss counters since the last report), publishing one EVENTS_LOST notice. Zero is ignored.
+    pub fn report_dataplane_loss(&self, lost: u64) -> Option<u64> {
+        if lost == 0 {
+            return None;
+        }
+        self.losses.dataplane.fetch_add(lost, Ordering::Relaxed);
+        Some(self.publish(EventRecord::events_lost(
+            EventSource::Dataplane,
+            lost,
+            "the XDP program could not emit these security events (ring buffer full or over its \
+             per-second budget); the drops themselves are in `jvpn stats`",
+        )))
+    }
+
+    /// Records lost so far.
+    pub fn losses(&self) -> StreamLosses {
+        StreamLosses {
+            dataplane: self.losses.dataplane.load(Ordering::Relaxed),
+            subscribers: self.losses.subscribers.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The sequence number of the last record published (0 before the first).
+    pub fn last_seq(&self) -> u64 {
+        self.lock().next_seq - 1
+    }
+
+    /// A new subscription: the recent history, then every record published from now on, with no
+    /// gap and no duplicate between the two.
+    pub fn subscribe(&self) -> EventSubscription {
+        let seq = self.lock();
+        EventSubscription {
+            backlog: seq.history.clone(),
+            receiver: self.sender.subscribe(),
+            last_seq: seq.next_seq - 1,
+            losses: Arc::clone(&self.losses),
+        }
+    }
+}
+
+/// One reader's view of the stream: the history at the time it subscribed, then live records.
+#[derive(Debug)]
+pub struct EventSubscription {
+    backlog: VecDeque<EventRecord>,
+    receiver: broadcast::Receiver<EventRecord>,
+    /// The last sequence number this reader has been given or skipped.
+    last_seq: u64,
+    losses: Arc<LossCounters>,
+}
+
+impl EventSubscription {
+    /// Takes the history recorded before this subscription (oldest first); later calls return nothing.
+    pub fn take_backlog(&mut self) -> Vec<EventRecord> {
+        self.backlog.drain(..).collect()
+    }
+
+    /// The next record: first the backlog, then live records. A reader that fell behind gets one
+    /// EVENTS_LOST notice in place of the records it missed. `None` once the bus is gone.
+    pub async fn recv(&mut self) -> Option<EventRecord> {
+        if let Some(r) = self.backlog.pop_front() {
+            return Some(r);
+        }
+        match self.receiver.recv().await {
+            Ok(r) => Some(self.delivered(r)),
+            Err(RecvError::Lagged(n)) => Some(self.skipped(n)),
+            Err(RecvError::Closed) => None,
+        }
+    }
+
+    /// Like [`recv`](Self::recv) but returns `None` at once when no record is ready.
+    pub fn try_recv(&mut self) -> Option<EventRecord> {
+        if let Some(r) = self.backlog.pop_front() {
+            return Some(r);
+        }
+        match self.receiver.try_recv() {
+            Ok(r) => Some(self.delivered(r)),
+            Err(TryRecvError::Lagged(n)) => Some(self.skipped(n)),
+            Err(TryRecvError::Empty | TryRecvError::Closed) => None,
+        }
+    }
+
+    fn delivered(&mut self, record: EventRecord) -> EventRecord {
+        self.last_seq = record.seq;
+        record
+    }
+
+    /// The notice for `n` skipped records. It takes the sequence number of the last record it
+    /// replaces, so the reader's sequence stays strictly increasing and `seq - lost + 1 ..= seq`
+    /// is exactly the skipped range.
+    fn skipped(&mut self, n: u64) -> EventRecord {
+        self.losses.subscribers.fetch_add(n, Ordering::Relaxed);
+        self.last_seq += n;
+        let mut notice = EventRecord::events_lost(
+            EventSource::Controller,
+            n,
+            "this reader fell behind the stream and skipped these records",
+        );
+        notice.seq = self.last_seq;
+        notice.time_ms = unix_millis_now();
+        notice
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::record::EventKind;
+    use jvpn_common::{RejectReason, SessionState};
+
+    fn refusal(session: u64) -> EventRecord {
+        EventRecord::refusal(Some(session), RejectReason::StaleVersion)
+    }
+
+    #[tokio::test]
+    async fn records_from_many_tasks_form_one_strictly_increasing_sequence() {
+        let bus = Arc::new(EventBus::new(10_000, 0));
+        let mut sub = bus.subscribe();
+        let mut tasks = Vec::new();
+        for task in 0..4u64 {
+            let bus = Arc::clone(&bus);
+            tasks.push(tokio::spawn(async move {
+                for i in 0..500u64 {
+                    bus.publish_at(refusal(task * 1000 + i + 1), 5);
+                    tokio::task::yield_now().await;
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.expect("publisher task panicked");
+        }
+        let mut per_task_last = [0u64; 4];
+        for want_seq in 1..=2000u64 {
+            let r = sub.try_recv().expect("every published record is delivered");
+            assert_eq!(r.seq, want_seq, "sequence numbers are dense and in order");
+            assert_eq!(r.time_ms, 5);
+            let session = r.session.expect("refusals here carry a session");
+            let task = usize::try_from((session - 1) / 1000).expect("small");
+            assert!(
+                session > per_task_last[task],
+                "one task's records keep their order"
+            );
+            per_task_last[task] = session;
+        }
+        assert_eq!(sub.try_recv(), None);
+        assert_eq!(bus.last_seq(), 2000);
+        assert_eq!(bus.losses().total(), 0);
+    }
+
+    #[test]
+    fn a_lagging_subscriber_gets_one_events_lost_notice_with_the_exact_count() {
+        let bus = EventBus::new(4, 0);
+        let mut sub = bus.subscribe();
+        for s in 1..=10 {
+            bus.publish_at(refusal(s), 0);
+        }
+        let notice = sub.try_recv().expect("a loss notice");
+        assert_eq!(notice.kind, EventKind::EventsLost);
+        assert_eq!(notice.lost, Some(6));
+        assert_eq!(notice.seq, 6, "the notice stands for seq 1..=6");
+        let rest: Vec<u64> = std::iter::from_fn(|| sub.try_recv())
+            .map(|r| r.seq)
+            .collect();
+        assert_eq!(rest, vec![7, 8, 9, 10]);
+        assert_eq!(bus.losses().subscribers, 6);
+        assert_eq!(bus.losses().total(), 6);
+    }
+
+    #[test]
+    fn dataplane_losses_are_counted_and_published_in_order() {
+        let bus = EventBus::new(16, 16);
+        let mut sub = bus.subscribe();
+        bus.publish_at(refusal(1), 0);
+        assert_eq!(
+            bus.report_dataplane_loss(0),
+            None,
+            "nothing lost, nothing said"
+        );
+        assert_eq!(bus.report_dataplane_loss(42), Some(2));
+        bus.publish_at(
+            EventRecord::state_change(1, None, (SessionState::Birth, 0)),
+            0,
+        );
+        let kinds: Vec<(u64, EventKind)> = std::iter::from_fn(|| sub.try_recv())
+            .map(|r| (r.seq, r.kind))
+            .collect();
+        assert_eq!(
+            kinds,
+            vec![
+                (1, EventKind::SecurityEvent),
+                (2, EventKind::EventsLost),
+                (3, EventKind::StateChange)
+            ]
+        );
+        assert_eq!(bus.losses().dataplane, 42);
+    }
+
+    #[test]
+    fn a_new_subscriber_sees_recent_history_then_live_records_without_gap() {
+        let bus = EventBus::new(16, 3);
+        for s in 1..=5 {
+            bus.publish_at(refusal(s), 0);
+        }
+        let mut sub = bus.subscribe();
+        bus.publish_at(refusal(6), 0);
+        let seqs: Vec<u64> = std::iter::from_fn(|| sub.try_recv())
+            .map(|r| r.seq)
+            .collect();
+        assert_eq!(seqs, vec![3, 4, 5, 6]);
+        let mut late = bus.subscribe();
+        assert_eq!(
+            late.take_backlog()
+                .iter()
+                .map(|r| r.seq)
+                .collect::<Vec<_>>(),
+            vec![4, 5, 6]
+        );
+        assert_eq!(late.try_recv(), None, "backlog is taken once");
+    }
+}

@@ -1,0 +1,177 @@
+//! What the control socket and the metrics endpoint read from a running gateway: the
+//! [`GatewayApi`] over [`Gateway`]. Reads come from the session cache, the store (audit) and the
+//! pinned per-CPU counters; the one mutation, `terminate`, goes through [`Gateway::apply`] like
+//! every other.
+
+use super::core::{ApplyError, Gateway};
+use crate::control::{
+    ApiError, AuditEntry, ControllerCounters, DataplaneCounters, GatewayApi, PacketCount,
+    ReasonCount, SessionCounts, SessionDetail, SessionSummary, StatsReport, StatusReport,
+};
+use crate::crypto::PublicKey;
+use crate::events::{unix_millis_now, EventSubscription};
+use crate::session::{Input, Session, SessionId, TerminateCause};
+use jvpn_common::maps::SessionState;
+use std::sync::Arc;
+
+/// The gateway as the control socket sees it.
+pub struct GatewayHandle(pub Arc<Gateway>);
+
+impl GatewayHandle {
+    fn summary(&self, s: &Session) -> SessionSummary {
+        let key = PublicKey::from_bytes(s.client_key);
+        let client = self
+            .0
+            .settings
+            .client(&key)
+            .map_or_else(|| key.to_base64(), |c| c.name.clone());
+        let bound = s.state != SessionState::Birth;
+        SessionSummary {
+            id: s.id.get(),
+            state: s.state,
+            version: s.state_version,
+            peer: bound.then(|| s.binding.to_socket_addr()),
+            client,
+            created_ms: s.created_at,
+            last_seen_ms: Some(s.last_rx),
+        }
+    }
+
+    fn all_sessions(&self) -> Vec<Session> {
+        let mut all: Vec<Session> = self
+            .0
+            .sessions
+            .lock()
+            .values()
+            .map(|l| l.session.clone())
+            .collect();
+        all.sort_by_key(|s| s.id.get());
+        all
+    }
+}
+
+impl GatewayApi for GatewayHandle {
+    fn status(&self) -> StatusReport {
+        let mut sessions = SessionCounts::default();
+        for s in self.all_sessions() {
+            sessions.add(s.state);
+        }
+        let dataplane = self.0.dataplane.lock().unwrap_or_else(|p| p.into_inner());
+        StatusReport {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            pid: std::process::id(),
+            iface: self.0.iface.clone(),
+            port: self.0.port,
+            xdp_mode: format!("{:?}", dataplane.origin()),
+            state_dir: self.0.settings.state_dir.display().to_string(),
+            uptime_secs: unix_millis_now().saturating_sub(self.0.started_ms) / 1000,
+            sessions,
+            max_sessions: dataplane.session_capacity(),
+            events_lost: self.0.bus.losses(),
+        }
+    }
+
+    fn sessions(&self) -> Vec<SessionSummary> {
+        self.all_sessions().iter().map(|s| self.summary(s)).collect()
+    }
+
+    fn session(&self, id: u64) -> Option<SessionDetail> {
+        let table = self.0.sessions.lock();
+        let live = table.get(&id)?;
+        Some(SessionDetail {
+            summary: self.summary(&live.session),
+            client_key: PublicKey::from_bytes(live.session.client_key).to_base64(),
+            last_transition_ms: live.session.changed_at,
+            rx_nonce: 0,
+            tx_nonce: live.next_tx_nonce,
+            pending_path: live.challenges.last().map(|c| c.addr),
+        })
+    }
+
+    fn terminate(&self, id: u64) -> Result<SessionSummary, ApiError> {
+        let gateway = self.0.clone();
+        let input = Input::Terminate {
+            cause: TerminateCause::Operator,
+        };
+        let result = tokio::runtime::Handle::current()
+            .block_on(async move { gateway.apply(id, input, unix_millis_now()).await });
+        match result {
+            Ok(super::Applied::Committed(s) | super::Applied::Unchanged(s)) => Ok(self.summary(&s)),
+            Err(ApplyError::UnknownSession) => Err(ApiError::UnknownSession { id }),
+            Err(ApplyError::Rejected(r)) if r.reason == jvpn_common::RejectReason::Terminated => {
+                let version = self.0.sessions.snapshot(id).map_or(0, |(s, _)| s.state_version);
+                Err(ApiError::AlreadyTerminated { id, version })
+            }
+            Err(ApplyError::Conflict { .. }) => Err(ApiError::ConcurrentMutation { id }),
+            Err(e) => Err(ApiError::Internal {
+                operation: "terminate the session".into(),
+                problem: e.to_string(),
+            }),
+        }
+    }
+
+    fn stats(&self) -> StatsReport {
+        let snapshot = {
+            let dataplane = self.0.dataplane.lock().unwrap_or_else(|p| p.into_inner());
+            dataplane.counters()
+        };
+        let dataplane = match snapshot {
+            Ok(c) => {
+                let count = |t: crate::dataplane::PacketTotals| PacketCount {
+                    packets: t.packets,
+                    bytes: t.bytes,
+                };
+                DataplaneCounters {
+                    accepted: count(c.accepted()),
+                    to_controller: count(c.to_controller()),
+                    drops: jvpn_common::RejectReason::ALL
+                        .into_iter()
+                        .map(|reason| ReasonCount {
+                            reason,
+                            count: count(c.dropped(reason)),
+                        })
+                        .collect(),
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the dataplane counters");
+                DataplaneCounters::default()
+            }
+        };
+        let controller: ControllerCounters = self.0.metrics.controller_counters();
+        StatsReport {
+            dataplane,
+            controller,
+            events_lost: self.0.bus.losses(),
+        }
+    }
+
+    fn audit(&self, id: u64) -> Result<Vec<AuditEntry>, ApiError> {
+        let Some(session_id) = SessionId::new(id) else {
+            return Err(ApiError::UnknownSession { id });
+        };
+        let history = self.0.store.audit(session_id).map_err(|e| ApiError::Internal {
+            operation: "read the audit log".into(),
+            problem: e.to_string(),
+        })?;
+        if history.is_empty() {
+            return Err(ApiError::UnknownSession { id });
+        }
+        Ok(history
+            .into_iter()
+            .map(|c| AuditEntry {
+                session: id,
+                version: c.to_version,
+                from_state: Some(c.from_state),
+                to_state: c.to_state,
+                time_ms: c.at,
+                cause: c.cause.name().to_string(),
+                peer: None,
+            })
+            .collect())
+    }
+
+    fn subscribe(&self) -> EventSubscription {
+        self.0.bus.subscribe()
+    }
+}

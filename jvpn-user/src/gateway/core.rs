@@ -1,0 +1,272 @@
+//! The gateway core: the one path by which a session changes.
+//!
+//! [`Gateway::apply`] runs an input through the pure state machine, commits the result by
+//! compare-and-set (with its STATE_CHANGE audit records, through the group committer), then, and
+//! only then, installs it in the cache, pushes it into the XDP session table, and publishes and
+//! logs its events. A refusal publishes its SECURITY_EVENT or POLICY_EVENT and changes nothing.
+
+use super::fault;
+use super::live::SessionTable;
+use crate::config::GatewaySettings;
+use crate::crypto::SessionKeys;
+use jvpn_common::control::Tai64N;
+use std::collections::HashMap;
+use tokio::net::UdpSocket;
+use crate::dataplane::{Dataplane, DataplaneError};
+use crate::events::{EventBus, EventRecord};
+use crate::metrics::Metrics;
+use crate::session::{Input, Millis, Reject, Session, SessionEvent, SessionMachine, Transition};
+use crate::store::{CasOutcome, CasRequest, Expected, GroupCommitter, SessionStore, StoreError};
+use jvpn_common::RejectReason;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// Counters of controller events that [`Metrics`] does not keep (it keeps transitions, CAS
+/// conflicts and refusals by reason).
+#[derive(Debug, Default)]
+pub struct ControllerCounters {
+    /// REJECT replies not sent because the session was over its REJECT budget.
+    pub rejects_suppressed: AtomicU64,
+    /// Datagrams the XDP program passed whose AEAD or tag failed here.
+    pub seal_failures: AtomicU64,
+    /// DATA packets opened.
+    pub data_packets: AtomicU64,
+    /// Map updates that failed (the store still holds the commit; reconciled at restart).
+    pub map_failures: AtomicU64,
+}
+
+impl ControllerCounters {
+    /// Adds one to `counter`.
+    pub fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// What an accepted input did.
+#[derive(Debug)]
+pub enum Applied {
+    /// A version increment was committed; the session after it.
+    Committed(Session),
+    /// Telemetry only: no version change.
+    Unchanged(Session),
+}
+
+/// Why an input was not applied.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// The state machine refused it (its event is already published).
+    #[error("refused: {}", .0.reason.name())]
+    Rejected(Reject),
+    /// The compare-and-set lost to a concurrent mutation (its event is already published).
+    #[error("the compare-and-set lost to a concurrent mutation; the session is now at version {current}")]
+    Conflict {
+        /// The version the store holds now.
+        current: u64,
+    },
+    /// No such live session.
+    #[error("no such session")]
+    UnknownSession,
+    /// A new session's id was issued before; draw another.
+    #[error("the session id was issued before")]
+    IdAlreadyIssued,
+    /// The store failed: nothing was committed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl ApplyError {
+    /// The reason to send in a REJECT, if this refusal deserves one.
+    pub fn reason(&self) -> Option<RejectReason> {
+        match self {
+            Self::Rejected(r) => Some(r.reason),
+            Self::Conflict { .. } => Some(RejectReason::ConcurrentMutation),
+            Self::UnknownSession => Some(RejectReason::UnknownSession),
+            Self::Store(_) | Self::IdAlreadyIssued => None,
+        }
+    }
+}
+
+/// The shared state of a running gateway.
+pub struct Gateway {
+    /// The pure state machine and its timers.
+    pub machine: SessionMachine,
+    /// The authoritative store.
+    pub store: Arc<dyn SessionStore>,
+    /// Batches concurrent compare-and-sets into durable group commits.
+    pub committer: GroupCommitter,
+    /// The XDP maps. Locked for every write so updates land in version order.
+    pub dataplane: Mutex<Dataplane>,
+    /// Live sessions.
+    pub sessions: SessionTable,
+    /// The ordered event stream.
+    pub bus: EventBus,
+    /// Counters of controller decisions.
+    pub counters: ControllerCounters,
+    /// This run's boot epoch (high bits of gateway-to-client nonces).
+    pub epoch: u64,
+    /// The validated gateway configuration (keys, clients, timeouts).
+    pub settings: GatewaySettings,
+    /// The UDP socket every jvpn message arrives on and leaves from.
+    pub socket: Arc<UdpSocket>,
+    /// The newest HELLO timestamp accepted per client key (WireGuard's replay check).
+    pub hello_timestamps: Mutex<HashMap<[u8; 32], Tai64N>>,
+    /// Transition, conflict and refusal counters for the metrics endpoint.
+    pub metrics: Arc<Metrics>,
+    /// The interface the dataplane is attached to.
+    pub iface: String,
+    /// The UDP port.
+    pub port: u16,
+    /// When this run started (Unix ms).
+    pub started_ms: Millis,
+}
+
+impl Gateway {
+    /// Runs `input` through the machine for session `id` and commits the result.
+    pub async fn apply(&self, id: u64, input: Input, now: Millis) -> Result<Applied, ApplyError> {
+        let (current, keys) = self
+            .sessions
+            .snapshot(id)
+            .ok_or(ApplyError::UnknownSession)?;
+        match self.machine.transition(&current, &input, now) {
+            Err(reject) => {
+                self.metrics.reject(reject.reason);
+                self.publish(&reject.event);
+                Err(ApplyError::Rejected(reject))
+            }
+            Ok(t) if t.session.state_version == current.state_version => {
+                self.sessions.telemetry(&t.session);
+                Ok(Applied::Unchanged(t.session))
+            }
+            Ok(t) => {
+                self.commit(Expected::Version(current.state_version), t, keys)
+                    .await
+            }
+        }
+    }
+
+    /// Commits `t` by compare-and-set against `expected`, then installs, pushes and reports it.
+    pub async fn commit(
+        &self,
+        expected: Expected,
+        t: Transition,
+        keys: Arc<SessionKeys>,
+    ) -> Result<Applied, ApplyError> {
+        let request = CasRequest::new(expected, t.session.clone(), t.state_changes());
+        match self.committer.submit(request).outcome().await? {
+            CasOutcome::Committed => {
+                fault::point(fault::AFTER_CAS);
+                for change in t.events.iter().filter_map(SessionEvent::as_state_change) {
+                    self.metrics.transition(Some(change.from_state), change.to_state);
+                }
+                self.sessions.install(
+                    t.session.clone(),
+                    keys,
+                    super::epoch::first_nonce(self.epoch),
+                );
+                self.push_map(&t.session);
+                for event in &t.events {
+                    self.publish(event);
+                }
+                Ok(Applied::Committed(t.session))
+            }
+            CasOutcome::Conflict { current } => {
+                self.metrics.cas_conflict();
+                let now_version = current.as_ref().map_or(0, |s| s.state_version);
+                if let Some(stored) = current {
+                    let keys = self
+                        .sessions
+                        .snapshot(stored.id.get())
+                        .map(|(_, k)| k)
+                        .unwrap_or(keys);
+                    self.sessions
+                        .install(stored, keys, super::epoch::first_nonce(self.epoch));
+                }
+                tracing::warn!(
+                    session = %format_args!("{:016x}", t.session.id.get()),
+                    expected = ?expected,
+                    current = now_version,
+                    "compare-and-set lost to a concurrent mutation"
+                );
+                self.bus.publish(
+                    EventRecord::refusal(Some(t.session.id.get()), RejectReason::ConcurrentMutation)
+                        .with_session_version(now_version)
+                        .with_detail(format!(
+                            "expected version {expected:?}, the store holds {now_version}"
+                        )),
+                );
+                Err(ApplyError::Conflict {
+                    current: now_version,
+                })
+            }
+            CasOutcome::IdAlreadyIssued => Err(ApplyError::IdAlreadyIssued),
+        }
+    }
+
+    /// Writes `session` into the XDP session table; an older version never overwrites a newer
+    /// one. A failure leaves the store ahead of the map: the XDP program then refuses the
+    /// session's traffic (fail closed) until the next start reconciles the map from the store.
+    pub fn push_map(&self, session: &Session) {
+        let dataplane = self
+            .dataplane
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        match dataplane.upsert_session(session.id.get(), &session.map_entry()) {
+            Ok(()) => {}
+            Err(DataplaneError::StaleUpdate { .. }) => {}
+            Err(e) => {
+                ControllerCounters::bump(&self.counters.map_failures);
+                let reason = match e {
+                    DataplaneError::TableFull { .. } => RejectReason::TableFull,
+                    _ => RejectReason::OwnershipAmbiguous,
+                };
+                tracing::error!(
+                    session = %format_args!("{:016x}", session.id.get()),
+                    version = session.state_version,
+                    error = %e,
+                    "could not push the session into the XDP map"
+                );
+                self.bus.publish(
+                    EventRecord::refusal(Some(session.id.get()), reason)
+                        .with_session_version(session.state_version)
+                        .with_detail(e.to_string()),
+                );
+            }
+        }
+    }
+
+    /// Publishes a machine event on the stream and logs it (every increment with its version).
+    pub fn publish(&self, event: &SessionEvent) {
+        let record = match event {
+            SessionEvent::StateChange(c) => {
+                tracing::info!(
+                    session = %format_args!("{:016x}", c.session.get()),
+                    state_version = c.to_version,
+                    from = c.from_state.name(),
+                    to = c.to_state.name(),
+                    cause = c.cause.name(),
+                    "STATE_CHANGE"
+                );
+                EventRecord::state_change(
+                    c.session.get(),
+                    Some((c.from_state, c.from_version)),
+                    (c.to_state, c.to_version),
+                )
+                .with_detail(c.cause.name())
+            }
+            SessionEvent::Security(i) | SessionEvent::Policy(i) => {
+                tracing::warn!(
+                    kind = event.kind(),
+                    session = %format_args!("{:016x}", i.session.get()),
+                    state_version = i.version,
+                    reason = i.reason.name(),
+                    detail = %i.detail,
+                    "refused"
+                );
+                EventRecord::refusal(Some(i.session.get()), i.reason)
+                    .with_session_version(i.version)
+                    .with_detail(i.detail.clone())
+            }
+        };
+        self.bus.publish(record);
+    }
+}

@@ -1,0 +1,213 @@
+//! The controller's in-memory view of its sessions: the last committed record of each, its keys,
+//! its gateway-to-client nonce counter, its outstanding path challenges and its REJECT budget.
+//!
+//! The store is the truth; this table is a cache of committed records plus the soft state that
+//! is not worth a durable write (telemetry, nonces within an epoch, challenges). A record only
+//! ever replaces an older version, so concurrent commits cannot move the cache backwards.
+
+use crate::crypto::SessionKeys;
+use crate::session::{Millis, Session};
+use jvpn_common::control::PATH_TOKEN_LEN;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// How long a PATH_CHALLENGE may be answered.
+pub const CHALLENGE_LIFETIME_MS: Millis = 5_000;
+/// Challenges kept per session: enough for two transports racing, bounded against floods.
+pub const MAX_CHALLENGES: usize = 4;
+/// REJECT replies a session may receive per second (burst equal), beyond which they are only
+/// reported as events.
+pub const REJECTS_PER_SECOND: u32 = 10;
+
+/// A PATH_CHALLENGE sent to a new transport and not yet answered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PendingChallenge {
+    /// The random token the client must return.
+    pub token: [u8; PATH_TOKEN_LEN],
+    /// The address the challenge went to; the response must come from it.
+    pub addr: SocketAddr,
+    /// The client's reattach attempt.
+    pub attempt: u64,
+    /// The session version the challenge was issued at; the compare-and-set expects it.
+    pub version: u64,
+    /// When the challenge stops being valid.
+    pub expires_at: Millis,
+}
+
+/// One live session.
+pub struct LiveSession {
+    /// The last committed record (with telemetry applied).
+    pub session: Session,
+    /// The session's keys.
+    pub keys: Arc<SessionKeys>,
+    /// The next gateway-to-client nonce.
+    pub next_tx_nonce: u64,
+    /// Outstanding path challenges, oldest first.
+    pub challenges: Vec<PendingChallenge>,
+    /// REJECT tokens left in the current second, and that second.
+    reject_tokens: u32,
+    reject_second: Millis,
+}
+
+impl LiveSession {
+    /// A live session for a committed record.
+    pub fn new(session: Session, keys: Arc<SessionKeys>, first_tx_nonce: u64) -> Self {
+        Self {
+            session,
+            keys,
+            next_tx_nonce: first_tx_nonce,
+            challenges: Vec::new(),
+            reject_tokens: REJECTS_PER_SECOND,
+            reject_second: 0,
+        }
+    }
+
+    /// Takes the next gateway-to-client nonce.
+    pub fn take_nonce(&mut self) -> u64 {
+        let n = self.next_tx_nonce;
+        self.next_tx_nonce += 1;
+        n
+    }
+
+    /// Whether a REJECT may be sent now; spends a token if so.
+    pub fn take_reject_token(&mut self, now: Millis) -> bool {
+        let second = now / 1000;
+        if second != self.reject_second {
+            self.reject_second = second;
+            self.reject_tokens = REJECTS_PER_SECOND;
+        }
+        if self.reject_tokens == 0 {
+            return false;
+        }
+        self.reject_tokens -= 1;
+        true
+    }
+
+    /// Records a challenge, replacing one to the same address and evicting the oldest beyond
+    /// [`MAX_CHALLENGES`].
+    pub fn add_challenge(&mut self, challenge: PendingChallenge) {
+        self.challenges.retain(|c| c.addr != challenge.addr);
+        if self.challenges.len() >= MAX_CHALLENGES {
+            self.challenges.remove(0);
+        }
+        self.challenges.push(challenge);
+    }
+
+    /// Removes and returns the challenge that `token`, `attempt` and `from` answer, if it is
+    /// still valid at `now`.
+    pub fn take_challenge(
+        &mut self,
+        token: &[u8; PATH_TOKEN_LEN],
+        attempt: u64,
+        from: SocketAddr,
+        now: Millis,
+    ) -> Option<PendingChallenge> {
+        self.challenges.retain(|c| c.expires_at > now);
+        let i = self
+            .challenges
+            .iter()
+            .position(|c| &c.token == token && c.attempt == attempt && c.addr == from)?;
+        Some(self.challenges.remove(i))
+    }
+}
+
+/// Every live session of this gateway, by id.
+#[derive(Default)]
+pub struct SessionTable {
+    sessions: Mutex<HashMap<u64, LiveSession>>,
+}
+
+impl SessionTable {
+    /// Locks the table. Never held across an await or a store commit.
+    pub fn lock(&self) -> MutexGuard<'_, HashMap<u64, LiveSession>> {
+        self.sessions
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// A copy of the session's record and its keys.
+    pub fn snapshot(&self, id: u64) -> Option<(Session, Arc<SessionKeys>)> {
+        self.lock()
+            .get(&id)
+            .map(|l| (l.session.clone(), l.keys.clone()))
+    }
+
+    /// Installs a committed record if it is newer than the one held (or the first).
+    pub fn install(&self, session: Session, keys: Arc<SessionKeys>, first_tx_nonce: u64) {
+        let mut table = self.lock();
+        match table.get_mut(&session.id.get()) {
+            Some(live) if live.session.state_version >= session.state_version => {}
+            Some(live) => {
+                live.challenges.retain(|c| c.version >= session.state_version);
+                live.session = session;
+            }
+            None => {
+                table.insert(
+                    session.id.get(),
+                    LiveSession::new(session, keys, first_tx_nonce),
+                );
+            }
+        }
+    }
+
+    /// Applies telemetry: replaces the record if the version is unchanged.
+    pub fn telemetry(&self, session: &Session) {
+        if let Some(live) = self.lock().get_mut(&session.id.get()) {
+            if live.session.state_version == session.state_version {
+                live.session.last_rx = live.session.last_rx.max(session.last_rx);
+            }
+        }
+    }
+
+    /// Ids of every session held.
+    pub fn ids(&self) -> Vec<u64> {
+        self.lock().keys().copied().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn challenge(addr: &str, token: u8, version: u64) -> PendingChallenge {
+        PendingChallenge {
+            token: [token; PATH_TOKEN_LEN],
+            addr: addr.parse().expect("addr"),
+            attempt: 1,
+            version,
+            expires_at: 10_000,
+        }
+    }
+
+    #[test]
+    fn a_challenge_is_answered_once_from_its_address_and_in_time() {
+        let keys = Arc::new(SessionKeys::from_stored(&[1; SessionKeys::STORED_LEN]));
+        let id = crate::session::SessionId::new(5).expect("nonzero");
+        let mut live = LiveSession::new(Session::birth(id, [0; 32], 0), keys, 1);
+        live.add_challenge(challenge("192.0.2.1:1000", 7, 3));
+        let other: SocketAddr = "192.0.2.2:1000".parse().expect("addr");
+        let right: SocketAddr = "192.0.2.1:1000".parse().expect("addr");
+        assert!(live.take_challenge(&[7; PATH_TOKEN_LEN], 1, other, 0).is_none());
+        assert!(live.take_challenge(&[8; PATH_TOKEN_LEN], 1, right, 0).is_none());
+        assert!(live.take_challenge(&[7; PATH_TOKEN_LEN], 2, right, 0).is_none());
+        assert!(live.take_challenge(&[7; PATH_TOKEN_LEN], 1, right, 10_000).is_none());
+        live.add_challenge(challenge("192.0.2.1:1000", 7, 3));
+        assert!(live.take_challenge(&[7; PATH_TOKEN_LEN], 1, right, 0).is_some());
+        assert!(live.take_challenge(&[7; PATH_TOKEN_LEN], 1, right, 0).is_none());
+    }
+
+    #[test]
+    fn challenges_and_rejects_are_bounded() {
+        let keys = Arc::new(SessionKeys::from_stored(&[1; SessionKeys::STORED_LEN]));
+        let id = crate::session::SessionId::new(5).expect("nonzero");
+        let mut live = LiveSession::new(Session::birth(id, [0; 32], 0), keys, 1);
+        for port in 0..10u16 {
+            live.add_challenge(challenge(&format!("192.0.2.1:{}", 1000 + port), 1, 1));
+        }
+        assert_eq!(live.challenges.len(), MAX_CHALLENGES);
+        let sent = (0..100).filter(|_| live.take_reject_token(5_500)).count();
+        assert_eq!(sent, REJECTS_PER_SECOND as usize);
+        assert!(live.take_reject_token(6_000), "a new second refills the budget");
+    }
+}

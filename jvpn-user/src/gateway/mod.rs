@@ -1,0 +1,292 @@
+//! The gateway daemon: the single authority over session state on a node.
+//!
+//! - [`core`]: [`Gateway`] and [`Gateway::apply`], the one path by which a session changes
+//!   (state machine, compare-and-set with audit, cache, XDP map, events).
+//! - [`handshake`]: HELLO -> session at version 1 -> WELCOME.
+//! - [`reattach`]: REATTACH_REQUEST, PATH_CHALLENGE / PATH_RESPONSE, the reattach CAS.
+//! - [`traffic`]: DATA, KEEPALIVE, TERMINATE.
+//! - [`reply`]: sealed replies and rate-limited REJECTs.
+//! - [`reconcile`]: start-up from the store, with or without surviving maps.
+//! - [`timers`]: keepalive and idle timeouts.
+//! - [`api`]: what the control socket and the metrics read.
+//! - [`live`], [`epoch`], [`fault`]: the session cache, the nonce epoch, crash injection.
+//!
+//! [`run`] wires them to a UDP socket, the pinned XDP dataplane, the redb store, the control
+//! socket and the metrics endpoint, and runs until shut down. The XDP program stays attached
+//! when the gateway stops: enforcement outlives the controller, and the next start adopts it.
+
+pub mod api;
+pub mod core;
+pub mod epoch;
+pub mod fault;
+pub mod handshake;
+pub mod live;
+pub mod reattach;
+pub mod reconcile;
+pub mod reply;
+pub mod timers;
+pub mod traffic;
+
+pub use self::core::{Applied, ApplyError, Gateway};
+
+use crate::cli::GatewayOptions;
+use crate::config::{ConfigError, GatewaySettings};
+use crate::control::{bind_control_socket, SocketError};
+use crate::dataplane::{Dataplane, DataplaneError, DataplaneOptions};
+use crate::events::{unix_millis_now, EventBus, EventRecord};
+use crate::metrics::Metrics;
+use crate::session::{SessionMachine, Timers, TimersError};
+use crate::store::{GroupCommitter, RedbStore, SessionStore, StoreError};
+use jvpn_common::{MessageType, RejectReason, WireHeader};
+use std::future::Future;
+use std::net::{Ipv6Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::net::UdpSocket;
+
+/// Why the gateway could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    /// The config file is unusable.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The timeouts in the config are inconsistent.
+    #[error("bad timeouts in the gateway config: {0}")]
+    Timers(#[from] TimersError),
+    /// The store could not be opened or read.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The boot epoch could not be advanced.
+    #[error(transparent)]
+    Epoch(#[from] epoch::EpochError),
+    /// The XDP dataplane could not be loaded or adopted.
+    #[error(transparent)]
+    Dataplane(#[from] DataplaneError),
+    /// The control socket could not be bound.
+    #[error(transparent)]
+    ControlSocket(#[from] SocketError),
+    /// A socket could not be bound or a thread started.
+    #[error("cannot {what}: {source}")]
+    Io {
+        /// What failed.
+        what: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> GatewayError {
+    let what = what.into();
+    move |source| GatewayError::Io { what, source }
+}
+
+/// Runs the gateway with `options` until `shutdown` completes.
+pub async fn run(
+    options: GatewayOptions,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), GatewayError> {
+    let settings = GatewaySettings::load(&options.config)?;
+    let timers = Timers::new(
+        settings.timeouts.keepalive_timeout.as_millis() as u64,
+        settings.timeouts.idle_timeout.as_millis() as u64,
+    )?;
+    std::fs::create_dir_all(&options.state_dir).map_err(io(format!(
+        "create the state dir {}; pass --state-dir or run as root",
+        options.state_dir.display()
+    )))?;
+    let store: Arc<dyn SessionStore> = Arc::new(RedbStore::open(&options.state_dir)?);
+    let epoch = epoch::advance(&options.state_dir)?;
+    let committer = GroupCommitter::spawn(store.clone(), GroupCommitter::DEFAULT_MAX_BATCH)
+        .map_err(io("start the store's commit thread"))?;
+
+    let mut dp_options = DataplaneOptions::new(options.iface.clone());
+    dp_options.port = options.port;
+    dp_options.max_sessions = options.max_sessions;
+    dp_options.xdp_mode = options.xdp_mode;
+    let dataplane = Dataplane::open_or_load(&dp_options)?;
+    let origin = dataplane.origin();
+    let mut dataplane_events = dataplane.take_event_reader()?;
+    let log_forwarder = dataplane.take_log_forwarder();
+
+    let socket = UdpSocket::bind(SocketAddr::from((Ipv6Addr::UNSPECIFIED, options.port)))
+        .await
+        .map_err(io(format!("bind UDP port {}", options.port)))?;
+    let (control_listener, _control_guard) = bind_control_socket(&options.socket)?;
+
+    let gateway = Arc::new(Gateway {
+        machine: SessionMachine::new(timers),
+        store,
+        committer,
+        dataplane: Mutex::new(dataplane),
+        sessions: live::SessionTable::default(),
+        bus: EventBus::default(),
+        counters: core::ControllerCounters::default(),
+        metrics: Arc::new(Metrics::new()),
+        epoch,
+        settings,
+        socket: Arc::new(socket),
+        hello_timestamps: Mutex::default(),
+        iface: options.iface.clone(),
+        port: options.port,
+        started_ms: unix_millis_now(),
+    });
+    let report = gateway.reconcile(origin, unix_millis_now()).await?;
+    tracing::info!(
+        iface = %options.iface,
+        port = options.port,
+        dataplane = ?origin,
+        epoch,
+        loaded = report.loaded,
+        recovered = report.recovered,
+        "jvpn gateway running"
+    );
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+    let mut tasks = tokio::task::JoinSet::new();
+    let api: Arc<dyn crate::control::GatewayApi> = Arc::new(api::GatewayHandle(gateway.clone()));
+    tasks.spawn(crate::control::server::run(
+        control_listener,
+        api.clone(),
+        stopped(),
+    ));
+    if let Some(addr) = options.metrics {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(io(format!("bind the metrics address {addr}")))?;
+        let registry = Arc::new(gateway.metrics.registry(api.clone()));
+        tasks.spawn(crate::metrics::http::serve(listener, registry, stopped()));
+    }
+    if let Some(forwarder) = log_forwarder {
+        tasks.spawn(async move {
+            if let Err(e) = forwarder.run().await {
+                tracing::warn!(error = %e, "the XDP program log stream stopped");
+            }
+        });
+    }
+    {
+        let gateway = gateway.clone();
+        tasks.spawn(async move {
+            loop {
+                match dataplane_events.next().await {
+                    Ok(event) => {
+                        gateway.bus.publish(EventRecord::from_dataplane(&event));
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "the dataplane event stream failed");
+                        return;
+                    }
+                }
+            }
+        });
+    }
+    tasks.spawn(report_dataplane_losses(gateway.clone()));
+    tasks.spawn(timers::run(gateway.clone()));
+
+    let receive = receive_loop(gateway.clone());
+    tokio::pin!(shutdown);
+    let result = tokio::select! {
+        () = &mut shutdown => Ok(()),
+        r = receive => r,
+    };
+    tracing::info!("jvpn gateway stopping; the XDP program stays attached and enforcing");
+    let _ = stop_tx.send(true);
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        while tasks.len() > 1 {
+            if tasks.join_next().await.is_none() {
+                break;
+            }
+        }
+    })
+    .await;
+    tasks.abort_all();
+    result
+}
+
+/// Reads datagrams until the socket fails; control messages are handled on their own tasks so
+/// their commits share group commits.
+async fn receive_loop(gateway: Arc<Gateway>) -> Result<(), GatewayError> {
+    let mut buf = vec![0u8; 65_536];
+    loop {
+        let (len, from) = gateway
+            .socket
+            .recv_from(&mut buf)
+            .await
+            .map_err(io("receive on the gateway socket"))?;
+        let from = SocketAddr::new(from.ip().to_canonical(), from.port());
+        let now = unix_millis_now();
+        let datagram = &mut buf[..len];
+        let header = match WireHeader::parse(datagram) {
+            Ok(h) => h,
+            Err(e) => {
+                gateway.bus.publish(
+                    EventRecord::refusal(None, RejectReason::Malformed)
+                        .with_peer(from)
+                        .with_detail(format!("malformed header in the controller: {e:?}")),
+                );
+                continue;
+            }
+        };
+        match header.message_type() {
+            Some(MessageType::Data | MessageType::Keepalive) => {
+                let _packet = gateway.on_traffic(datagram, from, now).await;
+            }
+            Some(t @ (MessageType::Hello
+            | MessageType::ReattachRequest
+            | MessageType::PathResponse
+            | MessageType::Terminate)) => {
+                let gateway = gateway.clone();
+                let datagram = datagram.to_vec();
+                tokio::spawn(async move {
+                    match t {
+                        MessageType::Hello => gateway.on_hello(&datagram, from, now).await,
+                        MessageType::ReattachRequest => {
+                            gateway.on_reattach_request(&datagram, from, now).await
+                        }
+                        MessageType::PathResponse => {
+                            gateway.on_path_response(&datagram, from, now).await
+                        }
+                        _ => gateway.on_terminate(&datagram, from, now).await,
+                    }
+                });
+            }
+            _ => {
+                gateway.bus.publish(
+                    EventRecord::refusal(Some(header.session_id.get()), RejectReason::Malformed)
+                        .with_peer(from)
+                        .with_detail("a message type only the gateway sends"),
+                );
+            }
+        }
+    }
+}
+
+/// Once a second, turns the dataplane's per-CPU event-loss counters into EVENTS_LOST records.
+async fn report_dataplane_losses(gateway: Arc<Gateway>) {
+    let mut reported = 0u64;
+    let mut interval = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        interval.tick().await;
+        let total = {
+            let dataplane = gateway.dataplane.lock().unwrap_or_else(|p| p.into_inner());
+            dataplane.counters().map(|c| {
+                let loss = c.total_event_loss();
+                loss.rate_limited + loss.ring_full
+            })
+        };
+        match total {
+            Ok(total) if total > reported => {
+                gateway.bus.report_dataplane_loss(total - reported);
+                reported = total;
+            }
+            Ok(total) => reported = total,
+            Err(e) => tracing::warn!(error = %e, "cannot read the dataplane counters"),
+        }
+    }
+}

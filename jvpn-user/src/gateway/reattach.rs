@@ -1,0 +1,218 @@
+//! The jump: REATTACH_REQUEST, return-routability by PATH_CHALLENGE / PATH_RESPONSE, then the
+//! compare-and-set that moves the session (docs/protocol.md, "Reattach").
+//!
+//! Nothing changes before the request's seal verifies, and the binding only moves after the new
+//! address returned a fresh random token, sealed (QUIC path validation, RFC 9000 section 8.2;
+//! MOBIKE's return routability check, RFC 4555). A request captured and replayed from another
+//! address gets a challenge its sender cannot answer.
+
+use super::core::{Applied, Gateway};
+use super::live::{PendingChallenge, CHALLENGE_LIFETIME_MS};
+use crate::crypto::{open_body, Direction, SealError};
+use crate::session::{Input, Millis};
+use jvpn_common::control::{PathChallenge, PathResponse, ReattachAck, ReattachRequest, PATH_TOKEN_LEN};
+use jvpn_common::maps::{SessionState, TransportBinding};
+use jvpn_common::wire::Be64;
+use jvpn_common::{RejectReason, WireHeader};
+use rand::RngCore;
+use std::net::SocketAddr;
+
+/// Whether a REATTACH_REQUEST claiming `claimed` may start path validation of a session in
+/// `state` at `current`: the client's acknowledged version must be the current one, or, for a
+/// session the gateway moved to RECOVERING while the client was away, the one just before.
+pub fn admit_claim(state: SessionState, current: u64, claimed: u64) -> Result<(), RejectReason> {
+    match state {
+        SessionState::Terminated => Err(RejectReason::Terminated),
+        SessionState::Birth => Err(RejectReason::NotAttached),
+        SessionState::Attached | SessionState::Recovering => {
+            let recovering_gap = state == SessionState::Recovering && claimed.checked_add(1) == Some(current);
+            if claimed == current || recovering_gap {
+                Ok(())
+            } else if claimed < current {
+                Err(RejectReason::StaleVersion)
+            } else {
+                Err(RejectReason::VersionJump)
+            }
+        }
+    }
+}
+
+impl Gateway {
+    /// Handles a REATTACH_REQUEST from `from`.
+    pub async fn on_reattach_request(&self, datagram: &[u8], from: SocketAddr, now: Millis) {
+        let Some((id, session, keys)) = self.session_of(datagram, from) else {
+            return;
+        };
+        let (header, request) =
+            match open_body::<ReattachRequest>(&keys, Direction::ClientToGateway, datagram) {
+                Ok(opened) => opened,
+                Err(e) => return self.seal_failed(datagram, from, &e),
+            };
+        let claimed = request.acked_version.get();
+        let current = session.state_version;
+        if header.state_version.get() != claimed {
+            let detail = format!(
+                "header version {} differs from the body's acknowledged version {claimed}",
+                header.state_version.get()
+            );
+            return self
+                .refuse(id, from, &header, RejectReason::Malformed, current, detail, now)
+                .await;
+        }
+        if let Err(reason) = admit_claim(session.state, current, claimed) {
+            let detail = format!(
+                "REATTACH_REQUEST claims version {claimed}; the session is {} at {current}",
+                session.state.name()
+            );
+            return self.refuse(id, from, &header, reason, current, detail, now).await;
+        }
+        let binding = TransportBinding::from_socket_addr(from);
+        if session.state == SessionState::Attached && session.binding == binding {
+            // Already bound here: nothing to move. Acknowledge the current version.
+            let ack = ReattachAck {
+                new_version: Be64::new(current),
+                binding,
+            };
+            return self.send_body(id, from, current, &ack).await;
+        }
+        let mut token = [0u8; PATH_TOKEN_LEN];
+        rand::thread_rng().fill_bytes(&mut token);
+        let attempt = request.attempt.get();
+        if let Some(live) = self.sessions.lock().get_mut(&id) {
+            live.add_challenge(PendingChallenge {
+                token,
+                addr: from,
+                attempt,
+                version: current,
+                expires_at: now + CHALLENGE_LIFETIME_MS,
+            });
+        }
+        tracing::info!(
+            session = %format_args!("{id:016x}"),
+            peer = %from,
+            state_version = current,
+            "path challenge sent"
+        );
+        let challenge = PathChallenge {
+            token,
+            attempt: request.attempt,
+        };
+        self.send_body(id, from, current, &challenge).await;
+    }
+
+    /// Handles a PATH_RESPONSE from `from`: the return-routability proof, then the CAS.
+    pub async fn on_path_response(&self, datagram: &[u8], from: SocketAddr, now: Millis) {
+        let Some((id, session, keys)) = self.session_of(datagram, from) else {
+            return;
+        };
+        let (header, response) =
+            match open_body::<PathResponse>(&keys, Direction::ClientToGateway, datagram) {
+                Ok(opened) => opened,
+                Err(e) => return self.seal_failed(datagram, from, &e),
+            };
+        let challenge = self.sessions.lock().get_mut(&id).and_then(|live| {
+            live.take_challenge(&response.token, response.attempt.get(), from, now)
+        });
+        let current = session.state_version;
+        let Some(challenge) = challenge else {
+            let detail = "no outstanding challenge matches this token, attempt and address".into();
+            return self
+                .refuse(id, from, &header, RejectReason::PathValidation, current, detail, now)
+                .await;
+        };
+        if header.state_version.get() != challenge.version {
+            let detail = format!(
+                "PATH_RESPONSE carries version {}; the challenge was issued at {}",
+                header.state_version.get(),
+                challenge.version
+            );
+            let reason = if header.state_version.get() < challenge.version {
+                RejectReason::StaleVersion
+            } else {
+                RejectReason::VersionJump
+            };
+            return self.refuse(id, from, &header, reason, current, detail, now).await;
+        }
+        let input = Input::ReattachValidated {
+            claimed_version: challenge.version,
+            new_binding: TransportBinding::from_socket_addr(from),
+        };
+        match self.apply(id, input, now).await {
+            Ok(Applied::Committed(s)) => {
+                let ack = ReattachAck {
+                    new_version: Be64::new(s.state_version),
+                    binding: s.binding,
+                };
+                self.send_body(id, from, s.state_version, &ack).await;
+            }
+            Ok(Applied::Unchanged(_)) => {}
+            Err(e) => {
+                let version = self
+                    .sessions
+                    .snapshot(id)
+                    .map_or(current, |(s, _)| s.state_version);
+                if let Some(reason) = e.reason() {
+                    self.send_reject(id, from, reason, version, header.nonce.get(), now)
+                        .await;
+                } else {
+                    tracing::error!(session = %format_args!("{id:016x}"), error = %e, "reattach not committed");
+                }
+            }
+        }
+    }
+
+    /// The live session a datagram names, or `None` (reported) if it has none.
+    pub fn session_of(
+        &self,
+        datagram: &[u8],
+        from: SocketAddr,
+    ) -> Option<(u64, crate::session::Session, std::sync::Arc<crate::crypto::SessionKeys>)> {
+        let header = WireHeader::parse(datagram).ok()?;
+        let id = header.session_id.get();
+        match self.sessions.snapshot(id) {
+            Some((session, keys)) => Some((id, session, keys)),
+            None => {
+                self.unauthenticated(&header, from, RejectReason::UnknownSession);
+                None
+            }
+        }
+    }
+
+    /// Reports a datagram whose tag or seal failed here.
+    pub fn seal_failed(&self, datagram: &[u8], from: SocketAddr, error: &SealError) {
+        if let Ok(header) = WireHeader::parse(datagram) {
+            self.unauthenticated(&header, from, error.reason());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use SessionState::*;
+
+    /// Spec section 4 and 6: a stale or jumping claim is refused with its reason; the
+    /// RECOVERING gap (docs/protocol.md) is the one exception, and only in RECOVERING.
+    #[test]
+    fn claims_are_admitted_only_at_the_current_version() {
+        let cases = [
+            (Attached, 5, 5, Ok(())),
+            (Attached, 5, 4, Err(RejectReason::StaleVersion)),
+            (Attached, 5, 6, Err(RejectReason::VersionJump)),
+            (Recovering, 5, 5, Ok(())),
+            (Recovering, 5, 4, Ok(())),
+            (Recovering, 5, 3, Err(RejectReason::StaleVersion)),
+            (Recovering, 5, 6, Err(RejectReason::VersionJump)),
+            (Terminated, 5, 5, Err(RejectReason::Terminated)),
+            (Birth, 0, 0, Err(RejectReason::NotAttached)),
+            (Recovering, 0, u64::MAX, Err(RejectReason::VersionJump)),
+        ];
+        for (state, current, claimed, expected) in cases {
+            assert_eq!(
+                admit_claim(state, current, claimed),
+                expected,
+                "{state:?} at {current}, claim {claimed}"
+            );
+        }
+    }
+}

@@ -1,0 +1,74 @@
+//! Start-up: the store is the truth, the maps are rebuilt from it.
+//!
+//! Every stored session is loaded into the cache. If the pinned maps survived (the controller
+//! restarted, enforcement never stopped), each map entry is rewritten from the store: a crash
+//! between a commit and its map update left the map behind, never ahead. If the maps were lost
+//! (a reboot, or a first start after a detach), every live session is moved to RECOVERING
+//! (version +1), so no packet captured before the restart can ever be accepted again, and clients
+//! reattach.
+
+use super::core::Gateway;
+use super::epoch::first_nonce;
+use crate::crypto::SessionKeys;
+use crate::dataplane::Origin;
+use crate::session::{Input, Millis, RecoverCause, TerminateCause};
+use crate::store::StoreError;
+use jvpn_common::maps::SessionState;
+use std::sync::Arc;
+
+/// What start-up did.
+#[derive(Debug, Default)]
+pub struct Reconciled {
+    /// Sessions loaded from the store.
+    pub loaded: usize,
+    /// Sessions moved to RECOVERING because the maps were lost.
+    pub recovered: usize,
+    /// Sessions that had no usable keys and were terminated.
+    pub terminated: usize,
+}
+
+impl Gateway {
+    /// Loads the store into the cache and the maps (see the module doc).
+    pub async fn reconcile(&self, origin: Origin, now: Millis) -> Result<Reconciled, StoreError> {
+        let mut report = Reconciled::default();
+        for mut session in self.store.list()? {
+            report.loaded += 1;
+            let stored: Option<&[u8; SessionKeys::STORED_LEN]> =
+                session.secrets.as_slice().try_into().ok();
+            let usable = stored.is_some();
+            let keys = Arc::new(
+                stored.map_or_else(|| SessionKeys::from_stored(&[0; SessionKeys::STORED_LEN]), SessionKeys::from_stored),
+            );
+            // The stored last_rx is as of the last transition; give every session a full
+            // keepalive period from now before the timers judge it.
+            session.last_rx = now;
+            let id = session.id.get();
+            let state = session.state;
+            self.sessions
+                .install(session.clone(), keys, first_nonce(self.epoch));
+            if state == SessionState::Terminated {
+                self.push_map(&session);
+                continue;
+            }
+            if !usable {
+                report.terminated += 1;
+                let input = Input::Terminate {
+                    cause: TerminateCause::Policy,
+                };
+                let _ = self.apply(id, input, now).await;
+                continue;
+            }
+            match origin {
+                Origin::Adopted => self.push_map(&session),
+                Origin::Loaded => {
+                    report.recovered += 1;
+                    let input = Input::ForceRecover {
+                        cause: RecoverCause::DataplaneLost,
+                    };
+                    let _ = self.apply(id, input, now).await;
+                }
+            }
+        }
+        Ok(report)
+    }
+}

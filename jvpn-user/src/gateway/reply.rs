@@ -1,0 +1,129 @@
+//! Messages the gateway sends to a session's client: sealed under the session's
+//! gateway-to-client key, numbered with its gateway-to-client nonce, carrying the version the
+//! caller names. REJECT replies go through the session's REJECT budget.
+
+use super::core::{ControllerCounters, Gateway};
+use crate::crypto::{seal_message, Direction};
+use crate::events::EventRecord;
+use crate::session::Millis;
+use jvpn_common::control::{Body, Reject};
+use jvpn_common::{MessageType, RejectReason, WireHeader};
+use std::net::SocketAddr;
+
+impl Gateway {
+    /// Seals `body` as a `msg_type` message of session `id` at `version`, or `None` if the
+    /// session is gone.
+    pub fn seal_for(
+        &self,
+        id: u64,
+        msg_type: MessageType,
+        version: u64,
+        body: &[u8],
+    ) -> Option<Vec<u8>> {
+        let (nonce, keys) = {
+            let mut table = self.sessions.lock();
+            let live = table.get_mut(&id)?;
+            (live.take_nonce(), live.keys.clone())
+        };
+        let header = WireHeader::new(msg_type, id, version, nonce);
+        match seal_message(&keys, Direction::GatewayToClient, header, body) {
+            Ok(datagram) => Some(datagram),
+            Err(e) => {
+                tracing::error!(session = %format_args!("{id:016x}"), error = %e, "cannot seal a reply");
+                None
+            }
+        }
+    }
+
+    /// Sends a control body to `to`.
+    pub async fn send_body<B: Body>(&self, id: u64, to: SocketAddr, version: u64, body: &B) {
+        if let Some(datagram) = self.seal_for(id, B::MESSAGE_TYPE, version, body.as_body()) {
+            self.send(&datagram, to).await;
+        }
+    }
+
+    /// Sends a datagram, logging (not failing on) a send error: the client retries.
+    pub async fn send(&self, datagram: &[u8], to: SocketAddr) {
+        if let Err(e) = self.socket.send_to(datagram, to).await {
+            tracing::warn!(%to, error = %e, "send failed");
+        }
+    }
+
+    /// Refuses an authenticated message: publishes the event and sends an explicit REJECT (spec
+    /// section 6), unless the session's REJECT budget is spent, which is counted.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn refuse(
+        &self,
+        id: u64,
+        to: SocketAddr,
+        header: &WireHeader,
+        reason: RejectReason,
+        gateway_version: u64,
+        detail: String,
+        now: Millis,
+    ) {
+        self.metrics.reject(reason);
+        tracing::warn!(
+            session = %format_args!("{id:016x}"),
+            reason = reason.name(),
+            claimed = header.state_version.get(),
+            state_version = gateway_version,
+            peer = %to,
+            %detail,
+            "refused"
+        );
+        let message = header.message_type().unwrap_or(MessageType::Data);
+        self.bus.publish(
+            EventRecord::refusal(Some(id), reason)
+                .with_peer(to)
+                .with_message(message, header.state_version.get(), header.nonce.get())
+                .with_session_version(gateway_version)
+                .with_detail(detail),
+        );
+        self.send_reject(id, to, reason, gateway_version, header.nonce.get(), now)
+            .await;
+    }
+
+    /// Sends a REJECT if the session's budget allows; the event is the caller's.
+    pub async fn send_reject(
+        &self,
+        id: u64,
+        to: SocketAddr,
+        reason: RejectReason,
+        gateway_version: u64,
+        rejected_nonce: u64,
+        now: Millis,
+    ) {
+        let allowed = self
+            .sessions
+            .lock()
+            .get_mut(&id)
+            .is_some_and(|live| live.take_reject_token(now));
+        if !allowed {
+            ControllerCounters::bump(&self.counters.rejects_suppressed);
+            return;
+        }
+        let body = Reject::new(reason, gateway_version, rejected_nonce);
+        self.send_body(id, to, gateway_version, &body).await;
+    }
+
+    /// Reports a message that failed authentication here. No reply: an unauthenticated sender
+    /// gets nothing to learn from, and nothing changes (the brief's "no unauthenticated message may
+    /// change a session").
+    pub fn unauthenticated(&self, header: &WireHeader, from: SocketAddr, reason: RejectReason) {
+        ControllerCounters::bump(&self.counters.seal_failures);
+        let message = header.message_type().unwrap_or(MessageType::Data);
+        tracing::warn!(
+            session = %format_args!("{:016x}", header.session_id.get()),
+            reason = reason.name(),
+            peer = %from,
+            "a datagram failed authentication in the controller"
+        );
+        self.bus.publish(
+            EventRecord::refusal(Some(header.session_id.get()), reason)
+                .with_peer(from)
+                .with_message(message, header.state_version.get(), header.nonce.get())
+                .with_detail("failed authentication in the controller; nothing changed"),
+        );
+    }
+}

@@ -1,0 +1,278 @@
+//! Prometheus metrics for `jvpn gateway --metrics ADDR`, encoded by the `prometheus-client` crate.
+//!
+//! Two sources feed one registry. The controller's own counters (transitions, CAS conflicts,
+//! refusals) live in [`Metrics`], which the daemon core increments as things happen. Everything the
+//! core already counts elsewhere (the XDP program's per-CPU drop counters, sessions by state, lost
+//! events) is read at scrape time through [`GatewayApi`], so there is one source of truth for each
+//! number and `jvpn stats` and Prometheus never disagree.
+//!
+//! Families (all prefixed `jvpn_`): `dataplane_drops_total{reason}`,
+//! `dataplane_dropped_bytes_total{reason}`, `dataplane_accepted_total`,
+//! `dataplane_accepted_bytes_total`, `dataplane_to_controller_total`, `sessions{state}`,
+//! `transitions_total{from,to}`, `cas_conflicts_total`, `controller_rejects_total{reason}`,
+//! `events_lost_total{where}`.
+
+pub mod http;
+
+use crate::control::{ControllerCounters, GatewayApi, PacketCount, ReasonCount};
+use jvpn_common::{RejectReason, SessionState};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, MetricEncoder};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::{Registry, Unit};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+const REASONS: usize = RejectReason::ALL.len();
+/// Session states in code order; the transition table's "from" axis adds one row for birth.
+const STATES: [SessionState; 4] = [
+    SessionState::Birth,
+    SessionState::Attached,
+    SessionState::Recovering,
+    SessionState::Terminated,
+];
+
+/// The controller's counters; shared by the daemon core (which increments them) and the scrape.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// `[from][to]`, where `from` 0 is "no previous state" (the birth record) and `from` i+1 is
+    /// `STATES[i]`.
+    transitions: [[AtomicU64; 4]; 5],
+    cas_conflicts: AtomicU64,
+    /// Indexed like [`RejectReason::ALL`].
+    rejects: [AtomicU64; REASONS],
+}
+
+fn state_index(state: SessionState) -> usize {
+    STATES.iter().position(|s| *s == state).unwrap_or(0)
+}
+
+fn reason_index(reason: RejectReason) -> usize {
+    RejectReason::ALL
+        .iter()
+        .position(|r| *r == reason)
+        .unwrap_or(0)
+}
+
+impl Metrics {
+    /// Fresh counters, all zero.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Counts one committed version increment (call it where the STATE_CHANGE record is made).
+    pub fn transition(&self, from: Option<SessionState>, to: SessionState) {
+        let row = from.map_or(0, |s| state_index(s) + 1);
+        self.transitions[row][state_index(to)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts one compare-and-set that lost to a concurrent mutation.
+    pub fn cas_conflict(&self) {
+        self.cas_conflicts.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts one message refused by the controller.
+    pub fn reject(&self, reason: RejectReason) {
+        self.rejects[reason_index(reason)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A snapshot for [`StatsReport::controller`](crate::control::StatsReport::controller), so
+    /// `jvpn stats` shows the same numbers as the scrape.
+    pub fn controller_counters(&self) -> ControllerCounters {
+        ControllerCounters {
+            transitions: self
+                .transitions
+                .iter()
+                .flatten()
+                .map(|c| c.load(Ordering::Relaxed))
+                .sum(),
+            cas_conflicts: self.cas_conflicts.load(Ordering::Relaxed),
+            rejects: RejectReason::ALL
+                .into_iter()
+                .zip(&self.rejects)
+                .map(|(reason, c)| (reason, c.load(Ordering::Relaxed)))
+                .filter(|(_, n)| *n > 0)
+                .map(|(reason, packets)| ReasonCount {
+                    reason,
+                    count: PacketCount { packets, bytes: 0 },
+                })
+                .collect(),
+        }
+    }
+
+    /// A registry serving these counters and, at each scrape, what `api` reports.
+    pub fn registry(self: &Arc<Self>, api: Arc<dyn GatewayApi>) -> Registry {
+        let mut registry = Registry::with_prefix("jvpn");
+        registry.register_collector(Box::new(GatewayCollector {
+            metrics: Arc::clone(self),
+            api,
+        }));
+        registry
+    }
+}
+
+/// The registry in the Prometheus text format (0.0.4). Calls the [`GatewayApi`], so it may block.
+pub fn render(registry: &Registry) -> String {
+    let mut text = String::new();
+    // Encoding only fails if writing to the String fails, which it does not.
+    let _ = prometheus_client::encoding::prometheus_text::encode(&mut text, registry);
+    text
+}
+
+/// The `Content-Type` of [`render`]'s output.
+pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
+
+struct GatewayCollector {
+    metrics: Arc<Metrics>,
+    api: Arc<dyn GatewayApi>,
+}
+
+impl std::fmt::Debug for GatewayCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GatewayCollector")
+            .field("metrics", &self.metrics)
+            .finish_non_exhaustive()
+    }
+}
+
+type Labels<const N: usize> = [(&'static str, &'static str); N];
+
+fn counter(encoder: MetricEncoder<'_>, value: u64) -> Result<(), std::fmt::Error> {
+    ConstCounter::new(value).encode(encoder)
+}
+
+fn labelled_counters<const N: usize>(
+    encoder: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    unit: Option<&Unit>,
+    values: impl IntoIterator<Item = (Labels<N>, u64)>,
+) -> Result<(), std::fmt::Error> {
+    let mut family = encoder.encode_descriptor(name, help, unit, MetricType::Counter)?;
+    for (labels, value) in values {
+        counter(family.encode_family(&labels)?, value)?;
+    }
+    Ok(())
+}
+
+fn single_counter(
+    encoder: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    unit: Option<&Unit>,
+    value: u64,
+) -> Result<(), std::fmt::Error> {
+    counter(
+        encoder.encode_descriptor(name, help, unit, MetricType::Counter)?,
+        value,
+    )
+}
+
+impl Collector for GatewayCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let stats = self.api.stats();
+        let status = self.api.status();
+        let dp = &stats.dataplane;
+        let drops = |bytes: bool| {
+            dp.drops.iter().map(move |d| {
+                let value = if bytes {
+                    d.count.bytes
+                } else {
+                    d.count.packets
+                };
+                ([("reason", d.reason.name())], value)
+            })
+        };
+        let e = &mut encoder;
+        labelled_counters(
+            e,
+            "dataplane_drops",
+            "Packets dropped by the XDP program, by reason.",
+            None,
+            drops(false),
+        )?;
+        labelled_counters(
+            e,
+            "dataplane_dropped",
+            "Bytes dropped by the XDP program, by reason.",
+            Some(&Unit::Bytes),
+            drops(true),
+        )?;
+        single_counter(
+            e,
+            "dataplane_accepted",
+            "DATA and KEEPALIVE packets accepted by the XDP program.",
+            None,
+            dp.accepted.packets,
+        )?;
+        single_counter(
+            e,
+            "dataplane_accepted",
+            "Bytes of DATA and KEEPALIVE accepted by the XDP program.",
+            Some(&Unit::Bytes),
+            dp.accepted.bytes,
+        )?;
+        single_counter(
+            e,
+            "dataplane_to_controller",
+            "HELLO and control messages passed to the controller.",
+            None,
+            dp.to_controller.packets,
+        )?;
+
+        let mut sessions =
+            e.encode_descriptor("sessions", "Sessions by state.", None, MetricType::Gauge)?;
+        for state in STATES {
+            let labels: Labels<1> = [("state", state.name())];
+            let count = i64::try_from(status.sessions.get(state)).unwrap_or(i64::MAX);
+            ConstGauge::new(count).encode(sessions.encode_family(&labels)?)?;
+        }
+
+        let transitions = (0..5).flat_map(|row| {
+            let from = if row == 0 {
+                "NONE"
+            } else {
+                STATES[row - 1].name()
+            };
+            STATES.iter().enumerate().map(move |(col, to)| {
+                let value = self.metrics.transitions[row][col].load(Ordering::Relaxed);
+                ([("from", from), ("to", to.name())], value)
+            })
+        });
+        labelled_counters(
+            e,
+            "transitions",
+            "Committed state_version increments, by from and to state (NONE: birth).",
+            None,
+            transitions.filter(|(_, v)| *v > 0),
+        )?;
+        single_counter(
+            e,
+            "cas_conflicts",
+            "Compare-and-set attempts lost to a concurrent mutation.",
+            None,
+            self.metrics.cas_conflicts.load(Ordering::Relaxed),
+        )?;
+        let rejects = RejectReason::ALL
+            .into_iter()
+            .zip(&self.metrics.rejects)
+            .map(|(reason, c)| ([("reason", reason.name())], c.load(Ordering::Relaxed)));
+        labelled_counters(
+            e,
+            "controller_rejects",
+            "Messages refused by the controller, by reason.",
+            None,
+            rejects,
+        )?;
+        let lost = stats.events_lost;
+        labelled_counters(
+            e,
+            "events_lost",
+            "Event records lost: dataplane (ring buffer full or over budget) or subscribers (a reader fell behind).",
+            None,
+            [([("where", "dataplane")], lost.dataplane), ([("where", "subscribers")], lost.subscribers)],
+        )
+    }
+}

@@ -1,0 +1,95 @@
+//! What can happen to a session: the inputs of the state machine.
+//!
+//! Inputs are facts the controller has already established (a handshake verified, a new path
+//! validated, a timer read): the machine decides what they mean for the session's state and
+//! version, and nothing else. Authentication and path validation happen before an input exists.
+
+use super::event::Cause;
+use super::state::Millis;
+use jvpn_common::abi::HEADER_KEY_LEN;
+use jvpn_common::maps::TransportBinding;
+
+/// One input of the session state machine.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Input {
+    /// The Noise handshake verified: bind the first transport and install the keys it derived.
+    /// BIRTH v0 becomes ATTACHED v1.
+    HandshakeComplete {
+        /// The transport the HELLO came from.
+        binding: TransportBinding,
+        /// The header tag key derived by the handshake.
+        header_key: [u8; HEADER_KEY_LEN],
+        /// The AEAD keys derived by the handshake, opaque here.
+        secrets: Vec<u8>,
+    },
+    /// Authenticated traffic was seen at `at`. Telemetry: updates `last_rx`, never the version.
+    Traffic {
+        /// When the traffic was seen.
+        at: Millis,
+    },
+    /// The highest nonce seen in either direction. Telemetry, unless it entered the safety margin
+    /// below `u64::MAX`, which ends the session (spec section 8).
+    NonceObserved {
+        /// The highest nonce seen.
+        highest: u64,
+    },
+    /// Time passed: apply the keepalive and idle timeouts as of `now`.
+    Tick,
+    /// A REATTACH_REQUEST whose seal verified and whose new path returned its PATH_CHALLENGE.
+    ReattachValidated {
+        /// The client's last acknowledged version, from the request.
+        claimed_version: u64,
+        /// The validated transport to move to.
+        new_binding: TransportBinding,
+    },
+    /// End the session.
+    Terminate {
+        /// Who ended it.
+        cause: TerminateCause,
+    },
+    /// Force an explicit move to RECOVERING (spec section 3, "policy forces explicit state
+    /// transition"); a session still in BIRTH cannot recover and ends instead.
+    ForceRecover {
+        /// Why.
+        cause: RecoverCause,
+    },
+}
+
+/// Who ends a session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TerminateCause {
+    /// An operator (`jvpn sessions terminate`).
+    Operator,
+    /// The client, by an authenticated close.
+    Client,
+    /// A local policy.
+    Policy,
+}
+
+/// Why a session is forced to RECOVERING.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RecoverCause {
+    /// The gateway restarted without its pinned maps.
+    DataplaneLost,
+    /// A local policy.
+    Policy,
+}
+
+impl From<TerminateCause> for Cause {
+    fn from(c: TerminateCause) -> Self {
+        match c {
+            TerminateCause::Operator => Cause::OperatorTerminate,
+            TerminateCause::Client => Cause::ClientClose,
+            TerminateCause::Policy => Cause::PolicyTerminate,
+        }
+    }
+}
+
+impl From<RecoverCause> for Cause {
+    fn from(c: RecoverCause) -> Self {
+        match c {
+            RecoverCause::DataplaneLost => Cause::DataplaneLost,
+            RecoverCause::Policy => Cause::PolicyRecover,
+        }
+    }
+}

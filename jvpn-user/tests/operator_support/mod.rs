@@ -1,0 +1,245 @@
+//! A stand-in gateway for the operator-surface tests: a small in-memory implementation of
+//! `GatewayApi` with a real `EventBus` and `Metrics`, served on a real Unix socket in a temp dir.
+//!
+//! It is a fixture for the control protocol, not a model of the daemon: sessions live in a map,
+//! terminating one bumps its version, records the audit entry and publishes the STATE_CHANGE.
+
+#![allow(
+    dead_code,
+    reason = "each test binary uses a different part of the fixture"
+)]
+
+use jvpn_common::{DropCounter, RejectReason, SessionState};
+use jvpn_user::control::{
+    bind_control_socket, server, ApiError, AuditEntry, DataplaneCounters, GatewayApi,
+    SessionCounts, SessionDetail, SessionSummary, StatsReport, StatusReport,
+};
+use jvpn_user::events::{EventBus, EventRecord, EventSubscription};
+use jvpn_user::metrics::Metrics;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// Fixed wall-clock time of every fixture record, so outputs are reproducible.
+pub const T0_MS: u64 = 1_700_000_000_000;
+
+/// The in-memory gateway.
+pub struct FixtureGateway {
+    pub bus: EventBus,
+    pub metrics: Arc<Metrics>,
+    sessions: Mutex<BTreeMap<u64, SessionSummary>>,
+    audit: Mutex<BTreeMap<u64, Vec<AuditEntry>>>,
+}
+
+impl FixtureGateway {
+    /// A gateway whose event subscribers may lag `capacity` records and which keeps `history`.
+    pub fn new(capacity: usize, history: usize) -> Arc<Self> {
+        Arc::new(Self {
+            bus: EventBus::new(capacity, history),
+            metrics: Arc::new(Metrics::new()),
+            sessions: Mutex::default(),
+            audit: Mutex::default(),
+        })
+    }
+
+    fn commit(
+        &self,
+        id: u64,
+        from: Option<SessionState>,
+        to: SessionState,
+        version: u64,
+        cause: &str,
+    ) {
+        let peer = self.sessions.lock().unwrap().get(&id).and_then(|s| s.peer);
+        self.audit
+            .lock()
+            .unwrap()
+            .entry(id)
+            .or_default()
+            .push(AuditEntry {
+                session: id,
+                version,
+                from_state: from,
+                to_state: to,
+                time_ms: T0_MS,
+                cause: cause.to_string(),
+                peer,
+            });
+        self.metrics.transition(from, to);
+        let from = from.map(|s| (s, version - 1));
+        self.bus
+            .publish_at(EventRecord::state_change(id, from, (to, version)), T0_MS);
+    }
+
+    /// A session born (version 0) and attached (version 1) from `peer`.
+    pub fn add_session(&self, id: u64, peer: SocketAddr) {
+        self.sessions.lock().unwrap().insert(
+            id,
+            SessionSummary {
+                id,
+                state: SessionState::Attached,
+                version: 1,
+                peer: Some(peer),
+                client: "alice".to_string(),
+                created_ms: T0_MS,
+                last_seen_ms: Some(T0_MS),
+            },
+        );
+        self.commit(id, None, SessionState::Birth, 0, "HANDSHAKE");
+        self.commit(
+            id,
+            Some(SessionState::Birth),
+            SessionState::Attached,
+            1,
+            "HANDSHAKE",
+        );
+    }
+}
+
+/// Per-CPU counter values as the dataplane would read them: two CPUs, slot 0 accepted,
+/// a few drops, slot 31 to the controller.
+pub fn per_cpu_counters() -> Vec<(u32, Vec<DropCounter>)> {
+    let c = |packets, bytes| DropCounter { packets, bytes };
+    vec![
+        (0, vec![c(10, 1000), c(5, 500)]),
+        (
+            RejectReason::BadTag.counter_slot(),
+            vec![c(3, 300), c(4, 400)],
+        ),
+        (
+            RejectReason::DuplicateNonce.counter_slot(),
+            vec![c(0, 0), c(2, 164)],
+        ),
+        (31, vec![c(1, 90), c(1, 90)]),
+    ]
+}
+
+impl GatewayApi for FixtureGateway {
+    fn status(&self) -> StatusReport {
+        let mut counts = SessionCounts::default();
+        for s in self.sessions.lock().unwrap().values() {
+            counts.add(s.state);
+        }
+        StatusReport {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            pid: std::process::id(),
+            iface: "veth-fixture".to_string(),
+            port: 51900,
+            xdp_mode: "driver".to_string(),
+            state_dir: "/var/lib/jvpn".to_string(),
+            uptime_secs: 3723,
+            sessions: counts,
+            max_sessions: 1024,
+            events_lost: self.bus.losses(),
+        }
+    }
+
+    fn sessions(&self) -> Vec<SessionSummary> {
+        self.sessions.lock().unwrap().values().cloned().collect()
+    }
+
+    fn session(&self, id: u64) -> Option<SessionDetail> {
+        let summary = self.sessions.lock().unwrap().get(&id).cloned()?;
+        Some(SessionDetail {
+            summary,
+            client_key: "AAAA".to_string(),
+            last_transition_ms: T0_MS,
+            rx_nonce: 7,
+            tx_nonce: 9,
+            pending_path: None,
+        })
+    }
+
+    fn terminate(&self, id: u64) -> Result<SessionSummary, ApiError> {
+        let (from, version) = {
+            let mut sessions = self.sessions.lock().unwrap();
+            let s = sessions
+                .get_mut(&id)
+                .ok_or(ApiError::UnknownSession { id })?;
+            if s.state == SessionState::Terminated {
+                return Err(ApiError::AlreadyTerminated {
+                    id,
+                    version: s.version,
+                });
+            }
+            let from = s.state;
+            s.state = SessionState::Terminated;
+            s.version += 1;
+            (from, s.version)
+        };
+        self.commit(
+            id,
+            Some(from),
+            SessionState::Terminated,
+            version,
+            "OPERATOR",
+        );
+        Ok(self.sessions.lock().unwrap()[&id].clone())
+    }
+
+    fn stats(&self) -> StatsReport {
+        let counters = per_cpu_counters();
+        StatsReport {
+            dataplane: DataplaneCounters::from_per_cpu(
+                counters.iter().map(|(slot, v)| (*slot, v.as_slice())),
+            ),
+            controller: self.metrics.controller_counters(),
+            events_lost: self.bus.losses(),
+        }
+    }
+
+    fn audit(&self, id: u64) -> Result<Vec<AuditEntry>, ApiError> {
+        self.audit
+            .lock()
+            .unwrap()
+            .get(&id)
+            .cloned()
+            .ok_or(ApiError::UnknownSession { id })
+    }
+
+    fn subscribe(&self) -> EventSubscription {
+        self.bus.subscribe()
+    }
+}
+
+/// A control server running on a socket in a temp dir.
+pub struct RunningServer {
+    pub socket: PathBuf,
+    pub stop: Option<oneshot::Sender<()>>,
+    pub task: JoinHandle<()>,
+    _dir: tempfile::TempDir,
+}
+
+impl RunningServer {
+    /// Fires the shutdown signal and waits for the server to end.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        (&mut self.task).await.expect("server task panicked");
+    }
+}
+
+/// Binds a socket in a fresh temp dir and serves `api` on it. Must run inside a tokio runtime.
+pub fn serve(api: Arc<dyn GatewayApi>) -> RunningServer {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let socket = dir.path().join("run/gw0.sock");
+    let (listener, guard) = bind_control_socket(&socket).expect("bind control socket");
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        server::run(listener, api, async {
+            let _ = stopped.await;
+        })
+        .await;
+        drop(guard);
+    });
+    RunningServer {
+        socket,
+        stop: Some(stop),
+        task,
+        _dir: dir,
+    }
+}

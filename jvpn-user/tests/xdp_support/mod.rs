@@ -1,0 +1,380 @@
+//! Shared by the `BPF_PROG_TEST_RUN` tests (`tests/xdp_*.rs`) and the dataplane benchmark: builds
+//! frames, loads the real XDP object without pins, and reads its counters and events.
+//!
+//! Frames are built by hand (Ethernet, optional 802.1Q tag, IPv4 or IPv6, UDP) because the program
+//! reads exactly these bytes; checksums are left at zero since XDP runs before the stack checks
+//! them.
+#![allow(
+    dead_code,
+    reason = "each test crate uses a different part of the support module"
+)]
+
+use aya::maps::{Array, HashMap, MapData, PerCpuArray, RingBuf};
+use aya::programs::{TestRun, TestRunOptions, Xdp};
+use aya::{Ebpf, EbpfLoader};
+use jvpn_common::abi::{
+    HEADER_KEY_LEN, MAP_CONFIG, MAP_COUNTERS, MAP_EVENTS, MAP_EVENT_LOSS, MAP_REPLAY, MAP_SESSIONS,
+    PROGRAM_NAME,
+};
+use jvpn_common::maps::{DataplaneMode, EventLoss};
+use jvpn_common::reason::COUNTER_SLOTS;
+use jvpn_common::siphash::SipKey;
+use jvpn_common::wire::Be16;
+use jvpn_common::{
+    DropCounter, GatewayConfig, MessageType, SecurityEvent, SessionEntry, SessionState,
+    TransportBinding, WireHeader,
+};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+
+/// XDP verdicts as the kernel returns them from a test run.
+pub const XDP_DROP: u32 = 1;
+/// See [`XDP_DROP`].
+pub const XDP_PASS: u32 = 2;
+
+/// The gateway port the tests configure.
+pub const PORT: u16 = 51900;
+
+/// Panics with what to do if the tests do not run as root (loading BPF programs needs it).
+pub fn require_root(what: &str) {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    assert!(
+        euid == 0,
+        "{what} loads the jvpn XDP program and needs root (euid is {euid}): run it as root, \
+         e.g. `sudo -E cargo test -p jvpn-user --test {what}`, or run `cargo xtask test` as root"
+    );
+}
+
+/// Pins the calling thread to `cpu`, so per-CPU state and concurrency are what the test says.
+pub fn pin_to_cpu(cpu: usize) {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET writes inside it (cpu < 1024).
+    let result = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set)
+    };
+    assert_eq!(
+        result,
+        0,
+        "pinning to CPU {cpu} failed: {}",
+        std::io::Error::last_os_error()
+    );
+}
+
+/// A UDP datagram to be framed.
+#[derive(Clone, Debug)]
+pub struct Udp {
+    /// Source address and port.
+    pub source: SocketAddr,
+    /// Destination address and port.
+    pub destination: SocketAddr,
+    /// An 802.1Q tag with this VLAN id.
+    pub vlan: Option<u16>,
+    /// Sent as the first fragment of a fragmented packet (IPv4 MF flag, IPv6 fragment header).
+    pub fragment: bool,
+    /// The UDP payload.
+    pub payload: Vec<u8>,
+}
+
+impl Udp {
+    /// A datagram from `source` to `destination`.
+    pub fn new(source: SocketAddr, destination: SocketAddr, payload: Vec<u8>) -> Self {
+        Self {
+            source,
+            destination,
+            vlan: None,
+            fragment: false,
+            payload,
+        }
+    }
+
+    /// The Ethernet frame carrying it.
+    pub fn frame(&self) -> Vec<u8> {
+        let mut udp = Vec::with_capacity(8 + self.payload.len());
+        udp.extend_from_slice(&self.source.port().to_be_bytes());
+        udp.extend_from_slice(&self.destination.port().to_be_bytes());
+        udp.extend_from_slice(&(8 + self.payload.len() as u16).to_be_bytes());
+        udp.extend_from_slice(&[0, 0]);
+        udp.extend_from_slice(&self.payload);
+        let (ether_type, ip) = match (self.source.ip(), self.destination.ip()) {
+            (IpAddr::V4(s), IpAddr::V4(d)) => (
+                0x0800u16,
+                ipv4(s.octets(), d.octets(), 17, self.fragment, &udp),
+            ),
+            (IpAddr::V6(s), IpAddr::V6(d)) => {
+                (0x86dd, ipv6(s.octets(), d.octets(), self.fragment, &udp))
+            }
+            _ => panic!("source and destination of one family"),
+        };
+        let mut frame = vec![0x02, 0, 0, 0, 0, 0x01, 0x02, 0, 0, 0, 0, 0x02];
+        if let Some(vlan) = self.vlan {
+            frame.extend_from_slice(&0x8100u16.to_be_bytes());
+            frame.extend_from_slice(&vlan.to_be_bytes());
+        }
+        frame.extend_from_slice(&ether_type.to_be_bytes());
+        frame.extend_from_slice(&ip);
+        frame
+    }
+}
+
+/// An IPv4 packet (20-byte header) around `payload`.
+pub fn ipv4(
+    source: [u8; 4],
+    destination: [u8; 4],
+    protocol: u8,
+    more_fragments: bool,
+    payload: &[u8],
+) -> Vec<u8> {
+    let total = (20 + payload.len()) as u16;
+    let flags: u16 = if more_fragments { 0x2000 } else { 0x4000 };
+    let mut ip = vec![0x45, 0];
+    ip.extend_from_slice(&total.to_be_bytes());
+    ip.extend_from_slice(&[0, 1]);
+    ip.extend_from_slice(&flags.to_be_bytes());
+    ip.extend_from_slice(&[64, protocol, 0, 0]);
+    ip.extend_from_slice(&source);
+    ip.extend_from_slice(&destination);
+    ip.extend_from_slice(payload);
+    ip
+}
+
+/// An IPv6 packet around a UDP datagram, with a fragment header first if `fragment`.
+pub fn ipv6(source: [u8; 16], destination: [u8; 16], fragment: bool, udp: &[u8]) -> Vec<u8> {
+    let mut ext = Vec::new();
+    let next = if fragment {
+        // Fragment header: next UDP, offset 0, M flag set, identification 1.
+        ext.extend_from_slice(&[17, 0, 0, 1, 0, 0, 0, 1]);
+        44
+    } else {
+        17
+    };
+    let mut ip = vec![0x60, 0, 0, 0];
+    ip.extend_from_slice(&((ext.len() + udp.len()) as u16).to_be_bytes());
+    ip.extend_from_slice(&[next, 64]);
+    ip.extend_from_slice(&source);
+    ip.extend_from_slice(&destination);
+    ip.extend_from_slice(&ext);
+    ip.extend_from_slice(udp);
+    ip
+}
+
+/// A header of `msg_type`, sealed under `key` (HELLO stays unsealed), followed by `body_len` bytes.
+pub fn message(
+    msg_type: MessageType,
+    session_id: u64,
+    version: u64,
+    nonce: u64,
+    key: &[u8; HEADER_KEY_LEN],
+    body_len: usize,
+) -> Vec<u8> {
+    let mut header = WireHeader::new(msg_type, session_id, version, nonce);
+    if msg_type != MessageType::Hello {
+        header.seal(SipKey::from_bytes(key));
+    }
+    let mut bytes = header.as_bytes().to_vec();
+    bytes.resize(bytes.len() + body_len, 0xab);
+    bytes
+}
+
+/// A session entry as the controller writes it.
+pub fn session(
+    state: SessionState,
+    version: u64,
+    key: [u8; HEADER_KEY_LEN],
+    transport: SocketAddr,
+) -> SessionEntry {
+    SessionEntry {
+        state_version: version,
+        header_key: key,
+        transport: TransportBinding::from_socket_addr(transport),
+        state: state as u8,
+        _pad: [0; 7],
+    }
+}
+
+/// The config the tests run under, unless a test says otherwise.
+pub fn config(mode: DataplaneMode) -> GatewayConfig {
+    GatewayConfig {
+        port: Be16::new(PORT),
+        mode: mode as u8,
+        _pad: 0,
+        hello_rate: 0,
+        hello_burst: 2,
+        events_per_second: 1_000,
+    }
+}
+
+/// The real XDP object, loaded (not attached, not pinned) for test runs.
+pub struct TestDataplane {
+    ebpf: Ebpf,
+}
+
+impl TestDataplane {
+    /// Loads the object with room for `max_sessions` sessions and loads its program.
+    pub fn load(max_sessions: u32) -> Self {
+        Self::load_with(max_sessions, max_sessions)
+    }
+
+    /// Loads the object with the given capacities of the session and replay tables.
+    pub fn load_with(max_sessions: u32, max_replay_windows: u32) -> Self {
+        let mut ebpf = EbpfLoader::new()
+            .map_max_entries(MAP_SESSIONS, max_sessions)
+            .map_max_entries(MAP_REPLAY, max_replay_windows)
+            .load(jvpn_user::dataplane::object::JVPN_XDP_OBJECT)
+            .expect("loading the jvpn XDP object");
+        let program: &mut Xdp = ebpf
+            .program_mut(PROGRAM_NAME)
+            .expect("the object has the jvpn_xdp program")
+            .try_into()
+            .expect("jvpn_xdp is an XDP program");
+        program
+            .load()
+            .unwrap_or_else(|e| panic!("the verifier refused jvpn_xdp: {e:#?}"));
+        Self { ebpf }
+    }
+
+    /// The loaded object.
+    pub fn ebpf(&self) -> &Ebpf {
+        &self.ebpf
+    }
+
+    /// The program.
+    pub fn program(&self) -> &Xdp {
+        self.ebpf
+            .program(PROGRAM_NAME)
+            .expect("jvpn_xdp")
+            .try_into()
+            .expect("jvpn_xdp is an XDP program")
+    }
+
+    /// Writes the config entry.
+    pub fn set_config(&mut self, config: GatewayConfig) {
+        let mut map: Array<&mut MapData, GatewayConfig> =
+            Array::try_from(self.ebpf.map_mut(MAP_CONFIG).expect("config map"))
+                .expect("config map type");
+        map.set(0, config, 0).expect("writing the config");
+    }
+
+    /// Inserts or replaces a session.
+    pub fn set_session(&mut self, id: u64, entry: SessionEntry) {
+        let mut map: HashMap<&mut MapData, u64, SessionEntry> =
+            HashMap::try_from(self.ebpf.map_mut(MAP_SESSIONS).expect("session map"))
+                .expect("session map type");
+        map.insert(id, entry, 0).expect("writing a session");
+    }
+
+    /// Runs `frame` once and returns the XDP action.
+    pub fn run(&self, frame: &[u8]) -> u32 {
+        self.run_repeat(frame, 1)
+    }
+
+    /// Runs `frame` `repeat` times and returns the last XDP action.
+    pub fn run_repeat(&self, frame: &[u8], repeat: u32) -> u32 {
+        let mut opts = TestRunOptions::new();
+        opts.data_in = Some(frame);
+        opts.repeat = repeat;
+        self.program()
+            .test_run(opts)
+            .expect("BPF_PROG_TEST_RUN of jvpn_xdp")
+            .return_value
+    }
+
+    /// Every counter slot, summed over CPUs.
+    pub fn counters(&self) -> Vec<DropCounter> {
+        let map: PerCpuArray<&MapData, DropCounter> =
+            PerCpuArray::try_from(self.ebpf.map(MAP_COUNTERS).expect("counter map"))
+                .expect("counter map type");
+        (0..COUNTER_SLOTS)
+            .map(|slot| {
+                map.get(&slot, 0).expect("reading a counter").iter().fold(
+                    DropCounter::default(),
+                    |sum, c| DropCounter {
+                        packets: sum.packets + c.packets,
+                        bytes: sum.bytes + c.bytes,
+                    },
+                )
+            })
+            .collect()
+    }
+
+    /// The events lost for the reason in `slot`, summed over CPUs.
+    pub fn event_loss(&self, slot: u32) -> EventLoss {
+        let map: PerCpuArray<&MapData, EventLoss> =
+            PerCpuArray::try_from(self.ebpf.map(MAP_EVENT_LOSS).expect("event loss map"))
+                .expect("event loss map type");
+        map.get(&slot, 0).expect("reading event loss").iter().fold(
+            EventLoss::default(),
+            |sum, l| EventLoss {
+                rate_limited: sum.rate_limited + l.rate_limited,
+                ring_full: sum.ring_full + l.ring_full,
+            },
+        )
+    }
+
+    /// Drains the event ring buffer.
+    pub fn events(&mut self) -> Vec<SecurityEvent> {
+        let mut ring = RingBuf::try_from(self.ebpf.map_mut(MAP_EVENTS).expect("event ring"))
+            .expect("event ring type");
+        let mut events = Vec::new();
+        while let Some(item) = ring.next() {
+            assert_eq!(
+                item.len(),
+                std::mem::size_of::<SecurityEvent>(),
+                "event record size"
+            );
+            events.push(bytemuck::pod_read_unaligned(&item));
+        }
+        events
+    }
+}
+
+/// The program's aya-log records, captured as text.
+pub struct CapturedLogs {
+    logger: aya_log::EbpfLogger<Capture>,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl CapturedLogs {
+    /// Every record logged since the last call, as `LEVEL message`.
+    pub fn drain(&mut self) -> Vec<String> {
+        self.logger.flush();
+        std::mem::take(&mut *self.lines.lock().expect("log lines"))
+    }
+}
+
+#[derive(Clone)]
+struct Capture(Arc<Mutex<Vec<String>>>);
+
+impl log::Log for Capture {
+    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+        true
+    }
+    fn log(&self, record: &log::Record<'_>) {
+        let line = format!("{} {}", record.level(), record.args());
+        self.0.lock().expect("log lines").push(line);
+    }
+    fn flush(&self) {}
+}
+
+impl TestDataplane {
+    /// Starts capturing the program's aya-log records.
+    pub fn capture_logs(&mut self) -> CapturedLogs {
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let logger = aya_log::EbpfLogger::init_with_logger(&mut self.ebpf, Capture(lines.clone()))
+            .expect("the object has an aya-log ring");
+        CapturedLogs { logger, lines }
+    }
+}
+
+/// Counter deltas between two snapshots of [`TestDataplane::counters`], as (slot, packets, bytes)
+/// for every slot that moved.
+pub fn counter_delta(before: &[DropCounter], after: &[DropCounter]) -> Vec<(u32, u64, u64)> {
+    before
+        .iter()
+        .zip(after)
+        .enumerate()
+        .filter(|(_, (b, a))| b != a)
+        .map(|(slot, (b, a))| (slot as u32, a.packets - b.packets, a.bytes - b.bytes))
+        .collect()
+}

@@ -1,0 +1,67 @@
+//! Cleanup guards for what a test creates outside its namespaces: the dataplane's pins live in the
+//! host's BPF filesystem, so a test that panics before detaching would otherwise leave them.
+
+use std::path::{Path, PathBuf};
+
+/// Removes a pin directory (and its interface directory, if left empty) when dropped.
+#[derive(Debug)]
+pub struct PinDirGuard {
+    dir: PathBuf,
+}
+
+impl PinDirGuard {
+    /// Guards `dir`, the `.../<iface>/v<layout>` directory of a dataplane.
+    pub fn new(dir: &Path) -> Self {
+        Self {
+            dir: dir.to_owned(),
+        }
+    }
+}
+
+impl Drop for PinDirGuard {
+    fn drop(&mut self) {
+        if self.dir.exists() {
+            if let Err(e) = std::fs::remove_dir_all(&self.dir) {
+                eprintln!("could not remove pins {}: {e}", self.dir.display());
+            }
+        }
+        if let Some(iface_dir) = self.dir.parent() {
+            // Only succeeds when empty, which is what we want.
+            let _ = std::fs::remove_dir(iface_dir);
+        }
+    }
+}
+
+/// A child process, killed (SIGKILL) and reaped when dropped unless already waited for.
+#[derive(Debug)]
+pub struct ChildGuard {
+    child: Option<std::process::Child>,
+}
+
+impl ChildGuard {
+    /// Guards `child`.
+    pub fn new(child: std::process::Child) -> Self {
+        Self { child: Some(child) }
+    }
+
+    /// The child.
+    pub fn child(&mut self) -> &mut std::process::Child {
+        self.child.as_mut().expect("child already reaped")
+    }
+
+    /// Kills the child with SIGKILL and reaps it, returning its exit status.
+    pub fn kill(mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("child already reaped");
+        child.kill().expect("sending SIGKILL");
+        child.wait().expect("reaping the child")
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}

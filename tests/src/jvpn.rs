@@ -1,0 +1,68 @@
+//! jvpn datagrams and session entries as a client would build them, from `jvpn_common` only.
+
+use jvpn_common::maps::TransportBinding;
+use jvpn_common::siphash::SipKey;
+use jvpn_common::{MessageType, SessionEntry, SessionState, WireHeader};
+use std::net::SocketAddr;
+
+/// A session's identity and keys as a test client holds them.
+#[derive(Clone, Copy, Debug)]
+pub struct TestSession {
+    /// The session id.
+    pub id: u64,
+    /// The 128-bit header key.
+    pub header_key: [u8; 16],
+}
+
+impl TestSession {
+    /// A session with id `id` and a key derived from it (distinct per session).
+    pub fn new(id: u64) -> Self {
+        let mut header_key = [0u8; 16];
+        header_key[..8].copy_from_slice(&id.to_le_bytes());
+        header_key[8..].copy_from_slice(&(!id).to_le_bytes());
+        Self { id, header_key }
+    }
+
+    /// The table entry of this session in `state` at `version`, bound to `transport`.
+    pub fn entry(&self, state: SessionState, version: u64, transport: SocketAddr) -> SessionEntry {
+        SessionEntry {
+            state_version: version,
+            header_key: self.header_key,
+            transport: TransportBinding::from_socket_addr(transport),
+            state: state as u8,
+            _pad: [0; 7],
+        }
+    }
+
+    /// A datagram of `msg_type` with a correct tag and `body` after the header.
+    pub fn datagram(
+        &self,
+        msg_type: MessageType,
+        version: u64,
+        nonce: u64,
+        body: &[u8],
+    ) -> Vec<u8> {
+        let mut header = WireHeader::new(msg_type, self.id, version, nonce);
+        header.seal(SipKey::from_bytes(&self.header_key));
+        [header.as_bytes().as_slice(), body].concat()
+    }
+
+    /// The same datagram with one bit of its tag flipped.
+    pub fn datagram_with_bad_tag(
+        &self,
+        msg_type: MessageType,
+        version: u64,
+        nonce: u64,
+        body: &[u8],
+    ) -> Vec<u8> {
+        let mut datagram = self.datagram(msg_type, version, nonce, body);
+        datagram[jvpn_common::abi::TAG_OFFSET] ^= 0x01;
+        datagram
+    }
+}
+
+/// A HELLO datagram: header with session 0, version 0, nonce 0, tag 0, then `body`.
+pub fn hello(body: &[u8]) -> Vec<u8> {
+    let header = WireHeader::new(MessageType::Hello, 0, 0, 0);
+    [header.as_bytes().as_slice(), body].concat()
+}

@@ -1,0 +1,118 @@
+//! Network namespaces for tests: created with unique names, deleted on drop, and entered either
+//! by one thread (`setns`, for code of this process) or by a child process (`ip netns exec`).
+
+use std::fs::File;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// Counter that makes names unique within this process; the pid makes them unique across
+/// processes, so tests running in parallel (or a leftover of a killed run) never collide.
+static NEXT_ID: AtomicU32 = AtomicU32::new(0);
+
+/// A fresh name `jv<pid>x<n><suffix>`, short enough for an interface name (15 bytes) as long as
+/// `suffix` has at most 2 bytes.
+pub fn unique_name(suffix: &str) -> String {
+    let n = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+    let name = format!("jv{}x{n}{suffix}", std::process::id());
+    assert!(
+        name.len() <= 15,
+        "test name {name} is too long for an interface"
+    );
+    name
+}
+
+/// A network namespace, deleted (with every interface in it) when dropped.
+#[derive(Debug)]
+pub struct Netns {
+    name: String,
+}
+
+impl Netns {
+    /// Creates a namespace with a unique name ending in `suffix` and brings its loopback up.
+    pub fn new(suffix: &str) -> Self {
+        let netns = Self {
+            name: unique_name(suffix),
+        };
+        run_ok(Command::new("ip").args(["netns", "add", &netns.name]));
+        netns.ip(&["link", "set", "lo", "up"]);
+        netns
+    }
+
+    /// The namespace's name, as `ip netns` knows it.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The namespace's bind mount, which `setns` opens.
+    pub fn path(&self) -> PathBuf {
+        PathBuf::from("/run/netns").join(&self.name)
+    }
+
+    /// Runs `ip -n <ns> <args>` and panics with its stderr if it fails.
+    pub fn ip(&self, args: &[&str]) -> Output {
+        run_ok(Command::new("ip").arg("-n").arg(&self.name).args(args))
+    }
+
+    /// Runs `f` on a thread that has entered this namespace, and returns its result. Sockets
+    /// created there stay in this namespace wherever they are used afterwards.
+    pub fn run<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+        let path = self.path();
+        std::thread::scope(|scope| {
+            let thread = scope.spawn(move || {
+                enter(&path);
+                f()
+            });
+            thread
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        })
+    }
+
+    /// A command that runs `program` inside this namespace through `ip netns exec`. Note that
+    /// `ip netns exec` remounts `/sys`, hiding the BPF filesystem: a child that pins or adopts
+    /// BPF objects should enter the namespace itself (see [`enter`]).
+    pub fn command(&self, program: &str) -> Command {
+        let mut command = Command::new("ip");
+        command.args(["netns", "exec", &self.name, program]);
+        command
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let result = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
+        match result {
+            Ok(out) if out.status.success() => {}
+            Ok(out) => eprintln!(
+                "could not delete netns {}: {}",
+                self.name,
+                String::from_utf8_lossy(&out.stderr)
+            ),
+            Err(e) => eprintln!("could not run `ip netns del {}`: {e}", self.name),
+        }
+    }
+}
+
+/// Moves the calling thread into the network namespace bound at `path`.
+pub fn enter(path: &std::path::Path) {
+    let file = File::open(path).unwrap_or_else(|e| panic!("opening netns {}: {e}", path.display()));
+    nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET)
+        .unwrap_or_else(|e| panic!("entering netns {}: {e}", path.display()));
+}
+
+/// Runs `command` and panics with its output unless it succeeds.
+pub fn run_ok(command: &mut Command) -> Output {
+    let out = command
+        .output()
+        .unwrap_or_else(|e| panic!("running {command:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{command:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}

@@ -1,0 +1,279 @@
+//! The loader API against the real kernel: load, refuse a second load, adopt, detach; the session
+//! table's version ordering and capacity; the errors an operator meets first.
+//!
+//! ```text
+//!   +------------------------ one test ns ------------------------+
+//!   |                                                              |
+//!   |   <a>  (XDP jvpn_xdp, pinned link) <==== veth ====>  <b>     |
+//!   |                                                              |
+//!   +--------------------------------------------------------------+
+//!   pins: /sys/fs/bpf/jvpn/<a>/v<layout>/{JVPN_*, link}  (host bpffs)
+//! ```
+//!
+//! No traffic flows here; `dataplane_netns.rs` sends real packets.
+
+use jvpn_common::{abi, SessionState};
+use jvpn_tests::guard::PinDirGuard;
+use jvpn_tests::jvpn::TestSession;
+use jvpn_tests::netns::{unique_name, Netns};
+use jvpn_tests::require_root;
+use jvpn_user::dataplane::{
+    Dataplane, DataplaneError, DataplaneOptions, Origin, PinDir, XdpAttachMode,
+};
+use std::net::SocketAddr;
+use std::path::Path;
+
+/// A namespace with a veth pair in it; XDP goes on `iface`.
+struct OneHost {
+    netns: Netns,
+    iface: String,
+}
+
+impl OneHost {
+    fn new() -> Self {
+        let netns = Netns::new("l");
+        let iface = unique_name("a");
+        let peer = unique_name("b");
+        netns.ip(&["link", "add", &iface, "type", "veth", "peer", "name", &peer]);
+        netns.ip(&["link", "set", &iface, "up"]);
+        netns.ip(&["link", "set", &peer, "up"]);
+        Self { netns, iface }
+    }
+
+    fn options(&self) -> DataplaneOptions {
+        let mut options = DataplaneOptions::new(self.iface.as_str());
+        options.max_sessions = 64;
+        options
+    }
+
+    fn pins(&self) -> PinDirGuard {
+        PinDirGuard::new(
+            PinDir::new(Path::new(abi::PIN_ROOT), &self.iface)
+                .unwrap()
+                .path(),
+        )
+    }
+
+    fn has_xdp(&self) -> bool {
+        let out = self.netns.ip(&["link", "show", "dev", &self.iface]);
+        String::from_utf8_lossy(&out.stdout).contains("xdp")
+    }
+}
+
+fn client() -> SocketAddr {
+    "10.9.0.2:40000".parse().unwrap()
+}
+
+#[test]
+fn load_refuses_a_second_load_adopts_and_detaches_cleanly() {
+    require_root();
+    let host = OneHost::new();
+    let _pins = host.pins();
+    let options = host.options();
+
+    let loaded = host.netns.run(|| Dataplane::load(&options)).expect("load");
+    assert_eq!(loaded.origin(), Origin::Loaded);
+    assert!(host.has_xdp(), "XDP is attached after load");
+    assert!(loaded.pin_dir().join(abi::PIN_LINK).exists());
+    assert!(loaded
+        .pin_dir()
+        .ends_with(format!("{}/v{}", host.iface, abi::MAP_LAYOUT_VERSION)));
+    assert_eq!(loaded.config().unwrap(), options.gateway_config());
+
+    let second = host.netns.run(|| Dataplane::load(&options));
+    assert!(
+        matches!(second, Err(DataplaneError::AlreadyAttached { .. })),
+        "{second:?}"
+    );
+
+    let session = TestSession::new(7);
+    loaded
+        .upsert_session(
+            session.id,
+            &session.entry(SessionState::Attached, 1, client()),
+        )
+        .unwrap();
+    let program_id = loaded.program_id();
+    drop(loaded);
+    assert!(host.has_xdp(), "dropping the handle must not detach");
+
+    let mut changed = options.clone();
+    changed.port = 4242;
+    let adopted = host
+        .netns
+        .run(|| Dataplane::open_or_load(&changed))
+        .expect("adopt");
+    assert_eq!(adopted.origin(), Origin::Adopted);
+    assert_eq!(adopted.program_id(), program_id);
+    assert_eq!(adopted.session_count().unwrap(), 1, "the table survived");
+    assert_eq!(
+        adopted.config().unwrap().port.get(),
+        4242,
+        "open_or_load applies the config"
+    );
+
+    let pin_dir = adopted.pin_dir().to_owned();
+    adopted.detach().expect("detach");
+    assert!(!host.has_xdp(), "XDP is gone after detach");
+    assert!(!pin_dir.exists(), "pins are gone after detach");
+    assert!(
+        !pin_dir.parent().unwrap().exists(),
+        "the interface directory too"
+    );
+
+    let again = Dataplane::adopt(&host.iface);
+    assert!(
+        matches!(again, Err(DataplaneError::NotAttached { .. })),
+        "{again:?}"
+    );
+}
+
+#[test]
+fn session_updates_apply_in_version_order() {
+    require_root();
+    let host = OneHost::new();
+    let _pins = host.pins();
+    let dataplane = host.netns.run(|| Dataplane::load(&host.options())).unwrap();
+    let session = TestSession::new(0x1234);
+    let at = |version| session.entry(SessionState::Attached, version, client());
+
+    assert_eq!(dataplane.session(session.id).unwrap(), None);
+    dataplane.upsert_session(session.id, &at(3)).unwrap();
+    let stale = dataplane.upsert_session(session.id, &at(2));
+    assert!(
+        matches!(
+            stale,
+            Err(DataplaneError::StaleUpdate {
+                current: 3,
+                attempted: 2,
+                ..
+            })
+        ),
+        "{stale:?}"
+    );
+    assert_eq!(
+        dataplane.session(session.id).unwrap(),
+        Some(at(3)),
+        "untouched"
+    );
+    dataplane
+        .upsert_session(session.id, &at(3))
+        .expect("same version is idempotent");
+    let terminated = session.entry(SessionState::Terminated, 4, client());
+    dataplane.upsert_session(session.id, &terminated).unwrap();
+    assert_eq!(dataplane.session(session.id).unwrap(), Some(terminated));
+    assert_eq!(dataplane.session_count().unwrap(), 1);
+
+    assert!(matches!(
+        dataplane.upsert_session(0, &at(1)),
+        Err(DataplaneError::ReservedSessionId)
+    ));
+    assert!(dataplane.remove_session(session.id).unwrap());
+    assert!(!dataplane.remove_session(session.id).unwrap());
+    assert_eq!(dataplane.session_count().unwrap(), 0);
+    dataplane
+        .upsert_session(session.id, &at(1))
+        .expect("a removed id starts over");
+    dataplane.detach().unwrap();
+}
+
+#[test]
+fn a_full_session_table_is_a_typed_error() {
+    require_root();
+    let host = OneHost::new();
+    let _pins = host.pins();
+    let mut options = host.options();
+    options.max_sessions = 4;
+    let dataplane = host.netns.run(|| Dataplane::load(&options)).unwrap();
+    assert_eq!(dataplane.session_capacity(), 4);
+    for id in 1..=4 {
+        let s = TestSession::new(id);
+        dataplane
+            .upsert_session(id, &s.entry(SessionState::Attached, 1, client()))
+            .unwrap();
+    }
+    let fifth = TestSession::new(5);
+    let full = dataplane.upsert_session(5, &fifth.entry(SessionState::Attached, 1, client()));
+    match full {
+        Err(ref e @ DataplaneError::TableFull { capacity: 4 }) => {
+            assert!(e.to_string().contains("raise --max-sessions"), "{e}")
+        }
+        other => panic!("expected TableFull, got {other:?}"),
+    }
+    let first = TestSession::new(1);
+    dataplane
+        .upsert_session(1, &first.entry(SessionState::Recovering, 2, client()))
+        .expect("updating an existing session needs no room");
+    dataplane.detach().unwrap();
+}
+
+#[test]
+fn operator_mistakes_get_errors_that_say_what_to_do() {
+    require_root();
+    let host = OneHost::new();
+    let _pins = host.pins();
+
+    let mut missing = host.options();
+    missing.iface = unique_name("z");
+    let err = host.netns.run(|| Dataplane::load(&missing)).unwrap_err();
+    assert!(
+        matches!(err, DataplaneError::InterfaceNotFound { .. }),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("ip link"), "{err}");
+
+    let mut escape = host.options();
+    escape.iface = "../etc".into();
+    let err = Dataplane::load(&escape).unwrap_err();
+    assert!(
+        matches!(err, DataplaneError::InvalidInterfaceName { .. }),
+        "{err:?}"
+    );
+
+    // A bridge has no native XDP.
+    let bridge = unique_name("d");
+    host.netns.ip(&["link", "add", &bridge, "type", "bridge"]);
+    let _bridge_pins = PinDirGuard::new(
+        PinDir::new(Path::new(abi::PIN_ROOT), &bridge)
+            .unwrap()
+            .path(),
+    );
+    let mut native = host.options();
+    native.iface = bridge.clone();
+    let err = host.netns.run(|| Dataplane::load(&native)).unwrap_err();
+    assert!(
+        matches!(err, DataplaneError::DriverModeUnsupported { .. }),
+        "{err:?}"
+    );
+    assert!(
+        !PinDir::new(Path::new(abi::PIN_ROOT), &bridge)
+            .unwrap()
+            .path()
+            .join(abi::MAP_SESSIONS)
+            .exists(),
+        "a failed load leaves no pins"
+    );
+    let mut generic = native.clone();
+    generic.xdp_mode = XdpAttachMode::Skb;
+    let dataplane = host
+        .netns
+        .run(|| Dataplane::load(&generic))
+        .expect("skb mode works");
+    dataplane.detach().unwrap();
+}
+
+#[test]
+fn detach_works_after_the_interface_is_gone() {
+    require_root();
+    let host = OneHost::new();
+    let _pins = host.pins();
+    drop(host.netns.run(|| Dataplane::load(&host.options())).unwrap());
+    host.netns.ip(&["link", "del", &host.iface]);
+
+    let adopted = Dataplane::adopt(&host.iface).expect("the pins outlive the interface");
+    let pin_dir = adopted.pin_dir().to_owned();
+    adopted
+        .detach()
+        .expect("detaching a link whose interface is gone");
+    assert!(!pin_dir.exists(), "pins are gone");
+}

@@ -1,0 +1,143 @@
+//! `cargo xtask bench NAME`: runs jvpn-user's benchmark NAME (`cargo bench -p jvpn-user --bench NAME`) and
+//! checks that it wrote its results to `<target>/bench/NAME.json`, the file BENCHMARKS.md figures come from.
+//! The benchmarks themselves live in jvpn-user/benches; this only orchestrates them.
+
+use std::path::Path;
+use std::time::SystemTime;
+
+use anyhow::{bail, Context, Result};
+use clap::ValueEnum;
+
+use crate::{setup, util};
+
+/// The package whose `[[bench]]` targets are jvpn's benchmarks.
+const BENCH_PACKAGE: &str = "jvpn-user";
+
+/// Environment variable that tells a benchmark the absolute directory to write NAME.json into.
+const BENCH_DIR_VARIABLE: &str = "JVPN_BENCH_DIR";
+
+/// A benchmark to run, or all of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BenchName {
+    /// Per-packet cost of the XDP program's verdict paths (issue 2).
+    Dataplane,
+    /// Durable reattach transitions per second and commit-to-map latency (issue 3).
+    Controller,
+    /// Throughput through the tunnel and time to recover after a jump (issue 4).
+    Tunnel,
+    /// Every benchmark above, in that order.
+    All,
+}
+
+impl BenchName {
+    /// The bench target names this selects.
+    fn targets(self) -> &'static [&'static str] {
+        match self {
+            BenchName::Dataplane => &["dataplane"],
+            BenchName::Controller => &["controller"],
+            BenchName::Tunnel => &["tunnel"],
+            BenchName::All => &["dataplane", "controller", "tunnel"],
+        }
+    }
+}
+
+/// `cargo xtask bench NAME [-- ARGS]`: ARGS go to the benchmark binary.
+pub fn run(name: BenchName, extra_args: &[String]) -> Result<()> {
+    util::require_root(
+        "cargo xtask bench",
+        "the benchmarks load XDP programs and create network namespaces",
+    )?;
+    setup::ensure()?;
+    let available = declared_benches()?;
+    let bench_dir = util::target_dir()?.join("bench");
+    std::fs::create_dir_all(&bench_dir)
+        .with_context(|| format!("creating {}", bench_dir.display()))?;
+
+    let mut failed = Vec::new();
+    for target in name.targets() {
+        if !available.iter().any(|declared| declared == target) {
+            let declared = if available.is_empty() {
+                "none yet".to_string()
+            } else {
+                available.join(", ")
+            };
+            eprintln!(
+                "bench {target}: {BENCH_PACKAGE} declares no bench target `{target}` (declared: {declared}); \
+                 add it as {BENCH_PACKAGE}/benches/{target}.rs"
+            );
+            failed.push(*target);
+            continue;
+        }
+        if let Err(error) = run_one(target, &bench_dir, extra_args) {
+            eprintln!("bench {target} failed: {error:#}");
+            failed.push(*target);
+        }
+    }
+    if !failed.is_empty() {
+        bail!("benchmarks failed: {}", failed.join(", "));
+    }
+    Ok(())
+}
+
+fn run_one(target: &str, bench_dir: &Path, extra_args: &[String]) -> Result<()> {
+    println!("\n=== bench {target} ===");
+    let results = bench_dir.join(format!("{target}.json"));
+    let started = SystemTime::now();
+    let mut command = util::cargo();
+    command.env(BENCH_DIR_VARIABLE, bench_dir).args([
+        "bench",
+        "-p",
+        BENCH_PACKAGE,
+        "--bench",
+        target,
+    ]);
+    if !extra_args.is_empty() {
+        command.arg("--").args(extra_args);
+    }
+    util::run(&mut command)?;
+    check_results_written(&results, started)?;
+    println!("bench {target}: results in {}", results.display());
+    Ok(())
+}
+
+/// Every benchmark must leave a fresh NAME.json behind; an old one would pass off stale figures.
+fn check_results_written(results: &Path, started: SystemTime) -> Result<()> {
+    let modified = std::fs::metadata(results)
+        .and_then(|metadata| metadata.modified())
+        .with_context(|| {
+            format!(
+                "the benchmark did not write {}; every benchmark must write its results there",
+                results.display()
+            )
+        })?;
+    if modified < started {
+        bail!(
+            "{} predates this run: the benchmark did not rewrite it",
+            results.display()
+        );
+    }
+    Ok(())
+}
+
+/// Names of the `[[bench]]` targets jvpn-user declares, from `cargo metadata`.
+fn declared_benches() -> Result<Vec<String>> {
+    let metadata = util::cargo_metadata()?;
+    let package = metadata["packages"]
+        .as_array()
+        .and_then(|packages| {
+            packages
+                .iter()
+                .find(|package| package["name"] == BENCH_PACKAGE)
+        })
+        .with_context(|| format!("`cargo metadata` lists no package {BENCH_PACKAGE}"))?;
+    let targets = package["targets"].as_array().cloned().unwrap_or_default();
+    Ok(targets
+        .iter()
+        .filter(|target| {
+            target["kind"]
+                .as_array()
+                .is_some_and(|kinds| kinds.iter().any(|kind| kind == "bench"))
+        })
+        .filter_map(|target| target["name"].as_str().map(str::to_string))
+        .collect())
+}

@@ -1,0 +1,341 @@
+//! `cargo xtask setup`: every prerequisite of building, testing, benchmarking and demonstrating jvpn on a
+//! fresh Debian 12 machine (the recipe of `shared/TOOLCHAIN.md`), installed idempotently. [`missing`] is
+//! the quick check (well under a second when all is there) that `test`, `bench`, `demo` and `build` share.
+
+use std::fmt;
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+
+use crate::util;
+
+/// Debian packages: LLVM 22 to build bpf-linker, bpftool and iproute2 for the dataplane, and the tools the
+/// tests, benchmarks and demo drive (iperf3, tcpdump, nftables, scapy, ping).
+const APT_PACKAGES: &[&str] = &[
+    "llvm-22-dev",
+    "libpolly-22-dev",
+    "libzstd-dev",
+    "zlib1g-dev",
+    "bpftool",
+    "iproute2",
+    "iperf3",
+    "tcpdump",
+    "nftables",
+    "python3-scapy",
+    "iputils-ping",
+];
+
+/// The bpf-linker release that links with Debian's LLVM 22 (its default feature wants LLVM 23).
+const BPF_LINKER_VERSION: &str = "0.13.0";
+
+/// Where Debian's llvm-22-dev lives; bpf-linker's build looks in /usr without it and fails on `-lLLVM`.
+const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
+
+/// The eBPF crate builds with nightly's `-Z build-std=core`, which needs this toolchain and `rust-src`.
+const NIGHTLY: &str = "nightly";
+
+/// Components of the toolchain that runs `cargo xtask` that the test tiers use.
+const STABLE_COMPONENTS: &[&str] = &["rustfmt", "clippy"];
+
+/// Where jvpn pins its maps and XDP link (the mount must be a bpffs).
+const BPFFS_MOUNT_POINT: &str = "/sys/fs/bpf";
+
+/// One prerequisite that [`missing`] found absent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Missing {
+    /// These Debian packages are not installed.
+    AptPackages(Vec<&'static str>),
+    /// No nightly toolchain under rustup.
+    NightlyToolchain,
+    /// The nightly toolchain lacks `rust-src`.
+    NightlyRustSrc,
+    /// The active toolchain lacks these components.
+    StableComponents(Vec<&'static str>),
+    /// bpf-linker is absent (`None`) or reports another version (`Some(what it printed)`).
+    BpfLinker(Option<String>),
+    /// No bpffs is mounted at [`BPFFS_MOUNT_POINT`].
+    BpfFs,
+}
+
+impl Missing {
+    /// Whether installing it needs root (apt-get and mount do; rustup and cargo install do not).
+    fn needs_root(&self) -> bool {
+        matches!(self, Missing::AptPackages(_) | Missing::BpfFs)
+    }
+
+    /// Whether `cargo build` of jvpn-user fails without it.
+    fn needed_to_build(&self) -> bool {
+        matches!(
+            self,
+            Missing::NightlyToolchain | Missing::NightlyRustSrc | Missing::BpfLinker(_)
+        )
+    }
+}
+
+impl fmt::Display for Missing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Missing::AptPackages(packages) => write!(f, "Debian packages {}", packages.join(" ")),
+            Missing::NightlyToolchain => write!(f, "the {NIGHTLY} toolchain"),
+            Missing::NightlyRustSrc => write!(f, "rust-src for the {NIGHTLY} toolchain"),
+            Missing::StableComponents(components) => {
+                write!(f, "toolchain components {}", components.join(" "))
+            }
+            Missing::BpfLinker(None) => write!(f, "bpf-linker {BPF_LINKER_VERSION}"),
+            Missing::BpfLinker(Some(found)) => {
+                write!(f, "bpf-linker {BPF_LINKER_VERSION} (found `{found}`)")
+            }
+            Missing::BpfFs => write!(f, "a bpffs mounted at {BPFFS_MOUNT_POINT}"),
+        }
+    }
+}
+
+/// The quick check: every prerequisite that is absent, in the order [`run`] installs them.
+pub fn missing() -> Result<Vec<Missing>> {
+    let mut missing = Vec::new();
+    let absent_packages = absent_apt_packages()?;
+    if !absent_packages.is_empty() {
+        missing.push(Missing::AptPackages(absent_packages));
+    }
+    if !has_nightly()? {
+        missing.push(Missing::NightlyToolchain);
+        missing.push(Missing::NightlyRustSrc);
+    } else if !nightly_has_rust_src()? {
+        missing.push(Missing::NightlyRustSrc);
+    }
+    let absent_components = absent_stable_components()?;
+    if !absent_components.is_empty() {
+        missing.push(Missing::StableComponents(absent_components));
+    }
+    match bpf_linker_version() {
+        Some(version) if version.split_whitespace().last() == Some(BPF_LINKER_VERSION) => {}
+        found => missing.push(Missing::BpfLinker(found)),
+    }
+    if !bpffs_mounted()? {
+        missing.push(Missing::BpfFs);
+    }
+    Ok(missing)
+}
+
+/// `cargo xtask setup`: checks, installs what is missing, checks again.
+pub fn run() -> Result<()> {
+    let started = Instant::now();
+    let missing = missing()?;
+    if missing.is_empty() {
+        println!(
+            "setup: all prerequisites present (checked in {:.2} s)",
+            started.elapsed().as_secs_f64()
+        );
+        return Ok(());
+    }
+    install(&missing)
+}
+
+/// Runs setup only when the quick check finds something missing (used by `test`, `bench` and `demo`).
+pub fn ensure() -> Result<()> {
+    let missing = missing()?;
+    if missing.is_empty() {
+        println!("setup: all prerequisites present");
+        return Ok(());
+    }
+    println!("setup: prerequisites missing, installing them first");
+    install(&missing)
+}
+
+/// Fails, pointing at `cargo xtask setup`, when something `cargo build` needs is missing.
+pub fn ensure_buildable() -> Result<()> {
+    let blocking: Vec<String> = missing()?
+        .into_iter()
+        .filter(Missing::needed_to_build)
+        .map(|item| item.to_string())
+        .collect();
+    if blocking.is_empty() {
+        return Ok(());
+    }
+    bail!(
+        "building jvpn needs {}; run `cargo xtask setup` first",
+        blocking.join(", ")
+    )
+}
+
+fn install(missing: &[Missing]) -> Result<()> {
+    let started = Instant::now();
+    for item in missing {
+        println!("setup: missing {item}");
+    }
+    if missing.iter().any(Missing::needs_root) && !util::is_root() {
+        bail!(
+            "setup must run as root to install what is missing (apt-get and mount need root); \
+             run `cargo xtask setup` as root"
+        );
+    }
+    for item in missing {
+        install_one(item).with_context(|| format!("setup: installing {item} failed"))?;
+    }
+    let still_missing = self::missing()?;
+    if !still_missing.is_empty() {
+        let names: Vec<String> = still_missing.iter().map(ToString::to_string).collect();
+        bail!(
+            "setup: still missing after installing: {}; install them by hand (see shared/TOOLCHAIN.md)",
+            names.join(", ")
+        );
+    }
+    println!(
+        "setup: done in {:.0} s, all prerequisites present",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+fn install_one(item: &Missing) -> Result<()> {
+    match item {
+        Missing::AptPackages(packages) => {
+            util::run(apt_get().arg("update"))?;
+            util::run(apt_get().args(["install", "-y"]).args(packages))
+        }
+        Missing::NightlyToolchain => util::run(util::rustup().args([
+            "toolchain",
+            "install",
+            NIGHTLY,
+            "--profile",
+            "minimal",
+            "--component",
+            "rust-src",
+        ])),
+        Missing::NightlyRustSrc => {
+            util::run(util::rustup().args(["component", "add", "rust-src", "--toolchain", NIGHTLY]))
+        }
+        Missing::StableComponents(components) => {
+            util::run(util::rustup().args(["component", "add"]).args(components))
+        }
+        Missing::BpfLinker(_) => install_bpf_linker(),
+        Missing::BpfFs => {
+            util::run(Command::new("mount").args(["-t", "bpf", "bpf", BPFFS_MOUNT_POINT]))
+        }
+    }
+}
+
+fn apt_get() -> Command {
+    let mut command = Command::new("apt-get");
+    command.env("DEBIAN_FRONTEND", "noninteractive");
+    command
+}
+
+fn install_bpf_linker() -> Result<()> {
+    let path = std::env::var("PATH").unwrap_or_default();
+    let mut command = Command::new("cargo");
+    command
+        .env("PATH", format!("{LLVM_PREFIX}/bin:{path}"))
+        .env("LLVM_PREFIX", LLVM_PREFIX)
+        .env("LLVM_SYS_221_PREFIX", LLVM_PREFIX)
+        .args([
+            "install",
+            "bpf-linker",
+            "--version",
+            BPF_LINKER_VERSION,
+            "--no-default-features",
+            "--features",
+            "llvm-22",
+        ]);
+    util::run(&mut command)
+}
+
+fn absent_apt_packages() -> Result<Vec<&'static str>> {
+    // dpkg-query exits 1 when a package was never known to dpkg; its stdout still lists the others.
+    let output = Command::new("dpkg-query")
+        .args(["--show", "--showformat=${Package} ${db:Status-Abbrev}\\n"])
+        .args(APT_PACKAGES)
+        .output()
+        .context("`dpkg-query` could not start: setup supports Debian 12 (and derivatives) only")?;
+    let listing = String::from_utf8_lossy(&output.stdout);
+    Ok(APT_PACKAGES
+        .iter()
+        .copied()
+        .filter(|package| !is_installed(&listing, package))
+        .collect())
+}
+
+/// Whether `dpkg-query --show` output marks `package` as installed (status `ii`).
+fn is_installed(listing: &str, package: &str) -> bool {
+    listing.lines().any(|line| {
+        let mut fields = line.split_whitespace();
+        // Multi-arch packages are listed as `name:arch`.
+        let name = fields
+            .next()
+            .map(|name| name.split(':').next().unwrap_or(name));
+        name == Some(package) && fields.next() == Some("ii")
+    })
+}
+
+fn has_nightly() -> Result<bool> {
+    let listing = util::output(util::rustup().args(["toolchain", "list"]))?;
+    Ok(listing
+        .lines()
+        .any(|line| line == NIGHTLY || line.starts_with(&format!("{NIGHTLY}-"))))
+}
+
+fn nightly_has_rust_src() -> Result<bool> {
+    let listing = util::output(util::rustup().args([
+        "component",
+        "list",
+        "--toolchain",
+        NIGHTLY,
+        "--installed",
+    ]))?;
+    Ok(listing.lines().any(|line| line.trim() == "rust-src"))
+}
+
+fn absent_stable_components() -> Result<Vec<&'static str>> {
+    let listing = util::output(util::rustup().args(["component", "list", "--installed"]))?;
+    Ok(STABLE_COMPONENTS
+        .iter()
+        .copied()
+        .filter(|component| {
+            !listing
+                .lines()
+                .any(|line| line == *component || line.starts_with(&format!("{component}-")))
+        })
+        .collect())
+}
+
+fn bpf_linker_version() -> Option<String> {
+    let output = Command::new("bpf-linker").arg("--version").output().ok()?;
+    output
+        .status
+        .success()
+        .then(|| String::from_utf8_lossy(&output.stdout).trim().to_string())
+}
+
+fn bpffs_mounted() -> Result<bool> {
+    let mounts = std::fs::read_to_string("/proc/mounts").context("reading /proc/mounts")?;
+    Ok(mounts.lines().any(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        fields.get(1) == Some(&BPFFS_MOUNT_POINT) && fields.get(2) == Some(&"bpf")
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dpkg_listing_counts_only_fully_installed_packages() {
+        let listing = "iperf3 ii \ntcpdump rc \nlibzstd-dev:amd64 ii \n";
+        assert!(is_installed(listing, "iperf3"));
+        assert!(
+            !is_installed(listing, "tcpdump"),
+            "removed, config files only"
+        );
+        assert!(is_installed(listing, "libzstd-dev"));
+        assert!(!is_installed(listing, "nftables"), "never installed");
+    }
+
+    #[test]
+    fn only_apt_and_mount_need_root() {
+        assert!(Missing::AptPackages(vec!["iperf3"]).needs_root());
+        assert!(Missing::BpfFs.needs_root());
+        assert!(!Missing::BpfLinker(None).needs_root());
+        assert!(!Missing::NightlyRustSrc.needs_root());
+    }
+}
