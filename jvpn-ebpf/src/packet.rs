@@ -2,8 +2,13 @@
 //! parse of Ethernet (with at most one 802.1Q tag), IPv4 or IPv6 and UDP, down to the datagram's
 //! payload.
 //!
-//! The parse only locates; judging the datagram is the program's business. Protocol numbers of
-//! Ethernet, IP and UDP live here; everything jvpn-specific lives in `jvpn_common::abi`.
+//! The parse only locates; judging the datagram is the program's business. A packet that may
+//! carry a UDP datagram the parse cannot see is reported as [`Transport::Hidden`] rather than as
+//! foreign traffic, since the stack would deliver it uninspected: a first fragment too short for
+//! its UDP header (the tiny-fragment attack of RFC 1858) and an IPv6 header chain longer than the
+//! walk. Later fragments carry no transport header and pass; without their first fragment they
+//! are never reassembled. Protocol numbers of Ethernet, IP and UDP live here; everything
+//! jvpn-specific lives in `jvpn_common::abi`.
 
 use aya_ebpf::programs::XdpContext;
 use bytemuck::{Pod, Zeroable};
@@ -22,7 +27,7 @@ const IPV6_HOP_BY_HOP: u8 = 0;
 const IPV6_ROUTING: u8 = 43;
 const IPV6_FRAGMENT: u8 = 44;
 const IPV6_DEST_OPTS: u8 = 60;
-/// Extension headers walked before the parse gives up and calls the packet not UDP. RFC 8200
+/// Extension headers walked before the parse gives up and calls the transport hidden. RFC 8200
 /// section 4.1 allows each of hop-by-hop, routing and fragment once and destination options twice.
 const IPV6_MAX_EXTENSIONS: usize = 5;
 /// IPv4 "more fragments" flag and fragment offset bits of the flags/offset field.
@@ -148,6 +153,17 @@ pub struct Datagram {
     pub fragmented: bool,
 }
 
+/// What a frame carries, as far as jvpn is concerned.
+pub enum Transport {
+    /// Not UDP over IP, or a later fragment: never jvpn's to judge.
+    Other,
+    /// A UDP datagram.
+    Udp(Datagram),
+    /// Possibly UDP, but its header cannot be read (see the module doc); the source address of
+    /// the IP header, port 0.
+    Hidden(TransportBinding),
+}
+
 /// Where the IP payload starts and what it is.
 struct IpPayload {
     source: [u8; 16],
@@ -157,36 +173,60 @@ struct IpPayload {
     fragmented: bool,
     /// A later fragment: its payload does not start with the transport header.
     later_fragment: bool,
+    /// The IPv6 header chain is longer than the walk: the protocol is unknown.
+    chain_too_long: bool,
 }
 
-/// Finds the UDP datagram of an IPv4 or IPv6 frame, or `None` for anything else (other
-/// protocols, later fragments, frames too short to hold the headers they announce).
+/// Finds the UDP datagram of an IPv4 or IPv6 frame.
 #[inline(always)]
-pub fn udp_datagram(packet: &Packet) -> Option<Datagram> {
+pub fn udp_datagram(packet: &Packet) -> Transport {
+    let Some(ip) = ip_payload(packet) else {
+        return Transport::Other;
+    };
+    let source = TransportBinding::from_v6(ip.source, 0);
+    if ip.later_fragment {
+        return Transport::Other;
+    }
+    if ip.chain_too_long {
+        return Transport::Hidden(source);
+    }
+    if ip.protocol != IPPROTO_UDP {
+        return Transport::Other;
+    }
+    let Some(udp) = packet.read::<UdpHeader>(ip.offset) else {
+        // Unfragmented, a truncated datagram is dropped by the stack; a first fragment would be
+        // completed by the next one.
+        return match ip.fragmented {
+            true => Transport::Hidden(source),
+            false => Transport::Other,
+        };
+    };
+    Transport::Udp(Datagram {
+        source: TransportBinding {
+            port: udp.source,
+            ..source
+        },
+        destination_port: udp.destination,
+        payload: ip.offset + UDP_HEADER_LEN,
+        payload_len: (udp.len.get() as usize).saturating_sub(UDP_HEADER_LEN),
+        fragmented: ip.fragmented,
+    })
+}
+
+/// The IP payload of an IPv4 or IPv6 frame (with at most one 802.1Q tag), or `None`.
+#[inline(always)]
+fn ip_payload(packet: &Packet) -> Option<IpPayload> {
     let mut ether_type = packet.read::<Be16>(12)?.get();
     let mut offset = ETH_HEADER_LEN;
     if ether_type == ETH_P_8021Q {
         ether_type = packet.read::<Be16>(ETH_HEADER_LEN + 2)?.get();
         offset += VLAN_TAG_LEN;
     }
-    let ip = match ether_type {
-        ETH_P_IPV4 => ipv4_payload(packet, offset)?,
-        ETH_P_IPV6 => ipv6_payload(packet, offset)?,
-        _ => return None,
-    };
-    if ip.protocol != IPPROTO_UDP || ip.later_fragment {
-        return None;
+    match ether_type {
+        ETH_P_IPV4 => ipv4_payload(packet, offset),
+        ETH_P_IPV6 => ipv6_payload(packet, offset),
+        _ => None,
     }
-    let udp = packet.read::<UdpHeader>(ip.offset)?;
-    let mut source = TransportBinding::from_v6(ip.source, 0);
-    source.port = udp.source;
-    Some(Datagram {
-        source,
-        destination_port: udp.destination,
-        payload: ip.offset + UDP_HEADER_LEN,
-        payload_len: (udp.len.get() as usize).saturating_sub(UDP_HEADER_LEN),
-        fragmented: ip.fragmented,
-    })
 }
 
 #[inline(always)]
@@ -201,6 +241,7 @@ fn ipv4_payload(packet: &Packet, offset: usize) -> Option<IpPayload> {
         offset: offset + header_len,
         fragmented: fragment & IPV4_FRAGMENT_BITS != 0,
         later_fragment: fragment & IPV4_OFFSET_BITS != 0,
+        chain_too_long: false,
     })
 }
 
@@ -234,5 +275,9 @@ fn ipv6_payload(packet: &Packet, offset: usize) -> Option<IpPayload> {
         offset: at,
         fragmented,
         later_fragment,
+        chain_too_long: matches!(
+            next,
+            IPV6_HOP_BY_HOP | IPV6_ROUTING | IPV6_FRAGMENT | IPV6_DEST_OPTS
+        ),
     })
 }

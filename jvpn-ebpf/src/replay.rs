@@ -2,8 +2,15 @@
 //! `jvpn_common::replay::check_and_record` (RFC 6479 style, lock-free; see that module for the
 //! algorithm) on it through BPF atomic instructions.
 //!
-//! The compare-and-swap is `BPF_CMPXCHG` (BPF CPU v3, set in `build.rs`); the x86 JIT makes it a
-//! `lock cmpxchg`. Atomic loads of 64-bit words are plain loads, which BPF guarantees untorn.
+//! `ReplayMemory` asks for sequentially consistent operations. The compare-and-swap is
+//! `BPF_CMPXCHG`, fully ordered in the BPF memory model (the x86-64 JIT emits `lock cmpxchg`;
+//! checked with `bpftool prog dump xlated` and the JIT image). The loads are plain volatile 64-bit
+//! loads: LLVM selects atomic loads for BPF only from CPU v4 on, which aya-build cannot ask for
+//! (see `build.rs`). On x86-64 that is still sequentially consistent here: TSO never reorders a
+//! load with an earlier load or a locked instruction, and its one reordering (a plain store
+//! overtaken by a later load) cannot occur, as every store to a window is a `lock cmpxchg`. A JIT
+//! for a weakly ordered CPU would need load-acquire; `tests/xdp_concurrency.rs` checks the x86-64
+//! build (it catches a non-atomic compare-and-swap within one run).
 
 use crate::maps::{JVPN_REPLAY, JVPN_REPLAY_ZERO};
 use aya_ebpf::bindings::BPF_NOEXIST;
@@ -69,6 +76,7 @@ impl MapWindow {
     }
 }
 
+/// A sequentially consistent load on x86-64 (see the module doc).
 #[inline(always)]
 fn load(word: *mut u64) -> u64 {
     // SAFETY: `word` is an aligned u64 inside a live map value; other CPUs only write it with

@@ -10,12 +10,9 @@ use crate::clock::{coarse_now_ns, now_ns, NS_PER_SECOND};
 use crate::maps::{JVPN_COUNTERS, JVPN_EVENTS, JVPN_EVENT_BUDGET, JVPN_EVENT_LOSS};
 use crate::verdict::{Refusal, Verdict};
 use aya_ebpf::bindings::xdp_action::{XDP_DROP, XDP_PASS};
-use jvpn_common::maps::{DataplaneMode, EventLoss};
+use jvpn_common::maps::DataplaneMode;
 use jvpn_common::reason::{COUNTER_ACCEPTED, COUNTER_TO_CONTROLLER};
 use jvpn_common::{GatewayConfig, SecurityEvent};
-
-/// Refused events between two looks at the clock while a reason's event budget is spent.
-const WINDOW_CHECK_INTERVAL: u64 = 64;
 
 /// Counts a passing packet and returns its XDP action.
 #[inline(always)]
@@ -56,22 +53,13 @@ fn count(slot: u32, frame_len: u32) {
     }
 }
 
-#[inline(always)]
-fn lose(slot: u32, update: impl FnOnce(&mut EventLoss)) {
-    if let Some(loss) = JVPN_EVENT_LOSS.get_ptr_mut(slot) {
-        // SAFETY: as in `count`.
-        update(unsafe { &mut *loss });
-    }
-}
-
 /// Takes one event from the reason's budget of this window on this CPU, or counts the event as
 /// rate-limited.
 ///
-/// A window opens with its first event and lasts a second. While the budget lasts no clock is
-/// read; once it is spent, whether a new window may open is checked on every
-/// [`WINDOW_CHECK_INTERVAL`]-th refused event only, so a flood costs no clock read per packet. A
-/// new window may thus open up to that many refusals late, and any one second sees at most twice
-/// the budget (the end of one window and the start of the next).
+/// A window opens with its first event and lasts a second. The clock is read when a window opens
+/// and, once the budget is spent, on every refusal (to see whether a new window may open); a
+/// reason under its budget costs no clock read at all, so a window is only found to be over once
+/// its budget is spent: any one second sees at most twice the budget.
 #[inline(always)]
 fn within_budget(slot: u32, per_second: u32) -> bool {
     let (Some(budget), Some(loss)) = (
@@ -89,13 +77,11 @@ fn within_budget(slot: u32, per_second: u32) -> bool {
         budget.emitted += 1;
         return true;
     }
-    if loss.rate_limited % WINDOW_CHECK_INTERVAL == 0 {
-        let now = coarse_now_ns();
-        if now.wrapping_sub(budget.window_start_ns) >= NS_PER_SECOND && per_second > 0 {
-            budget.window_start_ns = now;
-            budget.emitted = 1;
-            return true;
-        }
+    let now = coarse_now_ns();
+    if per_second > 0 && now.wrapping_sub(budget.window_start_ns) >= NS_PER_SECOND {
+        budget.window_start_ns = now;
+        budget.emitted = 1;
+        return true;
     }
     loss.rate_limited += 1;
     false
@@ -105,7 +91,10 @@ fn within_budget(slot: u32, per_second: u32) -> bool {
 fn emit(refusal: &Refusal, frame_len: u32) {
     let slot = refusal.reason.counter_slot();
     let Some(mut entry) = JVPN_EVENTS.reserve::<SecurityEvent>(0) else {
-        lose(slot, |loss| loss.ring_full += 1);
+        if let Some(loss) = JVPN_EVENT_LOSS.get_ptr_mut(slot) {
+            // SAFETY: as in `count`.
+            unsafe { (*loss).ring_full += 1 };
+        }
         return;
     };
     let seen = &refusal.seen;

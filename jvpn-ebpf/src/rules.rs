@@ -11,7 +11,7 @@ use jvpn_common::siphash::SipKey;
 use jvpn_common::{
     GatewayConfig, MessageType, RejectReason, SessionEntry, SessionState, WireHeader,
 };
-use jvpn_ebpf::packet::{udp_datagram, Packet};
+use jvpn_ebpf::packet::{udp_datagram, Packet, Transport};
 
 /// Judges one frame under `config`.
 #[inline(always)]
@@ -24,12 +24,14 @@ pub fn try_jvpn_xdp(
     if config.port.get() == 0 {
         return Ok(Verdict::NotJvpn);
     }
-    let Some(datagram) = udp_datagram(packet) else {
-        return Ok(Verdict::NotJvpn);
+    let datagram = match udp_datagram(packet) {
+        Transport::Udp(datagram) if datagram.destination_port == config.port => datagram,
+        Transport::Udp(_) | Transport::Other => return Ok(Verdict::NotJvpn),
+        // It may be ours, and the stack would deliver it uninspected: step 1 refuses it.
+        Transport::Hidden(source) => {
+            return Err(Seen::source(source).refuse(RejectReason::Malformed))
+        }
     };
-    if datagram.destination_port != config.port {
-        return Ok(Verdict::NotJvpn);
-    }
     let seen = Seen::source(datagram.source);
 
     // 1. Malformed: fragmented, truncated, or a header that breaks a field rule.

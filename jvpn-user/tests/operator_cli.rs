@@ -114,7 +114,7 @@ fn gateway_refuses_an_interface_that_does_not_exist() {
     assert_eq!(code, 1);
     assert_eq!(
         line,
-        "error: no interface nosuch9: /sys/class/net/nosuch9 does not exist; list interfaces with `ip link`"
+        "error: no interface nosuch9 in this network namespace; list interfaces with `ip link`"
     );
 }
 

@@ -6,10 +6,12 @@
 //! message saying so rather than with a confusing `EPERM` from deep inside.
 #![deny(missing_docs)]
 
+pub mod gateway;
 pub mod guard;
 pub mod jvpn;
 pub mod netns;
 pub mod topology;
+pub mod wire_client;
 
 /// Panics with instructions unless the process runs as root.
 pub fn require_root() {

@@ -29,9 +29,9 @@ enum Task {
     Setup,
     /// Build the `jvpn` binary (and with it the XDP object) in release mode.
     Build,
-    /// Run every test tier as CI does (needs root): fmt, clippy, then `cargo test --workspace [ARGS]`.
+    /// Run every test tier as CI does (needs root): fmt, clippy, then `cargo test [ARGS]` over the default members.
     Test {
-        /// Passed to `cargo test --workspace`, e.g. a test name filter.
+        /// Passed to `cargo test`, e.g. a test name filter.
         #[arg(last = true)]
         args: Vec<String>,
     },

@@ -1,5 +1,5 @@
 //! `cargo xtask test`: every test tier in one command, as CI runs it. Static checks first (format, lint),
-//! then `cargo test --workspace`, which runs the unit tests, the BPF_PROG_TEST_RUN tests of the real XDP
+//! then `cargo test` over the default members, which runs the unit tests, the BPF_PROG_TEST_RUN tests of the real XDP
 //! object (jvpn-user/tests) and the network-namespace end-to-end tests (the tests crate). Every tier runs
 //! even after an earlier one failed, so one run reports everything; the exit status is non-zero if any did.
 
@@ -36,7 +36,7 @@ struct TestCounts {
     suites: u64,
 }
 
-/// `cargo xtask test [-- ARGS]`: ARGS go to `cargo test --workspace` (e.g. a test name filter).
+/// `cargo xtask test [-- ARGS]`: ARGS go to `cargo test` (e.g. a test name filter).
 pub fn run(extra_args: &[String]) -> Result<()> {
     util::require_root(
         "cargo xtask test",
@@ -54,7 +54,9 @@ pub fn run(extra_args: &[String]) -> Result<()> {
         what: "unit, BPF_PROG_TEST_RUN and netns end-to-end tests",
         command: {
             let mut command = util::cargo();
-            command.args(["test", "--workspace"]).args(extra_args);
+            // The default members: every crate but jvpn-ebpf, which only builds for the BPF target
+            // (jvpn-user's build.rs builds it, and its tests run it).
+            command.args(["test"]).args(extra_args);
             command
         },
     };
@@ -85,7 +87,6 @@ fn static_tiers() -> Vec<Tier> {
     let mut lint = util::cargo();
     lint.args([
         "clippy",
-        "--workspace",
         "--all-targets",
         "--",
         "-D",

@@ -22,7 +22,7 @@ use aya_ebpf::maps::{Array, HashMap, PerCpuArray, ProgramArray};
 use aya_ebpf::programs::XdpContext;
 use jvpn_common::abi::{BENCH_FRAME_BYTES, BENCH_MAX_FRAMES, DEFAULT_MAX_SESSIONS};
 use jvpn_common::{SessionEntry, WireHeader};
-use jvpn_ebpf::packet::{udp_datagram, Packet};
+use jvpn_ebpf::packet::{udp_datagram, Packet, Transport};
 
 const FRAME_WORDS: usize = BENCH_FRAME_BYTES / 8;
 
@@ -59,7 +59,7 @@ pub fn jvpn_bench_drop(_ctx: XdpContext) -> u32 {
 #[xdp]
 pub fn jvpn_bench_lookup(ctx: XdpContext) -> u32 {
     let packet = Packet::new(&ctx);
-    let Some(datagram) = udp_datagram(&packet) else {
+    let Transport::Udp(datagram) = udp_datagram(&packet) else {
         return XDP_PASS;
     };
     let Some(header) = packet.read::<WireHeader>(datagram.payload) else {

@@ -48,7 +48,7 @@ pub enum CliError {
         what: &'static str,
     },
     /// The interface does not exist.
-    #[error("no interface {iface}: /sys/class/net/{iface} does not exist; list interfaces with `ip link`")]
+    #[error("no interface {iface} in this network namespace; list interfaces with `ip link`")]
     NoSuchInterface {
         /// The interface name.
         iface: String,

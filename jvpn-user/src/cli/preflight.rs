@@ -10,9 +10,6 @@ use crate::control::{default_socket_path, RUN_DIR};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-/// Where the kernel lists network interfaces.
-const SYS_CLASS_NET: &str = "/sys/class/net";
-
 /// Whether the process runs with effective uid 0. If `/proc` is unreadable, assume root and let
 /// the kernel have the last word.
 pub fn is_root() -> bool {
@@ -27,7 +24,9 @@ pub fn gateway(options: &GatewayOptions) -> Result<(), CliError> {
             what: RUN_DIR,
         });
     }
-    if !Path::new(SYS_CLASS_NET).join(&options.iface).exists() {
+    // Asked of the kernel in this process's network namespace: /sys/class/net shows the
+    // namespace sysfs was mounted in, which differs under `nsenter --net`.
+    if nix::net::if_::if_nametoindex(options.iface.as_str()).is_err() {
         return Err(CliError::NoSuchInterface {
             iface: options.iface.clone(),
         });

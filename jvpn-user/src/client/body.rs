@@ -2,9 +2,7 @@
 
 use super::error::ClientError;
 use crate::crypto::{Direction, SealError};
-use jvpn_common::control::{
-    Body, BodyError, PathChallenge, ReattachAck, Reject, Terminate,
-};
+use jvpn_common::control::{Body, BodyError, PathChallenge, ReattachAck, Reject, Terminate};
 use jvpn_common::wire::MessageType;
 
 /// A gateway-to-client message whose seal opened, with its body parsed.

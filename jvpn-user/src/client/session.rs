@@ -146,8 +146,14 @@ impl ClientSessionState {
     pub fn keepalive(&mut self) -> Result<Vec<u8>, ClientError> {
         let header = self.next_header(MessageType::Keepalive, self.acked_version)?;
         let mut out = Vec::new();
-        seal_into(&self.keys, Direction::ClientToGateway, header, &[], &mut out)
-            .map_err(ClientError::Seal)?;
+        seal_into(
+            &self.keys,
+            Direction::ClientToGateway,
+            header,
+            &[],
+            &mut out,
+        )
+        .map_err(ClientError::Seal)?;
         Ok(out)
     }
 
@@ -221,7 +227,10 @@ impl ClientSessionState {
             GatewayMessage::Keepalive => ClientEvent::Keepalive,
             GatewayMessage::PathChallenge(challenge) => {
                 let response = self.seal_control(version, &PathResponse::answering(&challenge))?;
-                let pending = self.pending.as_mut().expect("the rules accept a challenge only while a reattach is pending");
+                let pending = self
+                    .pending
+                    .as_mut()
+                    .expect("the rules accept a challenge only while a reattach is pending");
                 pending.challenged_version = Some(version);
                 ClientEvent::PathChallenge {
                     response,
@@ -274,7 +283,12 @@ impl ClientSessionState {
         }
         let nonce = self.next_nonce;
         self.next_nonce += 1;
-        Ok(WireHeader::new(message_type, self.session_id, version, nonce))
+        Ok(WireHeader::new(
+            message_type,
+            self.session_id,
+            version,
+            nonce,
+        ))
     }
 
     fn seal_control<B: Body>(&mut self, version: u64, body: &B) -> Result<Vec<u8>, ClientError> {

@@ -11,7 +11,7 @@ use crate::crypto::{
     open_body, open_message, seal_body, seal_message, ClientAdmission, ClientHandshake,
     ClientIdentity, Direction, GatewayHandshake, PresharedKey, PrivateKey, SessionKeys,
 };
-use jvpn_common::control::{Body, WelcomePayload, DEFAULT_TUNNEL_MTU};
+use jvpn_common::control::{Body, Tai64N, WelcomePayload, DEFAULT_TUNNEL_MTU};
 use jvpn_common::replay::ReplayWindow;
 use jvpn_common::wire::{Be16, Be64, MessageType, WireHeader};
 use std::time::SystemTime;
@@ -31,6 +31,8 @@ pub(crate) struct TestGateway {
     /// The next gateway-to-client nonce (boot epoch 1, as `(epoch << 40) | counter`).
     next_nonce: u64,
     client_nonces: ReplayWindow,
+    /// The newest HELLO timestamp read; an older or equal one is refused as a replay.
+    last_timestamp: Option<Tai64N>,
 }
 
 impl TestGateway {
@@ -49,6 +51,7 @@ impl TestGateway {
             version: 0,
             next_nonce: (1 << 40) | 1,
             client_nonces: ReplayWindow::default(),
+            last_timestamp: None,
         }
     }
 
@@ -65,15 +68,7 @@ impl TestGateway {
     /// Reads a HELLO and answers WELCOME with its header at `version` (1 unless a test needs a
     /// gateway that breaks the protocol).
     pub(crate) fn accept_hello_at(&mut self, hello: &[u8], version: u64) -> Vec<u8> {
-        let expected = self.client.private_key.public_key();
-        let psk = self.client.psk.clone();
-        let handshake = GatewayHandshake::read_hello(&self.private_key, hello, |key| {
-            (*key == expected).then_some(ClientAdmission {
-                psk,
-                last_timestamp: None,
-            })
-        })
-        .expect("the test client's HELLO is valid");
+        let handshake = self.read_hello(hello);
         let welcome = WelcomePayload {
             session_id: Be64::new(TEST_SESSION),
             ipv4: [10, 77, 0, 2],
@@ -93,6 +88,26 @@ impl TestGateway {
         accepted.datagram
     }
 
+    /// Reads a HELLO without answering it (a lost WELCOME); its timestamp becomes the newest.
+    pub(crate) fn ignore_hello(&mut self, hello: &[u8]) {
+        self.read_hello(hello);
+    }
+
+    /// Reads a HELLO as a gateway does, refusing a timestamp not newer than the last one read.
+    fn read_hello(&mut self, hello: &[u8]) -> GatewayHandshake {
+        let expected = self.client.private_key.public_key();
+        let admission = ClientAdmission {
+            psk: self.client.psk.clone(),
+            last_timestamp: self.last_timestamp,
+        };
+        let handshake = GatewayHandshake::read_hello(&self.private_key, hello, |key| {
+            (*key == expected).then_some(admission)
+        })
+        .expect("the test client's HELLO is valid and newer than the last one");
+        self.last_timestamp = Some(handshake.timestamp());
+        handshake
+    }
+
     /// A client session established with this gateway, as the client core starts from it.
     pub(crate) fn handshake(&mut self) -> crate::crypto::ClientSession {
         let (mut client, hello) =
@@ -102,7 +117,9 @@ impl TestGateway {
     }
 
     fn keys(&self) -> &SessionKeys {
-        self.keys.as_ref().expect("no session yet: run the handshake first")
+        self.keys
+            .as_ref()
+            .expect("no session yet: run the handshake first")
     }
 
     fn take_nonce(&mut self) -> u64 {
@@ -112,7 +129,12 @@ impl TestGateway {
     }
 
     /// A sealed gateway-to-client message of `message_type` at `version` with a raw body.
-    pub(crate) fn seal_raw(&mut self, message_type: MessageType, version: u64, body: &[u8]) -> Vec<u8> {
+    pub(crate) fn seal_raw(
+        &mut self,
+        message_type: MessageType,
+        version: u64,
+        body: &[u8],
+    ) -> Vec<u8> {
         let header = WireHeader::new(message_type, TEST_SESSION, version, self.take_nonce());
         seal_message(self.keys(), Direction::GatewayToClient, header, body).expect("seals")
     }

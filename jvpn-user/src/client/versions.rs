@@ -222,7 +222,11 @@ mod tests {
     }
 
     fn reject(gateway_version: u64) -> GatewayMessage {
-        GatewayMessage::Reject(Reject::new(RejectReason::PathValidation, gateway_version, 9))
+        GatewayMessage::Reject(Reject::new(
+            RejectReason::PathValidation,
+            gateway_version,
+            9,
+        ))
     }
 
     fn terminate() -> GatewayMessage {
@@ -256,26 +260,74 @@ mod tests {
             ("data above acked", IDLE, data.clone(), 6, Fatal),
             ("data far above acked", IDLE, data.clone(), u64::MAX, Fatal),
             ("data at acked while asking", ASKED, data.clone(), 5, Accept),
-            ("data at acked+1 while asking", ASKED, data.clone(), 6, Fatal),
-            ("data at challenged+1 before ack", CHALLENGED, data.clone(), 6, Drop),
+            (
+                "data at acked+1 while asking",
+                ASKED,
+                data.clone(),
+                6,
+                Fatal,
+            ),
+            (
+                "data at challenged+1 before ack",
+                CHALLENGED,
+                data.clone(),
+                6,
+                Drop,
+            ),
             ("data at challenged+2", CHALLENGED, data.clone(), 7, Fatal),
             ("keepalive at acked", IDLE, keepalive.clone(), 5, Accept),
             ("keepalive above acked", IDLE, keepalive.clone(), 6, Fatal),
             ("keepalive below acked", IDLE, keepalive, 4, Drop),
             ("challenge at acked", ASKED, challenge(3), 5, Accept),
-            ("challenge at acked+1 (recovering)", ASKED, challenge(3), 6, Accept),
+            (
+                "challenge at acked+1 (recovering)",
+                ASKED,
+                challenge(3),
+                6,
+                Accept,
+            ),
             ("challenge at acked+2", ASKED, challenge(3), 7, Fatal),
             ("challenge below acked", ASKED, challenge(3), 4, Drop),
             ("challenge nothing pending", IDLE, challenge(3), 5, Drop),
-            ("challenge acked+1 nothing pending", IDLE, challenge(3), 6, Fatal),
+            (
+                "challenge acked+1 nothing pending",
+                IDLE,
+                challenge(3),
+                6,
+                Fatal,
+            ),
             ("challenge older attempt", ASKED, challenge(2), 5, Drop),
-            ("challenge attempt never sent", ASKED, challenge(4), 5, Fatal),
-            ("second challenge higher", CHALLENGED, challenge(3), 6, Accept),
+            (
+                "challenge attempt never sent",
+                ASKED,
+                challenge(4),
+                5,
+                Fatal,
+            ),
+            (
+                "second challenge higher",
+                CHALLENGED,
+                challenge(3),
+                6,
+                Accept,
+            ),
             ("second challenge lower", RECOVERING, challenge(3), 5, Drop),
             ("ack at challenged+1", CHALLENGED, ack(6), 6, Accept),
-            ("ack at challenged+1 (recovering)", RECOVERING, ack(7), 7, Accept),
+            (
+                "ack at challenged+1 (recovering)",
+                RECOVERING,
+                ack(7),
+                7,
+                Accept,
+            ),
             ("ack at challenged+2", CHALLENGED, ack(7), 7, Fatal),
-            ("ack at challenged (no increment)", RECOVERING, ack(6), 6, Fatal),
+            (
+                "ack at challenged (no increment)",
+                RECOVERING,
+                ack(6),
+                6,
+                Fatal,
+            ),
             ("ack at acked after challenge", CHALLENGED, ack(5), 5, Drop),
             ("ack at acked without challenge", ASKED, ack(5), 5, Accept),
             ("ack at acked+1 without challenge", ASKED, ack(6), 6, Fatal),
@@ -289,9 +341,21 @@ mod tests {
             ("reject below", IDLE, reject(4), 4, Drop),
             ("reject body disagrees", IDLE, reject(6), 5, Fatal),
             ("terminate at acked", IDLE, terminate(), 5, Accept),
-            ("terminate at its own increment", IDLE, terminate(), 6, Accept),
+            (
+                "terminate at its own increment",
+                IDLE,
+                terminate(),
+                6,
+                Accept,
+            ),
             ("terminate two ahead", IDLE, terminate(), 7, Fatal),
-            ("terminate at challenged+1", RECOVERING, terminate(), 7, Accept),
+            (
+                "terminate at challenged+1",
+                RECOVERING,
+                terminate(),
+                7,
+                Accept,
+            ),
             ("terminate below", IDLE, terminate(), 4, Drop),
         ];
         for (name, pending, message, version, expected) in table {

@@ -154,7 +154,12 @@ impl Gateway {
         let request = CasRequest::new(expected, t.session.clone(), t.state_changes());
         match self.committer.submit(request).outcome().await? {
             CasOutcome::Committed => {
-                fault::point(fault::AFTER_CAS);
+                let cause = t
+                    .events
+                    .iter()
+                    .find_map(SessionEvent::as_state_change)
+                    .map_or("", |c| c.cause.name());
+                fault::point(fault::AFTER_CAS, cause);
                 for change in t.events.iter().filter_map(SessionEvent::as_state_change) {
                     self.metrics.transition(Some(change.from_state), change.to_state);
                 }

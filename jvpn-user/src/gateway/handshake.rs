@@ -42,7 +42,7 @@ impl Gateway {
                 return;
             }
         };
-        let client = handshake.client_public_key().clone();
+        let client = *handshake.client_public_key();
         let timestamp = handshake.timestamp();
         let Some(entry) = self.settings.client(&client).cloned() else {
             return;

@@ -24,7 +24,7 @@ use jvpn_common::{
     DropCounter, GatewayConfig, MessageType, SecurityEvent, SessionEntry, SessionState,
     TransportBinding, WireHeader,
 };
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 
 /// XDP verdicts as the kernel returns them from a test run.
@@ -73,6 +73,8 @@ pub struct Udp {
     pub vlan: Option<u16>,
     /// Sent as the first fragment of a fragmented packet (IPv4 MF flag, IPv6 fragment header).
     pub fragment: bool,
+    /// IPv6 only: extension headers before UDP (see [`ipv6`]).
+    pub ipv6_extensions: Vec<u8>,
     /// The UDP payload.
     pub payload: Vec<u8>,
 }
@@ -85,6 +87,7 @@ impl Udp {
             destination,
             vlan: None,
             fragment: false,
+            ipv6_extensions: Vec::new(),
             payload,
         }
     }
@@ -103,7 +106,14 @@ impl Udp {
                 ipv4(s.octets(), d.octets(), 17, self.fragment, &udp),
             ),
             (IpAddr::V6(s), IpAddr::V6(d)) => {
-                (0x86dd, ipv6(s.octets(), d.octets(), self.fragment, &udp))
+                let ip = ipv6(
+                    s.octets(),
+                    d.octets(),
+                    &self.ipv6_extensions,
+                    self.fragment,
+                    &udp,
+                );
+                (0x86dd, ip)
             }
             _ => panic!("source and destination of one family"),
         };
@@ -139,19 +149,33 @@ pub fn ipv4(
     ip
 }
 
-/// An IPv6 packet around a UDP datagram, with a fragment header first if `fragment`.
-pub fn ipv6(source: [u8; 16], destination: [u8; 16], fragment: bool, udp: &[u8]) -> Vec<u8> {
+/// An IPv6 packet around a UDP datagram, after 8-byte extension headers of the given types
+/// (hop-by-hop 0 or destination options 60, each holding one PadN option), and a fragment header
+/// (offset 0, more fragments) if `fragment`.
+pub fn ipv6(
+    source: [u8; 16],
+    destination: [u8; 16],
+    extensions: &[u8],
+    fragment: bool,
+    udp: &[u8],
+) -> Vec<u8> {
+    let mut chain: Vec<u8> = extensions.to_vec();
+    if fragment {
+        chain.push(44);
+    }
+    chain.push(17);
     let mut ext = Vec::new();
-    let next = if fragment {
-        // Fragment header: next UDP, offset 0, M flag set, identification 1.
-        ext.extend_from_slice(&[17, 0, 0, 1, 0, 0, 0, 1]);
-        44
-    } else {
-        17
-    };
+    for pair in chain.windows(2) {
+        let (kind, next) = (pair[0], pair[1]);
+        match kind {
+            // Fragment header: offset 0, M flag set, identification 1.
+            44 => ext.extend_from_slice(&[next, 0, 0, 1, 0, 0, 0, 1]),
+            _ => ext.extend_from_slice(&[next, 0, 1, 4, 0, 0, 0, 0]),
+        }
+    }
     let mut ip = vec![0x60, 0, 0, 0];
     ip.extend_from_slice(&((ext.len() + udp.len()) as u16).to_be_bytes());
-    ip.extend_from_slice(&[next, 64]);
+    ip.extend_from_slice(&[chain[0], 64]);
     ip.extend_from_slice(&source);
     ip.extend_from_slice(&destination);
     ip.extend_from_slice(&ext);
@@ -202,6 +226,54 @@ pub fn config(mode: DataplaneMode) -> GatewayConfig {
         hello_rate: 0,
         hello_burst: 2,
         events_per_second: 1_000,
+    }
+}
+
+/// How the frames of one table run are addressed.
+pub struct Family {
+    /// The client's address, the sessions' bound transport.
+    pub client: SocketAddr,
+    /// The client's address with another port.
+    pub other_port: SocketAddr,
+    /// The gateway, at [`PORT`].
+    pub gateway: SocketAddr,
+    /// The 802.1Q tag of every frame.
+    pub vlan: Option<u16>,
+}
+
+impl Family {
+    /// IPv4 addresses.
+    pub fn v4(vlan: Option<u16>) -> Self {
+        let client = Ipv4Addr::new(192, 0, 2, 10);
+        Self {
+            client: SocketAddr::new(client.into(), 40_000),
+            other_port: SocketAddr::new(client.into(), 40_001),
+            gateway: SocketAddr::new(Ipv4Addr::new(198, 51, 100, 1).into(), PORT),
+            vlan,
+        }
+    }
+
+    /// IPv6 addresses.
+    pub fn v6(vlan: Option<u16>) -> Self {
+        let client: Ipv6Addr = "2001:db8::10".parse().unwrap();
+        Self {
+            client: SocketAddr::new(client.into(), 40_000),
+            other_port: SocketAddr::new(client.into(), 40_001),
+            gateway: SocketAddr::new("2001:db8::1".parse::<Ipv6Addr>().unwrap().into(), PORT),
+            vlan,
+        }
+    }
+
+    /// A datagram from `source` to the gateway.
+    pub fn udp(&self, source: SocketAddr, payload: Vec<u8>) -> Udp {
+        let mut udp = Udp::new(source, self.gateway, payload);
+        udp.vlan = self.vlan;
+        udp
+    }
+
+    /// The frame of a datagram from the client to the gateway.
+    pub fn frame(&self, payload: Vec<u8>) -> Vec<u8> {
+        self.udp(self.client, payload).frame()
     }
 }
 

@@ -1,0 +1,117 @@
+//! What the client driver counts, and when it last heard from and spoke to the gateway.
+//!
+//! [`Liveness`] is the hook for the transport-change detection of issue 4: a supervisor compares
+//! `last_received` with its own timeout (acknowledgements stopped) and calls
+//! [`super::ClientConnection::jump`]. Times are tokio instants, so tests with a paused clock see them
+//! move only when the test moves the clock.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
+use tokio::time::Instant;
+
+/// The counters of one connection, summed over every session and transport it used.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ConnectionCounters {
+    /// Sealed datagrams sent (DATA, KEEPALIVE, control).
+    pub sent: u64,
+    /// Gateway datagrams the core accepted.
+    pub received: u64,
+    /// Datagrams refused and dropped: forged, replayed, stale, unexpected, or not from this session.
+    pub rejected: u64,
+    /// IP packet bytes sent in DATA.
+    pub data_bytes_sent: u64,
+    /// IP packet bytes received in DATA.
+    pub data_bytes_received: u64,
+    /// Completed jumps.
+    pub jumps: u64,
+    /// Completed handshakes (1 after connect, +1 per re-handshake).
+    pub handshakes: u64,
+}
+
+/// When the client last sent to and accepted from the gateway.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Liveness {
+    /// The last datagram sent.
+    pub last_sent: Instant,
+    /// The last gateway datagram the core accepted.
+    pub last_received: Instant,
+}
+
+/// The shared, updatable form of the counters and liveness.
+#[derive(Debug)]
+pub(crate) struct Stats {
+    sent: AtomicU64,
+    received: AtomicU64,
+    rejected: AtomicU64,
+    data_bytes_sent: AtomicU64,
+    data_bytes_received: AtomicU64,
+    jumps: AtomicU64,
+    handshakes: AtomicU64,
+    liveness: Mutex<Liveness>,
+}
+
+impl Stats {
+    pub(crate) fn new(now: Instant) -> Self {
+        Self {
+            sent: AtomicU64::new(0),
+            received: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
+            data_bytes_sent: AtomicU64::new(0),
+            data_bytes_received: AtomicU64::new(0),
+            jumps: AtomicU64::new(0),
+            handshakes: AtomicU64::new(0),
+            liveness: Mutex::new(Liveness {
+                last_sent: now,
+                last_received: now,
+            }),
+        }
+    }
+
+    fn liveness_mut(&self) -> std::sync::MutexGuard<'_, Liveness> {
+        self.liveness
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub(crate) fn sent(&self, data_bytes: usize) {
+        self.sent.fetch_add(1, Relaxed);
+        self.data_bytes_sent.fetch_add(data_bytes as u64, Relaxed);
+        self.liveness_mut().last_sent = Instant::now();
+    }
+
+    pub(crate) fn received(&self, data_bytes: usize) {
+        self.received.fetch_add(1, Relaxed);
+        self.data_bytes_received
+            .fetch_add(data_bytes as u64, Relaxed);
+        self.liveness_mut().last_received = Instant::now();
+    }
+
+    pub(crate) fn rejected(&self) {
+        self.rejected.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn jumped(&self) {
+        self.jumps.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn handshake_done(&self) {
+        self.handshakes.fetch_add(1, Relaxed);
+        self.liveness_mut().last_received = Instant::now();
+    }
+
+    pub(crate) fn counters(&self) -> ConnectionCounters {
+        ConnectionCounters {
+            sent: self.sent.load(Relaxed),
+            received: self.received.load(Relaxed),
+            rejected: self.rejected.load(Relaxed),
+            data_bytes_sent: self.data_bytes_sent.load(Relaxed),
+            data_bytes_received: self.data_bytes_received.load(Relaxed),
+            jumps: self.jumps.load(Relaxed),
+            handshakes: self.handshakes.load(Relaxed),
+        }
+    }
+
+    pub(crate) fn liveness(&self) -> Liveness {
+        *self.liveness_mut()
+    }
+}

@@ -1,0 +1,226 @@
+//! A real `jvpn gateway` process for end-to-end tests: its keys and config in a temp dir, run in
+//! the gateway namespace of a [`TwoHosts`] topology (entered with `nsenter --net`, which keeps the
+//! host's BPF filesystem visible, unlike `ip netns exec`), and the `jvpn` CLI to ask it things.
+
+use crate::guard::{ChildGuard, PinDirGuard};
+use crate::topology::TwoHosts;
+use jvpn_user::crypto::{ClientIdentity, PresharedKey, PrivateKey, PublicKey};
+use jvpn_user::dataplane::PinDir;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long the gateway may take to come up; a failure bound, not a sleep.
+const START_PATIENCE: Duration = Duration::from_secs(20);
+
+/// The `jvpn` binary built beside the test binaries.
+pub fn jvpn_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test binaries live in target/<profile>/deps");
+    let bin = dir.join("jvpn");
+    assert!(
+        bin.exists(),
+        "{} is missing: build it with `cargo build -p jvpn-user` (cargo test builds it)",
+        bin.display()
+    );
+    bin
+}
+
+/// A gateway with one authorised client, on the gateway side of a two-host topology.
+pub struct GatewayFixture {
+    /// The namespaces and the veth between them.
+    pub hosts: TwoHosts,
+    /// Keys, config, store and control socket.
+    pub dir: tempfile::TempDir,
+    /// What the client needs for a handshake.
+    pub client: ClientIdentity,
+    /// The gateway's public key.
+    pub gateway_public_key: PublicKey,
+    child: Option<ChildGuard>,
+    _pins: PinDirGuard,
+}
+
+impl GatewayFixture {
+    /// Writes keys and config for a new gateway; does not start it.
+    pub fn new() -> Self {
+        let hosts = TwoHosts::new();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let gateway_public_key =
+            jvpn_user::config::keygen(&dir.path().join("gateway.key")).expect("gateway key");
+        let client_key = PrivateKey::generate();
+        let config = format!(
+            "private_key_file = \"gateway.key\"\n\
+             keepalive_interval_secs = 5\n\
+             keepalive_timeout_secs = 60\n\
+             idle_timeout_secs = 600\n\
+             [tunnel]\n\
+             ipv4 = \"10.99.0.1/24\"\n\
+             [[client]]\n\
+             name = \"laptop\"\n\
+             public_key = \"{}\"\n\
+             ipv4 = \"10.99.0.2\"\n",
+            client_key.public_key().to_base64()
+        );
+        std::fs::write(dir.path().join("gateway.toml"), config).expect("write config");
+        let pins = PinDirGuard::new(
+            PinDir::new(Path::new(jvpn_common::abi::PIN_ROOT), &hosts.gateway_if)
+                .expect("pin dir")
+                .path(),
+        );
+        Self {
+            hosts,
+            client: ClientIdentity {
+                private_key: client_key,
+                gateway_public_key,
+                psk: PresharedKey::none(),
+            },
+            gateway_public_key,
+            dir,
+            child: None,
+            _pins: pins,
+        }
+    }
+
+    /// The control socket path.
+    pub fn socket(&self) -> PathBuf {
+        self.dir.path().join("jvpn.sock")
+    }
+
+    /// Starts the gateway (with `env` added) and waits until `jvpn status` answers.
+    pub fn start(&mut self, env: &[(&str, &str)]) {
+        assert!(self.child.is_none(), "the gateway is already running");
+        let mut command = Command::new("nsenter");
+        command
+            .arg(format!("--net={}", self.hosts.gateway.path().display()))
+            .arg(jvpn_binary())
+            .args(["gateway", "--iface", &self.hosts.gateway_if, "--config"])
+            .arg(self.dir.path().join("gateway.toml"))
+            .arg("--state-dir")
+            .arg(self.dir.path().join("state"))
+            .arg("--socket")
+            .arg(self.socket())
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(self.log_path())
+                    .expect("gateway log file"),
+            ));
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let child = command.spawn().expect("spawning nsenter jvpn gateway");
+        self.child = Some(ChildGuard::new(child));
+        let deadline = Instant::now() + START_PATIENCE;
+        loop {
+            let out = self.cli(&["status"]);
+            if out.status.success() {
+                return;
+            }
+            if let Some(status) = self.child.as_mut().and_then(|c| c.child().try_wait().ok().flatten()) {
+                panic!("the gateway exited with {status} while starting:\n{}", self.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the gateway did not answer `jvpn status` within {START_PATIENCE:?}:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Kills the gateway with SIGKILL.
+    pub fn kill(&mut self) {
+        if let Some(child) = self.child.take() {
+            child.kill();
+        }
+    }
+
+    /// Waits for the gateway to exit by itself (e.g. an injected fault) and returns its status.
+    pub fn wait_exit(&mut self, patience: Duration) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("the gateway is not running");
+        let deadline = Instant::now() + patience;
+        loop {
+            if let Some(status) = child.child().try_wait().expect("polling the gateway") {
+                std::mem::forget(child);
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the gateway did not exit:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Runs `jvpn <args> --socket <socket>` and returns its output.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(jvpn_binary())
+            .args(args)
+            .arg("--socket")
+            .arg(self.socket())
+            .output()
+            .expect("running the jvpn CLI")
+    }
+
+    /// Runs a CLI command with `--json`, asserts success and parses its output.
+    pub fn cli_json(&self, args: &[&str]) -> serde_json::Value {
+        let mut all = args.to_vec();
+        all.push("--json");
+        let out = self.cli(&all);
+        assert!(
+            out.status.success(),
+            "jvpn {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "jvpn {args:?} printed no JSON ({e}): {}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+        })
+    }
+
+    /// Every event so far, as JSON objects.
+    pub fn events(&self) -> Vec<serde_json::Value> {
+        let out = self.cli(&["events", "--json"]);
+        assert!(out.status.success(), "jvpn events failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+            .collect()
+    }
+
+    /// The versions of a session's audit history, in order.
+    pub fn audit_versions(&self, session: u64) -> Vec<u64> {
+        let value = self.cli_json(&["audit", &format!("{session:016x}")]);
+        value
+            .as_array()
+            .expect("audit prints a JSON array")
+            .iter()
+            .map(|e| e["version"].as_u64().expect("version"))
+            .collect()
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.path().join("gateway.log")
+    }
+
+    /// The gateway's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+}
+
+impl Default for GatewayFixture {
+    fn default() -> Self {
+        Self::new()
+    }
+}
