@@ -6,6 +6,7 @@
 //! logs its events. A refusal publishes its SECURITY_EVENT or POLICY_EVENT and changes nothing.
 
 use super::fault;
+use super::latency::LatencyHistogram;
 use super::live::SessionTable;
 use crate::config::GatewaySettings;
 use crate::crypto::SessionKeys;
@@ -33,6 +34,8 @@ pub struct ControllerCounters {
     pub data_packets: AtomicU64,
     /// Map updates that failed (the store still holds the commit; reconciled at restart).
     pub map_failures: AtomicU64,
+    /// Time from a durable commit to its XDP map entry being written.
+    pub commit_to_map: LatencyHistogram,
 }
 
 impl ControllerCounters {
@@ -120,7 +123,50 @@ pub struct Gateway {
     pub started_ms: Millis,
 }
 
+/// What a [`Gateway`] is assembled from.
+pub struct GatewayParts {
+    /// The validated configuration.
+    pub settings: GatewaySettings,
+    /// The state machine's timers.
+    pub machine: SessionMachine,
+    /// The authoritative store.
+    pub store: Arc<dyn SessionStore>,
+    /// The loaded or adopted dataplane.
+    pub dataplane: Dataplane,
+    /// The bound UDP socket.
+    pub socket: UdpSocket,
+    /// This run's boot epoch.
+    pub epoch: u64,
+    /// The dataplane's interface.
+    pub iface: String,
+    /// The UDP port.
+    pub port: u16,
+}
+
 impl Gateway {
+    /// Assembles a gateway and starts its group committer; call [`Gateway::reconcile`] next.
+    pub fn new(parts: GatewayParts) -> std::io::Result<Self> {
+        let committer =
+            GroupCommitter::spawn(parts.store.clone(), GroupCommitter::DEFAULT_MAX_BATCH)?;
+        Ok(Self {
+            machine: parts.machine,
+            store: parts.store,
+            committer,
+            dataplane: Mutex::new(parts.dataplane),
+            sessions: SessionTable::default(),
+            bus: EventBus::default(),
+            counters: ControllerCounters::default(),
+            metrics: Arc::new(Metrics::new()),
+            epoch: parts.epoch,
+            settings: parts.settings,
+            socket: Arc::new(parts.socket),
+            hello_timestamps: Mutex::default(),
+            iface: parts.iface,
+            port: parts.port,
+            started_ms: crate::events::unix_millis_now(),
+        })
+    }
+
     /// Runs `input` through the machine for session `id` and commits the result.
     pub async fn apply(&self, id: u64, input: Input, now: Millis) -> Result<Applied, ApplyError> {
         let (current, keys) = self
@@ -154,6 +200,7 @@ impl Gateway {
         let request = CasRequest::new(expected, t.session.clone(), t.state_changes());
         match self.committer.submit(request).outcome().await? {
             CasOutcome::Committed => {
+                let committed_at = std::time::Instant::now();
                 let cause = t
                     .events
                     .iter()
@@ -169,6 +216,7 @@ impl Gateway {
                     super::epoch::first_nonce(self.epoch),
                 );
                 self.push_map(&t.session);
+                self.counters.commit_to_map.record(committed_at.elapsed());
                 for event in &t.events {
                     self.publish(event);
                 }

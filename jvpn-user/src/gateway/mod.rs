@@ -9,7 +9,8 @@
 //! - [`reconcile`]: start-up from the store, with or without surviving maps.
 //! - [`timers`]: keepalive and idle timeouts.
 //! - [`api`]: what the control socket and the metrics read.
-//! - [`live`], [`epoch`], [`fault`]: the session cache, the nonce epoch, crash injection.
+//! - [`live`], [`epoch`], [`fault`], [`latency`]: the session cache, the nonce epoch, crash
+//!   injection, the commit-to-map latency histogram.
 //!
 //! [`run`] wires them to a UDP socket, the pinned XDP dataplane, the redb store, the control
 //! socket and the metrics endpoint, and runs until shut down. The XDP program stays attached
@@ -20,6 +21,7 @@ pub mod core;
 pub mod epoch;
 pub mod fault;
 pub mod handshake;
+pub mod latency;
 pub mod live;
 pub mod reattach;
 pub mod reconcile;
@@ -27,20 +29,19 @@ pub mod reply;
 pub mod timers;
 pub mod traffic;
 
-pub use self::core::{Applied, ApplyError, Gateway};
+pub use self::core::{Applied, ApplyError, Gateway, GatewayParts};
 
 use crate::cli::GatewayOptions;
 use crate::config::{ConfigError, GatewaySettings};
 use crate::control::{bind_control_socket, SocketError};
 use crate::dataplane::{Dataplane, DataplaneError, DataplaneOptions};
-use crate::events::{unix_millis_now, EventBus, EventRecord};
-use crate::metrics::Metrics;
+use crate::events::{unix_millis_now, EventRecord};
 use crate::session::{SessionMachine, Timers, TimersError};
-use crate::store::{GroupCommitter, RedbStore, SessionStore, StoreError};
+use crate::store::{RedbStore, SessionStore, StoreError};
 use jvpn_common::{MessageType, RejectReason, WireHeader};
 use std::future::Future;
 use std::net::{Ipv6Addr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::UdpSocket;
 
@@ -97,9 +98,6 @@ pub async fn run(
     )))?;
     let store: Arc<dyn SessionStore> = Arc::new(RedbStore::open(&options.state_dir)?);
     let epoch = epoch::advance(&options.state_dir)?;
-    let committer = GroupCommitter::spawn(store.clone(), GroupCommitter::DEFAULT_MAX_BATCH)
-        .map_err(io("start the store's commit thread"))?;
-
     let mut dp_options = DataplaneOptions::new(options.iface.clone());
     dp_options.port = options.port;
     dp_options.max_sessions = options.max_sessions;
@@ -114,23 +112,19 @@ pub async fn run(
         .map_err(io(format!("bind UDP port {}", options.port)))?;
     let (control_listener, _control_guard) = bind_control_socket(&options.socket)?;
 
-    let gateway = Arc::new(Gateway {
-        machine: SessionMachine::new(timers),
-        store,
-        committer,
-        dataplane: Mutex::new(dataplane),
-        sessions: live::SessionTable::default(),
-        bus: EventBus::default(),
-        counters: core::ControllerCounters::default(),
-        metrics: Arc::new(Metrics::new()),
-        epoch,
-        settings,
-        socket: Arc::new(socket),
-        hello_timestamps: Mutex::default(),
-        iface: options.iface.clone(),
-        port: options.port,
-        started_ms: unix_millis_now(),
-    });
+    let gateway = Arc::new(
+        Gateway::new(core::GatewayParts {
+            settings,
+            machine: SessionMachine::new(timers),
+            store,
+            dataplane,
+            socket,
+            epoch,
+            iface: options.iface.clone(),
+            port: options.port,
+        })
+        .map_err(io("start the store's commit thread"))?,
+    );
     let report = gateway.reconcile(origin, unix_millis_now()).await?;
     tracing::info!(
         iface = %options.iface,

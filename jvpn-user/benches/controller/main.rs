@@ -1,0 +1,263 @@
+//! `cargo xtask bench controller`: reattach transitions per second through the whole controller
+//! path (PATH_RESPONSE seal check, compare-and-set on redb with a durable group commit, XDP map
+//! update, sealed REATTACH_ACK), and the latency from durable commit to map entry, p50 and p99.
+//!
+//! Baselines measured in the same run: durable compare-and-sets one at a time (no group commit),
+//! and a bare map update. The XDP program is loaded on a veth pair made for the run (in driver
+//! mode, as in production) so the map writes are the real ones. Needs root.
+
+use jvpn_common::control::{Body, PathChallenge, PathResponse, PATH_TOKEN_LEN};
+use jvpn_common::maps::TransportBinding;
+use jvpn_common::wire::Be64;
+use jvpn_common::{MessageType, WireHeader};
+use jvpn_user::config::GatewaySettings;
+use jvpn_user::crypto::{seal_message, Direction, PrivateKey, SessionKeys};
+use jvpn_user::dataplane::{Dataplane, DataplaneOptions};
+use jvpn_user::gateway::live::{PendingChallenge, CHALLENGE_LIFETIME_MS};
+use jvpn_user::gateway::{Gateway, GatewayParts};
+use jvpn_user::session::{Input, NodeId, Session, SessionId, SessionMachine, Timers};
+use jvpn_user::store::{Expected, RedbStore, SessionStore};
+use rand::RngCore;
+use serde_json::json;
+use std::net::SocketAddr;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const SESSIONS: usize = 20_000;
+const SINGLE_CAS: usize = 300;
+const IFACE: &str = "jvbench0";
+const PEER: &str = "jvbench1";
+const PORT: u16 = 51_998;
+
+struct Veth;
+
+impl Veth {
+    fn create() -> Self {
+        let _ = Command::new("ip").args(["link", "del", IFACE]).output();
+        let ok = Command::new("ip")
+            .args(["link", "add", IFACE, "type", "veth", "peer", "name", PEER])
+            .status()
+            .expect("run ip")
+            .success();
+        assert!(ok, "cannot create the veth pair {IFACE}/{PEER}: run as root");
+        for dev in [IFACE, PEER] {
+            Command::new("ip").args(["link", "set", dev, "up"]).status().expect("ip link set up");
+        }
+        Self
+    }
+}
+
+impl Drop for Veth {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["link", "del", IFACE]).output();
+    }
+}
+
+fn now_ms() -> u64 {
+    jvpn_user::events::unix_millis_now()
+}
+
+fn random_keys() -> SessionKeys {
+    let mut stored = [0u8; SessionKeys::STORED_LEN];
+    rand::thread_rng().fill_bytes(&mut stored);
+    SessionKeys::from_stored(&stored)
+}
+
+fn main() {
+    assert!(nix::unistd::geteuid().is_root(), "the controller benchmark loads XDP: run it as root");
+    let _veth = Veth::create();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let client_key = PrivateKey::generate().public_key();
+    let config = format!(
+        "private_key = \"{}\"\n[[client]]\nname = \"bench\"\npublic_key = \"{}\"\n",
+        PrivateKey::generate().to_base64().as_str(),
+        client_key.to_base64()
+    );
+    let settings = GatewaySettings::parse(&dir.path().join("gateway.toml"), &config).expect("config");
+    let store: Arc<dyn SessionStore> = Arc::new(RedbStore::open(dir.path()).expect("store"));
+    let mut options = DataplaneOptions::new(IFACE);
+    options.port = PORT;
+    let dataplane = Dataplane::load(&options).expect("load the XDP dataplane");
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let results = runtime.block_on(async {
+        let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("socket");
+        let sink = std::net::UdpSocket::bind("127.0.0.1:0").expect("sink");
+        let sink_addr = sink.local_addr().expect("sink addr");
+        let gateway = Arc::new(
+            Gateway::new(GatewayParts {
+                settings,
+                machine: SessionMachine::new(Timers::default()),
+                store: store.clone(),
+                dataplane,
+                socket,
+                epoch: 1,
+                iface: IFACE.into(),
+                port: PORT,
+            })
+            .expect("gateway"),
+        );
+        let single = single_cas_rate(&store);
+        let (rate, p50, p99) = reattach_rate(&gateway, &client_key, sink_addr).await;
+        let upsert = map_upsert_p50(&gateway);
+        let dataplane = Arc::try_unwrap(gateway)
+            .ok()
+            .expect("all tasks done")
+            .dataplane
+            .into_inner()
+            .expect("dataplane lock");
+        dataplane.detach().expect("detach");
+        (single, rate, p50, p99, upsert)
+    });
+    let (single, rate, p50, p99, upsert) = results;
+    let rows = vec![
+        json!({"metric": "controller.reattach_transitions_per_s", "value": rate, "unit": "1/s",
+               "baseline": "controller.single_durable_cas_per_s", "ratio": rate / single}),
+        json!({"metric": "controller.single_durable_cas_per_s", "value": single, "unit": "1/s",
+               "baseline": null, "ratio": null}),
+        json!({"metric": "controller.commit_to_map_p50_us", "value": p50, "unit": "us",
+               "baseline": "controller.map_upsert_p50_us", "ratio": p50 / upsert}),
+        json!({"metric": "controller.commit_to_map_p99_us", "value": p99, "unit": "us",
+               "baseline": "controller.map_upsert_p50_us", "ratio": p99 / upsert}),
+        json!({"metric": "controller.map_upsert_p50_us", "value": upsert, "unit": "us",
+               "baseline": null, "ratio": null}),
+    ];
+    println!("{:<42} {:>14} {:>6} {:>10}", "metric", "value", "unit", "ratio");
+    for r in &rows {
+        println!(
+            "{:<42} {:>14.1} {:>6} {:>10}",
+            r["metric"].as_str().unwrap_or_default(),
+            r["value"].as_f64().unwrap_or_default(),
+            r["unit"].as_str().unwrap_or_default(),
+            r["ratio"].as_f64().map_or("-".into(), |x| format!("{x:.2}x")),
+        );
+    }
+    let out_dir = std::env::var_os("JVPN_BENCH_DIR").map_or_else(
+        || std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/bench"),
+        std::path::PathBuf::from,
+    );
+    std::fs::create_dir_all(&out_dir).expect("bench dir");
+    let path = out_dir.join("controller.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&rows).expect("json")).expect("write json");
+    println!("wrote {}", path.display());
+}
+
+/// Baseline: durable compare-and-sets one at a time, each its own transaction.
+fn single_cas_rate(store: &Arc<dyn SessionStore>) -> f64 {
+    let machine = SessionMachine::new(Timers::default());
+    let start = Instant::now();
+    for _ in 0..SINGLE_CAS {
+        let id = SessionId::generate(NodeId::SINGLE, &mut rand::thread_rng());
+        let t = machine
+            .transition(&Session::birth(id, [1; 32], now_ms()), &handshake_input(), now_ms())
+            .expect("handshake transition");
+        store
+            .compare_and_set(id, Expected::Absent, &t.session, &t.state_changes())
+            .expect("single CAS");
+    }
+    SINGLE_CAS as f64 / start.elapsed().as_secs_f64()
+}
+
+fn handshake_input() -> Input {
+    let keys = random_keys();
+    Input::HandshakeComplete {
+        binding: TransportBinding::from_v4([10, 0, 0, 1], 40_000),
+        header_key: *keys.header_key(),
+        secrets: keys.to_stored().to_vec(),
+    }
+}
+
+/// Creates the sessions, then drives one validated reattach per session through the gateway,
+/// all in flight at once, and times them.
+async fn reattach_rate(
+    gateway: &Arc<Gateway>,
+    client_key: &jvpn_user::crypto::PublicKey,
+    sink: SocketAddr,
+) -> (f64, f64, f64) {
+    let mut born = tokio::task::JoinSet::new();
+    for _ in 0..SESSIONS {
+        let gateway = gateway.clone();
+        let client = *client_key.as_bytes();
+        born.spawn(async move {
+            let keys = random_keys();
+            let id = SessionId::generate(NodeId::SINGLE, &mut rand::thread_rng());
+            let input = Input::HandshakeComplete {
+                binding: TransportBinding::from_v4([10, 0, 0, 1], 40_000),
+                header_key: *keys.header_key(),
+                secrets: keys.to_stored().to_vec(),
+            };
+            let t = gateway
+                .machine
+                .transition(&Session::birth(id, client, now_ms()), &input, now_ms())
+                .expect("handshake transition");
+            gateway
+                .commit(Expected::Absent, t, Arc::new(keys.clone()))
+                .await
+                .expect("session created");
+            (id.get(), keys)
+        });
+    }
+    let mut datagrams = Vec::with_capacity(SESSIONS);
+    while let Some(done) = born.join_next().await {
+        let (id, keys) = done.expect("creation task");
+        let mut token = [0u8; PATH_TOKEN_LEN];
+        rand::thread_rng().fill_bytes(&mut token);
+        let challenge = PathChallenge { token, attempt: Be64::new(1) };
+        if let Some(live) = gateway.sessions.lock().get_mut(&id) {
+            live.add_challenge(PendingChallenge {
+                token,
+                addr: sink,
+                attempt: 1,
+                version: 1,
+                expires_at: now_ms() + 60 * CHALLENGE_LIFETIME_MS,
+            });
+        }
+        let header = WireHeader::new(MessageType::PathResponse, id, 1, 1);
+        let body = PathResponse::answering(&challenge);
+        datagrams.push(
+            seal_message(&keys, Direction::ClientToGateway, header, body.as_body()).expect("seal"),
+        );
+    }
+    gateway.counters.commit_to_map.reset();
+    let before = gateway.metrics.controller_counters().transitions;
+    let start = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for datagram in datagrams {
+        let gateway = gateway.clone();
+        tasks.spawn(async move { gateway.on_path_response(&datagram, sink, now_ms()).await });
+    }
+    while tasks.join_next().await.is_some() {}
+    let elapsed = start.elapsed();
+    let committed = gateway.metrics.controller_counters().transitions - before;
+    assert_eq!(committed as usize, SESSIONS, "every reattach committed");
+    let h = &gateway.counters.commit_to_map;
+    let us = |d: Duration| d.as_secs_f64() * 1e6;
+    (
+        SESSIONS as f64 / elapsed.as_secs_f64(),
+        us(h.quantile(0.5)),
+        us(h.quantile(0.99)),
+    )
+}
+
+/// Baseline: a bare map update of one session entry, median over many.
+fn map_upsert_p50(gateway: &Gateway) -> f64 {
+    let session = gateway
+        .sessions
+        .lock()
+        .values()
+        .next()
+        .map(|l| l.session.clone())
+        .expect("a session");
+    let dataplane = gateway.dataplane.lock().expect("dataplane lock");
+    let mut samples: Vec<f64> = (0..2_000)
+        .map(|_| {
+            let start = Instant::now();
+            dataplane
+                .upsert_session(session.id.get(), &session.map_entry())
+                .expect("upsert");
+            start.elapsed().as_secs_f64() * 1e6
+        })
+        .collect();
+    samples.sort_by(f64::total_cmp);
+    samples[samples.len() / 2]
+}
