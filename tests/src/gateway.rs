@@ -16,10 +16,13 @@ const START_PATIENCE: Duration = Duration::from_secs(20);
 /// The `jvpn` binary built beside the test binaries.
 pub fn jvpn_binary() -> PathBuf {
     let exe = std::env::current_exe().expect("the test binary's path");
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("test binaries live in target/<profile>/deps");
+    // Test binaries live in target/<profile>/deps, binaries in target/<profile>.
+    let dir = exe.parent().expect("the binary's directory");
+    let dir = if dir.ends_with("deps") {
+        dir.parent().expect("target/<profile>")
+    } else {
+        dir
+    };
     let bin = dir.join("jvpn");
     assert!(
         bin.exists(),
@@ -123,8 +126,15 @@ impl GatewayFixture {
             if out.status.success() {
                 return;
             }
-            if let Some(status) = self.child.as_mut().and_then(|c| c.child().try_wait().ok().flatten()) {
-                panic!("the gateway exited with {status} while starting:\n{}", self.log());
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.child().try_wait().ok().flatten())
+            {
+                panic!(
+                    "the gateway exited with {status} while starting:\n{}",
+                    self.log()
+                );
             }
             assert!(
                 Instant::now() < deadline,
@@ -191,7 +201,11 @@ impl GatewayFixture {
     /// Every event so far, as JSON objects.
     pub fn events(&self) -> Vec<serde_json::Value> {
         let out = self.cli(&["events", "--json"]);
-        assert!(out.status.success(), "jvpn events failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "jvpn events failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout)
             .lines()
             .map(|l| serde_json::from_str(l).expect("one JSON object per line"))

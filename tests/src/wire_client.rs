@@ -9,7 +9,8 @@ use jvpn_common::control::{
 use jvpn_common::wire::Be64;
 use jvpn_common::{MessageType, WireHeader};
 use jvpn_user::crypto::{
-    handshake::tai64n, open_message, seal_message, ClientHandshake, ClientIdentity, Direction, SessionKeys,
+    handshake::tai64n, open_message, seal_message, ClientHandshake, ClientIdentity, Direction,
+    SessionKeys,
 };
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, SystemTime};
@@ -126,11 +127,19 @@ impl WireClient {
     /// The whole jump from `socket`: request, challenge, response, ACK. Returns the new version.
     pub fn jump(&mut self, socket: &UdpSocket) -> u64 {
         let request = self.reattach_request(self.acked, 1);
-        socket.send_to(&request, self.gateway).expect("send REATTACH_REQUEST");
+        socket
+            .send_to(&request, self.gateway)
+            .expect("send REATTACH_REQUEST");
         let challenge = self.receive(socket, "PATH_CHALLENGE");
-        assert_eq!(challenge.kind(), MessageType::PathChallenge, "{challenge:?}");
+        assert_eq!(
+            challenge.kind(),
+            MessageType::PathChallenge,
+            "{challenge:?}"
+        );
         let response = self.path_response(&challenge);
-        socket.send_to(&response, self.gateway).expect("send PATH_RESPONSE");
+        socket
+            .send_to(&response, self.gateway)
+            .expect("send PATH_RESPONSE");
         let ack = self.receive(socket, "REATTACH_ACK");
         let new_version = ack.body::<ReattachAck>().new_version.get();
         assert_eq!(new_version, challenge.header.state_version.get() + 1);
@@ -161,5 +170,7 @@ pub fn assert_silent(socket: &UdpSocket, wait: Duration, what: &str) {
     if let Ok(len) = socket.recv(&mut buf) {
         panic!("{what}: expected no reply, got {len} bytes");
     }
-    socket.set_read_timeout(Some(PATIENCE)).expect("read timeout");
+    socket
+        .set_read_timeout(Some(PATIENCE))
+        .expect("read timeout");
 }

@@ -93,7 +93,8 @@ fn lifecycle(family: Family) {
         drops(&f, RejectReason::StaleVersion) >= 1
     });
     let before = accepted(&f);
-    lte.send_to(&c.data(b"after the jump"), gw).expect("send DATA");
+    lte.send_to(&c.data(b"after the jump"), gw)
+        .expect("send DATA");
     eventually("DATA on the new path accepted", || accepted(&f) > before);
 
     lte.send_to(&c.terminate(), gw).expect("send TERMINATE");
@@ -107,7 +108,11 @@ fn lifecycle(family: Family) {
         .filter(|e| e["kind"] == "STATE_CHANGE" && e["session"] == id.as_str())
         .map(|e| e["to_version"].as_u64().expect("to_version"))
         .collect();
-    assert_eq!(changes, vec![1, 2, 3], "one STATE_CHANGE per increment (spec section 11)");
+    assert_eq!(
+        changes,
+        vec![1, 2, 3],
+        "one STATE_CHANGE per increment (spec section 11)"
+    );
     assert!(has_event(&f, |e| e["source"] == "dataplane"
         && e["reason"] == "STALE_VERSION"
         && e["session"] == id.as_str()));
@@ -137,11 +142,15 @@ fn stale_jumping_and_duplicate_reattaches_are_refused_explicitly() {
     let mut c = WireClient::handshake(&f.client, &wifi, gw);
     c.jump(&lte);
 
-    for (claim, reason) in [(1, RejectReason::StaleVersion), (7, RejectReason::VersionJump)] {
+    for (claim, reason) in [
+        (1, RejectReason::StaleVersion),
+        (7, RejectReason::VersionJump),
+    ] {
         let request = c.reattach_request(claim, 9);
         lte.send_to(&request, gw).expect("send REATTACH_REQUEST");
         let reply = c.receive(&lte, "REJECT");
-        let reject: Reject = as_reject(&reply).unwrap_or_else(|| panic!("expected REJECT, got {reply:?}"));
+        let reject: Reject =
+            as_reject(&reply).unwrap_or_else(|| panic!("expected REJECT, got {reply:?}"));
         assert_eq!(reject.reason(), Some(reason), "claim {claim}");
         assert_eq!(reject.gateway_version.get(), 2);
         assert_eq!(reply.header.state_version.get(), 2);
@@ -160,7 +169,11 @@ fn stale_jumping_and_duplicate_reattaches_are_refused_explicitly() {
     let request = c.reattach_request(2, 10);
     lte.send_to(&request, gw).expect("send REATTACH_REQUEST");
     let ack = c.receive(&lte, "REATTACH_ACK for the bound transport");
-    assert_eq!(ack.body::<ReattachAck>().new_version.get(), 2, "nothing moved");
+    assert_eq!(
+        ack.body::<ReattachAck>().new_version.get(),
+        2,
+        "nothing moved"
+    );
     lte.send_to(&request, gw).expect("resend the same datagram");
     eventually("the duplicate dropped in XDP", || {
         drops(&f, RejectReason::DuplicateNonce) >= 1
@@ -180,7 +193,9 @@ fn a_captured_reattach_request_cannot_move_the_session() {
     let mut c = WireClient::handshake(&f.client, &wifi, gw);
 
     let captured = c.reattach_request(1, 1);
-    attacker.send_to(&captured, gw).expect("attacker sends the captured request");
+    attacker
+        .send_to(&captured, gw)
+        .expect("attacker sends the captured request");
     let challenge = c.receive(&attacker, "PATH_CHALLENGE at the attacker");
     assert_eq!(challenge.kind(), MessageType::PathChallenge);
     // Without the keys the attacker can only echo bytes back: a bad tag, dropped in XDP.
@@ -194,9 +209,13 @@ fn a_captured_reattach_request_cannot_move_the_session() {
     });
     // Even the real client cannot answer the attacker's challenge from elsewhere.
     let response = c.path_response(&challenge);
-    wifi.send_to(&response, gw).expect("send PATH_RESPONSE from the wrong address");
+    wifi.send_to(&response, gw)
+        .expect("send PATH_RESPONSE from the wrong address");
     let reply = c.receive(&wifi, "REJECT");
-    assert_eq!(as_reject(&reply).and_then(|r| r.reason()), Some(RejectReason::PathValidation));
+    assert_eq!(
+        as_reject(&reply).and_then(|r| r.reason()),
+        Some(RejectReason::PathValidation)
+    );
 
     let detail = f.cli_json(&["sessions", "show", &session_hex(c.id)]);
     assert_eq!(detail["version"], 1, "the session never moved");
@@ -223,17 +242,31 @@ fn dual_reattach_race_has_exactly_one_winner() {
     }
     lte.send_to(&responses[0], gw).expect("send");
     third.send_to(&responses[1], gw).expect("send");
-    let replies = [c.receive(&lte, "lte's reply"), c.receive(&third, "third's reply")];
+    let replies = [
+        c.receive(&lte, "lte's reply"),
+        c.receive(&third, "third's reply"),
+    ];
     let acks: Vec<u64> = replies
         .iter()
         .filter(|r| r.kind() == MessageType::ReattachAck)
         .map(|r| r.body::<ReattachAck>().new_version.get())
         .collect();
-    let rejects: Vec<RejectReason> = replies.iter().filter_map(as_reject).filter_map(|r| r.reason()).collect();
-    assert_eq!(acks, vec![2], "exactly one winner at version 2: {replies:?}");
+    let rejects: Vec<RejectReason> = replies
+        .iter()
+        .filter_map(as_reject)
+        .filter_map(|r| r.reason())
+        .collect();
+    assert_eq!(
+        acks,
+        vec![2],
+        "exactly one winner at version 2: {replies:?}"
+    );
     assert_eq!(rejects.len(), 1, "the loser is told: {replies:?}");
     assert!(
-        matches!(rejects[0], RejectReason::StaleVersion | RejectReason::ConcurrentMutation),
+        matches!(
+            rejects[0],
+            RejectReason::StaleVersion | RejectReason::ConcurrentMutation
+        ),
         "{rejects:?}"
     );
     assert_eq!(f.audit_versions(c.id), vec![1, 2]);
@@ -269,11 +302,20 @@ fn a_crash_between_commit_and_map_update_is_reconciled_at_restart() {
     assert_eq!(map_version(), 1, "the crash left the map behind the store");
 
     f.start(&[]);
-    assert_eq!(f.audit_versions(c.id), vec![1, 2], "the commit survived the crash");
-    assert_eq!(map_version(), 2, "the restart pushed the store's version into the map");
+    assert_eq!(
+        f.audit_versions(c.id),
+        vec![1, 2],
+        "the commit survived the crash"
+    );
+    assert_eq!(
+        map_version(),
+        2,
+        "the restart pushed the store's version into the map"
+    );
     c.acked = 2;
     let before = accepted(&f);
-    lte.send_to(&c.data(b"on the committed transport"), gw).expect("send DATA");
+    lte.send_to(&c.data(b"on the committed transport"), gw)
+        .expect("send DATA");
     eventually("DATA at version 2 accepted", || accepted(&f) > before);
 }
 
@@ -323,7 +365,8 @@ fn sessions_survive_a_killed_gateway() {
             .packets
     };
     let before = pinned_accepted();
-    wifi.send_to(&c.data(b"while the controller is down"), gw).expect("send");
+    wifi.send_to(&c.data(b"while the controller is down"), gw)
+        .expect("send");
     eventually("XDP kept enforcing while the controller was down", || {
         pinned_accepted() > before
     });
@@ -363,5 +406,9 @@ fn unknown_clients_and_replayed_hellos_get_no_session() {
         has_event(&f, |e| e["reason"] == "HANDSHAKE_REPLAY")
     });
     let sessions = f.cli_json(&["sessions", "list"]);
-    assert_eq!(sessions.as_array().expect("list").len(), 1, "one session only");
+    assert_eq!(
+        sessions.as_array().expect("list").len(),
+        1,
+        "one session only"
+    );
 }

@@ -85,13 +85,7 @@ fn static_tiers() -> Vec<Tier> {
     let mut format = util::cargo();
     format.args(["fmt", "--all", "--check"]);
     let mut lint = util::cargo();
-    lint.args([
-        "clippy",
-        "--all-targets",
-        "--",
-        "-D",
-        "warnings",
-    ]);
+    lint.args(["clippy", "--all-targets", "--", "-D", "warnings"]);
     vec![
         Tier {
             name: "format",

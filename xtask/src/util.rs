@@ -56,7 +56,15 @@ pub fn rustup() -> Command {
 /// `cargo build --release` of jvpn-user (whose build script also builds the eBPF object); returns the
 /// path of the `jvpn` binary.
 pub fn build_release() -> Result<PathBuf> {
-    run(cargo().args(["build", "--release", "-p", "jvpn-user"]))?;
+    run(cargo().args([
+        "build",
+        "--release",
+        "-p",
+        "jvpn-user",
+        "-p",
+        "jvpn-tests",
+        "--bins",
+    ]))?;
     Ok(target_dir()?.join("release").join("jvpn"))
 }
 

@@ -40,9 +40,15 @@ impl Veth {
             .status()
             .expect("run ip")
             .success();
-        assert!(ok, "cannot create the veth pair {IFACE}/{PEER}: run as root");
+        assert!(
+            ok,
+            "cannot create the veth pair {IFACE}/{PEER}: run as root"
+        );
         for dev in [IFACE, PEER] {
-            Command::new("ip").args(["link", "set", dev, "up"]).status().expect("ip link set up");
+            Command::new("ip")
+                .args(["link", "set", dev, "up"])
+                .status()
+                .expect("ip link set up");
         }
         Self
     }
@@ -65,7 +71,10 @@ fn random_keys() -> SessionKeys {
 }
 
 fn main() {
-    assert!(nix::unistd::geteuid().is_root(), "the controller benchmark loads XDP: run it as root");
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "the controller benchmark loads XDP: run it as root"
+    );
     let _veth = Veth::create();
     let dir = tempfile::tempdir().expect("temp dir");
     let client_key = PrivateKey::generate().public_key();
@@ -74,14 +83,20 @@ fn main() {
         PrivateKey::generate().to_base64().as_str(),
         client_key.to_base64()
     );
-    let settings = GatewaySettings::parse(&dir.path().join("gateway.toml"), &config).expect("config");
+    let settings =
+        GatewaySettings::parse(&dir.path().join("gateway.toml"), &config).expect("config");
     let store: Arc<dyn SessionStore> = Arc::new(RedbStore::open(dir.path()).expect("store"));
     let mut options = DataplaneOptions::new(IFACE);
     options.port = PORT;
     let dataplane = Dataplane::load(&options).expect("load the XDP dataplane");
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     let results = runtime.block_on(async {
-        let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("socket");
+        let socket = tokio::net::UdpSocket::bind("127.0.0.1:0")
+            .await
+            .expect("socket");
         let sink = std::net::UdpSocket::bind("127.0.0.1:0").expect("sink");
         let sink_addr = sink.local_addr().expect("sink addr");
         let gateway = Arc::new(
@@ -122,14 +137,19 @@ fn main() {
         json!({"metric": "controller.map_upsert_p50_us", "value": upsert, "unit": "us",
                "baseline": null, "ratio": null}),
     ];
-    println!("{:<42} {:>14} {:>6} {:>10}", "metric", "value", "unit", "ratio");
+    println!(
+        "{:<42} {:>14} {:>6} {:>10}",
+        "metric", "value", "unit", "ratio"
+    );
     for r in &rows {
         println!(
             "{:<42} {:>14.1} {:>6} {:>10}",
             r["metric"].as_str().unwrap_or_default(),
             r["value"].as_f64().unwrap_or_default(),
             r["unit"].as_str().unwrap_or_default(),
-            r["ratio"].as_f64().map_or("-".into(), |x| format!("{x:.2}x")),
+            r["ratio"]
+                .as_f64()
+                .map_or("-".into(), |x| format!("{x:.2}x")),
         );
     }
     let out_dir = std::env::var_os("JVPN_BENCH_DIR").map_or_else(
@@ -149,7 +169,11 @@ fn single_cas_rate(store: &Arc<dyn SessionStore>) -> f64 {
     for _ in 0..SINGLE_CAS {
         let id = SessionId::generate(NodeId::SINGLE, &mut rand::thread_rng());
         let t = machine
-            .transition(&Session::birth(id, [1; 32], now_ms()), &handshake_input(), now_ms())
+            .transition(
+                &Session::birth(id, [1; 32], now_ms()),
+                &handshake_input(),
+                now_ms(),
+            )
             .expect("handshake transition");
         store
             .compare_and_set(id, Expected::Absent, &t.session, &t.state_changes())
@@ -202,7 +226,10 @@ async fn reattach_rate(
         let (id, keys) = done.expect("creation task");
         let mut token = [0u8; PATH_TOKEN_LEN];
         rand::thread_rng().fill_bytes(&mut token);
-        let challenge = PathChallenge { token, attempt: Be64::new(1) };
+        let challenge = PathChallenge {
+            token,
+            attempt: Be64::new(1),
+        };
         if let Some(live) = gateway.sessions.lock().get_mut(&id) {
             live.add_challenge(PendingChallenge {
                 token,

@@ -148,6 +148,12 @@ impl ClientConnection {
         self.transport.borrow().clone()
     }
 
+    /// The current transport's socket; read under the core's lock when sealing, so a message
+    /// sealed at the old version never leaves from a socket the jump already switched to.
+    fn current_socket(&self) -> Arc<UdpSocket> {
+        self.transport.borrow().socket.clone()
+    }
+
     /// The session id.
     pub fn session_id(&self) -> u64 {
         self.core().session_id()
@@ -203,33 +209,33 @@ impl ClientConnection {
 
     /// Seals one IP packet and sends it on the current transport.
     pub async fn send(&self, packet: &[u8]) -> Result<(), ConnectionError> {
-        let (datagram, transport) = {
+        let (datagram, socket) = {
             let mut core = self.core();
-            (core.seal_data(packet)?, self.current())
+            (core.seal_data(packet)?, self.current_socket())
         };
-        send(&transport.socket, &datagram).await?;
+        send(&socket, &datagram).await?;
         self.stats.sent(packet.len());
         Ok(())
     }
 
     /// Sends a KEEPALIVE on the current transport.
     pub async fn keepalive(&self) -> Result<(), ConnectionError> {
-        let (datagram, transport) = {
+        let (datagram, socket) = {
             let mut core = self.core();
-            (core.keepalive()?, self.current())
+            (core.keepalive()?, self.current_socket())
         };
-        send(&transport.socket, &datagram).await?;
+        send(&socket, &datagram).await?;
         self.stats.sent(0);
         Ok(())
     }
 
     /// Sends TERMINATE; the session is closed afterwards.
     pub async fn terminate(&self, cause: TerminateCause) -> Result<(), ConnectionError> {
-        let (datagram, transport) = {
+        let (datagram, socket) = {
             let mut core = self.core();
-            (core.terminate(cause)?, self.current())
+            (core.terminate(cause)?, self.current_socket())
         };
-        send(&transport.socket, &datagram).await?;
+        send(&socket, &datagram).await?;
         self.stats.sent(0);
         Ok(())
     }

@@ -76,7 +76,12 @@ pub(crate) struct TestPeer {
 impl TestPeer {
     /// Starts a peer on 127.0.0.1.
     pub(crate) async fn start(behaviour: Behaviour) -> Self {
-        let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind the peer");
+        Self::start_on("127.0.0.1:0".parse().expect("an address"), behaviour).await
+    }
+
+    /// Starts a peer on `address`.
+    pub(crate) async fn start_on(address: SocketAddr, behaviour: Behaviour) -> Self {
+        let socket = UdpSocket::bind(address).await.expect("bind the peer");
         let address = socket.local_addr().expect("peer address");
         let gateway = TestGateway::new();
         let identity = gateway.client_identity();

@@ -72,7 +72,10 @@ impl GatewayApi for GatewayHandle {
     }
 
     fn sessions(&self) -> Vec<SessionSummary> {
-        self.all_sessions().iter().map(|s| self.summary(s)).collect()
+        self.all_sessions()
+            .iter()
+            .map(|s| self.summary(s))
+            .collect()
     }
 
     fn session(&self, id: u64) -> Option<SessionDetail> {
@@ -99,7 +102,11 @@ impl GatewayApi for GatewayHandle {
             Ok(super::Applied::Committed(s) | super::Applied::Unchanged(s)) => Ok(self.summary(&s)),
             Err(ApplyError::UnknownSession) => Err(ApiError::UnknownSession { id }),
             Err(ApplyError::Rejected(r)) if r.reason == jvpn_common::RejectReason::Terminated => {
-                let version = self.0.sessions.snapshot(id).map_or(0, |(s, _)| s.state_version);
+                let version = self
+                    .0
+                    .sessions
+                    .snapshot(id)
+                    .map_or(0, |(s, _)| s.state_version);
                 Err(ApiError::AlreadyTerminated { id, version })
             }
             Err(ApplyError::Conflict { .. }) => Err(ApiError::ConcurrentMutation { id }),
@@ -150,10 +157,14 @@ impl GatewayApi for GatewayHandle {
         let Some(session_id) = SessionId::new(id) else {
             return Err(ApiError::UnknownSession { id });
         };
-        let history = self.0.store.audit(session_id).map_err(|e| ApiError::Internal {
-            operation: "read the audit log".into(),
-            problem: e.to_string(),
-        })?;
+        let history = self
+            .0
+            .store
+            .audit(session_id)
+            .map_err(|e| ApiError::Internal {
+                operation: "read the audit log".into(),
+                problem: e.to_string(),
+            })?;
         if history.is_empty() {
             return Err(ApiError::UnknownSession { id });
         }

@@ -10,17 +10,17 @@ use super::latency::LatencyHistogram;
 use super::live::SessionTable;
 use crate::config::GatewaySettings;
 use crate::crypto::SessionKeys;
-use jvpn_common::control::Tai64N;
-use std::collections::HashMap;
-use tokio::net::UdpSocket;
 use crate::dataplane::{Dataplane, DataplaneError};
 use crate::events::{EventBus, EventRecord};
 use crate::metrics::Metrics;
 use crate::session::{Input, Millis, Reject, Session, SessionEvent, SessionMachine, Transition};
 use crate::store::{CasOutcome, CasRequest, Expected, GroupCommitter, SessionStore, StoreError};
+use jvpn_common::control::Tai64N;
 use jvpn_common::RejectReason;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use tokio::net::UdpSocket;
 
 /// Counters of controller events that [`Metrics`] does not keep (it keeps transitions, CAS
 /// conflicts and refusals by reason).
@@ -208,7 +208,8 @@ impl Gateway {
                     .map_or("", |c| c.cause.name());
                 fault::point(fault::AFTER_CAS, cause);
                 for change in t.events.iter().filter_map(SessionEvent::as_state_change) {
-                    self.metrics.transition(Some(change.from_state), change.to_state);
+                    self.metrics
+                        .transition(Some(change.from_state), change.to_state);
                 }
                 self.sessions.install(
                     t.session.clone(),
@@ -241,11 +242,14 @@ impl Gateway {
                     "compare-and-set lost to a concurrent mutation"
                 );
                 self.bus.publish(
-                    EventRecord::refusal(Some(t.session.id.get()), RejectReason::ConcurrentMutation)
-                        .with_session_version(now_version)
-                        .with_detail(format!(
-                            "expected version {expected:?}, the store holds {now_version}"
-                        )),
+                    EventRecord::refusal(
+                        Some(t.session.id.get()),
+                        RejectReason::ConcurrentMutation,
+                    )
+                    .with_session_version(now_version)
+                    .with_detail(format!(
+                        "expected version {expected:?}, the store holds {now_version}"
+                    )),
                 );
                 Err(ApplyError::Conflict {
                     current: now_version,

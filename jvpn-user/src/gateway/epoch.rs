@@ -21,7 +21,9 @@ const FILE_NAME: &str = "boot-epoch";
 #[derive(Debug, thiserror::Error)]
 pub enum EpochError {
     /// The file could not be read, written or synced.
-    #[error("cannot update the boot epoch file {path}: {source}; check that the state dir is writable")]
+    #[error(
+        "cannot update the boot epoch file {path}: {source}; check that the state dir is writable"
+    )]
     Io {
         /// The epoch file.
         path: PathBuf,
@@ -57,10 +59,12 @@ pub fn advance(state_dir: &Path) -> Result<u64, EpochError> {
         Ok(mut f) => {
             let mut text = String::new();
             f.read_to_string(&mut text).map_err(io)?;
-            text.trim().parse::<u64>().map_err(|_| EpochError::Corrupt {
-                path: path.clone(),
-                content: text.clone(),
-            })?
+            text.trim()
+                .parse::<u64>()
+                .map_err(|_| EpochError::Corrupt {
+                    path: path.clone(),
+                    content: text.clone(),
+                })?
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
         Err(e) => return Err(io(e)),
@@ -79,7 +83,9 @@ pub fn advance(state_dir: &Path) -> Result<u64, EpochError> {
     f.write_all(format!("{next}\n").as_bytes()).map_err(io)?;
     f.sync_all().map_err(io)?;
     fs::rename(&tmp, &path).map_err(io)?;
-    File::open(state_dir).and_then(|d| d.sync_all()).map_err(io)?;
+    File::open(state_dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io)?;
     Ok(next)
 }
 

@@ -139,7 +139,8 @@ impl SessionTable {
         match table.get_mut(&session.id.get()) {
             Some(live) if live.session.state_version >= session.state_version => {}
             Some(live) => {
-                live.challenges.retain(|c| c.version >= session.state_version);
+                live.challenges
+                    .retain(|c| c.version >= session.state_version);
                 live.session = session;
             }
             None => {
@@ -188,13 +189,25 @@ mod tests {
         live.add_challenge(challenge("192.0.2.1:1000", 7, 3));
         let other: SocketAddr = "192.0.2.2:1000".parse().expect("addr");
         let right: SocketAddr = "192.0.2.1:1000".parse().expect("addr");
-        assert!(live.take_challenge(&[7; PATH_TOKEN_LEN], 1, other, 0).is_none());
-        assert!(live.take_challenge(&[8; PATH_TOKEN_LEN], 1, right, 0).is_none());
-        assert!(live.take_challenge(&[7; PATH_TOKEN_LEN], 2, right, 0).is_none());
-        assert!(live.take_challenge(&[7; PATH_TOKEN_LEN], 1, right, 10_000).is_none());
+        assert!(live
+            .take_challenge(&[7; PATH_TOKEN_LEN], 1, other, 0)
+            .is_none());
+        assert!(live
+            .take_challenge(&[8; PATH_TOKEN_LEN], 1, right, 0)
+            .is_none());
+        assert!(live
+            .take_challenge(&[7; PATH_TOKEN_LEN], 2, right, 0)
+            .is_none());
+        assert!(live
+            .take_challenge(&[7; PATH_TOKEN_LEN], 1, right, 10_000)
+            .is_none());
         live.add_challenge(challenge("192.0.2.1:1000", 7, 3));
-        assert!(live.take_challenge(&[7; PATH_TOKEN_LEN], 1, right, 0).is_some());
-        assert!(live.take_challenge(&[7; PATH_TOKEN_LEN], 1, right, 0).is_none());
+        assert!(live
+            .take_challenge(&[7; PATH_TOKEN_LEN], 1, right, 0)
+            .is_some());
+        assert!(live
+            .take_challenge(&[7; PATH_TOKEN_LEN], 1, right, 0)
+            .is_none());
     }
 
     #[test]
@@ -208,6 +221,9 @@ mod tests {
         assert_eq!(live.challenges.len(), MAX_CHALLENGES);
         let sent = (0..100).filter(|_| live.take_reject_token(5_500)).count();
         assert_eq!(sent, REJECTS_PER_SECOND as usize);
-        assert!(live.take_reject_token(6_000), "a new second refills the budget");
+        assert!(
+            live.take_reject_token(6_000),
+            "a new second refills the budget"
+        );
     }
 }

@@ -231,10 +231,12 @@ async fn receive_loop(gateway: Arc<Gateway>) -> Result<(), GatewayError> {
             Some(MessageType::Data | MessageType::Keepalive) => {
                 let _packet = gateway.on_traffic(datagram, from, now).await;
             }
-            Some(t @ (MessageType::Hello
-            | MessageType::ReattachRequest
-            | MessageType::PathResponse
-            | MessageType::Terminate)) => {
+            Some(
+                t @ (MessageType::Hello
+                | MessageType::ReattachRequest
+                | MessageType::PathResponse
+                | MessageType::Terminate),
+            ) => {
                 let gateway = gateway.clone();
                 let datagram = datagram.to_vec();
                 tokio::spawn(async move {

@@ -10,7 +10,9 @@ use super::core::{Applied, Gateway};
 use super::live::{PendingChallenge, CHALLENGE_LIFETIME_MS};
 use crate::crypto::{open_body, Direction, SealError};
 use crate::session::{Input, Millis};
-use jvpn_common::control::{PathChallenge, PathResponse, ReattachAck, ReattachRequest, PATH_TOKEN_LEN};
+use jvpn_common::control::{
+    PathChallenge, PathResponse, ReattachAck, ReattachRequest, PATH_TOKEN_LEN,
+};
 use jvpn_common::maps::{SessionState, TransportBinding};
 use jvpn_common::wire::Be64;
 use jvpn_common::{RejectReason, WireHeader};
@@ -25,7 +27,8 @@ pub fn admit_claim(state: SessionState, current: u64, claimed: u64) -> Result<()
         SessionState::Terminated => Err(RejectReason::Terminated),
         SessionState::Birth => Err(RejectReason::NotAttached),
         SessionState::Attached | SessionState::Recovering => {
-            let recovering_gap = state == SessionState::Recovering && claimed.checked_add(1) == Some(current);
+            let recovering_gap =
+                state == SessionState::Recovering && claimed.checked_add(1) == Some(current);
             if claimed == current || recovering_gap {
                 Ok(())
             } else if claimed < current {
@@ -56,7 +59,15 @@ impl Gateway {
                 header.state_version.get()
             );
             return self
-                .refuse(id, from, &header, RejectReason::Malformed, current, detail, now)
+                .refuse(
+                    id,
+                    from,
+                    &header,
+                    RejectReason::Malformed,
+                    current,
+                    detail,
+                    now,
+                )
                 .await;
         }
         if let Err(reason) = admit_claim(session.state, current, claimed) {
@@ -64,7 +75,9 @@ impl Gateway {
                 "REATTACH_REQUEST claims version {claimed}; the session is {} at {current}",
                 session.state.name()
             );
-            return self.refuse(id, from, &header, reason, current, detail, now).await;
+            return self
+                .refuse(id, from, &header, reason, current, detail, now)
+                .await;
         }
         let binding = TransportBinding::from_socket_addr(from);
         if session.state == SessionState::Attached && session.binding == binding {
@@ -117,7 +130,15 @@ impl Gateway {
         let Some(challenge) = challenge else {
             let detail = "no outstanding challenge matches this token, attempt and address".into();
             return self
-                .refuse(id, from, &header, RejectReason::PathValidation, current, detail, now)
+                .refuse(
+                    id,
+                    from,
+                    &header,
+                    RejectReason::PathValidation,
+                    current,
+                    detail,
+                    now,
+                )
                 .await;
         };
         if header.state_version.get() != challenge.version {
@@ -131,7 +152,9 @@ impl Gateway {
             } else {
                 RejectReason::VersionJump
             };
-            return self.refuse(id, from, &header, reason, current, detail, now).await;
+            return self
+                .refuse(id, from, &header, reason, current, detail, now)
+                .await;
         }
         let input = Input::ReattachValidated {
             claimed_version: challenge.version,
@@ -166,7 +189,11 @@ impl Gateway {
         &self,
         datagram: &[u8],
         from: SocketAddr,
-    ) -> Option<(u64, crate::session::Session, std::sync::Arc<crate::crypto::SessionKeys>)> {
+    ) -> Option<(
+        u64,
+        crate::session::Session,
+        std::sync::Arc<crate::crypto::SessionKeys>,
+    )> {
         let header = WireHeader::parse(datagram).ok()?;
         let id = header.session_id.get();
         match self.sessions.snapshot(id) {

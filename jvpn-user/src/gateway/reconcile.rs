@@ -36,9 +36,10 @@ impl Gateway {
             let stored: Option<&[u8; SessionKeys::STORED_LEN]> =
                 session.secrets.as_slice().try_into().ok();
             let usable = stored.is_some();
-            let keys = Arc::new(
-                stored.map_or_else(|| SessionKeys::from_stored(&[0; SessionKeys::STORED_LEN]), SessionKeys::from_stored),
-            );
+            let keys = Arc::new(stored.map_or_else(
+                || SessionKeys::from_stored(&[0; SessionKeys::STORED_LEN]),
+                SessionKeys::from_stored,
+            ));
             // The stored last_rx is as of the last transition; give every session a full
             // keepalive period from now before the timers judge it.
             session.last_rx = now;

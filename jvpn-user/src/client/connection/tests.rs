@@ -9,12 +9,13 @@
 //! ```
 
 use super::*;
+use crate::client::bind::BindError;
 use crate::client::test_gateway::{TestGateway, TEST_KEEPALIVE_SECS, TEST_SESSION};
 use crate::client::test_peer::{Behaviour, ReattachAnswer, Seen, TestPeer};
 use jvpn_common::control::{Body, ReattachRequest};
 use jvpn_common::wire::MessageType;
 use jvpn_common::RejectReason;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
@@ -159,6 +160,45 @@ async fn jumps_by_interface_name_and_versions_count_up_by_one() {
         assert_eq!(seen.version, expected);
     }
     assert_eq!(connection.counters().jumps, 5);
+}
+
+#[tokio::test(start_paused = true)]
+async fn carries_data_and_jumps_over_ipv6() {
+    let loopback6 = IpAddr::V6(Ipv6Addr::LOCALHOST);
+    let mut peer = TestPeer::start_on(SocketAddr::new(loopback6, 0), Behaviour::default()).await;
+    let connection = ClientConnection::connect(
+        peer.identity.clone(),
+        peer.address,
+        LocalBinding::any(),
+        ConnectOptions::default(),
+    )
+    .await
+    .expect("connects over IPv6");
+    assert_eq!(connection.local_addr().ip(), loopback6);
+    echo(&mut peer, &connection, b"\x60over ipv6").await;
+    assert_eq!(
+        connection.jump(LocalBinding::ip(loopback6)).await.unwrap(),
+        2
+    );
+    let seen = echo(&mut peer, &connection, b"\x60after the jump").await;
+    assert_eq!((seen.from, seen.version), (connection.local_addr(), 2));
+}
+
+#[tokio::test(start_paused = true)]
+async fn mismatched_families_are_refused_before_anything_is_sent() {
+    let peer = TestPeer::start(Behaviour::default()).await;
+    let error = ClientConnection::connect(
+        peer.identity.clone(),
+        peer.address,
+        LocalBinding::ip(IpAddr::V6(Ipv6Addr::LOCALHOST)),
+        ConnectOptions::default(),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(error, ConnectionError::Bind(BindError::Family { .. })),
+        "{error}"
+    );
 }
 
 #[tokio::test(start_paused = true)]
