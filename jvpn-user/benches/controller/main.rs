@@ -79,7 +79,8 @@ fn main() {
     let dir = tempfile::tempdir().expect("temp dir");
     let client_key = PrivateKey::generate().public_key();
     let config = format!(
-        "private_key = \"{}\"\n[[client]]\nname = \"bench\"\npublic_key = \"{}\"\n",
+        "private_key = \"{}\"\n[tunnel]\nipv4 = \"10.99.0.1/24\"\n\
+         [[client]]\nname = \"bench\"\npublic_key = \"{}\"\nipv4 = \"10.99.0.2\"\n",
         PrivateKey::generate().to_base64().as_str(),
         client_key.to_base64()
     );
