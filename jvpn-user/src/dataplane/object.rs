@@ -7,7 +7,8 @@
 /// Aligned for aya's ELF parser; load it with `aya::EbpfLoader::load`.
 pub static JVPN_XDP_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/jvpn"));
 
-/// Baseline XDP programs for the dataplane benchmark only (`jvpn_bench_drop`, `jvpn_bench_lookup`);
-/// never attached by the gateway.
+/// The dataplane benchmark's programs, never attached by the gateway: the baselines
+/// `jvpn_bench_drop` and `jvpn_bench_lookup`, and `jvpn_bench_driver`, which copies prepared
+/// frames into the packet and tail-calls the program measured (see `benches/dataplane`).
 pub static JVPN_BENCH_OBJECT: &[u8] =
     aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/jvpn-bench"));
