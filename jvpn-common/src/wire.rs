@@ -315,7 +315,8 @@ mod tests {
     #[test]
     fn every_malformed_case_is_refused() {
         let good = *data().as_bytes();
-        let cases: &[(&str, fn(&mut [u8; HEADER_LEN]), HeaderError)] = &[
+        type Mutation = fn(&mut [u8; HEADER_LEN]);
+        let cases: &[(&str, Mutation, HeaderError)] = &[
             ("version 0", |b| b[0] = 0, HeaderError::Version),
             ("version 2", |b| b[0] = 2, HeaderError::Version),
             ("type 0", |b| b[1] = 0, HeaderError::UnknownType),

@@ -344,21 +344,20 @@ fn summary(jvpn: &Path, socket: &Path) -> Result<()> {
         "\n  {:<28} {:>10} {:>12}",
         "XDP verdict", "packets", "bytes"
     );
-    println!(
-        "  {:<28} {:>10} {:>12}",
-        "accepted (DATA, KEEPALIVE)", dp["accepted"]["packets"], dp["accepted"]["bytes"]
-    );
-    println!(
-        "  {:<28} {:>10} {:>12}",
-        "to controller (control)", dp["to_controller"]["packets"], dp["to_controller"]["bytes"]
-    );
+    let row = |name: &str, count: &serde_json::Value| {
+        println!(
+            "  {name:<28} {:>10} {:>12}",
+            count["packets"].as_u64().unwrap_or(0),
+            count["bytes"].as_u64().unwrap_or(0)
+        );
+    };
+    row("accepted (DATA, KEEPALIVE)", &dp["accepted"]);
+    row("to controller (control)", &dp["to_controller"]);
     for d in dp["drops"].as_array().into_iter().flatten() {
         if d["packets"].as_u64().unwrap_or(0) > 0 {
-            println!(
-                "  {:<28} {:>10} {:>12}",
-                format!("dropped {}", d["reason"].as_str().unwrap_or_default()),
-                d["packets"],
-                d["bytes"]
+            row(
+                &format!("dropped {}", d["reason"].as_str().unwrap_or_default()),
+                d,
             );
         }
     }

@@ -110,6 +110,7 @@ fn main() {
                 epoch: 1,
                 iface: IFACE.into(),
                 port: PORT,
+                state_dir: dir.path().to_path_buf(),
             })
             .expect("gateway"),
         );

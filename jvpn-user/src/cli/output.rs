@@ -33,7 +33,7 @@ pub fn status(report: &StatusReport) -> String {
     let s = &report.sessions;
     format!(
         "jvpn gateway {} on {} (pid {}), up {}\n  \
-         port {}, XDP {} mode, state in {}\n  \
+         port {}, XDP {}, state in {}\n  \
          sessions: {} attached, {} recovering, {} in handshake, {} terminated (table size {})\n  \
          events lost: {} (dataplane {}, slow readers {})\n",
         report.version,

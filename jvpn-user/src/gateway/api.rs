@@ -62,8 +62,11 @@ impl GatewayApi for GatewayHandle {
             pid: std::process::id(),
             iface: self.0.iface.clone(),
             port: self.0.port,
-            xdp_mode: format!("{:?}", dataplane.origin()),
-            state_dir: self.0.settings.state_dir.display().to_string(),
+            xdp_mode: match dataplane.origin() {
+                crate::dataplane::Origin::Loaded => "attached by this run".to_string(),
+                crate::dataplane::Origin::Adopted => "adopted from pins".to_string(),
+            },
+            state_dir: self.0.state_dir.display().to_string(),
             uptime_secs: unix_millis_now().saturating_sub(self.0.started_ms) / 1000,
             sessions,
             max_sessions: dataplane.session_capacity(),

@@ -119,6 +119,8 @@ pub struct Gateway {
     pub iface: String,
     /// The UDP port.
     pub port: u16,
+    /// Where the store lives.
+    pub state_dir: std::path::PathBuf,
     /// When this run started (Unix ms).
     pub started_ms: Millis,
 }
@@ -141,6 +143,8 @@ pub struct GatewayParts {
     pub iface: String,
     /// The UDP port.
     pub port: u16,
+    /// Where the store lives.
+    pub state_dir: std::path::PathBuf,
 }
 
 impl Gateway {
@@ -163,6 +167,7 @@ impl Gateway {
             hello_timestamps: Mutex::default(),
             iface: parts.iface,
             port: parts.port,
+            state_dir: parts.state_dir,
             started_ms: crate::events::unix_millis_now(),
         })
     }

@@ -122,6 +122,7 @@ pub async fn run(
             epoch,
             iface: options.iface.clone(),
             port: options.port,
+            state_dir: options.state_dir.clone(),
         })
         .map_err(io("start the store's commit thread"))?,
     );
