@@ -42,6 +42,8 @@ pub struct GatewayFixture {
     pub client: ClientIdentity,
     /// The gateway's public key.
     pub gateway_public_key: PublicKey,
+    /// Arguments added to `jvpn gateway` at every start.
+    pub extra_args: Vec<String>,
     child: Option<ChildGuard>,
     _pins: PinDirGuard,
 }
@@ -81,6 +83,7 @@ impl GatewayFixture {
                 psk: PresharedKey::none(),
             },
             gateway_public_key,
+            extra_args: Vec::new(),
             dir,
             child: None,
             _pins: pins,
@@ -105,6 +108,7 @@ impl GatewayFixture {
             .arg(self.dir.path().join("state"))
             .arg("--socket")
             .arg(self.socket())
+            .args(&self.extra_args)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -412,3 +412,33 @@ fn unknown_clients_and_replayed_hellos_get_no_session() {
         "one session only"
     );
 }
+
+/// A full session table refuses the HELLO before anything is committed, and says so.
+#[test]
+fn a_full_session_table_refuses_new_sessions() {
+    require_root();
+    let mut f = GatewayFixture::new();
+    f.extra_args = vec!["--max-sessions".into(), "1".into()];
+    f.start(&[]);
+    let gw = gateway(Family::V4);
+    let first = client_socket(&f, Family::V4, 40001);
+    let c = WireClient::handshake(&f.client, &first, gw);
+    let second = client_socket(&f, Family::V4, 40002);
+    let (_, hello) = jvpn_user::crypto::ClientHandshake::start(
+        &f.client,
+        jvpn_user::crypto::handshake::tai64n(std::time::SystemTime::now()),
+    )
+    .expect("HELLO");
+    second.send_to(&hello, gw).expect("send HELLO");
+    eventually("TABLE_FULL reported", || {
+        has_event(&f, |e| e["reason"] == "TABLE_FULL")
+    });
+    assert_silent(
+        &second,
+        Duration::from_millis(300),
+        "a HELLO refused for a full table",
+    );
+    let sessions = f.cli_json(&["sessions", "list"]);
+    assert_eq!(sessions.as_array().expect("list").len(), 1);
+    assert_eq!(f.audit_versions(c.id), vec![1]);
+}

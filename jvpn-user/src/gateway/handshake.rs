@@ -42,6 +42,26 @@ impl Gateway {
                 return;
             }
         };
+        // Refuse before committing: a session the XDP table cannot hold would exist in the store
+        // with every packet of it dropped. The cache holds exactly what the map holds.
+        let capacity = self
+            .dataplane
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .session_capacity() as usize;
+        if self.sessions.lock().len() >= capacity {
+            self.metrics.reject(RejectReason::TableFull);
+            tracing::error!(capacity, peer = %from, "session table full; HELLO refused");
+            self.bus.publish(
+                EventRecord::refusal(None, RejectReason::TableFull)
+                    .with_peer(from)
+                    .with_message(MessageType::Hello, 0, 0)
+                    .with_detail(format!(
+                        "the session table holds {capacity} sessions; raise --max-sessions"
+                    )),
+            );
+            return;
+        }
         let client = *handshake.client_public_key();
         let timestamp = handshake.timestamp();
         let Some(entry) = self.settings.client(&client).cloned() else {
