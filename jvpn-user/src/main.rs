@@ -47,6 +47,19 @@ fn run(command: Command) -> Result<(), CliError> {
             Ok(())
         }
         Command::Client(invocation) => client_cmd::execute(invocation),
+        Command::Detach { iface } => {
+            if !preflight::is_root() {
+                return Err(CliError::NotRoot {
+                    command: "detach",
+                    what: "the BPF filesystem",
+                });
+            }
+            let detach = jvpn_user::dataplane::Dataplane::adopt(&iface).and_then(|d| d.detach());
+            detach
+                .map_err(|e| CliError::Gateway(jvpn_user::gateway::GatewayError::Dataplane(e)))?;
+            println!("detached jvpn_xdp from {iface} and removed its pins");
+            Ok(())
+        }
         Command::Keygen { path, psk } => keygen::execute(&path, psk),
     }
 }

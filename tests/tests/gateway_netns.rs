@@ -329,10 +329,19 @@ fn lost_maps_move_sessions_to_recovering_and_clients_reattach() {
     let mut c = WireClient::handshake(&f.client, &wifi, gw);
     let old_data = c.data(b"captured before the reboot");
     f.kill();
-    Dataplane::adopt(&f.hosts.gateway_if)
-        .expect("adopt")
-        .detach()
-        .expect("detach, as a reboot would");
+    let detach = std::process::Command::new(jvpn_tests::gateway::jvpn_binary())
+        .args(["detach", "--iface", &f.hosts.gateway_if])
+        .output()
+        .expect("run jvpn detach");
+    assert!(
+        detach.status.success(),
+        "jvpn detach, as a reboot would: {}",
+        String::from_utf8_lossy(&detach.stderr)
+    );
+    assert!(
+        !f.hosts.gateway_has_xdp(),
+        "no XDP program left on the interface"
+    );
 
     f.start(&[]);
     assert_eq!(f.audit_versions(c.id), vec![1, 2]);

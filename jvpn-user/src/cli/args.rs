@@ -65,6 +65,14 @@ pub enum RawCommand {
         #[command(flatten)]
         client: RawClientArgs,
     },
+    /// Detach the XDP program from IF and remove its pins: enforcement on IF stops. Stop the
+    /// gateway on IF first; `jvpn gateway` leaves the program attached on purpose, so that
+    /// enforcement outlives restarts.
+    Detach {
+        /// The interface the program is attached to.
+        #[arg(long, short = 'i', value_name = "IF")]
+        iface: String,
+    },
     /// Generate a key pair: writes the private key to KEY_FILE (mode 0600, never replacing a file)
     /// and prints the public key for the other side's config.
     Keygen {

@@ -39,6 +39,11 @@ pub enum Command {
     Gateway(GatewayOptions),
     /// Ask a running gateway something.
     Client(ClientInvocation),
+    /// Detach the XDP program from an interface and remove its pins.
+    Detach {
+        /// The interface.
+        iface: String,
+    },
     /// Generate a key pair (or a pre-shared key) into a file.
     Keygen {
         /// The file to create.
@@ -194,6 +199,9 @@ pub fn validate(raw: RawArgs) -> Result<Command, CliError> {
             };
             client(c, ClientAction::Events { follow, filter })
         }
+        RawCommand::Detach { iface } => Ok(Command::Detach {
+            iface: iface_name("--iface", &iface)?,
+        }),
         RawCommand::Keygen { path, psk } => Ok(Command::Keygen { path, psk }),
     }
 }
