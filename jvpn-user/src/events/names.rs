@@ -10,53 +10,16 @@ use jvpn_common::{MessageType, RejectReason, SessionState};
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serializer};
 
-/// The longest slice of a hostile argument echoed back in an error message.
-const ECHO_LIMIT: usize = 40;
-
 /// A session id as printed everywhere: 16 lower-case hex digits.
 pub fn session_id_text(id: u64) -> String {
     format!("{id:016x}")
 }
 
-/// Why a piece of text is not a session id.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SessionIdError {
-    /// Empty, or a character that is not a hex digit.
-    #[error("{text:?} is not a session id: expected up to 16 hex digits, as printed by `jvpn sessions list`")]
-    NotHex {
-        /// The offending text, shortened.
-        text: String,
-    },
-    /// More than 16 significant hex digits: does not fit in 64 bits.
-    #[error("{text:?} is not a session id: longer than 16 hex digits (session ids are 64-bit)")]
-    TooLong {
-        /// The offending text, shortened.
-        text: String,
-    },
-    /// Zero is never assigned (the dataplane uses it for "no readable header").
-    #[error("session id 0 is never assigned; copy the id from `jvpn sessions list`")]
-    Zero,
-}
+pub use crate::session::SessionIdError;
 
 /// Parses a session id as printed by [`session_id_text`]; a `0x` prefix is accepted.
 pub fn parse_session_id(text: &str) -> Result<u64, SessionIdError> {
-    let echo = || text.chars().take(ECHO_LIMIT).collect::<String>();
-    let digits = text
-        .strip_prefix("0x")
-        .or_else(|| text.strip_prefix("0X"))
-        .unwrap_or(text);
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(SessionIdError::NotHex { text: echo() });
-    }
-    let significant = digits.trim_start_matches('0');
-    if significant.is_empty() {
-        return Err(SessionIdError::Zero);
-    }
-    if significant.len() > 16 {
-        return Err(SessionIdError::TooLong { text: echo() });
-    }
-    // Every byte is a hex digit and there are at most 16 of them, so this cannot overflow.
-    u64::from_str_radix(significant, 16).map_err(|_| SessionIdError::NotHex { text: echo() })
+    text.parse::<crate::session::SessionId>().map(|id| id.get())
 }
 
 /// A value with a stable operator-facing name.

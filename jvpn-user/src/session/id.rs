@@ -48,14 +48,26 @@ impl NodeId {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SessionId(u64);
 
-/// Why a string is not a session id.
+/// The longest slice of a hostile argument echoed back in an error message.
+const ECHO_LIMIT: usize = 40;
+
+/// Why a piece of text is not a session id.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SessionIdError {
-    /// Not a hexadecimal number of at most 16 digits.
-    #[error("`{0}` is not a session id; give the 16 hex digits shown by `jvpn sessions list`")]
-    NotHex(String),
-    /// The value 0, which names no session.
-    #[error("session id 0 names no session (0 is only carried by HELLO)")]
+    /// Empty, or a character that is not a hex digit.
+    #[error("{text:?} is not a session id: expected up to 16 hex digits, as printed by `jvpn sessions list`")]
+    NotHex {
+        /// The offending text, shortened.
+        text: String,
+    },
+    /// More than 16 significant hex digits: does not fit in 64 bits.
+    #[error("{text:?} is not a session id: longer than 16 hex digits (session ids are 64-bit)")]
+    TooLong {
+        /// The offending text, shortened.
+        text: String,
+    },
+    /// Zero is never assigned (it is the id a HELLO carries).
+    #[error("session id 0 is never assigned; copy the id from `jvpn sessions list`")]
     Zero,
 }
 
@@ -109,13 +121,21 @@ impl FromStr for SessionId {
     type Err = SessionIdError;
 
     /// Parses the hex form printed by [`fmt::Display`], with or without a `0x` prefix.
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let digits = s.strip_prefix("0x").unwrap_or(s);
-        if digits.is_empty() || digits.len() > 16 {
-            return Err(SessionIdError::NotHex(s.to_owned()));
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let echo = || text.chars().take(ECHO_LIMIT).collect::<String>();
+        let digits = text
+            .strip_prefix("0x")
+            .or_else(|| text.strip_prefix("0X"))
+            .unwrap_or(text);
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(SessionIdError::NotHex { text: echo() });
         }
-        let value =
-            u64::from_str_radix(digits, 16).map_err(|_| SessionIdError::NotHex(s.to_owned()))?;
+        let significant = digits.trim_start_matches('0');
+        if significant.len() > 16 {
+            return Err(SessionIdError::TooLong { text: echo() });
+        }
+        // At most 16 hex digits: cannot overflow. An all-zero string parses to 0, refused below.
+        let value = u64::from_str_radix(significant, 16).unwrap_or(0);
         Self::new(value).ok_or(SessionIdError::Zero)
     }
 }
@@ -166,11 +186,11 @@ mod tests {
         assert_eq!("0".parse::<SessionId>(), Err(SessionIdError::Zero));
         assert!(matches!(
             "xyz".parse::<SessionId>(),
-            Err(SessionIdError::NotHex(_))
+            Err(SessionIdError::NotHex { .. })
         ));
         assert!(matches!(
             "10000000000000000".parse::<SessionId>(),
-            Err(SessionIdError::NotHex(_))
+            Err(SessionIdError::TooLong { .. })
         ));
     }
 }
