@@ -11,3 +11,5 @@ pub mod gateway;
 pub mod metrics;
 pub mod session;
 pub mod store;
+pub mod tun;
+pub mod tunnel_client;

@@ -61,5 +61,6 @@ fn run(command: Command) -> Result<(), CliError> {
             Ok(())
         }
         Command::Keygen { path, psk } => keygen::execute(&path, psk),
+        Command::Tunnel(command) => cli::tunnel_cmd::execute(command),
     }
 }

@@ -83,6 +83,53 @@ pub enum RawCommand {
         #[arg(long)]
         psk: bool,
     },
+    /// Run the VPN client in the foreground (stops on SIGINT or SIGTERM): handshake, TUN device,
+    /// traffic, keepalives, reattaches. `jvpn client jump` makes a running client reattach.
+    Client(RawTunnelClientArgs),
+}
+
+/// `jvpn client` options.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct RawTunnelClientArgs {
+    /// Act on a running client instead of starting one.
+    #[command(subcommand)]
+    pub action: Option<RawTunnelClientAction>,
+    /// A client config file (gateway, keys, tun) instead of the flags below.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The gateway's address.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub gateway: Option<String>,
+    /// The client's private key file (from `jvpn keygen`).
+    #[arg(long, value_name = "FILE")]
+    pub key: Option<PathBuf>,
+    /// The gateway's public key, as `jvpn keygen` printed it.
+    #[arg(long, value_name = "KEY")]
+    pub gateway_public_key: Option<String>,
+    /// A pre-shared key file, if the gateway's config has one for this client.
+    #[arg(long, value_name = "FILE")]
+    pub psk: Option<PathBuf>,
+    /// The TUN device to create (default jvpn0).
+    #[arg(long, value_name = "NAME")]
+    pub tun: Option<String>,
+    /// The interface to send from (default: whatever the route to the gateway uses).
+    #[arg(long, value_name = "IF")]
+    pub uplink: Option<String>,
+}
+
+/// `jvpn client` actions on a running client.
+#[derive(Debug, Subcommand)]
+pub enum RawTunnelClientAction {
+    /// Make the running client reattach now, from --uplink IF if given.
+    Jump {
+        /// The running client's TUN device (default jvpn0).
+        #[arg(long, value_name = "NAME")]
+        tun: Option<String>,
+        /// The interface to jump to.
+        #[arg(long, value_name = "IF")]
+        uplink: Option<String>,
+    },
 }
 
 /// `jvpn sessions` actions.

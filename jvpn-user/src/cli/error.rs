@@ -85,6 +85,9 @@ pub enum CliError {
     /// The gateway daemon failed.
     #[error(transparent)]
     Gateway(#[from] crate::gateway::GatewayError),
+    /// `jvpn client` failed.
+    #[error(transparent)]
+    Tunnel(crate::tunnel_client::TunnelClientError),
     /// A key file could not be written.
     #[error(transparent)]
     KeyFile(#[from] crate::config::KeyFileError),

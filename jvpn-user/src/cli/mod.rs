@@ -11,6 +11,7 @@ pub mod error;
 pub mod keygen;
 pub mod output;
 pub mod preflight;
+pub mod tunnel_cmd;
 pub mod validate;
 
 #[cfg(test)]

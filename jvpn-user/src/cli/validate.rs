@@ -44,6 +44,8 @@ pub enum Command {
         /// The interface.
         iface: String,
     },
+    /// Run the VPN client, or make a running one jump.
+    Tunnel(super::tunnel_cmd::TunnelCommand),
     /// Generate a key pair (or a pre-shared key) into a file.
     Keygen {
         /// The file to create.
@@ -203,6 +205,7 @@ pub fn validate(raw: RawArgs) -> Result<Command, CliError> {
             iface: iface_name("--iface", &iface)?,
         }),
         RawCommand::Keygen { path, psk } => Ok(Command::Keygen { path, psk }),
+        RawCommand::Client(args) => super::tunnel_cmd::validate(args).map(Command::Tunnel),
     }
 }
 

@@ -123,6 +123,8 @@ pub struct Gateway {
     pub state_dir: std::path::PathBuf,
     /// When this run started (Unix ms).
     pub started_ms: Millis,
+    /// Cryptokey routing: which client owns each tunnel address, which session carries it.
+    pub routes: super::tunnel::TunnelRoutes,
 }
 
 /// What a [`Gateway`] is assembled from.
@@ -152,6 +154,7 @@ impl Gateway {
     pub fn new(parts: GatewayParts) -> std::io::Result<Self> {
         let committer =
             GroupCommitter::spawn(parts.store.clone(), GroupCommitter::DEFAULT_MAX_BATCH)?;
+        let routes = super::tunnel::TunnelRoutes::new(&parts.settings);
         Ok(Self {
             machine: parts.machine,
             store: parts.store,
@@ -169,6 +172,7 @@ impl Gateway {
             port: parts.port,
             state_dir: parts.state_dir,
             started_ms: crate::events::unix_millis_now(),
+            routes,
         })
     }
 
@@ -222,6 +226,7 @@ impl Gateway {
                     super::epoch::first_nonce(self.epoch),
                 );
                 self.push_map(&t.session);
+                self.routes.committed(&t.session);
                 self.counters.commit_to_map.record(committed_at.elapsed());
                 for event in &t.events {
                     self.publish(event);

@@ -5,6 +5,7 @@
 //! - [`handshake`]: HELLO -> session at version 1 -> WELCOME.
 //! - [`reattach`]: REATTACH_REQUEST, PATH_CHALLENGE / PATH_RESPONSE, the reattach CAS.
 //! - [`traffic`]: DATA, KEEPALIVE, TERMINATE.
+//! - [`tunnel`]: the TUN data path and cryptokey routing.
 //! - [`reply`]: sealed replies and rate-limited REJECTs.
 //! - [`reconcile`]: start-up from the store, with or without surviving maps.
 //! - [`timers`]: keepalive and idle timeouts.
@@ -28,6 +29,7 @@ pub mod reconcile;
 pub mod reply;
 pub mod timers;
 pub mod traffic;
+pub mod tunnel;
 
 pub use self::core::{Applied, ApplyError, Gateway, GatewayParts};
 
@@ -38,6 +40,7 @@ use crate::dataplane::{Dataplane, DataplaneError, DataplaneOptions};
 use crate::events::{unix_millis_now, EventRecord};
 use crate::session::{SessionMachine, Timers, TimersError};
 use crate::store::{RedbStore, SessionStore, StoreError};
+use crate::tun::TunDevice;
 use jvpn_common::{MessageType, RejectReason, WireHeader};
 use std::future::Future;
 use std::net::{Ipv6Addr, SocketAddr};
@@ -66,6 +69,9 @@ pub enum GatewayError {
     /// The control socket could not be bound.
     #[error(transparent)]
     ControlSocket(#[from] SocketError),
+    /// The tunnel device could not be created.
+    #[error(transparent)]
+    Tun(#[from] crate::tun::TunError),
     /// A socket could not be bound or a thread started.
     #[error("cannot {what}: {source}")]
     Io {
@@ -107,6 +113,7 @@ pub async fn run(
     let mut dataplane_events = dataplane.take_event_reader()?;
     let log_forwarder = dataplane.take_log_forwarder();
 
+    let tun = open_tunnel(&settings)?;
     let socket = UdpSocket::bind(SocketAddr::from((Ipv6Addr::UNSPECIFIED, options.port)))
         .await
         .map_err(io(format!("bind UDP port {}", options.port)))?;
@@ -183,8 +190,11 @@ pub async fn run(
     }
     tasks.spawn(report_dataplane_losses(gateway.clone()));
     tasks.spawn(timers::run(gateway.clone()));
+    if let Some(tun) = &tun {
+        tasks.spawn(tunnel::run_tun_reader(gateway.clone(), tun.clone()));
+    }
 
-    let receive = receive_loop(gateway.clone());
+    let receive = receive_loop(gateway.clone(), tun);
     tokio::pin!(shutdown);
     let result = tokio::select! {
         () = &mut shutdown => Ok(()),
@@ -206,7 +216,10 @@ pub async fn run(
 
 /// Reads datagrams until the socket fails; control messages are handled on their own tasks so
 /// their commits share group commits.
-async fn receive_loop(gateway: Arc<Gateway>) -> Result<(), GatewayError> {
+async fn receive_loop(
+    gateway: Arc<Gateway>,
+    tun: Option<Arc<TunDevice>>,
+) -> Result<(), GatewayError> {
     let mut buf = vec![0u8; 65_536];
     loop {
         let (len, from) = gateway
@@ -230,7 +243,15 @@ async fn receive_loop(gateway: Arc<Gateway>) -> Result<(), GatewayError> {
         };
         match header.message_type() {
             Some(MessageType::Data | MessageType::Keepalive) => {
-                let _packet = gateway.on_traffic(datagram, from, now).await;
+                let id = header.session_id.get();
+                let packet = gateway.on_traffic(datagram, from, now).await;
+                if let (Some(packet), Some(tun)) = (packet, &tun) {
+                    if gateway.admit_upstream(id, packet) {
+                        if let Err(e) = tun.send(packet).await {
+                            tracing::warn!(error = %e, "cannot write a packet to the tunnel");
+                        }
+                    }
+                }
             }
             Some(
                 t @ (MessageType::Hello
@@ -262,6 +283,28 @@ async fn receive_loop(gateway: Arc<Gateway>) -> Result<(), GatewayError> {
             }
         }
     }
+}
+
+/// Creates the TUN device with the gateway's tunnel addresses, if the config has a tunnel.
+fn open_tunnel(settings: &GatewaySettings) -> Result<Option<Arc<TunDevice>>, GatewayError> {
+    let addresses: Vec<ipnet::IpNet> = settings
+        .tunnel
+        .ipv4
+        .map(ipnet::IpNet::V4)
+        .into_iter()
+        .chain(settings.tunnel.ipv6.map(ipnet::IpNet::V6))
+        .collect();
+    if addresses.is_empty() {
+        return Ok(None);
+    }
+    let tun = TunDevice::create(&settings.tun, settings.mtu, &addresses)?;
+    tracing::info!(
+        tun = tun.name(),
+        mtu = settings.mtu,
+        ?addresses,
+        "tunnel device up"
+    );
+    Ok(Some(Arc::new(tun)))
 }
 
 /// Once a second, turns the dataplane's per-CPU event-loss counters into EVENTS_LOST records.

@@ -3,7 +3,7 @@
 //! DATA and KEEPALIVE reach the controller only after the XDP program checked their tag, version,
 //! binding and nonce; the controller opens their seal and re-checks version and binding (the
 //! dataplane may run in monitor mode), then records the traffic as telemetry: no version change
-//! (spec section 3). An AEAD failure on a packet the XDP program accepted is counted and reported
+//! (spec section 3); a KEEPALIVE is answered with one. An AEAD failure on a packet the XDP program accepted is counted and reported
 //! (a forged tag or a wrong key), and the packet goes nowhere.
 
 use super::core::{ControllerCounters, Gateway};
@@ -73,6 +73,12 @@ impl Gateway {
             ControllerCounters::bump(&self.counters.data_packets);
             Some(payload)
         } else {
+            // A KEEPALIVE is answered in kind: the client's acknowledgement that the path works
+            // both ways, whose absence makes it reattach.
+            let version = session.state_version;
+            if let Some(reply) = self.seal_for(id, MessageType::Keepalive, version, &[]) {
+                self.send(&reply, from).await;
+            }
             None
         }
     }

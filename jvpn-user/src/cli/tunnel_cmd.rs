@@ -1,0 +1,210 @@
+//! `jvpn client` (run the VPN client) and `jvpn client jump` (make a running one reattach): their
+//! validated form, and running them.
+
+use super::args::{RawTunnelClientAction, RawTunnelClientArgs};
+use super::error::CliError;
+use super::validate::iface_name;
+use crate::config::ClientSettings;
+use crate::tunnel_client::{
+    control_socket_path, request_jump, TunnelClientError, TunnelClientOptions, DEFAULT_CLIENT_TUN,
+};
+use std::path::PathBuf;
+
+/// Where the client's gateway, keys and TUN name come from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ClientSource {
+    /// A client config file.
+    Config(PathBuf),
+    /// The command line.
+    Args {
+        /// `HOST:PORT`.
+        gateway: String,
+        /// The client's private key file.
+        key: PathBuf,
+        /// The gateway's public key (base64).
+        gateway_public_key: String,
+        /// An optional pre-shared key file.
+        psk: Option<PathBuf>,
+    },
+}
+
+/// A validated `jvpn client` command.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TunnelCommand {
+    /// Run the client.
+    Run {
+        /// Gateway and keys.
+        source: ClientSource,
+        /// `--tun`, overriding the config's.
+        tun: Option<String>,
+        /// `--uplink`: the interface to send from.
+        uplink: Option<String>,
+    },
+    /// Ask the running client of TUN device `tun` to jump.
+    Jump {
+        /// The running client's TUN device.
+        tun: String,
+        /// The interface to jump to; the current one if absent.
+        uplink: Option<String>,
+    },
+}
+
+/// Validates `jvpn client` arguments.
+pub fn validate(raw: RawTunnelClientArgs) -> Result<TunnelCommand, CliError> {
+    let name = |flag, n: Option<String>| n.map(|n| iface_name(flag, &n)).transpose();
+    if let Some(RawTunnelClientAction::Jump { tun, uplink }) = raw.action {
+        return Ok(TunnelCommand::Jump {
+            tun: name("--tun", tun)?.unwrap_or_else(|| DEFAULT_CLIENT_TUN.to_owned()),
+            uplink: name("--uplink", uplink)?,
+        });
+    }
+    let source = match (raw.config, raw.gateway, raw.key, raw.gateway_public_key) {
+        (Some(config), None, None, None) => ClientSource::Config(config),
+        (None, Some(gateway), Some(key), Some(gateway_public_key)) => ClientSource::Args {
+            gateway,
+            key,
+            gateway_public_key,
+            psk: raw.psk,
+        },
+        _ => {
+            return Err(CliError::Usage {
+                message: "jvpn client needs either --config FILE, or --gateway HOST:PORT --key \
+                          FILE --gateway-public-key KEY"
+                    .to_owned(),
+            })
+        }
+    };
+    Ok(TunnelCommand::Run {
+        source,
+        tun: name("--tun", raw.tun)?,
+        uplink: name("--uplink", raw.uplink)?,
+    })
+}
+
+/// Runs a validated `jvpn client` command.
+pub fn execute(command: TunnelCommand) -> Result<(), CliError> {
+    match command {
+        TunnelCommand::Jump { tun, uplink } => {
+            let version = request_jump(&control_socket_path(&tun), uplink.as_deref())
+                .map_err(CliError::Tunnel)?;
+            println!("jumped; the session is at version {version}");
+            Ok(())
+        }
+        TunnelCommand::Run {
+            source,
+            tun,
+            uplink,
+        } => {
+            let settings = match &source {
+                ClientSource::Config(path) => ClientSettings::load(path)
+                    .map_err(|e| CliError::Tunnel(TunnelClientError::Config(e)))?,
+                ClientSource::Args {
+                    gateway,
+                    key,
+                    gateway_public_key,
+                    psk,
+                } => ClientSettings::from_parts(
+                    gateway,
+                    gateway_public_key,
+                    key,
+                    psk.as_deref(),
+                    tun.as_deref(),
+                )
+                .map_err(|e| CliError::Usage {
+                    message: e.to_string(),
+                })?,
+            };
+            let tun = tun
+                .or_else(|| settings.tun.clone())
+                .unwrap_or_else(|| DEFAULT_CLIENT_TUN.to_owned());
+            tracing_subscriber::fmt()
+                .with_env_filter(
+                    tracing_subscriber::EnvFilter::try_from_default_env()
+                        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                )
+                .init();
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .map_err(CliError::Runtime)?;
+            let options = TunnelClientOptions {
+                settings,
+                tun,
+                uplink,
+            };
+            runtime
+                .block_on(crate::tunnel_client::run(options, super::shutdown_signal()))
+                .map_err(CliError::Tunnel)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{parse_args, Command, Invocation};
+
+    fn parsed(args: &[&str]) -> Result<TunnelCommand, String> {
+        match parse_args(std::iter::once("jvpn").chain(args.iter().copied())) {
+            Ok(Invocation::Run(Command::Tunnel(command))) => Ok(command),
+            Ok(other) => Err(format!("not a tunnel command: {other:?}")),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    #[test]
+    fn client_arguments_are_validated_into_commands() {
+        let args = ClientSource::Args {
+            gateway: "gw:51900".into(),
+            key: "k".into(),
+            gateway_public_key: "P".into(),
+            psk: None,
+        };
+        let cases: [(&[&str], Result<TunnelCommand, &str>); 6] = [
+            (
+                &["client", "--config", "c.toml", "--uplink", "wifi"],
+                Ok(TunnelCommand::Run {
+                    source: ClientSource::Config("c.toml".into()),
+                    tun: None,
+                    uplink: Some("wifi".into()),
+                }),
+            ),
+            (
+                &[
+                    "client",
+                    "--gateway",
+                    "gw:51900",
+                    "--key",
+                    "k",
+                    "--gateway-public-key",
+                    "P",
+                ],
+                Ok(TunnelCommand::Run {
+                    source: args,
+                    tun: None,
+                    uplink: None,
+                }),
+            ),
+            (
+                &["client", "jump", "--uplink", "lte"],
+                Ok(TunnelCommand::Jump {
+                    tun: DEFAULT_CLIENT_TUN.into(),
+                    uplink: Some("lte".into()),
+                }),
+            ),
+            (&["client"], Err("needs either --config")),
+            (
+                &["client", "--config", "c", "--gateway", "gw:1"],
+                Err("needs either --config"),
+            ),
+            (&["client", "jump", "--tun", "a/b"], Err("--tun")),
+        ];
+        for (argv, expected) in cases {
+            match (parsed(argv), expected) {
+                (Ok(got), Ok(want)) => assert_eq!(got, want, "{argv:?}"),
+                (Err(got), Err(want)) => assert!(got.contains(want), "{argv:?}: {got}"),
+                (got, want) => panic!("{argv:?}: got {got:?}, expected {want:?}"),
+            }
+        }
+    }
+}

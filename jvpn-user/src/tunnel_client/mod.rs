@@ -1,0 +1,274 @@
+//! `jvpn client`: the VPN client with a TUN device, on top of [`ClientConnection`].
+//!
+//! It connects, brings up the TUN device with the tunnel address the WELCOME gave, and then runs
+//! four loops until shut down: TUN -> session (DATA), session -> TUN, keepalives at the
+//! WELCOME's interval, and a supervisor that reattaches when acknowledgements stop (liveness) or
+//! when `jvpn client jump` asks through the [`control`] socket. It fails closed: whenever the
+//! session says it cannot be trusted to go on ([`ConnectionError::needs_rehandshake`]) it starts
+//! a new handshake rather than guessing.
+
+pub mod control;
+
+use crate::client::{ClientConnection, ClientEvent, ConnectOptions, ConnectionError, LocalBinding};
+use crate::config::{ClientSettings, ConfigError};
+use crate::tun::{TunDevice, TunError};
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use jvpn_common::control::{TerminateCause, WelcomePayload};
+use std::future::Future;
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::UnixListener;
+
+pub use control::{control_socket_path, request_jump, ControlRequest};
+
+/// The tunnel device's name when neither the command line nor the config names one.
+pub const DEFAULT_CLIENT_TUN: &str = "jvpn0";
+/// Keepalive interval when the gateway's WELCOME does not state one.
+const DEFAULT_KEEPALIVE: Duration = Duration::from_secs(10);
+/// Keepalive intervals without an accepted gateway datagram after which the client reattaches.
+const SILENT_INTERVALS: u32 = 3;
+
+/// Why the client could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum TunnelClientError {
+    /// The config file or command-line keys are unusable.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The handshake or the session failed.
+    #[error(transparent)]
+    Connection(#[from] ConnectionError),
+    /// The TUN device could not be created.
+    #[error(transparent)]
+    Tun(#[from] TunError),
+    /// The control socket could not be used.
+    #[error("control socket {}: {source}; is `jvpn client` running with this --tun?", path.display())]
+    Control {
+        /// The socket path.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The running client refused or failed the jump.
+    #[error("the client could not jump: {0}")]
+    JumpRefused(String),
+}
+
+/// What `jvpn client` runs with.
+#[derive(Clone, Debug)]
+pub struct TunnelClientOptions {
+    /// Gateway, keys and optional TUN name.
+    pub settings: ClientSettings,
+    /// The TUN device's name.
+    pub tun: String,
+    /// The interface to send from at the start, or any.
+    pub uplink: Option<String>,
+}
+
+/// The addresses the WELCOME gave this client.
+pub fn tunnel_addresses(welcome: &WelcomePayload) -> Vec<IpNet> {
+    let mut addresses = Vec::new();
+    let v4 = Ipv4Addr::from(welcome.ipv4);
+    if !v4.is_unspecified() {
+        if let Ok(net) = Ipv4Net::new(v4, welcome.ipv4_prefix_len) {
+            addresses.push(IpNet::V4(net));
+        }
+    }
+    let v6 = Ipv6Addr::from(welcome.ipv6);
+    if !v6.is_unspecified() {
+        if let Ok(net) = Ipv6Net::new(v6, welcome.ipv6_prefix_len) {
+            addresses.push(IpNet::V6(net));
+        }
+    }
+    addresses
+}
+
+fn binding(uplink: &Option<String>) -> LocalBinding {
+    uplink
+        .as_ref()
+        .map_or_else(LocalBinding::any, LocalBinding::interface)
+}
+
+/// The running client: its connection, device and current uplink.
+struct Client {
+    connection: ClientConnection,
+    tun: TunDevice,
+    uplink: Mutex<Option<String>>,
+}
+
+impl Client {
+    fn uplink(&self) -> Option<String> {
+        self.uplink
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// Reattaches from `uplink` (or the current one); a jump the session cannot survive becomes a
+    /// new handshake. Returns the version the session is at afterwards.
+    async fn jump(&self, uplink: Option<String>) -> Result<u64, ConnectionError> {
+        self.jump_to(uplink.or_else(|| self.uplink())).await
+    }
+
+    /// Reattaches from exactly `uplink`; `None` lets the routing table choose.
+    async fn jump_to(&self, uplink: Option<String>) -> Result<u64, ConnectionError> {
+        let to = binding(&uplink);
+        let result = match self.connection.jump(to.clone()).await {
+            Err(e) if e.needs_rehandshake() => {
+                tracing::warn!(error = %e, "the jump failed closed; starting a new handshake");
+                self.connection.rehandshake(to).await.map(|_| ())
+            }
+            other => other.map(|_| ()),
+        };
+        result?;
+        *self
+            .uplink
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = uplink;
+        Ok(self.connection.state_version())
+    }
+
+    /// TUN -> session.
+    async fn upstream(&self) -> Result<(), TunnelClientError> {
+        let mut buf = vec![0u8; 65_536];
+        loop {
+            let len = self.tun.recv(&mut buf).await?;
+            if let Err(e) = self.connection.send(&buf[..len]).await {
+                tracing::debug!(error = %e, "a tunnel packet was not sent");
+            }
+        }
+    }
+
+    /// Session -> TUN; a session that cannot go on is replaced by a new handshake.
+    async fn downstream(&self) -> Result<(), TunnelClientError> {
+        loop {
+            match self.connection.recv().await {
+                Ok(ClientEvent::Data(packet)) => {
+                    if let Err(e) = self.tun.send(&packet).await {
+                        tracing::warn!(error = %e, "cannot write a packet to the tunnel");
+                    }
+                }
+                Ok(_) => {}
+                Err(e) if e.needs_rehandshake() => {
+                    tracing::warn!(error = %e, "the session ended; starting a new handshake");
+                    self.connection.rehandshake(binding(&self.uplink())).await?;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Keepalives, and a reattach when nothing was accepted for [`SILENT_INTERVALS`].
+    async fn supervise(&self, interval: Duration) -> Result<(), TunnelClientError> {
+        let mut tick = tokio::time::interval(interval / 2);
+        loop {
+            tick.tick().await;
+            let liveness = self.connection.liveness();
+            let now = tokio::time::Instant::now();
+            if now.duration_since(liveness.last_sent) >= interval {
+                if let Err(e) = self.connection.keepalive().await {
+                    tracing::debug!(error = %e, "a keepalive was not sent");
+                }
+            }
+            if now.duration_since(liveness.last_received) >= interval * SILENT_INTERVALS {
+                tracing::warn!("no acknowledgement from the gateway; reattaching");
+                if let Err(e) = self.jump(None).await {
+                    // The uplink itself may be gone: let the routing table pick another.
+                    tracing::warn!(error = %e, "the reattach failed; trying whatever route leads to the gateway");
+                    if let Err(e) = self.jump_to(None).await {
+                        tracing::warn!(error = %e, "the reattach failed; retrying at the next tick");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Serves `jvpn client jump` on `listener`.
+    async fn serve_control(&self, listener: UnixListener) -> Result<(), TunnelClientError> {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let (read, mut write) = stream.into_split();
+            let mut line = String::new();
+            if BufReader::new(read).read_line(&mut line).await.is_err() {
+                continue;
+            }
+            let answer = match ControlRequest::parse(&line) {
+                Some(ControlRequest::Jump { uplink }) => match self.jump(uplink).await {
+                    Ok(version) => format!("ok {version}\n"),
+                    Err(e) => format!("error {e}\n"),
+                },
+                None => format!("error unknown request {:?}\n", line.trim()),
+            };
+            let _ = write.write_all(answer.as_bytes()).await;
+        }
+    }
+}
+
+/// Binds the control socket, replacing a stale one.
+fn bind_control(path: &std::path::Path) -> Result<UnixListener, TunnelClientError> {
+    let control = |source| TunnelClientError::Control {
+        path: path.to_owned(),
+        source,
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(control)?;
+    }
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(control(e)),
+        _ => {}
+    }
+    UnixListener::bind(path).map_err(control)
+}
+
+/// Runs the client until `shutdown` completes, then terminates the session.
+pub async fn run(
+    options: TunnelClientOptions,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), TunnelClientError> {
+    let connection = ClientConnection::connect_with_settings(
+        &options.settings,
+        binding(&options.uplink),
+        ConnectOptions::default(),
+    )
+    .await?;
+    let welcome = connection.welcome();
+    let addresses = tunnel_addresses(&welcome);
+    let tun = TunDevice::create(&options.tun, welcome.tunnel_mtu.get(), &addresses)?;
+    let socket_path = control_socket_path(&options.tun);
+    let listener = bind_control(&socket_path)?;
+    let interval = connection.keepalive_interval().unwrap_or(DEFAULT_KEEPALIVE);
+    tracing::info!(
+        session = %format_args!("{:016x}", connection.session_id()),
+        state_version = connection.state_version(),
+        tun = tun.name(),
+        ?addresses,
+        control = %socket_path.display(),
+        "jvpn client connected"
+    );
+    let client = Arc::new(Client {
+        connection,
+        tun,
+        uplink: Mutex::new(options.uplink),
+    });
+    let result = tokio::select! {
+        () = shutdown => Ok(()),
+        r = client.upstream() => r,
+        r = client.downstream() => r,
+        r = client.supervise(interval) => r,
+        r = client.serve_control(listener) => r,
+    };
+    let _ = std::fs::remove_file(&socket_path);
+    if let Err(e) = client
+        .connection
+        .terminate(TerminateCause::ClientClosed)
+        .await
+    {
+        tracing::debug!(error = %e, "the TERMINATE was not sent");
+    }
+    result
+}

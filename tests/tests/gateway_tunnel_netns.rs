@@ -1,0 +1,160 @@
+//! The gateway's data path through its TUN device, driven by a test client that speaks the wire
+//! protocol and carries hand-built ICMP echo requests: the gateway's kernel answers them through
+//! `jvpn0`, and the answers come back sealed to the session's current transport, also after a
+//! jump; a KEEPALIVE is answered in kind. A packet whose inner source is not the client's own is
+//! dropped and reported (cryptokey routing).
+//!
+//! ```text
+//!  +------------- gateway ns --------------+        +------------ client ns -------------+
+//!  |  jvpn gateway (nsenter --net)          |        |  test client sockets:             |
+//!  |  jvpn0 (TUN) 10.99.0.1/24              |        |   "wifi" :41001, "lte" :41002     |
+//!  |    UDP [::]:51900, redb store in tmp   |        |   inner source 10.99.0.2          |
+//!  |  <gw> 10.200.0.1/24                    |        |                                   |
+//!  |       XDP jvpn_xdp (driver) <==========|==veth==|==> <cl> 10.200.0.2                |
+//!  +----------------------------------------+        +-----------------------------------+
+//! ```
+
+use jvpn_common::abi::DEFAULT_PORT;
+use jvpn_common::MessageType;
+use jvpn_tests::gateway::GatewayFixture;
+use jvpn_tests::require_root;
+use jvpn_tests::topology::Family;
+use jvpn_tests::wire_client::{assert_silent, socket, Reply, WireClient};
+use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::time::Duration;
+
+/// The gateway's and the client's tunnel addresses in [`GatewayFixture`]'s config.
+const GATEWAY_TUNNEL: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 1);
+const CLIENT_TUNNEL: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 2);
+const ICMP_ECHO_REQUEST: u8 = 8;
+const ICMP_ECHO_REPLY: u8 = 0;
+
+/// The Internet checksum (RFC 1071) of `bytes`.
+fn checksum(bytes: &[u8]) -> u16 {
+    let mut sum: u32 = bytes
+        .chunks(2)
+        .map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
+        .sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+/// An IPv4 ICMP echo request from `src` to `dst` with identifier `id` and `payload`.
+fn echo_request(src: Ipv4Addr, dst: Ipv4Addr, id: u16, payload: &[u8]) -> Vec<u8> {
+    let mut icmp = vec![ICMP_ECHO_REQUEST, 0, 0, 0];
+    icmp.extend_from_slice(&id.to_be_bytes());
+    icmp.extend_from_slice(&1u16.to_be_bytes());
+    icmp.extend_from_slice(payload);
+    let sum = checksum(&icmp);
+    icmp[2..4].copy_from_slice(&sum.to_be_bytes());
+    let total = u16::try_from(20 + icmp.len()).expect("small packet");
+    let mut ip = vec![0x45, 0];
+    ip.extend_from_slice(&total.to_be_bytes());
+    ip.extend_from_slice(&[0, 0, 0x40, 0, 64, 1, 0, 0]);
+    ip.extend_from_slice(&src.octets());
+    ip.extend_from_slice(&dst.octets());
+    let sum = checksum(&ip);
+    ip[10..12].copy_from_slice(&sum.to_be_bytes());
+    ip.extend_from_slice(&icmp);
+    ip
+}
+
+/// Asserts `reply` is sealed DATA at `version` carrying the echo reply to request `id`.
+fn assert_echo_reply(reply: &Reply, version: u64, id: u16, payload: &[u8]) {
+    assert_eq!(reply.kind(), MessageType::Data, "{reply:?}");
+    assert_eq!(reply.header.state_version.get(), version, "{reply:?}");
+    let p = &reply.body;
+    assert_eq!(p[0] >> 4, 4, "an IPv4 packet: {p:?}");
+    assert_eq!(
+        &p[12..16],
+        &GATEWAY_TUNNEL.octets(),
+        "from the gateway's tunnel address"
+    );
+    assert_eq!(
+        &p[16..20],
+        &CLIENT_TUNNEL.octets(),
+        "to the client's tunnel address"
+    );
+    let icmp = &p[usize::from(p[0] & 0x0f) * 4..];
+    assert_eq!(icmp[0], ICMP_ECHO_REPLY, "an echo reply: {icmp:?}");
+    assert_eq!(&icmp[4..6], &id.to_be_bytes(), "to our request");
+    assert_eq!(&icmp[8..], payload, "with our payload");
+}
+
+/// Receives one gateway message on `socket`, or panics with the gateway's log.
+fn receive(f: &GatewayFixture, c: &WireClient, socket: &UdpSocket, what: &str) -> Reply {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| c.receive(socket, what))) {
+        Ok(reply) => reply,
+        Err(_) => {
+            let link = f.hosts.gateway.ip(&["-s", "link", "show", "dev", "jvpn0"]);
+            panic!(
+                "no {what}; the gateway's TUN device:\n{}\nits stats:\n{}\nits log:\n{}",
+                String::from_utf8_lossy(&link.stdout),
+                String::from_utf8_lossy(&f.cli(&["stats"]).stdout),
+                f.log()
+            )
+        }
+    }
+}
+
+fn client_socket(f: &GatewayFixture, port: u16) -> UdpSocket {
+    f.hosts
+        .client
+        .run(|| socket(SocketAddr::new(Family::V4.client(), port)))
+}
+
+#[test]
+fn echo_through_the_tunnel_follows_the_jump_and_refuses_foreign_sources() {
+    require_root();
+    let mut f = GatewayFixture::new();
+    f.start(&[]);
+    let gw = SocketAddr::new(Family::V4.gateway(), DEFAULT_PORT);
+    let wifi = client_socket(&f, 41001);
+    let lte = client_socket(&f, 41002);
+    let mut c = WireClient::handshake(&f.client, &wifi, gw);
+
+    let ping = echo_request(CLIENT_TUNNEL, GATEWAY_TUNNEL, 7, b"over wifi");
+    wifi.send_to(&c.data(&ping), gw).expect("send DATA");
+    let reply = receive(&f, &c, &wifi, "the echo reply over wifi");
+    assert_echo_reply(&reply, 1, 7, b"over wifi");
+
+    assert_eq!(c.jump(&lte), 2, "the jump commits version 2");
+    let ping = echo_request(CLIENT_TUNNEL, GATEWAY_TUNNEL, 8, b"over lte");
+    lte.send_to(&c.data(&ping), gw).expect("send DATA");
+    let reply = receive(&f, &c, &lte, "the echo reply over lte");
+    assert_echo_reply(&reply, 2, 8, b"over lte");
+
+    let keepalive = c.seal(MessageType::Keepalive, c.acked, &[]);
+    lte.send_to(&keepalive, gw).expect("send KEEPALIVE");
+    let answer = receive(&f, &c, &lte, "the KEEPALIVE answer");
+    assert_eq!(answer.kind(), MessageType::Keepalive, "{answer:?}");
+    assert_eq!(
+        answer.header.state_version.get(),
+        2,
+        "at the current version"
+    );
+
+    let spoofed = echo_request(Ipv4Addr::new(10, 99, 0, 77), GATEWAY_TUNNEL, 9, b"spoofed");
+    lte.send_to(&c.data(&spoofed), gw).expect("send DATA");
+    assert_silent(&lte, Duration::from_millis(500), "a foreign inner source");
+    let id = format!("{:016x}", c.id);
+    let refused = f.events().iter().any(|e| {
+        e["kind"] == "SECURITY_EVENT"
+            && e["session"] == id.as_str()
+            && e["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("10.99.0.77"))
+    });
+    assert!(
+        refused,
+        "a SECURITY_EVENT names the foreign source: {:?}",
+        f.events()
+    );
+    assert_eq!(
+        f.audit_versions(c.id),
+        vec![1, 2],
+        "the tunnel never changes the version"
+    );
+}
