@@ -33,16 +33,7 @@ fn run(command: Command) -> Result<(), CliError> {
     match command {
         Command::Gateway(options) => {
             preflight::gateway(&options)?;
-            tracing_subscriber::fmt()
-                .with_env_filter(
-                    tracing_subscriber::EnvFilter::try_from_default_env()
-                        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-                )
-                .init();
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .map_err(CliError::Runtime)?;
+            let runtime = cli::daemon_runtime()?;
             runtime.block_on(jvpn_user::gateway::run(options, cli::shutdown_signal()))?;
             Ok(())
         }

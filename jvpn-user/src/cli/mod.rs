@@ -22,6 +22,21 @@ pub use validate::{
     parse_args, ClientAction, ClientInvocation, Command, GatewayOptions, Invocation, SocketChoice,
 };
 
+/// Sets up a long-running command (the gateway, the tunnel client): `tracing` output filtered by
+/// `RUST_LOG` (default `info`), and a multi-threaded tokio runtime.
+pub fn daemon_runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(CliError::Runtime)
+}
+
 /// Completes when the process receives SIGINT or SIGTERM: the gateway's shutdown signal.
 /// Must be called within a tokio runtime. If the handlers cannot be installed it logs why and never
 /// completes (the process can then still be stopped with SIGKILL).

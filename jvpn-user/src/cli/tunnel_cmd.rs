@@ -117,16 +117,7 @@ pub fn execute(command: TunnelCommand) -> Result<(), CliError> {
             let tun = tun
                 .or_else(|| settings.tun.clone())
                 .unwrap_or_else(|| DEFAULT_CLIENT_TUN.to_owned());
-            tracing_subscriber::fmt()
-                .with_env_filter(
-                    tracing_subscriber::EnvFilter::try_from_default_env()
-                        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-                )
-                .init();
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .map_err(CliError::Runtime)?;
+            let runtime = super::daemon_runtime()?;
             let options = TunnelClientOptions {
                 settings,
                 tun,
