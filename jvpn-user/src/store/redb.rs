@@ -23,7 +23,9 @@ use super::codec::{self, CodecError};
 use super::validate::{self, MutationRefused};
 use super::{BatchItem, CasOutcome, CasRequest, Expected, SessionStore, StoreError};
 use crate::session::{Session, SessionId, StateChange};
-use redb::{Database, DatabaseError, ReadableDatabase, ReadableTable, Table, TableDefinition};
+use redb::{
+    Database, DatabaseError, ReadOnlyTable, ReadableDatabase, ReadableTable, Table, TableDefinition,
+};
 use std::fs;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
@@ -136,6 +138,16 @@ impl RedbStore {
                 .map_err(|e| self.db_err("create issued_ids", e))?;
         }
         txn.commit().map_err(|e| self.db_err("commit init", e))
+    }
+
+    /// The sessions table in a fresh read transaction (a consistent snapshot).
+    fn read_sessions(&self) -> Result<ReadOnlyTable<(u64, u64), &'static [u8]>, StoreError> {
+        let txn = self
+            .db
+            .begin_read()
+            .map_err(|e| self.db_err("begin read", e))?;
+        txn.open_table(SESSIONS)
+            .map_err(|e| self.db_err("open sessions", e))
     }
 
     fn db_err(&self, op: &'static str, e: impl Into<redb::Error>) -> StoreError {
@@ -253,13 +265,7 @@ impl SessionStore for RedbStore {
     }
 
     fn get(&self, id: SessionId) -> Result<Option<Session>, StoreError> {
-        let txn = self
-            .db
-            .begin_read()
-            .map_err(|e| self.db_err("begin read", e))?;
-        let table = txn
-            .open_table(SESSIONS)
-            .map_err(|e| self.db_err("open sessions", e))?;
+        let table = self.read_sessions()?;
         let guard = table
             .get((id.get(), CURRENT))
             .map_err(|e| self.db_err("read session", e))?;
@@ -270,13 +276,7 @@ impl SessionStore for RedbStore {
     }
 
     fn list(&self) -> Result<Vec<Session>, StoreError> {
-        let txn = self
-            .db
-            .begin_read()
-            .map_err(|e| self.db_err("begin read", e))?;
-        let table = txn
-            .open_table(SESSIONS)
-            .map_err(|e| self.db_err("open sessions", e))?;
+        let table = self.read_sessions()?;
         let rows = table
             .range::<(u64, u64)>(..)
             .map_err(|e| self.db_err("list sessions", e))?;
@@ -296,13 +296,7 @@ impl SessionStore for RedbStore {
     }
 
     fn audit(&self, id: SessionId) -> Result<Vec<StateChange>, StoreError> {
-        let txn = self
-            .db
-            .begin_read()
-            .map_err(|e| self.db_err("begin read", e))?;
-        let table = txn
-            .open_table(SESSIONS)
-            .map_err(|e| self.db_err("open sessions", e))?;
+        let table = self.read_sessions()?;
         let key = id.get();
         let rows = table
             .range((key, CURRENT + 1)..=(key, u64::MAX))
