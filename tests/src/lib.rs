@@ -10,6 +10,7 @@ pub mod gateway;
 pub mod guard;
 pub mod jvpn;
 pub mod netns;
+pub mod probe;
 pub mod topology;
 pub mod wire_client;
 

@@ -1,6 +1,7 @@
 //! The real `jvpn gateway` on a veth with XDP attached, driven by a test client that speaks the
 //! wire protocol: handshake, the jump with path validation, stale and duplicate refusals with
-//! their REJECT replies and events, the dual-reattach race, crashes and restarts.
+//! their REJECT replies and events, the dual-reattach race, BIRTH refusals. Crashes and restarts are
+//! in `gateway_restart_netns.rs`.
 //!
 //! ```text
 //!  +------------- gateway ns --------------+        +------------ client ns -------------+
@@ -12,68 +13,16 @@
 //!     pins: /sys/fs/bpf/jvpn/<gw>/v1/   control socket + store: the test's temp dir
 //! ```
 
-use jvpn_common::abi::DEFAULT_PORT;
 use jvpn_common::control::{ReattachAck, Reject};
 use jvpn_common::{MessageType, RejectReason};
 use jvpn_tests::gateway::GatewayFixture;
+use jvpn_tests::probe::{
+    accepted, client_socket, drops, eventually, gateway, has_event, session_hex, started,
+};
 use jvpn_tests::require_root;
 use jvpn_tests::topology::Family;
-use jvpn_tests::wire_client::{as_reject, assert_silent, socket, WireClient};
-use jvpn_user::dataplane::Dataplane;
-use serde_json::Value;
-use std::net::{SocketAddr, UdpSocket};
-use std::time::{Duration, Instant};
-
-fn started(env: &[(&str, &str)]) -> GatewayFixture {
-    require_root();
-    let mut f = GatewayFixture::new();
-    f.start(env);
-    f
-}
-
-fn gateway(family: Family) -> SocketAddr {
-    SocketAddr::new(family.gateway(), DEFAULT_PORT)
-}
-
-fn client_socket(f: &GatewayFixture, family: Family, port: u16) -> UdpSocket {
-    f.hosts
-        .client
-        .run(|| socket(SocketAddr::new(family.client(), port)))
-}
-
-/// Polls `check` until it holds; panics with `what` after a bound. For state that another
-/// process reaches asynchronously (a commit, a counter); never a fixed sleep.
-fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn drops(f: &GatewayFixture, reason: RejectReason) -> u64 {
-    let stats = f.cli_json(&["stats"]);
-    stats["dataplane"]["drops"]
-        .as_array()
-        .expect("drops")
-        .iter()
-        .find(|d| d["reason"] == reason.name())
-        .map_or(0, |d| d["packets"].as_u64().expect("packets"))
-}
-
-fn accepted(f: &GatewayFixture) -> u64 {
-    f.cli_json(&["stats"])["dataplane"]["accepted"]["packets"]
-        .as_u64()
-        .expect("accepted packets")
-}
-
-fn has_event(f: &GatewayFixture, pred: impl Fn(&Value) -> bool) -> bool {
-    f.events().iter().any(pred)
-}
-
-fn session_hex(id: u64) -> String {
-    format!("{id:016x}")
-}
+use jvpn_tests::wire_client::{as_reject, assert_silent, WireClient};
+use std::time::Duration;
 
 fn lifecycle(family: Family) {
     let f = started(&[]);
@@ -269,118 +218,6 @@ fn dual_reattach_race_has_exactly_one_winner() {
         ),
         "{rejects:?}"
     );
-    assert_eq!(f.audit_versions(c.id), vec![1, 2]);
-}
-
-/// A SIGKILL between the compare-and-set and the map update leaves the map behind the store;
-/// the restart reconciles the map from the store, and no version goes back.
-#[test]
-fn a_crash_between_commit_and_map_update_is_reconciled_at_restart() {
-    let mut f = started(&[("JVPN_FAULT", "after-cas:REATTACH")]);
-    let gw = gateway(Family::V4);
-    let wifi = client_socket(&f, Family::V4, 40001);
-    let lte = client_socket(&f, Family::V4, 40002);
-    let mut c = WireClient::handshake(&f.client, &wifi, gw);
-    let request = c.reattach_request(1, 1);
-    lte.send_to(&request, gw).expect("send REATTACH_REQUEST");
-    let challenge = c.receive(&lte, "PATH_CHALLENGE");
-    let response = c.path_response(&challenge);
-    lte.send_to(&response, gw).expect("send PATH_RESPONSE");
-    let status = f.wait_exit(Duration::from_secs(10));
-    assert!(!status.success(), "the injected fault kills the gateway");
-
-    let iface = f.hosts.gateway_if.clone();
-    let id = c.id;
-    let map_version = move || {
-        Dataplane::adopt(&iface)
-            .expect("adopt the pinned dataplane")
-            .session(id)
-            .expect("read the session map")
-            .expect("the session is in the map")
-            .state_version
-    };
-    assert_eq!(map_version(), 1, "the crash left the map behind the store");
-
-    f.start(&[]);
-    assert_eq!(
-        f.audit_versions(c.id),
-        vec![1, 2],
-        "the commit survived the crash"
-    );
-    assert_eq!(
-        map_version(),
-        2,
-        "the restart pushed the store's version into the map"
-    );
-    c.acked = 2;
-    let before = accepted(&f);
-    lte.send_to(&c.data(b"on the committed transport"), gw)
-        .expect("send DATA");
-    eventually("DATA at version 2 accepted", || accepted(&f) > before);
-}
-
-/// With the pinned maps gone (a reboot), every live session moves to RECOVERING (+1) so nothing
-/// captured before can be accepted; the client reattaches across that gap.
-#[test]
-fn lost_maps_move_sessions_to_recovering_and_clients_reattach() {
-    let mut f = started(&[]);
-    let gw = gateway(Family::V4);
-    let wifi = client_socket(&f, Family::V4, 40001);
-    let mut c = WireClient::handshake(&f.client, &wifi, gw);
-    let old_data = c.data(b"captured before the reboot");
-    f.kill();
-    let detach = std::process::Command::new(jvpn_tests::gateway::jvpn_binary())
-        .args(["detach", "--iface", &f.hosts.gateway_if])
-        .output()
-        .expect("run jvpn detach");
-    assert!(
-        detach.status.success(),
-        "jvpn detach, as a reboot would: {}",
-        String::from_utf8_lossy(&detach.stderr)
-    );
-    assert!(
-        !f.hosts.gateway_has_xdp(),
-        "no XDP program left on the interface"
-    );
-
-    f.start(&[]);
-    assert_eq!(f.audit_versions(c.id), vec![1, 2]);
-    let detail = f.cli_json(&["sessions", "show", &session_hex(c.id)]);
-    assert_eq!(detail["state"], "RECOVERING");
-    wifi.send_to(&old_data, gw).expect("replay old DATA");
-    eventually("old DATA refused as NOT_ATTACHED", || {
-        drops(&f, RejectReason::NotAttached) >= 1
-    });
-    assert_eq!(c.jump(&wifi), 3, "the reattach crosses the RECOVERING gap");
-    assert_eq!(f.audit_versions(c.id), vec![1, 2, 3]);
-}
-
-/// A gateway killed with SIGKILL and restarted with its pins: enforcement never stopped, the
-/// session goes on at the same version, and the next jump works with fresh nonces.
-#[test]
-fn sessions_survive_a_killed_gateway() {
-    let mut f = started(&[]);
-    let gw = gateway(Family::V4);
-    let wifi = client_socket(&f, Family::V4, 40001);
-    let lte = client_socket(&f, Family::V4, 40002);
-    let mut c = WireClient::handshake(&f.client, &wifi, gw);
-    f.kill();
-    let pinned_accepted = || {
-        Dataplane::adopt(&f.hosts.gateway_if)
-            .expect("adopt the pinned dataplane")
-            .counters()
-            .expect("read the counters")
-            .accepted()
-            .packets
-    };
-    let before = pinned_accepted();
-    wifi.send_to(&c.data(b"while the controller is down"), gw)
-        .expect("send");
-    eventually("XDP kept enforcing while the controller was down", || {
-        pinned_accepted() > before
-    });
-    f.start(&[]);
-    assert_eq!(c.jump(&lte), 2);
     assert_eq!(f.audit_versions(c.id), vec![1, 2]);
 }
 

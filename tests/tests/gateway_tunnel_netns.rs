@@ -19,7 +19,7 @@ use jvpn_common::MessageType;
 use jvpn_tests::gateway::GatewayFixture;
 use jvpn_tests::require_root;
 use jvpn_tests::topology::Family;
-use jvpn_tests::wire_client::{assert_silent, socket, Reply, WireClient};
+use jvpn_tests::wire_client::{assert_silent, Reply, WireClient};
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::time::Duration;
 
@@ -100,9 +100,7 @@ fn receive(f: &GatewayFixture, c: &WireClient, socket: &UdpSocket, what: &str) -
 }
 
 fn client_socket(f: &GatewayFixture, port: u16) -> UdpSocket {
-    f.hosts
-        .client
-        .run(|| socket(SocketAddr::new(Family::V4.client(), port)))
+    jvpn_tests::probe::client_socket(f, Family::V4, port)
 }
 
 #[test]

@@ -64,12 +64,8 @@ fn link(ns_a: &Netns, a: &str, addr_a: &str, ns_b: &Netns, b: &str, addr_b: &str
 }
 
 /// Polls `check` until it holds; panics naming `what` after a bound.
-fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+fn eventually(what: &str, check: impl FnMut() -> bool) {
+    jvpn_tests::probe::eventually_within(what, Duration::from_secs(20), check);
 }
 
 /// The running topology, gateway and client.
