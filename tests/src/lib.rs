@@ -12,6 +12,7 @@ pub mod jvpn;
 pub mod netns;
 pub mod probe;
 pub mod topology;
+pub mod tunnel;
 pub mod wire_client;
 
 /// Panics with instructions unless the process runs as root.
