@@ -6,6 +6,7 @@
 //! message saying so rather than with a confusing `EPERM` from deep inside.
 #![deny(missing_docs)]
 
+pub mod capture;
 pub mod gateway;
 pub mod guard;
 pub mod jvpn;
