@@ -171,7 +171,7 @@ fn receive(fd: &OwnedFd, buf: &mut [u8]) -> std::io::Result<Option<Frame>> {
     let len = usize::try_from(n).expect("recvfrom returned a non-negative length");
     Ok(Some(Frame {
         bytes: buf[..len].to_vec(),
-        outgoing: from.sll_pkttype == libc::PACKET_OUTGOING as u8,
+        outgoing: from.sll_pkttype == libc::PACKET_OUTGOING,
     }))
 }
 

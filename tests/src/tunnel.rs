@@ -229,4 +229,3 @@ impl Tunnel {
 fn client_log(f: &GatewayFixture) -> String {
     std::fs::read_to_string(f.dir.path().join("client.log")).unwrap_or_default()
 }
-
