@@ -315,6 +315,10 @@ async fn metrics_text_has_every_family_with_gateway_values() {
         "# TYPE jvpn_cas_conflicts_total counter",
         "# TYPE jvpn_controller_rejects_total counter",
         "# TYPE jvpn_events_lost_total counter",
+        "# TYPE jvpn_controller_seal_failures_total counter",
+        "# TYPE jvpn_tunnel_packets_total counter",
+        "# TYPE jvpn_tunnel_bytes_total counter",
+        "# TYPE jvpn_tunnel_drops_total counter",
     ] {
         assert!(text.contains(family), "missing {family:?} in:\n{text}");
     }
@@ -327,6 +331,11 @@ async fn metrics_text_has_every_family_with_gateway_values() {
         "jvpn_cas_conflicts_total 1",
         "jvpn_controller_rejects_total{reason=\"STALE_VERSION\"} 1",
         "jvpn_events_lost_total{where=\"dataplane\"} 5",
+        "jvpn_controller_seal_failures_total 3",
+        "jvpn_tunnel_packets_total{direction=\"upstream\"} 11",
+        "jvpn_tunnel_bytes_total{direction=\"downstream\"} 1200",
+        "jvpn_tunnel_drops_total{reason=\"foreign_source\"} 2",
+        "jvpn_tunnel_drops_total{reason=\"unroutable\"} 1",
     ] {
         assert!(text.contains(sample), "missing {sample:?} in:\n{text}");
     }

@@ -150,9 +150,71 @@ fn echo_through_the_tunnel_follows_the_jump_and_refuses_foreign_sources() {
         "a SECURITY_EVENT names the foreign source: {:?}",
         f.events()
     );
+
+    // A DATA packet whose header (and so its tag) is intact but whose sealed body was altered:
+    // the XDP program accepts it, the controller's AEAD refuses it, and nothing reaches the TUN.
+    let before = f.cli_json(&["stats"]);
+    let mut forged = c.data(&echo_request(CLIENT_TUNNEL, GATEWAY_TUNNEL, 10, b"forged"));
+    *forged.last_mut().expect("a sealed body") ^= 0x01;
+    lte.send_to(&forged, gw).expect("send DATA");
+    assert_silent(
+        &lte,
+        Duration::from_millis(500),
+        "a body that fails its AEAD",
+    );
+    let stats = f.cli_json(&["stats"]);
+    let counter = |v: &serde_json::Value, path: &[&str]| {
+        path.iter()
+            .fold(v, |v, key| &v[key])
+            .as_u64()
+            .unwrap_or_else(|| panic!("stats has no {path:?}: {v}"))
+    };
+    assert_eq!(
+        counter(&stats, &["controller", "seal_failures"]),
+        counter(&before, &["controller", "seal_failures"]) + 1,
+        "the AEAD failure is counted: {stats}"
+    );
+    assert!(
+        f.events().iter().any(|e| e["kind"] == "SECURITY_EVENT"
+            && e["source"] == "controller"
+            && e["session"] == id.as_str()
+            && e["nonce"] == forged_nonce(&forged)),
+        "the AEAD failure is reported: {:?}",
+        f.events()
+    );
+    // The tunnel's own counters: two echo requests written to the TUN device, two replies out
+    // of it, the spoofed packet refused, the forged one never written.
+    assert_eq!(
+        counter(&stats, &["tunnel", "upstream", "packets"]),
+        2,
+        "{stats}"
+    );
+    assert_eq!(
+        counter(&stats, &["tunnel", "downstream", "packets"]),
+        2,
+        "{stats}"
+    );
+    assert_eq!(
+        counter(&stats, &["tunnel", "upstream_foreign_source"]),
+        1,
+        "{stats}"
+    );
+    assert!(
+        counter(&stats, &["tunnel", "upstream", "bytes"]) >= 2 * 28,
+        "{stats}"
+    );
+
     assert_eq!(
         f.audit_versions(c.id),
         vec![1, 2],
         "the tunnel never changes the version"
     );
+}
+
+/// The nonce of a jvpn datagram, as the event stream spells it.
+fn forged_nonce(datagram: &[u8]) -> u64 {
+    jvpn_common::WireHeader::parse(datagram)
+        .expect("a jvpn header")
+        .nonce
+        .get()
 }

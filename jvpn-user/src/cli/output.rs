@@ -149,6 +149,29 @@ pub fn stats(r: &StatsReport) -> String {
             rej.count.packets
         );
     }
+    let _ = write!(
+        out,
+        "  {:<22}{:>12}\n  {:<22}{:>12}\n  {:<22}{:>12}\n",
+        "seal failures",
+        c.seal_failures,
+        "REJECTs suppressed",
+        c.rejects_suppressed,
+        "map update failures",
+        c.map_failures,
+    );
+    let t = &r.tunnel;
+    let _ = write!(
+        out,
+        "tunnel\n  {:<22}{}\n  {:<22}{}\n  {:<22}{:>12}\n  {:<22}{:>12}\n",
+        "upstream (to TUN)",
+        counts(t.upstream),
+        "downstream (from TUN)",
+        counts(t.downstream),
+        "foreign source",
+        t.upstream_foreign_source,
+        "unroutable",
+        t.downstream_unroutable,
+    );
     let _ = writeln!(
         out,
         "events lost\n  {:<22}{:>12}\n  {:<22}{:>12}",

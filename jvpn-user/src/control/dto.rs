@@ -205,6 +205,30 @@ pub struct ControllerCounters {
     pub cas_conflicts: u64,
     /// Messages refused by the controller, by reason (only reasons seen at least once).
     pub rejects: Vec<ReasonCount>,
+    /// Datagrams the XDP program passed whose seal (AEAD) failed in the controller: a forged
+    /// header tag or a wrong key. Each is also a refusal event.
+    #[serde(default)]
+    pub seal_failures: u64,
+    /// REJECT replies not sent because the session was over its REJECT budget.
+    #[serde(default)]
+    pub rejects_suppressed: u64,
+    /// XDP map updates that failed after their commit (reconciled at the next start).
+    #[serde(default)]
+    pub map_failures: u64,
+}
+
+/// The tunnel's data path: packets between sessions and the gateway's TUN device.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TunnelCounters {
+    /// Opened DATA packets written to the TUN device (bytes: the inner IP packets).
+    pub upstream: PacketCount,
+    /// Opened DATA packets dropped by cryptokey routing: an inner source the session's client
+    /// does not own, or not an IP packet.
+    pub upstream_foreign_source: u64,
+    /// Packets read from the TUN device, sealed and sent to their session's current binding.
+    pub downstream: PacketCount,
+    /// Packets read from the TUN device with no attached session to carry them.
+    pub downstream_unroutable: u64,
 }
 
 /// `jvpn stats`: every counter the gateway keeps.
@@ -214,6 +238,9 @@ pub struct StatsReport {
     pub dataplane: DataplaneCounters,
     /// The controller's counters.
     pub controller: ControllerCounters,
+    /// The tunnel's data path (all zero when the gateway runs without a tunnel).
+    #[serde(default)]
+    pub tunnel: TunnelCounters,
     /// Event records lost so far.
     pub events_lost: StreamLosses,
 }

@@ -148,10 +148,18 @@ impl GatewayApi for GatewayHandle {
                 DataplaneCounters::default()
             }
         };
-        let controller: ControllerCounters = self.0.metrics.controller_counters();
+        let counters = &self.0.counters;
+        let load = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+        let controller = ControllerCounters {
+            seal_failures: load(&counters.seal_failures),
+            rejects_suppressed: load(&counters.rejects_suppressed),
+            map_failures: load(&counters.map_failures),
+            ..self.0.metrics.controller_counters()
+        };
         StatsReport {
             dataplane,
             controller,
+            tunnel: self.0.routes.counters.snapshot(),
             events_lost: self.0.bus.losses(),
         }
     }

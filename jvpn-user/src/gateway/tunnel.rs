@@ -25,20 +25,47 @@ type ClientKey = [u8; CLIENT_KEY_LEN];
 /// Counters of the tunnel's per-packet decisions.
 #[derive(Debug, Default)]
 pub struct TunnelCounters {
-    /// Opened DATA packets written to the TUN device.
+    /// Opened DATA packets written to the TUN device, and their bytes.
     pub upstream_written: AtomicU64,
+    /// Bytes of [`Self::upstream_written`].
+    pub upstream_bytes: AtomicU64,
     /// Opened DATA packets dropped: their inner source is not their client's, or they are not
     /// IP packets.
     pub upstream_foreign_source: AtomicU64,
     /// Packets from the TUN device sealed and sent to a session.
     pub downstream_sent: AtomicU64,
+    /// Bytes of [`Self::downstream_sent`] (the inner packets).
+    pub downstream_bytes: AtomicU64,
     /// Packets from the TUN device dropped: no client owns the destination, or it has no
     /// attached session.
     pub downstream_unroutable: AtomicU64,
 }
 
+impl TunnelCounters {
+    /// The counters as `jvpn stats` reports them.
+    pub fn snapshot(&self) -> crate::control::TunnelCounters {
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        crate::control::TunnelCounters {
+            upstream: crate::control::PacketCount {
+                packets: load(&self.upstream_written),
+                bytes: load(&self.upstream_bytes),
+            },
+            upstream_foreign_source: load(&self.upstream_foreign_source),
+            downstream: crate::control::PacketCount {
+                packets: load(&self.downstream_sent),
+                bytes: load(&self.downstream_bytes),
+            },
+            downstream_unroutable: load(&self.downstream_unroutable),
+        }
+    }
+}
+
 fn bump(counter: &AtomicU64) {
     counter.fetch_add(1, Ordering::Relaxed);
+}
+
+fn add(counter: &AtomicU64, bytes: usize) {
+    counter.fetch_add(bytes as u64, Ordering::Relaxed);
 }
 
 /// Which client owns each tunnel address, and which session of each client carries its
@@ -117,6 +144,7 @@ impl Gateway {
         let allowed = matches!((client, source), (Some(c), Some(src)) if c.allows_source(src));
         if allowed {
             bump(&counters.upstream_written);
+            add(&counters.upstream_bytes, packet.len());
             return true;
         }
         bump(&counters.upstream_foreign_source);
@@ -154,6 +182,7 @@ impl Gateway {
             Some(datagram) => {
                 self.send(&datagram, route.to).await;
                 bump(&counters.downstream_sent);
+                add(&counters.downstream_bytes, packet.len());
             }
             None => bump(&counters.downstream_unroutable),
         }

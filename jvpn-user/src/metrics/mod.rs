@@ -10,7 +10,9 @@
 //! `dataplane_dropped_bytes_total{reason}`, `dataplane_accepted_total`,
 //! `dataplane_accepted_bytes_total`, `dataplane_to_controller_total`, `sessions{state}`,
 //! `transitions_total{from,to}`, `cas_conflicts_total`, `controller_rejects_total{reason}`,
-//! `events_lost_total{where}`.
+//! `controller_seal_failures_total`, `controller_rejects_suppressed_total`,
+//! `controller_map_failures_total`, `tunnel_packets_total{direction}`,
+//! `tunnel_bytes_total{direction}`, `tunnel_drops_total{reason}`, `events_lost_total{where}`.
 
 pub mod http;
 
@@ -99,6 +101,7 @@ impl Metrics {
                     count: PacketCount { packets, bytes: 0 },
                 })
                 .collect(),
+            ..ControllerCounters::default()
         }
     }
 
@@ -265,6 +268,59 @@ impl Collector for GatewayCollector {
             "Messages refused by the controller, by reason.",
             None,
             rejects,
+        )?;
+        let c = &stats.controller;
+        single_counter(
+            e,
+            "controller_seal_failures",
+            "Datagrams the XDP program passed whose seal failed in the controller (forged tag or wrong key).",
+            None,
+            c.seal_failures,
+        )?;
+        single_counter(
+            e,
+            "controller_rejects_suppressed",
+            "REJECT replies not sent because the session was over its REJECT budget.",
+            None,
+            c.rejects_suppressed,
+        )?;
+        single_counter(
+            e,
+            "controller_map_failures",
+            "XDP map updates that failed after their commit (reconciled at the next start).",
+            None,
+            c.map_failures,
+        )?;
+        let t = &stats.tunnel;
+        labelled_counters(
+            e,
+            "tunnel_packets",
+            "Inner packets through the tunnel: upstream (sessions to the TUN device) and downstream.",
+            None,
+            [
+                ([("direction", "upstream")], t.upstream.packets),
+                ([("direction", "downstream")], t.downstream.packets),
+            ],
+        )?;
+        labelled_counters(
+            e,
+            "tunnel",
+            "Bytes of inner packets through the tunnel, by direction.",
+            Some(&Unit::Bytes),
+            [
+                ([("direction", "upstream")], t.upstream.bytes),
+                ([("direction", "downstream")], t.downstream.bytes),
+            ],
+        )?;
+        labelled_counters(
+            e,
+            "tunnel_drops",
+            "Inner packets dropped by the tunnel: foreign_source (cryptokey routing) or unroutable.",
+            None,
+            [
+                ([("reason", "foreign_source")], t.upstream_foreign_source),
+                ([("reason", "unroutable")], t.downstream_unroutable),
+            ],
         )?;
         let lost = stats.events_lost;
         labelled_counters(

@@ -11,8 +11,9 @@
 
 use jvpn_common::{DropCounter, RejectReason, SessionState};
 use jvpn_user::control::{
-    bind_control_socket, server, ApiError, AuditEntry, DataplaneCounters, GatewayApi,
-    SessionCounts, SessionDetail, SessionSummary, StatsReport, StatusReport,
+    bind_control_socket, server, ApiError, AuditEntry, ControllerCounters, DataplaneCounters,
+    GatewayApi, PacketCount, SessionCounts, SessionDetail, SessionSummary, StatsReport,
+    StatusReport, TunnelCounters,
 };
 use jvpn_user::events::{EventBus, EventRecord, EventSubscription};
 use jvpn_user::metrics::Metrics;
@@ -186,7 +187,22 @@ impl GatewayApi for FixtureGateway {
             dataplane: DataplaneCounters::from_per_cpu(
                 counters.iter().map(|(slot, v)| (*slot, v.as_slice())),
             ),
-            controller: self.metrics.controller_counters(),
+            controller: ControllerCounters {
+                seal_failures: 3,
+                ..self.metrics.controller_counters()
+            },
+            tunnel: TunnelCounters {
+                upstream: PacketCount {
+                    packets: 11,
+                    bytes: 1100,
+                },
+                upstream_foreign_source: 2,
+                downstream: PacketCount {
+                    packets: 12,
+                    bytes: 1200,
+                },
+                downstream_unroutable: 1,
+            },
             events_lost: self.bus.losses(),
         }
     }
