@@ -132,3 +132,38 @@ fn sessions_survive_a_killed_gateway() {
     assert_eq!(c.jump(&lte), 2);
     assert_eq!(f.audit_versions(c.id), vec![1, 2]);
 }
+
+/// A HELLO captured before a restart is still a replay after it: the newest accepted HELLO
+/// timestamp of each client is rebuilt from the stored sessions, so the replay makes no session
+/// (which would otherwise become the client's newest and take its downstream traffic).
+#[test]
+fn a_hello_captured_before_a_restart_is_refused_after_it() {
+    let mut f = started(&[]);
+    let gw = gateway(Family::V4);
+    let s = client_socket(&f, Family::V4, 40001);
+    let (_, hello) = jvpn_user::crypto::ClientHandshake::start(
+        &f.client,
+        jvpn_user::crypto::handshake::tai64n(std::time::SystemTime::now()),
+    )
+    .expect("HELLO");
+    s.send_to(&hello, gw).expect("send HELLO");
+    let _welcome = jvpn_tests::wire_client::receive_raw(&s, "WELCOME");
+
+    f.kill();
+    f.start(&[]);
+    let attacker = client_socket(&f, Family::V4, 40666);
+    attacker.send_to(&hello, gw).expect("replay HELLO");
+    eventually("HANDSHAKE_REPLAY reported after the restart", || {
+        jvpn_tests::probe::has_event(&f, |e| e["reason"] == "HANDSHAKE_REPLAY")
+    });
+    let sessions = f.cli_json(&["sessions", "list"]);
+    assert_eq!(
+        sessions.as_array().expect("list").len(),
+        1,
+        "the replay made no session: {sessions}"
+    );
+
+    // A fresh HELLO of the same client is still welcome.
+    let c = WireClient::handshake(&f.client, &s, gw);
+    assert_eq!(f.audit_versions(c.id), vec![1], "a new session is born");
+}

@@ -79,7 +79,8 @@ impl Gateway {
             }
         };
         let binding = TransportBinding::from_socket_addr(from);
-        let birth = Session::birth(id, *client.as_bytes(), now);
+        let mut birth = Session::birth(id, *client.as_bytes(), now);
+        birth.hello_timestamp = timestamp;
         let input = Input::HandshakeComplete {
             binding,
             header_key: *accepted.keys.header_key(),
@@ -97,10 +98,7 @@ impl Gateway {
             .await
         {
             Ok(_) => {
-                self.hello_timestamps
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(*client.as_bytes(), timestamp);
+                self.remember_hello(*client.as_bytes(), timestamp);
                 tracing::info!(
                     session = %format_args!("{:016x}", id.get()),
                     client = %entry.name,

@@ -5,7 +5,8 @@
 //! between a commit and its map update left the map behind, never ahead. If the maps were lost
 //! (a reboot, or a first start after a detach), every live session is moved to RECOVERING
 //! (version +1), so no packet captured before the restart can ever be accepted again, and clients
-//! reattach.
+//! reattach. The newest HELLO timestamp of each client is rebuilt from its stored sessions, so a
+//! HELLO captured before the restart is still a replay after it.
 
 use super::core::Gateway;
 use super::epoch::first_nonce;
@@ -13,6 +14,7 @@ use crate::crypto::SessionKeys;
 use crate::dataplane::Origin;
 use crate::session::{Input, Millis, RecoverCause, TerminateCause};
 use crate::store::StoreError;
+use jvpn_common::control::Tai64N;
 use jvpn_common::maps::SessionState;
 use std::sync::Arc;
 
@@ -43,6 +45,7 @@ impl Gateway {
             // The stored last_rx is as of the last transition; give every session a full
             // keepalive period from now before the timers judge it.
             session.last_rx = now;
+            self.remember_hello(session.client_key, session.hello_timestamp);
             let id = session.id.get();
             let state = session.state;
             self.sessions
@@ -71,5 +74,16 @@ impl Gateway {
             }
         }
         Ok(report)
+    }
+
+    /// Raises the newest accepted HELLO timestamp of `client` to `timestamp`, so a HELLO not
+    /// newer than one that already made a session is refused as a replay, across restarts too.
+    pub fn remember_hello(&self, client: [u8; 32], timestamp: Tai64N) {
+        let mut timestamps = self
+            .hello_timestamps
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let newest = timestamps.entry(client).or_insert(timestamp);
+        *newest = (*newest).max(timestamp);
     }
 }

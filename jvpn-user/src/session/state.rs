@@ -6,6 +6,7 @@
 
 use super::id::SessionId;
 use jvpn_common::abi::HEADER_KEY_LEN;
+use jvpn_common::control::Tai64N;
 use jvpn_common::maps::{SessionEntry, SessionState, TransportBinding};
 
 /// Wall-clock time in milliseconds since the Unix epoch. Wall clock rather than monotonic because
@@ -40,6 +41,10 @@ pub struct Session {
     /// When traffic from the client was last seen. Telemetry: it changes without a version
     /// increment, so the store only holds the value as of the last transition.
     pub last_rx: Millis,
+    /// The timestamp of the HELLO that created the session (all zero before the handshake).
+    /// Stored so that, after a restart, a captured HELLO of the same client is still refused as
+    /// a replay: the gateway accepts only HELLOs newer than every one it accepted before.
+    pub hello_timestamp: Tai64N,
 }
 
 impl Session {
@@ -56,6 +61,7 @@ impl Session {
             created_at: now,
             changed_at: now,
             last_rx: now,
+            hello_timestamp: Tai64N::default(),
         }
     }
 

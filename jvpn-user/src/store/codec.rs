@@ -3,19 +3,23 @@
 //! bytes, no unknown codes), so corruption is reported rather than guessed around.
 //!
 //! ```text
-//! session, format 1:
+//! session, format 2 (format 1, still read, has no hello_timestamp: it reads as all zero):
 //!   format u8 | id u64 | state u8 | state_version u64 | addr [16] | port u16 | client_key [32]
 //!   | header_key [16] | created_at u64 | changed_at u64 | last_rx u64 | secrets_len u16 | secrets
+//!   | hello_timestamp [12] (TAI64N, big-endian as on the wire)
 //! state change, format 1:
 //!   format u8 | session u64 | from_state u8 | to_state u8 | from_version u64 | to_version u64
 //!   | cause u8 | at u64
 //! ```
 
 use crate::session::{Cause, Session, SessionId, StateChange};
+use jvpn_common::control::Tai64N;
 use jvpn_common::maps::{SessionState, TransportBinding};
 
 /// Format byte of session records written by this build.
-pub const SESSION_FORMAT: u8 = 1;
+pub const SESSION_FORMAT: u8 = 2;
+/// The session format before `hello_timestamp`; still decoded.
+const SESSION_FORMAT_WITHOUT_HELLO: u8 = 1;
 /// Format byte of STATE_CHANGE records written by this build.
 pub const STATE_CHANGE_FORMAT: u8 = 1;
 
@@ -63,6 +67,7 @@ pub fn encode_session(s: &Session) -> Result<Vec<u8>, CodecError> {
     out.extend_from_slice(&s.last_rx.to_le_bytes());
     out.extend_from_slice(&secrets_len.to_le_bytes());
     out.extend_from_slice(&s.secrets);
+    out.extend_from_slice(bytemuck::bytes_of(&s.hello_timestamp));
     Ok(out)
 }
 
@@ -70,7 +75,7 @@ pub fn encode_session(s: &Session) -> Result<Vec<u8>, CodecError> {
 pub fn decode_session(bytes: &[u8]) -> Result<Session, CodecError> {
     let mut r = Reader { bytes, at: 0 };
     let format = r.u8()?;
-    if format != SESSION_FORMAT {
+    if format != SESSION_FORMAT && format != SESSION_FORMAT_WITHOUT_HELLO {
         return Err(CodecError::UnknownFormat(format));
     }
     let id = r.id()?;
@@ -91,6 +96,11 @@ pub fn decode_session(bytes: &[u8]) -> Result<Session, CodecError> {
         secrets: {
             let len = u16::from_le_bytes(r.array()?);
             r.take(usize::from(len))?.to_vec()
+        },
+        hello_timestamp: if format == SESSION_FORMAT {
+            bytemuck::cast(r.array::<12>()?)
+        } else {
+            Tai64N::default()
         },
     };
     r.finish()?;
@@ -192,6 +202,7 @@ mod tests {
         s.secrets = vec![6; 64];
         s.changed_at = 12;
         s.last_rx = 13;
+        s.hello_timestamp = Tai64N::from_unix(1_795_000_000, 123);
         s
     }
 
@@ -200,6 +211,23 @@ mod tests {
         let s = sample();
         let bytes = encode_session(&s).unwrap();
         assert_eq!(decode_session(&bytes), Ok(s));
+    }
+
+    #[test]
+    fn a_format_1_record_reads_with_no_hello_timestamp() {
+        let s = sample();
+        let mut bytes = encode_session(&s).unwrap();
+        bytes.truncate(bytes.len() - std::mem::size_of::<Tai64N>());
+        bytes[0] = SESSION_FORMAT_WITHOUT_HELLO;
+        let decoded = decode_session(&bytes).unwrap();
+        assert_eq!(decoded.hello_timestamp, Tai64N::default());
+        assert_eq!(
+            Session {
+                hello_timestamp: s.hello_timestamp,
+                ..decoded
+            },
+            s
+        );
     }
 
     #[test]
