@@ -287,4 +287,39 @@ fn a_full_session_table_refuses_new_sessions() {
     let sessions = f.cli_json(&["sessions", "list"]);
     assert_eq!(sessions.as_array().expect("list").len(), 1);
     assert_eq!(f.audit_versions(c.id), vec![1]);
+
+    // Once the first session ends, a HELLO finds room: the terminated session is evicted from
+    // the table and the XDP map at once, and only its history stays.
+    f.cli_json(&["sessions", "terminate", &format!("{:016x}", c.id)]);
+    let d = WireClient::handshake(&f.client, &second, gw);
+    let ids = |f: &GatewayFixture| -> Vec<String> {
+        f.cli_json(&["sessions", "list"])
+            .as_array()
+            .expect("list")
+            .iter()
+            .map(|s| s["id"].as_str().expect("id").to_owned())
+            .collect()
+    };
+    assert_eq!(
+        ids(&f),
+        vec![format!("{:016x}", d.id)],
+        "only the new session"
+    );
+    let map = jvpn_user::dataplane::Dataplane::adopt(&f.hosts.gateway_if).expect("adopt the maps");
+    assert!(
+        map.session(c.id).expect("read the map").is_none(),
+        "the terminated session left the XDP map"
+    );
+    assert!(map.session(d.id).expect("read the map").is_some());
+    assert_eq!(f.audit_versions(c.id), vec![1, 2], "its history stays");
+
+    // A restart does not bring the dead back into the table.
+    f.kill();
+    f.start(&[]);
+    assert_eq!(
+        ids(&f),
+        vec![format!("{:016x}", d.id)],
+        "after a restart too"
+    );
+    assert_eq!(f.audit_versions(c.id), vec![1, 2]);
 }

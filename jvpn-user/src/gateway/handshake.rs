@@ -49,7 +49,7 @@ impl Gateway {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .session_capacity() as usize;
-        if self.sessions.lock().len() >= capacity {
+        if self.sessions.lock().len() >= capacity && self.evict_terminated(now, 0) == 0 {
             self.metrics.reject(RejectReason::TableFull);
             tracing::error!(capacity, peer = %from, "session table full; HELLO refused");
             self.bus.publish(

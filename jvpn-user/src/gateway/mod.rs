@@ -9,6 +9,7 @@
 //! - [`reply`]: sealed replies and rate-limited REJECTs.
 //! - [`reconcile`]: start-up from the store, with or without surviving maps.
 //! - [`timers`]: keepalive and idle timeouts.
+//! - [`retention`]: terminated sessions leave the table and the map after a while.
 //! - [`api`]: what the control socket and the metrics read.
 //! - [`live`], [`epoch`], [`fault`], [`latency`]: the session cache, the nonce epoch, crash
 //!   injection, the commit-to-map latency histogram.
@@ -27,6 +28,7 @@ pub mod live;
 pub mod reattach;
 pub mod reconcile;
 pub mod reply;
+pub mod retention;
 pub mod timers;
 pub mod traffic;
 pub mod tunnel;

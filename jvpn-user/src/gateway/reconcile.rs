@@ -47,13 +47,14 @@ impl Gateway {
             session.last_rx = now;
             self.remember_hello(session.client_key, session.hello_timestamp);
             let id = session.id.get();
-            let state = session.state;
-            self.sessions
-                .install(session.clone(), keys, first_nonce(self.epoch));
-            if state == SessionState::Terminated {
-                self.push_map(&session);
+            if session.state == SessionState::Terminated {
+                // Ended before this start: its history stays in the store, but it has no place
+                // in the table or the map (see `retention`).
+                self.forget_in_map(id);
                 continue;
             }
+            self.sessions
+                .install(session.clone(), keys, first_nonce(self.epoch));
             if !usable {
                 report.terminated += 1;
                 let input = Input::Terminate {
@@ -74,6 +75,18 @@ impl Gateway {
             }
         }
         Ok(report)
+    }
+
+    /// Removes a session's map entry if the surviving maps still hold it.
+    fn forget_in_map(&self, id: u64) {
+        let removed = self
+            .dataplane
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .remove_session(id);
+        if let Err(e) = removed {
+            tracing::warn!(session = %format_args!("{id:016x}"), error = %e, "cannot remove a terminated session from the XDP map");
+        }
     }
 
     /// Raises the newest accepted HELLO timestamp of `client` to `timestamp`, so a HELLO not

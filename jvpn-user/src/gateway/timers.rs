@@ -1,7 +1,9 @@
 //! The timers: once a second every live session is shown the time, and the state machine decides
-//! whether its keepalive timeout (-> RECOVERING) or idle timeout (-> TERMINATED) is due.
+//! whether its keepalive timeout (-> RECOVERING) or idle timeout (-> TERMINATED) is due; sessions
+//! terminated long enough ago are evicted ([`super::retention`]).
 
 use super::core::Gateway;
+use super::retention::TERMINATED_RETENTION_MS;
 use crate::events::unix_millis_now;
 use crate::session::Input;
 use jvpn_common::maps::SessionState;
@@ -27,5 +29,6 @@ pub async fn run(gateway: Arc<Gateway>) {
                 let _ = gateway.apply(id, Input::Tick, now).await;
             }
         }
+        gateway.evict_terminated(now, TERMINATED_RETENTION_MS);
     }
 }
