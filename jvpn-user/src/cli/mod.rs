@@ -22,10 +22,12 @@ pub use validate::{
     parse_args, ClientAction, ClientInvocation, Command, GatewayOptions, Invocation, SocketChoice,
 };
 
-/// Sets up a long-running command (the gateway, the tunnel client): `tracing` output filtered by
-/// `RUST_LOG` (default `info`), and a multi-threaded tokio runtime.
+/// Sets up a long-running command (the gateway, the tunnel client): `tracing` output on stderr
+/// (where the tests and the demo collect it) filtered by `RUST_LOG` (default `info`), and a
+/// multi-threaded tokio runtime.
 pub fn daemon_runtime() -> Result<tokio::runtime::Runtime, CliError> {
     tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),

@@ -11,9 +11,9 @@
 //! old version and sent from the new socket). Until then the old socket carries traffic both ways.
 //! The old socket is closed at the switch: anything still in flight to it is dropped.
 //!
-//! Not done here (issue 4): detecting a transport change by itself (a route or local address
-//! change, acknowledgements that stop). [`ClientConnection::liveness`] and
-//! [`ClientConnection::local_addr`] are the hooks for that supervisor, which calls `jump`.
+//! Deciding *when* to jump is not this type's business: [`ClientConnection::liveness`] and
+//! [`ClientConnection::local_addr`] are what a supervisor watches (`jvpn client` does, in
+//! `tunnel_client`: silence and route changes), and it calls `jump`.
 
 use super::bind::{open_transport, LocalBinding};
 use super::birth::{handshake, send};

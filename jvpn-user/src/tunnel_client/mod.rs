@@ -1,19 +1,22 @@
 //! `jvpn client`: the VPN client with a TUN device, on top of [`ClientConnection`].
 //!
 //! It connects, brings up the TUN device with the tunnel address the WELCOME gave, and then runs
-//! four loops until shut down: TUN -> session (DATA), session -> TUN, keepalives at the
-//! WELCOME's interval, and a supervisor that reattaches when acknowledgements stop (liveness) or
-//! when `jvpn client jump` asks through the [`control`] socket. It fails closed: whenever the
-//! session says it cannot be trusted to go on ([`ConnectionError::needs_rehandshake`]) it starts
-//! a new handshake rather than guessing.
+//! five loops until shut down: TUN -> session (DATA), session -> TUN, keepalives at the
+//! WELCOME's interval, a supervisor that reattaches when acknowledgements stop (liveness) or
+//! when `jvpn client jump` asks through the [`control`] socket, and a [`route_watch`] that
+//! reattaches as soon as the path to the gateway changes (an address, route or link). It fails
+//! closed: whenever the session says it cannot be trusted to go on
+//! ([`ConnectionError::needs_rehandshake`]) it starts a new handshake rather than guessing.
 
 pub mod control;
+pub mod route_watch;
 
 use crate::client::{ClientConnection, ClientEvent, ConnectOptions, ConnectionError, LocalBinding};
 use crate::config::{ClientSettings, ConfigError};
 use crate::tun::{TunDevice, TunError};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use jvpn_common::control::{TerminateCause, WelcomePayload};
+use route_watch::{Decision, RouteWatch};
 use std::future::Future;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
@@ -186,6 +189,39 @@ impl Client {
         }
     }
 
+    /// Reattaches as soon as the path to the gateway changes under the session ([`route_watch`]).
+    /// Without rtnetlink it logs why and leaves reattaching to silence and `jvpn client jump`.
+    async fn follow_routes(&self) -> Result<(), TunnelClientError> {
+        let mut watch = match RouteWatch::new(self.connection.gateway(), self.tun.name()) {
+            Ok(watch) => watch,
+            Err(e) => return stop_following_routes(e).await,
+        };
+        loop {
+            let uplink = self.uplink();
+            let local = self.connection.local_addr().ip();
+            match watch.check(local, uplink.as_deref()) {
+                Ok(Decision::Stay) => {}
+                Ok(Decision::Stranded(why)) => tracing::warn!("{why}; waiting for a route"),
+                Ok(Decision::Reattach { uplink, reason }) => {
+                    tracing::warn!("{reason}; reattaching");
+                    match self.jump_to(uplink).await {
+                        Ok(version) => tracing::info!(
+                            state_version = version,
+                            "reattached after the path change"
+                        ),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "the reattach failed; trying again at the next change, or when the gateway falls silent")
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot look at the path to the gateway"),
+            }
+            if let Err(e) = watch.changed().await {
+                return stop_following_routes(e).await;
+            }
+        }
+    }
+
     /// Serves `jvpn client jump` on `listener`.
     async fn serve_control(&self, listener: UnixListener) -> Result<(), TunnelClientError> {
         loop {
@@ -207,6 +243,14 @@ impl Client {
             let _ = write.write_all(answer.as_bytes()).await;
         }
     }
+}
+
+/// Logs why route changes cannot be watched and never completes: the client goes on without.
+async fn stop_following_routes(
+    error: route_watch::RouteWatchError,
+) -> Result<(), TunnelClientError> {
+    tracing::warn!("{error}");
+    std::future::pending().await
 }
 
 /// Binds the control socket, replacing a stale one.
@@ -260,6 +304,7 @@ pub async fn run(
         r = client.upstream() => r,
         r = client.downstream() => r,
         r = client.supervise(interval) => r,
+        r = client.follow_routes() => r,
         r = client.serve_control(listener) => r,
     };
     let _ = std::fs::remove_file(&socket_path);
