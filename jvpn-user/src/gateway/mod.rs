@@ -10,6 +10,7 @@
 //! - [`reconcile`]: start-up from the store, with or without surviving maps.
 //! - [`timers`]: keepalive and idle timeouts.
 //! - [`retention`]: terminated sessions leave the table and the map after a while.
+//! - [`roaming`]: a client whose NAT mapping changed is told to reattach.
 //! - [`api`]: what the control socket and the metrics read.
 //! - [`live`], [`epoch`], [`fault`], [`latency`]: the session cache, the nonce epoch, crash
 //!   injection, the commit-to-map latency histogram.
@@ -29,6 +30,7 @@ pub mod reattach;
 pub mod reconcile;
 pub mod reply;
 pub mod retention;
+pub mod roaming;
 pub mod timers;
 pub mod traffic;
 pub mod tunnel;
@@ -181,6 +183,7 @@ pub async fn run(
                 match dataplane_events.next().await {
                     Ok(event) => {
                         gateway.bus.publish(EventRecord::from_dataplane(&event));
+                        gateway.on_dataplane_drop(&event, unix_millis_now()).await;
                     }
                     Err(e) => {
                         tracing::error!(error = %e, "the dataplane event stream failed");

@@ -2,8 +2,9 @@
 //!
 //! It connects, brings up the TUN device with the tunnel address the WELCOME gave, and then runs
 //! five loops until shut down: TUN -> session (DATA), session -> TUN, keepalives at the
-//! WELCOME's interval, a supervisor that reattaches when acknowledgements stop (liveness) or
-//! when `jvpn client jump` asks through the [`control`] socket, and a [`route_watch`] that
+//! WELCOME's interval, a supervisor that reattaches when acknowledgements stop (liveness), when
+//! the gateway REJECTs traffic as TRANSPORT_MISMATCH (a NAT rebinding) or when `jvpn client jump`
+//! asks through the [`control`] socket, and a [`route_watch`] that
 //! reattaches as soon as the path to the gateway changes (an address, route or link). It fails
 //! closed: whenever the session says it cannot be trusted to go on
 //! ([`ConnectionError::needs_rehandshake`]) it starts a new handshake rather than guessing.
@@ -16,14 +17,17 @@ use crate::config::{ClientSettings, ConfigError};
 use crate::tun::{TunDevice, TunError};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use jvpn_common::control::{TerminateCause, WelcomePayload};
+use jvpn_common::RejectReason;
 use route_watch::{Decision, RouteWatch};
 use std::future::Future;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixListener;
+use tokio::sync::Notify;
 
 pub use control::{control_socket_path, request_jump, ControlRequest};
 
@@ -100,6 +104,12 @@ struct Client {
     connection: ClientConnection,
     tun: TunDevice,
     uplink: Mutex<Option<String>>,
+    /// Raised when the gateway says this client's packets arrive from a transport the session
+    /// is not bound to (a NAT rebinding); the supervisor reattaches.
+    transport_changed: Notify,
+    /// The session version the gateway's TRANSPORT_MISMATCH named: a notice that outlived the
+    /// reattach it caused (the version moved on) is not acted on twice.
+    mismatch_at_version: AtomicU64,
 }
 
 impl Client {
@@ -154,6 +164,17 @@ impl Client {
                         tracing::warn!(error = %e, "cannot write a packet to the tunnel");
                     }
                 }
+                Ok(ClientEvent::Rejected {
+                    reason: RejectReason::TransportMismatch,
+                    gateway_version,
+                    ..
+                }) if gateway_version == self.connection.state_version() => {
+                    // Sealed by the gateway, so it is not a forgery; it means our outer address
+                    // changed on the way (a NAT). Many may arrive for one change: one reattach.
+                    self.mismatch_at_version
+                        .store(gateway_version, Ordering::Relaxed);
+                    self.transport_changed.notify_one();
+                }
                 Ok(_) => {}
                 Err(e) if e.needs_rehandshake() => {
                     tracing::warn!(error = %e, "the session ended; starting a new handshake");
@@ -168,7 +189,20 @@ impl Client {
     async fn supervise(&self, interval: Duration) -> Result<(), TunnelClientError> {
         let mut tick = tokio::time::interval(interval / 2);
         loop {
-            tick.tick().await;
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = self.transport_changed.notified() => {
+                    let at = self.mismatch_at_version.load(Ordering::Relaxed);
+                    if at != self.connection.state_version() {
+                        continue;
+                    }
+                    tracing::warn!("the gateway sees this client at a new address (NAT rebinding?); reattaching");
+                    if let Err(e) = self.jump(None).await {
+                        tracing::warn!(error = %e, "the reattach failed; retrying at the next tick");
+                    }
+                    continue;
+                }
+            }
             let liveness = self.connection.liveness();
             let now = tokio::time::Instant::now();
             if now.duration_since(liveness.last_sent) >= interval {
@@ -298,6 +332,8 @@ pub async fn run(
         connection,
         tun,
         uplink: Mutex::new(options.uplink),
+        transport_changed: Notify::new(),
+        mismatch_at_version: AtomicU64::new(0),
     });
     let result = tokio::select! {
         () = shutdown => Ok(()),
