@@ -68,6 +68,20 @@ fn lifecycle(family: Family) {
     let detail = f.cli_json(&["sessions", "show", &id]);
     assert_eq!(detail["state"], "TERMINATED");
     assert_eq!(detail["version"], 3);
+
+    // The audit names the transport of every version: wifi, then lte.
+    let audit = f.cli_json(&["audit", &id]);
+    let peers: Vec<String> = audit
+        .as_array()
+        .expect("audit")
+        .iter()
+        .map(|e| e["peer"].as_str().expect("a peer").to_owned())
+        .collect();
+    let (wifi, lte) = (
+        wifi.local_addr().expect("addr").to_string(),
+        lte.local_addr().expect("addr").to_string(),
+    );
+    assert_eq!(peers, vec![wifi, lte.clone(), lte], "{audit}");
 }
 
 #[test]

@@ -12,6 +12,7 @@ use crate::crypto::PublicKey;
 use crate::events::{unix_millis_now, EventSubscription};
 use crate::session::{Input, Session, SessionId, TerminateCause};
 use jvpn_common::maps::SessionState;
+use jvpn_common::maps::TransportBinding;
 use std::sync::Arc;
 
 /// The gateway as the control socket sees it.
@@ -188,7 +189,8 @@ impl GatewayApi for GatewayHandle {
                 to_state: c.to_state,
                 time_ms: c.at,
                 cause: c.cause.name().to_string(),
-                peer: None,
+                peer: (c.binding != TransportBinding::default())
+                    .then(|| c.binding.to_socket_addr()),
             })
             .collect())
     }

@@ -16,6 +16,7 @@ use crate::metrics::Metrics;
 use crate::session::{Input, Millis, Reject, Session, SessionEvent, SessionMachine, Transition};
 use crate::store::{CasOutcome, CasRequest, Expected, GroupCommitter, SessionStore, StoreError};
 use jvpn_common::control::Tai64N;
+use jvpn_common::maps::TransportBinding;
 use jvpn_common::RejectReason;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -313,12 +314,17 @@ impl Gateway {
                     cause = c.cause.name(),
                     "STATE_CHANGE"
                 );
-                EventRecord::state_change(
+                let record = EventRecord::state_change(
                     c.session.get(),
                     Some((c.from_state, c.from_version)),
                     (c.to_state, c.to_version),
                 )
-                .with_detail(c.cause.name())
+                .with_detail(c.cause.name());
+                if c.binding == TransportBinding::default() {
+                    record
+                } else {
+                    record.with_peer(c.binding.to_socket_addr())
+                }
             }
             SessionEvent::Security(i) | SessionEvent::Policy(i) => {
                 tracing::warn!(

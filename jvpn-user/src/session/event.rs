@@ -6,7 +6,7 @@
 
 use super::id::SessionId;
 use super::state::Millis;
-use jvpn_common::maps::SessionState;
+use jvpn_common::maps::{SessionState, TransportBinding};
 use jvpn_common::RejectReason;
 
 /// Why a transition happened. Codes are stable: they are stored in audit records.
@@ -103,6 +103,9 @@ pub struct StateChange {
     pub cause: Cause,
     /// When.
     pub at: Millis,
+    /// The transport the session is bound to after the increment (all zero when none: before
+    /// the handshake, or in records written before the binding was kept).
+    pub binding: TransportBinding,
 }
 
 impl std::fmt::Display for StateChange {
@@ -214,6 +217,7 @@ mod tests {
             to_version: 2,
             cause: Cause::KeepaliveTimeout,
             at: 0,
+            binding: TransportBinding::default(),
         };
         assert_eq!(
             change.to_string(),

@@ -258,6 +258,7 @@ fn advance(
             to_version: next,
             cause,
             at: now,
+            binding: s.binding,
         }),
     );
     Ok(Transition { session: s, events })

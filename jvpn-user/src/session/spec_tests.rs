@@ -125,6 +125,7 @@ fn section3_must_increment_on_each_listed_event() {
             to_version: before.state_version + 1,
             cause,
             at: now,
+            binding: t.session.binding,
         };
         assert_eq!(change, expected, "{what}");
     }

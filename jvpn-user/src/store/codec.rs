@@ -7,9 +7,9 @@
 //!   format u8 | id u64 | state u8 | state_version u64 | addr [16] | port u16 | client_key [32]
 //!   | header_key [16] | created_at u64 | changed_at u64 | last_rx u64 | secrets_len u16 | secrets
 //!   | hello_timestamp [12] (TAI64N, big-endian as on the wire)
-//! state change, format 1:
+//! state change, format 2 (format 1, still read, has no binding: it reads as all zero):
 //!   format u8 | session u64 | from_state u8 | to_state u8 | from_version u64 | to_version u64
-//!   | cause u8 | at u64
+//!   | cause u8 | at u64 | addr [16] | port u16
 //! ```
 
 use crate::session::{Cause, Session, SessionId, StateChange};
@@ -21,7 +21,9 @@ pub const SESSION_FORMAT: u8 = 2;
 /// The session format before `hello_timestamp`; still decoded.
 const SESSION_FORMAT_WITHOUT_HELLO: u8 = 1;
 /// Format byte of STATE_CHANGE records written by this build.
-pub const STATE_CHANGE_FORMAT: u8 = 1;
+pub const STATE_CHANGE_FORMAT: u8 = 2;
+/// The STATE_CHANGE format before `binding`; still decoded.
+const STATE_CHANGE_FORMAT_WITHOUT_BINDING: u8 = 1;
 
 /// Why stored bytes do not decode.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -118,6 +120,8 @@ pub fn encode_state_change(c: &StateChange) -> Vec<u8> {
     out.extend_from_slice(&c.to_version.to_le_bytes());
     out.push(c.cause.code());
     out.extend_from_slice(&c.at.to_le_bytes());
+    out.extend_from_slice(&c.binding.addr);
+    out.extend_from_slice(&c.binding.port.get().to_le_bytes());
     out
 }
 
@@ -125,7 +129,7 @@ pub fn encode_state_change(c: &StateChange) -> Vec<u8> {
 pub fn decode_state_change(bytes: &[u8]) -> Result<StateChange, CodecError> {
     let mut r = Reader { bytes, at: 0 };
     let format = r.u8()?;
-    if format != STATE_CHANGE_FORMAT {
+    if format != STATE_CHANGE_FORMAT && format != STATE_CHANGE_FORMAT_WITHOUT_BINDING {
         return Err(CodecError::UnknownFormat(format));
     }
     let change = StateChange {
@@ -139,6 +143,12 @@ pub fn decode_state_change(bytes: &[u8]) -> Result<StateChange, CodecError> {
             Cause::from_code(code).ok_or(CodecError::UnknownCause(code))?
         },
         at: r.u64()?,
+        binding: if format == STATE_CHANGE_FORMAT {
+            let addr = r.array::<16>()?;
+            TransportBinding::from_v6(addr, u16::from_le_bytes(r.array()?))
+        } else {
+            TransportBinding::default()
+        },
     };
     r.finish()?;
     Ok(change)
@@ -241,9 +251,34 @@ mod tests {
                 to_version: 42,
                 cause,
                 at: 99,
+                binding: TransportBinding::from_v4([198, 51, 100, 7], 40000),
             };
             assert_eq!(decode_state_change(&encode_state_change(&c)), Ok(c));
         }
+    }
+
+    #[test]
+    fn a_format_1_state_change_reads_with_no_binding() {
+        let c = StateChange {
+            session: SessionId::new(3).unwrap(),
+            from_state: SessionState::Attached,
+            to_state: SessionState::Attached,
+            from_version: 1,
+            to_version: 2,
+            cause: Cause::Reattach,
+            at: 99,
+            binding: TransportBinding::from_v4([198, 51, 100, 7], 40000),
+        };
+        let mut bytes = encode_state_change(&c);
+        bytes.truncate(bytes.len() - 18);
+        bytes[0] = STATE_CHANGE_FORMAT_WITHOUT_BINDING;
+        assert_eq!(
+            decode_state_change(&bytes),
+            Ok(StateChange {
+                binding: TransportBinding::default(),
+                ..c
+            })
+        );
     }
 
     #[test]

@@ -282,6 +282,7 @@ fn section2_ids_are_never_reused_and_ended_sessions_never_change() {
         to_version: 3,
         cause: crate::session::Cause::Reattach,
         at: T0,
+        binding: revived.binding,
     }];
     match store.compare_and_set(id(9), Expected::Version(2), &revived, &audit) {
         Err(StoreError::Refused { source, .. }) => {
