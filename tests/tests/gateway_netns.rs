@@ -45,6 +45,12 @@ fn lifecycle(family: Family) {
     lte.send_to(&c.data(b"after the jump"), gw)
         .expect("send DATA");
     eventually("DATA on the new path accepted", || accepted(&f) > before);
+    let detail = f.cli_json(&["sessions", "show", &session_hex(c.id)]);
+    assert_eq!(
+        detail["rx_nonce"].as_u64(),
+        Some(c.next_nonce - 1),
+        "the highest accepted nonce is the last one sent: {detail}"
+    );
 
     lte.send_to(&c.terminate(), gw).expect("send TERMINATE");
     eventually("the termination committed", || {

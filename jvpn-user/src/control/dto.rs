@@ -104,7 +104,7 @@ pub struct SessionDetail {
     pub client_key: String,
     /// When the session last changed version, Unix milliseconds.
     pub last_transition_ms: u64,
-    /// The highest nonce accepted from the client.
+    /// The highest nonce the XDP program accepted from the client (0 before the first).
     pub rx_nonce: u64,
     /// The next nonce the gateway will send with.
     pub tx_nonce: u64,

@@ -85,6 +85,17 @@ impl Dataplane {
         lookup(&maps.sessions, session_id)
     }
 
+    /// The highest client-to-gateway nonce the XDP program accepted for `session_id`, if it
+    /// accepted any (its replay window's `max`).
+    pub fn highest_nonce(&self, session_id: u64) -> Result<Option<u64>, DataplaneError> {
+        let maps = self
+            .maps
+            .session_maps
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        Ok(lookup(&maps.replay, session_id)?.map(|state| state.max))
+    }
+
     /// Number of sessions in the table. Walks every key (one syscall each), so it costs O(n):
     /// for metrics and tests, not for a per-packet path.
     pub fn session_count(&self) -> Result<u32, DataplaneError> {

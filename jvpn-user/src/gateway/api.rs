@@ -83,15 +83,33 @@ impl GatewayApi for GatewayHandle {
     }
 
     fn session(&self, id: u64) -> Option<SessionDetail> {
+        let rx_nonce = self
+            .0
+            .dataplane
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .highest_nonce(id)
+            .unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "cannot read the replay window");
+                None
+            })
+            .unwrap_or(0);
         let table = self.0.sessions.lock();
         let live = table.get(&id)?;
         Some(SessionDetail {
             summary: self.summary(&live.session),
             client_key: PublicKey::from_bytes(live.session.client_key).to_base64(),
             last_transition_ms: live.session.changed_at,
-            rx_nonce: 0,
+            rx_nonce,
             tx_nonce: live.next_tx_nonce,
-            pending_path: live.challenges.last().map(|c| c.addr),
+            pending_path: {
+                let now = crate::events::unix_millis_now();
+                live.challenges
+                    .iter()
+                    .rev()
+                    .find(|c| c.expires_at > now)
+                    .map(|c| c.addr)
+            },
         })
     }
 
