@@ -86,6 +86,13 @@ impl TunDevice {
             let address = address.to_string();
             ip(&name, &["addr", "replace", &address, "dev", &name])?;
         }
+        // No IPv6 link-local address: the kernel would otherwise give the device an fe80::
+        // address and send router and neighbour solicitations from it into the tunnel, where
+        // cryptokey routing refuses them as a foreign source. A kernel without IPv6 refuses the
+        // setting, which is then moot.
+        if let Err(e) = ip(&name, &["link", "set", "dev", &name, "addrgenmode", "none"]) {
+            tracing::debug!(error = %e, "cannot turn off IPv6 link-local addresses on the tunnel");
+        }
         ip(&name, &["link", "set", "dev", &name, "up"])?;
         let fd = sys::register(file).map_err(create)?;
         Ok(Self { name, fd })
