@@ -39,6 +39,14 @@ impl Netns {
         netns
     }
 
+    /// A handle on the existing namespace `name`, which its creator (e.g. `cargo xtask demo`)
+    /// deletes: the handle is never dropped, so it never deletes the namespace.
+    pub fn existing(name: &str) -> std::mem::ManuallyDrop<Self> {
+        std::mem::ManuallyDrop::new(Self {
+            name: name.to_owned(),
+        })
+    }
+
     /// The namespace's name, as `ip netns` knows it.
     pub fn name(&self) -> &str {
         &self.name

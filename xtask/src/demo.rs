@@ -1,18 +1,25 @@
-//! `cargo xtask demo`: builds jvpn, lays out the demo network, runs a real gateway with the XDP
-//! program attached and a client whose session jumps between two uplinks while late packets keep
-//! arriving on the old one, shows the live event stream, then a summary. Everything it creates is
-//! owned by RAII guards, so it is removed when the demo ends, fails, or is stopped with Ctrl-C (or
-//! SIGTERM): the handler only raises a flag, and each step returns [`Interrupted`] once it sees it.
+//! `cargo xtask demo`: builds jvpn, lays out the demo network, runs the real `jvpn gateway` (XDP
+//! program attached, TUN device) and the real `jvpn client` (TUN device) in namespaces, carries a
+//! TCP stream through the tunnel while the client jumps between two uplinks with `jvpn client
+//! jump`, re-sends packets recorded on the old uplink as a slow path would deliver them, shows the
+//! live event stream, then a summary. Everything it creates is owned by RAII guards, so it is
+//! removed when the demo ends, fails, or is stopped with Ctrl-C (or SIGTERM): the handler only
+//! raises a flag, and each step returns [`Interrupted`] once it sees it.
 //!
 //! ```text
-//!  +--- jvpn-demo-client ---+        +---- jvpn-demo-router ----+        +-- jvpn-demo-gw --+
-//!  | wifi 10.77.1.2/24 =====|==veth==|= rt-wifi 10.77.1.1/24    |        |                  |
-//!  | lte  10.77.2.2/24 =====|==veth==|= rt-lte  10.77.2.1/24    |        |  jvpn gateway    |
-//!  |  (source routing: each |        |  rt-gw 10.200.0.254/24 ==|==veth==|= jvpndemo0       |
-//!  |   uplink its own table)|        |  (forwards)              |        |  10.200.0.1/24   |
-//!  +------------------------+        +--------------------------+        |  XDP jvpn_xdp    |
-//!                                                                         +------------------+
+//!  +---- jvpn-demo-client ----+      +---- jvpn-demo-router ----+      +--- jvpn-demo-gw ----+
+//!  | jvpn client              |      |                          |      | jvpn gateway        |
+//!  |  TUN 10.99.0.2 ==========|======|=== tunnel (UDP 51900) ===|======|=> TUN 10.99.0.1     |
+//!  |  TCP sender              |      |                          |      |   TCP server :5201  |
+//!  | wifi 10.77.1.2/24 =======|=veth=|= rt-wifi 10.77.1.1/24    |      |                     |
+//!  | lte  10.77.2.2/24 =======|=veth=|= rt-lte  10.77.2.1/24    |      |                     |
+//!  |  (a route per uplink;    |      |  rt-gw 10.200.0.254/24 ==|=veth=|= jvpndemo0          |
+//!  |   --uplink picks one)    |      |  (forwards)              |      |  10.200.0.1, XDP    |
+//!  +--------------------------+      +--------------------------+      +---------------------+
 //! ```
+
+mod summary;
+mod topology;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -21,93 +28,17 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-use crate::netns::{self, NetNs};
 use crate::util::{self, Interrupted};
+use topology::{Topology, GATEWAY_ADDRESS, GATEWAY_IFACE, UPLINKS};
 
 /// Set by the Ctrl-C/SIGTERM handler; polled between and during steps.
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
-const GATEWAY_NAMESPACE: &str = "jvpn-demo-gw";
-const ROUTER_NAMESPACE: &str = "jvpn-demo-router";
-const CLIENT_NAMESPACE: &str = "jvpn-demo-client";
-const GATEWAY_IFACE: &str = "jvpndemo0";
-const GATEWAY_ADDRESS: &str = "10.200.0.1";
+/// The client's TUN device; its control socket is `/run/jvpn/client-<this>.sock` on the host.
+const CLIENT_TUN: &str = "jvpndemo-tun";
 const JUMPS: &str = "6";
-
-/// One of the client's uplinks to the router, with its own routing table.
-struct Uplink {
-    name: &'static str,
-    router_device: &'static str,
-    client_address: &'static str,
-    router_address: &'static str,
-    table: &'static str,
-}
-
-const UPLINKS: [Uplink; 2] = [
-    Uplink {
-        name: "wifi",
-        router_device: "rt-wifi",
-        client_address: "10.77.1.2",
-        router_address: "10.77.1.1",
-        table: "101",
-    },
-    Uplink {
-        name: "lte",
-        router_device: "rt-lte",
-        client_address: "10.77.2.2",
-        router_address: "10.77.2.1",
-        table: "102",
-    },
-];
-
-/// The demo's namespaces; dropping it deletes them and with them every veth.
-struct Topology {
-    gateway: NetNs,
-    router: NetNs,
-    client: NetNs,
-}
-
-impl Topology {
-    fn create() -> Result<Self> {
-        let t = Topology {
-            gateway: NetNs::create(GATEWAY_NAMESPACE)?,
-            router: NetNs::create(ROUTER_NAMESPACE)?,
-            client: NetNs::create(CLIENT_NAMESPACE)?,
-        };
-        netns::veth_pair(&t.router, "rt-gw", &t.gateway, GATEWAY_IFACE)?;
-        t.router.address_up("rt-gw", "10.200.0.254/24")?;
-        t.gateway
-            .address_up(GATEWAY_IFACE, &format!("{GATEWAY_ADDRESS}/24"))?;
-        t.gateway
-            .ip(&["route", "add", "10.77.0.0/16", "via", "10.200.0.254"])?;
-        util::run(
-            t.router
-                .command("sysctl")
-                .args(["-qw", "net.ipv4.ip_forward=1"]),
-        )?;
-        for u in &UPLINKS {
-            netns::veth_pair(&t.client, u.name, &t.router, u.router_device)?;
-            t.client
-                .address_up(u.name, &format!("{}/24", u.client_address))?;
-            t.router
-                .address_up(u.router_device, &format!("{}/24", u.router_address))?;
-            t.client
-                .ip(&["rule", "add", "from", u.client_address, "table", u.table])?;
-            t.client.ip(&[
-                "route",
-                "add",
-                "10.200.0.0/24",
-                "via",
-                u.router_address,
-                "dev",
-                u.name,
-                "table",
-                u.table,
-            ])?;
-        }
-        Ok(t)
-    }
-}
+/// How long `jvpn gateway` and `jvpn client` may take to come up: a failure bound, not a sleep.
+const START_PATIENCE: Duration = Duration::from_secs(20);
 
 /// A child process killed when dropped.
 struct Running(Child);
@@ -178,13 +109,13 @@ pub fn run() -> Result<()> {
 }
 
 fn scenario() -> Result<()> {
-    let mut steps = Steps { done: 0, total: 7 };
+    let mut steps = Steps { done: 0, total: 9 };
     steps.next("checking prerequisites")?;
     crate::setup::ensure()?;
 
-    steps.next("building jvpn and the demo client (release)")?;
+    steps.next("building jvpn and the demo's traffic helper (release)")?;
     let jvpn = util::build_release()?;
-    let demo_client = jvpn.with_file_name("jvpn-demo-client");
+    let traffic_helper = jvpn.with_file_name("jvpn-demo-traffic");
 
     steps.next("creating namespaces: client (wifi, lte) -> router -> gateway")?;
     let topology = Topology::create()?;
@@ -202,7 +133,7 @@ fn scenario() -> Result<()> {
     let socket = dir.path().join("jvpn.sock");
 
     steps.next(&format!(
-        "starting `jvpn gateway --iface {GATEWAY_IFACE}` (embedded redb store, XDP in driver mode)"
+        "starting `jvpn gateway --iface {GATEWAY_IFACE}` (embedded redb store, XDP in driver mode, TUN 10.99.0.1)"
     ))?;
     let pins = DemoPins::claim();
     let gateway = start_gateway(&jvpn, &topology, dir.path(), &socket)?;
@@ -218,29 +149,40 @@ fn scenario() -> Result<()> {
     );
 
     steps.next(&format!(
-        "client: handshake over wifi, then {JUMPS} jumps between wifi and lte"
+        "starting `jvpn client --tun {CLIENT_TUN} --uplink {}` in the client namespace",
+        UPLINKS[0].name
     ))?;
-    let mut client = topology.client.command(&demo_client.display().to_string());
-    client
-        .arg(format!("{GATEWAY_ADDRESS}:51900"))
-        .arg(dir.path().join("client.key"))
-        .arg(&gateway_key)
-        .arg(JUMPS)
-        .args(
-            UPLINKS
-                .iter()
-                .map(|u| format!("{}={}", u.name, u.client_address)),
-        );
-    util::run_cancellable(&mut client, &INTERRUPTED).context("the demo client failed")?;
+    let control_socket = ClientControlSocket;
+    let client = start_client(&jvpn, &topology, dir.path(), &gateway_key)?;
+
+    steps.next(&format!(
+        "TCP through the tunnel while the client jumps {JUMPS} times between wifi and lte"
+    ))?;
+    let report = dir.path().join("traffic.json");
+    let mut traffic = Command::new(&traffic_helper);
+    traffic
+        .args([
+            topology.client.name(),
+            topology.gateway.name(),
+            CLIENT_TUN,
+            JUMPS,
+        ])
+        .arg(&report)
+        .args(UPLINKS.iter().map(|u| u.name));
+    util::run_cancellable(&mut traffic, &INTERRUPTED).context("the demo's traffic failed")?;
+
+    steps.next("stopping the client (it sends TERMINATE)")?;
+    drop(client);
+    drop(control_socket);
     std::thread::sleep(Duration::from_millis(500));
     drop(events);
 
     steps.next("summary")?;
-    summary(&jvpn, &socket)?;
+    summary::print(&jvpn, &socket, &report)?;
     drop(gateway);
     drop(pins);
     drop(topology);
-    println!("\ndemo: done; namespaces and pins removed");
+    println!("\ndemo: done; processes stopped, namespaces and pins removed");
     Ok(())
 }
 
@@ -281,7 +223,7 @@ fn start_gateway(jvpn: &Path, topology: &Topology, dir: &Path, socket: &Path) ->
         .spawn()
         .context("starting `jvpn gateway` (needs nsenter from util-linux)")?;
     let gateway = Running(child);
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let deadline = Instant::now() + START_PATIENCE;
     loop {
         check_interrupted()?;
         let status = Command::new(jvpn)
@@ -303,69 +245,71 @@ fn start_gateway(jvpn: &Path, topology: &Topology, dir: &Path, socket: &Path) ->
     }
 }
 
-fn summary(jvpn: &Path, socket: &Path) -> Result<()> {
-    let json = |args: &[&str]| -> Result<serde_json::Value> {
-        let out = Command::new(jvpn)
-            .args(args)
-            .arg("--socket")
-            .arg(socket)
-            .arg("--json")
-            .output()
-            .with_context(|| format!("running `jvpn {}`", args.join(" ")))?;
-        serde_json::from_slice(&out.stdout)
-            .with_context(|| format!("`jvpn {}` printed no JSON", args.join(" ")))
-    };
-    let sessions = json(&["sessions", "list"])?;
-    for s in sessions.as_array().into_iter().flatten() {
-        let id = s["id"].as_str().unwrap_or_default();
-        let audit = json(&["audit", id])?;
-        let versions: Vec<String> = audit
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|e| {
-                format!(
-                    "{}({})",
-                    e["version"],
-                    e["cause"].as_str().unwrap_or_default()
-                )
-            })
-            .collect();
-        println!(
-            "  session {id}: {} at version {}",
-            s["state"].as_str().unwrap_or_default(),
-            s["version"]
-        );
-        println!("    versions: 0(BIRTH) -> {}", versions.join(" -> "));
+/// The running client's control socket lives on the host's `/run`; a client that had to be
+/// killed leaves it behind, so it is removed when the demo ends.
+struct ClientControlSocket;
+
+impl Drop for ClientControlSocket {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(format!("/run/jvpn/client-{CLIENT_TUN}.sock"));
     }
-    let stats = json(&["stats"])?;
-    let dp = &stats["dataplane"];
-    println!(
-        "\n  {:<28} {:>10} {:>12}",
-        "XDP verdict", "packets", "bytes"
-    );
-    let row = |name: &str, count: &serde_json::Value| {
-        println!(
-            "  {name:<28} {:>10} {:>12}",
-            count["packets"].as_u64().unwrap_or(0),
-            count["bytes"].as_u64().unwrap_or(0)
-        );
-    };
-    row("accepted (DATA, KEEPALIVE)", &dp["accepted"]);
-    row("to controller (control)", &dp["to_controller"]);
-    for d in dp["drops"].as_array().into_iter().flatten() {
-        if d["packets"].as_u64().unwrap_or(0) > 0 {
-            row(
-                &format!("dropped {}", d["reason"].as_str().unwrap_or_default()),
-                d,
+}
+
+/// Starts `jvpn client` on the first uplink and waits until its TUN device has its address.
+fn start_client(
+    jvpn: &Path,
+    topology: &Topology,
+    dir: &Path,
+    gateway_key: &str,
+) -> Result<Running> {
+    let log_path = dir.join("client.log");
+    let log = std::fs::File::create(&log_path).context("creating the client log")?;
+    let mut command = Command::new("nsenter");
+    command
+        .arg(format!("--net=/run/netns/{}", topology.client.name()))
+        .arg(jvpn)
+        .args(["client", "--gateway", &format!("{GATEWAY_ADDRESS}:51900")])
+        .args(["--gateway-public-key", gateway_key, "--key"])
+        .arg(dir.join("client.key"))
+        .args(["--tun", CLIENT_TUN, "--uplink", UPLINKS[0].name])
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log);
+    println!("+ {}", util::describe(&command));
+    let mut client = Running(command.spawn().context("starting `jvpn client`")?);
+    let deadline = Instant::now() + START_PATIENCE;
+    loop {
+        check_interrupted()?;
+        if let Some(status) = client.0.try_wait().context("waiting for `jvpn client`")? {
+            bail!(
+                "`jvpn client` exited ({status}) before its tunnel came up; its log:\n{}",
+                std::fs::read_to_string(&log_path).unwrap_or_default()
             );
         }
+        let address = util::output(Command::new("ip").args([
+            "-n",
+            topology.client.name(),
+            "-brief",
+            "address",
+            "show",
+            "dev",
+            CLIENT_TUN,
+        ]));
+        if let Ok(line) = address {
+            if line.contains("10.99.0.2") {
+                println!("  client tunnel up: {}", line.trim());
+                return Ok(client);
+            }
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "the client's tunnel did not come up; its log:\n{}",
+                std::fs::read_to_string(&log_path).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
     }
-    println!(
-        "  controller: {} transitions, {} CAS conflicts",
-        stats["controller"]["transitions"], stats["controller"]["cas_conflicts"]
-    );
-    Ok(())
 }
 
 fn check_interrupted() -> Result<()> {
