@@ -167,9 +167,12 @@ impl ClientSessionState {
         };
         let datagram = self.seal_control(self.acked_version, &body)?;
         self.latest_attempt = attempt;
+        // The gateway may still complete an earlier attempt whose challenge was answered (its
+        // REATTACH_ACK at challenged + 1 can arrive after this request left): keep that version.
+        let challenged_version = self.pending.and_then(|p| p.challenged_version);
         self.pending = Some(PendingReattach {
             attempt,
-            challenged_version: None,
+            challenged_version,
         });
         Ok(datagram)
     }

@@ -193,3 +193,32 @@ fn data_ahead_of_its_ack_is_dropped_without_closing() {
     assert!(client.closed().is_none());
     assert!(client.handle(&gateway.seal(2, &ack(2))).is_ok());
 }
+
+/// The gateway may be slow to commit an attempt whose challenge the client answered; the client
+/// retries meanwhile. The ACK of the answered attempt, arriving after the retry left, is the
+/// reattach completing, not an ambiguity (seen under load: the retry used to forget the answered
+/// challenge and the late ACK closed the session).
+#[test]
+fn the_ack_of_an_answered_attempt_is_accepted_after_a_retry() {
+    let (mut gateway, mut client) = established();
+    let request = client.reattach_request().unwrap();
+    let (_, body) = gateway.open_control::<ReattachRequest>(&request);
+    let datagram = gateway.seal(1, &challenge(body.attempt.get()));
+    assert!(matches!(
+        client.handle(&datagram),
+        Ok(ClientEvent::PathChallenge { version: 1, .. })
+    ));
+    let retry = client.reattach_request().unwrap();
+    let (_, body) = gateway.open_control::<ReattachRequest>(&retry);
+    assert_eq!(body.attempt.get(), 2, "the retry is a new attempt");
+
+    let datagram = gateway.seal(2, &ack(2));
+    assert_eq!(
+        client.handle(&datagram),
+        Ok(ClientEvent::ReattachAcked {
+            new_version: 2,
+            binding: NEW_BINDING.to_socket_addr()
+        })
+    );
+    assert_eq!(client.acked_version(), 2);
+}
