@@ -6,13 +6,16 @@
 //! message saying so rather than with a confusing `EPERM` from deep inside.
 #![deny(missing_docs)]
 
+pub mod attacker;
 pub mod capture;
 pub mod gateway;
 pub mod guard;
 pub mod jvpn;
+pub mod nat;
 pub mod netns;
 pub mod probe;
 pub mod topology;
+pub mod transfer;
 pub mod tunnel;
 pub mod wire_client;
 

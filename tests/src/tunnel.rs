@@ -13,11 +13,19 @@
 //! The router namespace is the fixture's "client" end of its veth (`f.hosts.client`); the client's
 //! routes to the gateway go through either uplink, and `--uplink` binds the client's socket to one
 //! of them.
+//!
+//! [`TunnelOptions`] vary the outside of the tunnel (the inside stays IPv4, 10.99.0.0/24):
+//! - `outer: Family::V6`: the uplinks are fd00:201:1::/64 (wifi) and fd00:201:2::/64 (lte), the
+//!   router forwards IPv6, and the client dials the gateway at `[fd00:200::1]:51900`.
+//! - `nat_on_wifi`: a [`Nat`] namespace (see [`crate::nat`]) sits between the client's wifi uplink
+//!   and the router, which it reaches at 10.201.3.1/24 (IPv4 only).
 
 use crate::gateway::{jvpn_binary, GatewayFixture};
 use crate::guard::ChildGuard;
+use crate::nat::Nat;
 use crate::netns::{run_ok, unique_name, Netns};
 use crate::require_root;
+use crate::topology::Family;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
@@ -34,7 +42,8 @@ pub fn payload(len: usize) -> Vec<u8> {
         .collect()
 }
 
-/// Adds a veth pair `a`@`ns_a` -- `b`@`ns_b`, addresses both ends and brings them up.
+/// Adds a veth pair `a`@`ns_a` -- `b`@`ns_b`, addresses both ends and brings them up. IPv6
+/// addresses skip duplicate address detection, so they are usable at once.
 pub fn link(ns_a: &Netns, a: &str, addr_a: &str, ns_b: &Netns, b: &str, addr_b: &str) {
     ns_a.ip(&[
         "link",
@@ -48,8 +57,13 @@ pub fn link(ns_a: &Netns, a: &str, addr_a: &str, ns_b: &Netns, b: &str, addr_b: 
         "netns",
         ns_b.name(),
     ]);
-    ns_a.ip(&["addr", "add", addr_a, "dev", a]);
-    ns_b.ip(&["addr", "add", addr_b, "dev", b]);
+    for (ns, name, addr) in [(ns_a, a, addr_a), (ns_b, b, addr_b)] {
+        let mut args = vec!["addr", "add", addr, "dev", name];
+        if addr.contains(':') {
+            args.push("nodad");
+        }
+        ns.ip(&args);
+    }
     ns_a.ip(&["link", "set", a, "up"]);
     ns_b.ip(&["link", "set", b, "up"]);
 }
@@ -57,6 +71,82 @@ pub fn link(ns_a: &Netns, a: &str, addr_a: &str, ns_b: &Netns, b: &str, addr_b: 
 /// Polls `check` until it holds; panics naming `what` after 20 s.
 pub fn eventually(what: &str, check: impl FnMut() -> bool) {
     crate::probe::eventually_within(what, Duration::from_secs(20), check);
+}
+
+/// How [`Tunnel::up_with`] builds the outside of the tunnel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TunnelOptions {
+    /// The IP family of the client's uplinks and of the gateway address the client dials.
+    pub outer: Family,
+    /// Puts a masquerading [`Nat`] namespace between the client's wifi uplink and the router
+    /// (IPv4 only).
+    pub nat_on_wifi: bool,
+}
+
+impl Default for TunnelOptions {
+    /// IPv4 outside, no NAT: the topology of [`Tunnel::up`].
+    fn default() -> Self {
+        Self {
+            outer: Family::V4,
+            nat_on_wifi: false,
+        }
+    }
+}
+
+/// The addresses of one outer family: the uplinks' subnets and the gateway's address.
+struct OuterPlan {
+    /// `ip` family flag.
+    flag: &'static str,
+    /// Router and client ends of wifi, with prefix.
+    wifi: (&'static str, &'static str),
+    /// Router and client ends of lte, with prefix.
+    lte: (&'static str, &'static str),
+    /// The router's end of the gateway veth (the gateway's next hop to the uplinks).
+    router_on_gateway_link: &'static str,
+    /// The prefix that covers every uplink subnet, as the gateway routes it.
+    uplinks: &'static str,
+    /// The gateway veth's subnet, as the client routes it.
+    gateway_subnet: &'static str,
+    /// The sysctl that makes the router forward.
+    forwarding: &'static str,
+    /// `--gateway` for the client.
+    gateway: &'static str,
+    /// The gateway's address alone.
+    gateway_ip: &'static str,
+}
+
+impl OuterPlan {
+    fn of(family: Family) -> Self {
+        match family {
+            Family::V4 => Self {
+                flag: "-4",
+                wifi: ("10.201.1.1/24", "10.201.1.2/24"),
+                lte: ("10.201.2.1/24", "10.201.2.2/24"),
+                router_on_gateway_link: "10.200.0.2",
+                uplinks: "10.201.0.0/16",
+                gateway_subnet: "10.200.0.0/24",
+                forwarding: "net.ipv4.ip_forward=1",
+                gateway: "10.200.0.1:51900",
+                gateway_ip: "10.200.0.1",
+            },
+            Family::V6 => Self {
+                flag: "-6",
+                wifi: ("fd00:201:1::1/64", "fd00:201:1::2/64"),
+                lte: ("fd00:201:2::1/64", "fd00:201:2::2/64"),
+                router_on_gateway_link: "fd00:200::2",
+                uplinks: "fd00:201::/32",
+                gateway_subnet: "fd00:200::/64",
+                forwarding: "net.ipv6.conf.all.forwarding=1",
+                gateway: "[fd00:200::1]:51900",
+                gateway_ip: "fd00:200::1",
+            },
+        }
+    }
+}
+
+/// Strips the prefix length from `addr/len`.
+pub(crate) fn host(cidr: &str) -> &str {
+    cidr.split_once('/').map_or(cidr, |(host, _)| host)
 }
 
 /// The running topology, gateway and client.
@@ -75,64 +165,90 @@ pub struct Tunnel {
     pub tun: String,
     /// The client's session id.
     pub session: u64,
+    /// How the outside was built.
+    pub options: TunnelOptions,
+    /// The NAT between wifi and the router, with `nat_on_wifi`.
+    pub nat: Option<Nat>,
 }
 
 impl Tunnel {
-    /// Builds the topology, starts the gateway and a client on wifi, and waits for its TUN.
+    /// Builds the topology (IPv4 outside, no NAT), starts the gateway and a client on wifi, and
+    /// waits for its TUN.
     pub fn up() -> Self {
+        Self::up_with(TunnelOptions::default())
+    }
+
+    /// Builds the topology as `options` say, starts the gateway and a client on wifi, and waits
+    /// for its TUN.
+    pub fn up_with(options: TunnelOptions) -> Self {
         require_root();
+        assert!(
+            !options.nat_on_wifi || options.outer == Family::V4,
+            "the NAT namespace masquerades IPv4 only"
+        );
+        let plan = OuterPlan::of(options.outer);
         let mut f = GatewayFixture::new();
         let router = &f.hosts.client;
         let client = Netns::new("u");
         let (wifi, lte) = (unique_name("W"), unique_name("L"));
-        let (router_wifi, router_lte) = (unique_name("w"), unique_name("l"));
-        link(
-            router,
-            &router_wifi,
-            "10.201.1.1/24",
-            &client,
-            &wifi,
-            "10.201.1.2/24",
-        );
-        link(
-            router,
-            &router_lte,
-            "10.201.2.1/24",
-            &client,
-            &lte,
-            "10.201.2.2/24",
-        );
-        run_ok(
-            router
-                .command("sysctl")
-                .args(["-qw", "net.ipv4.ip_forward=1"]),
-        );
-        f.hosts
-            .gateway
-            .ip(&["route", "add", "10.201.0.0/16", "via", "10.200.0.2"]);
-        client.ip(&[
+        let nat = if options.nat_on_wifi {
+            Some(Nat::between(&client, &wifi, router))
+        } else {
+            let router_wifi = unique_name("w");
+            link(
+                router,
+                &router_wifi,
+                plan.wifi.0,
+                &client,
+                &wifi,
+                plan.wifi.1,
+            );
+            None
+        };
+        let router_lte = unique_name("l");
+        link(router, &router_lte, plan.lte.0, &client, &lte, plan.lte.1);
+        run_ok(router.command("sysctl").args(["-qw", plan.forwarding]));
+        f.hosts.gateway.ip(&[
+            plan.flag,
             "route",
             "add",
-            "10.200.0.0/24",
+            plan.uplinks,
             "via",
-            "10.201.1.1",
-            "dev",
-            &wifi,
-            "metric",
-            "1",
+            plan.router_on_gateway_link,
         ]);
-        client.ip(&[
-            "route",
-            "add",
-            "10.200.0.0/24",
-            "via",
-            "10.201.2.1",
-            "dev",
-            &lte,
-            "metric",
-            "2",
-        ]);
+        let wifi_next_hop = nat
+            .as_ref()
+            .map_or(host(plan.wifi.0), |n| n.inside_address());
+        for (uplink, next_hop, metric) in
+            [(&wifi, wifi_next_hop, "1"), (&lte, host(plan.lte.0), "2")]
+        {
+            client.ip(&[
+                plan.flag,
+                "route",
+                "add",
+                plan.gateway_subnet,
+                "via",
+                next_hop,
+                "dev",
+                uplink,
+                "metric",
+                metric,
+            ]);
+        }
         f.start(&[]);
+        // IPv6 neighbour discovery can hold the first packets for seconds while the link-local
+        // addresses finish duplicate address detection; a HELLO held that long is sent again and
+        // both arrive, making two sessions. Start the client once both paths answer.
+        let gateway_ip = plan.gateway_ip;
+        for uplink in [&wifi, &lte] {
+            eventually(&format!("a ping to {gateway_ip} over {uplink}"), || {
+                client
+                    .command("ping")
+                    .args(["-c", "1", "-W", "1", "-I", uplink, gateway_ip])
+                    .output()
+                    .is_ok_and(|o| o.status.success())
+            });
+        }
 
         let key = f.dir.path().join("client.key");
         let text = format!("{}\n", f.client.private_key.to_base64().as_str());
@@ -146,12 +262,7 @@ impl Tunnel {
             Command::new("nsenter")
                 .arg(format!("--net={}", client.path().display()))
                 .arg(jvpn_binary())
-                .args([
-                    "client",
-                    "--gateway",
-                    "10.200.0.1:51900",
-                    "--gateway-public-key",
-                ])
+                .args(["client", "--gateway", plan.gateway, "--gateway-public-key"])
                 .arg(&gateway_public_key)
                 .arg("--key")
                 .arg(&key)
@@ -163,13 +274,11 @@ impl Tunnel {
                 .spawn()
                 .expect("spawn jvpn client"),
         );
-        let client_log =
-            || std::fs::read_to_string(f.dir.path().join("client.log")).unwrap_or_default();
         eventually("the client's TUN device", || {
             assert!(
                 vpn.child().try_wait().expect("wait").is_none(),
                 "jvpn client exited:\n{}",
-                client_log()
+                client_log(&f)
             );
             Command::new("ip")
                 .args(["-n", client.name(), "addr", "show", "dev", &tun])
@@ -190,12 +299,23 @@ impl Tunnel {
             tun,
             _vpn: vpn,
             session,
+            options,
+            nat,
         }
     }
 
     /// The `jvpn client` log so far.
     pub fn client_log(&self) -> String {
         client_log(&self.f)
+    }
+
+    /// The gateway's and the client's logs, for a failure message.
+    pub fn logs(&self) -> String {
+        format!(
+            "gateway log:\n{}\nclient log:\n{}",
+            self.f.log(),
+            self.client_log()
+        )
     }
 
     /// Runs `jvpn client jump --uplink <uplink>` in the client namespace; asserts it succeeded and
@@ -223,6 +343,37 @@ impl Tunnel {
             .args(["client", "jump", "--tun", &self.tun, "--uplink", uplink])
             .output()
             .expect("run jvpn client jump")
+    }
+
+    /// The session's row in `jvpn sessions list --json`; panics unless it is the only one.
+    pub fn only_session(&self) -> serde_json::Value {
+        let sessions = self.f.cli_json(&["sessions", "list"]);
+        let sessions = sessions
+            .as_array()
+            .expect("sessions list prints a JSON array");
+        assert_eq!(
+            sessions.len(),
+            1,
+            "one session, never a new handshake: {sessions:?}\nclient log:\n{}\ngateway log:\n{}",
+            self.client_log(),
+            self.f.log()
+        );
+        assert_eq!(
+            sessions[0]["id"],
+            format!("{:016x}", self.session),
+            "the session id never changes"
+        );
+        sessions[0].clone()
+    }
+
+    /// The session's transport binding as the gateway sees it (`peer` in `jvpn sessions list`).
+    pub fn peer(&self) -> std::net::SocketAddr {
+        let row = self.only_session();
+        row["peer"]
+            .as_str()
+            .unwrap_or_else(|| panic!("the session has no transport: {row}"))
+            .parse()
+            .expect("peer is an address:port")
     }
 }
 

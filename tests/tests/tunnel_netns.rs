@@ -1,76 +1,76 @@
 //! The Jumping VPN end to end: the real `jvpn gateway` (XDP + TUN) and the real `jvpn client`
-//! (TUN) carry a TCP transfer of a known payload while the client jumps between its two uplinks
-//! with `jvpn client jump`. The bytes arrive intact, the session id never changes, and its audit
-//! reads version 1, then +1 per jump. The topology is [`jvpn_tests::tunnel`]'s.
+//! (TUN) carry a TCP transfer of a known 50 MB payload while the client jumps ten times between
+//! its two uplinks with `jvpn client jump`. Each jump happens at a set fraction of the transfer
+//! (the receiver's byte count, never a sleep). The bytes arrive intact, the session id never
+//! changes, its audit reads version 1, then +1 per jump, with one STATE_CHANGE each. The topology
+//! is [`jvpn_tests::tunnel`]'s:
+//!
+//! ```text
+//!  gateway ns: jvpn gateway, TUN 10.99.0.1, TCP server :5201, <gw> 10.200.0.1 (XDP)
+//!       || veth
+//!  router ns:  10.200.0.2, wifi side 10.201.1.1, lte side 10.201.2.1
+//!       || wifi                || lte
+//!  client ns:  jvpn client, TUN 10.99.0.2, wifi 10.201.1.2, lte 10.201.2.2
+//! ```
 
+use jvpn_tests::transfer::Transfer;
 use jvpn_tests::tunnel::{payload, Tunnel};
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-const PAYLOAD_LEN: usize = 24 << 20;
-const JUMPS: u64 = 6;
-const SERVER: &str = "10.99.0.1:5201";
+const PAYLOAD_LEN: usize = 50_000_000;
+const JUMPS: u64 = 10;
+/// The bound on each stretch of the transfer between jumps; a failure bound, not a sleep.
+const STRETCH_PATIENCE: Duration = Duration::from_secs(120);
 /// A port nobody listens on: a reset proves the round trip through the tunnel.
 const SERVER_PROBE: &str = "10.99.0.1:5299";
 
 #[test]
 fn a_tcp_transfer_survives_jumps_between_uplinks() {
     let t = Tunnel::up();
-    let (f, client, wifi, lte) = (&t.f, &t.client, &t.wifi, &t.lte);
-
-    let listener = f
-        .hosts
-        .gateway
-        .run(|| TcpListener::bind(SERVER).expect("bind the TCP server"));
-    let expected = payload(PAYLOAD_LEN);
-    let receiver = std::thread::spawn(move || {
-        let (mut stream, _) = listener.accept().expect("accept");
-        let mut received = Vec::with_capacity(PAYLOAD_LEN);
-        stream
-            .read_to_end(&mut received)
-            .expect("read the transfer");
-        received
-    });
-    let data = expected.clone();
-    let sender = std::thread::spawn({
-        let path = client.path();
-        move || {
-            jvpn_tests::netns::enter(&path);
-            let addr: SocketAddr = SERVER.parse().expect("addr");
-            let mut stream =
-                TcpStream::connect_timeout(&addr, Duration::from_secs(10)).expect("connect");
-            for chunk in data.chunks(64 << 10) {
-                stream.write_all(chunk).expect("send through the tunnel");
-                std::thread::sleep(Duration::from_millis(2));
-            }
-        }
-    });
-
-    for jump in 0..JUMPS {
-        std::thread::sleep(Duration::from_millis(300));
-        let uplink = if jump % 2 == 0 { lte } else { wifi };
-        assert_eq!(t.jump(uplink), jump + 2, "jump {jump}");
+    let transfer = Transfer::start(&t, payload(PAYLOAD_LEN));
+    for jump in 1..=JUMPS {
+        // Jump k once k/(JUMPS+1) of the payload has arrived: every jump meets a running
+        // transfer, and the last stretch is carried after the last jump.
+        let mark = PAYLOAD_LEN * jump as usize / (JUMPS as usize + 1);
+        transfer.wait_for(&t, mark, STRETCH_PATIENCE);
+        let uplink = if jump % 2 == 1 { &t.lte } else { &t.wifi };
+        assert_eq!(
+            t.jump(uplink),
+            jump + 1,
+            "jump {jump} to {uplink}\n{}",
+            t.logs()
+        );
+        assert!(
+            transfer.received() < PAYLOAD_LEN,
+            "jump {jump} came after the transfer ended: nothing was tested"
+        );
     }
-    sender.join().expect("the sender");
-    let received = receiver.join().expect("the receiver");
-    assert!(
-        received == expected,
-        "the transfer arrived altered ({} of {PAYLOAD_LEN} bytes)",
-        received.len()
-    );
+    let took = transfer.finish(&t, STRETCH_PATIENCE);
+    eprintln!("{PAYLOAD_LEN} bytes and {JUMPS} jumps in {took:?}");
 
-    let versions: Vec<u64> = f.audit_versions(t.session);
+    t.only_session();
+    let versions = t.f.audit_versions(t.session);
     assert_eq!(
         versions,
         (1..=JUMPS + 1).collect::<Vec<_>>(),
         "version 1, then +1 per jump"
     );
-    let sessions = f.cli_json(&["sessions", "list"]);
+    let session = format!("{:016x}", t.session);
+    let changes: Vec<u64> =
+        t.f.events()
+            .iter()
+            .filter(|e| e["kind"] == "STATE_CHANGE" && e["session"] == session)
+            .map(|e| {
+                e["to_version"]
+                    .as_u64()
+                    .expect("a STATE_CHANGE has to_version")
+            })
+            .collect();
     assert_eq!(
-        sessions.as_array().expect("a list").len(),
-        1,
-        "one session, never a new handshake"
+        changes,
+        (1..=JUMPS + 1).collect::<Vec<_>>(),
+        "one STATE_CHANGE per version"
     );
 }
 
