@@ -32,7 +32,8 @@ impl Drop for PinDirGuard {
     }
 }
 
-/// A child process, killed (SIGKILL) and reaped when dropped unless already waited for.
+/// A child process, stopped (SIGTERM, then SIGKILL) and reaped when dropped unless already
+/// waited for.
 #[derive(Debug)]
 pub struct ChildGuard {
     child: Option<std::process::Child>,
@@ -57,11 +58,30 @@ impl ChildGuard {
     }
 }
 
+/// How long a guarded child may take to stop after SIGTERM before it gets SIGKILL.
+const STOP_PATIENCE: std::time::Duration = std::time::Duration::from_secs(3);
+
 impl Drop for ChildGuard {
+    /// SIGTERM first, so a `jvpn client` or gateway stops as an operator would stop it (the
+    /// client sends its TERMINATE and removes its control socket); SIGKILL if it lingers.
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        if let Ok(pid) = i32::try_from(child.id()) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+            let deadline = std::time::Instant::now() + STOP_PATIENCE;
+            while std::time::Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
         }
+        let _ = child.kill();
+        let _ = child.wait();
     }
 }

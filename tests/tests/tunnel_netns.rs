@@ -13,9 +13,10 @@
 //!  client ns:  jvpn client, TUN 10.99.0.2, wifi 10.201.1.2, lte 10.201.2.2
 //! ```
 
+use jvpn_tests::attacker::router_interface;
 use jvpn_tests::transfer::Transfer;
 use jvpn_tests::tunnel::{payload, Tunnel};
-use std::net::TcpStream;
+use std::net::{Ipv4Addr, TcpStream};
 use std::time::{Duration, Instant};
 
 const PAYLOAD_LEN: usize = 50_000_000;
@@ -74,17 +75,40 @@ fn a_tcp_transfer_survives_jumps_between_uplinks() {
     );
 }
 
+/// The wifi path goes dead beyond the client's reach (the router drops everything it would
+/// forward from or to wifi) while every link and route stays as it was: only silence tells. The
+/// client, pinned to wifi, hears nothing for three keepalive intervals (5 s in the fixture),
+/// fails to reattach over wifi, and reattaches over the other uplink that leads to the gateway.
 #[test]
-fn the_client_reattaches_by_itself_when_its_uplink_goes_silent() {
+fn the_client_reattaches_over_another_uplink_when_its_path_goes_silent() {
     let t = Tunnel::up();
-    // The gateway's answers to wifi stop arriving: the client hears nothing for three keepalive
-    // intervals (5 s in the fixture), tries wifi, and then whatever route is left (lte).
-    t.client.ip(&["link", "set", &t.wifi, "down"]);
-    let deadline = Instant::now() + Duration::from_secs(40);
+    let router_wifi = router_interface(&t, Ipv4Addr::new(10, 201, 1, 1));
+    let rules = format!(
+        "add table inet jvpn_test_blackhole\n\
+         add chain inet jvpn_test_blackhole forward {{ type filter hook forward priority 0; }}\n\
+         add rule inet jvpn_test_blackhole forward iifname \"{router_wifi}\" drop\n\
+         add rule inet jvpn_test_blackhole forward oifname \"{router_wifi}\" drop\n"
+    );
+    let mut nft =
+        t.f.hosts
+            .client
+            .command("nft")
+            .args(["-f", "-"])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn nft");
+    std::io::Write::write_all(nft.stdin.as_mut().expect("nft stdin"), rules.as_bytes())
+        .expect("write the nft rules");
+    assert!(
+        nft.wait().expect("wait for nft").success(),
+        "nft refused:\n{rules}"
+    );
+
+    let deadline = Instant::now() + Duration::from_secs(90);
     while t.f.audit_versions(t.session).len() < 2 {
         assert!(
             Instant::now() < deadline,
-            "no reattach after the uplink went silent; client log:\n{}",
+            "no reattach after the path went silent; client log:\n{}",
             t.client_log()
         );
         std::thread::sleep(Duration::from_millis(200));
@@ -93,6 +117,17 @@ fn the_client_reattaches_by_itself_when_its_uplink_goes_silent() {
         t.f.audit_versions(t.session),
         vec![1, 2],
         "one reattach, same session"
+    );
+    let log = t.client_log();
+    assert!(
+        log.contains("no acknowledgement from the gateway")
+            && log.contains("reattached over another uplink after silence"),
+        "the silence, not a route change, moved the session:\n{log}"
+    );
+    assert!(
+        t.peer().to_string().starts_with("10.201.2.2:"),
+        "bound to lte now: {}",
+        t.peer()
     );
     let stream = t.client.run(|| {
         TcpStream::connect_timeout(&SERVER_PROBE.parse().expect("addr"), Duration::from_secs(5))

@@ -212,15 +212,54 @@ impl Client {
             }
             if now.duration_since(liveness.last_received) >= interval * SILENT_INTERVALS {
                 tracing::warn!("no acknowledgement from the gateway; reattaching");
-                if let Err(e) = self.jump(None).await {
-                    // The uplink itself may be gone: let the routing table pick another.
-                    tracing::warn!(error = %e, "the reattach failed; trying whatever route leads to the gateway");
-                    if let Err(e) = self.jump_to(None).await {
-                        tracing::warn!(error = %e, "the reattach failed; retrying at the next tick");
-                    }
+                self.reattach_after_silence().await;
+            }
+        }
+    }
+
+    /// The silent path may be down while every link looks fine (a dead router upstream), so
+    /// the client tries, in order: the current uplink, whatever the routing table prefers, then
+    /// every other interface that leads to the gateway. The first that completes a reattach wins.
+    async fn reattach_after_silence(&self) {
+        let tried = self.uplink();
+        let Err(e) = self.jump(None).await else {
+            return;
+        };
+        let gateway = self.connection.gateway();
+        let local = self.connection.local_addr().ip();
+        let preferred = route_watch::observe(gateway, None, self.tun.name(), local)
+            .ok()
+            .and_then(|(observed, _)| observed.route)
+            .and_then(|path| path.interface);
+        // Without a pinned uplink the first try already took the routing table's choice.
+        if tried.is_some() && preferred != tried {
+            tracing::warn!(error = %e, "the reattach failed; trying whatever route leads to the gateway");
+            if self.jump_to(None).await.is_ok() {
+                return;
+            }
+        }
+        tracing::warn!(error = %e, "the reattach over the preferred route failed; trying the other uplinks");
+        let tried = [tried, preferred];
+        let candidates =
+            route_watch::uplink_candidates(gateway, self.tun.name()).unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "cannot list the interfaces");
+                Vec::new()
+            });
+        for uplink in candidates
+            .into_iter()
+            .filter(|c| !tried.contains(&Some(c.clone())))
+        {
+            match self.jump_to(Some(uplink.clone())).await {
+                Ok(version) => {
+                    tracing::info!(%uplink, state_version = version, "reattached over another uplink after silence");
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(%uplink, error = %e, "the reattach over this uplink failed")
                 }
             }
         }
+        tracing::warn!("no uplink reached the gateway; retrying at the next tick");
     }
 
     /// Reattaches as soon as the path to the gateway changes under the session ([`route_watch`]).

@@ -25,7 +25,7 @@ use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-pub use kernel::{observe, RouteWakeups};
+pub use kernel::{observe, uplink_candidates, RouteWakeups};
 
 /// How long after a change to wait for the rest of its burst (an address removal brings a route
 /// flush, a link going down brings both) before looking at the result.

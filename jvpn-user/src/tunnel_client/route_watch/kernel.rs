@@ -186,6 +186,29 @@ pub fn observe(
     Ok((Observation { route, uplink }, owner(&interfaces, local)))
 }
 
+/// The interfaces, other than `tunnel_device` and loopback, that are up and have a route to
+/// `gateway` of their own (the source address the kernel picks when bound to them), sorted by
+/// name: where a client whose current path went silent may try next.
+pub fn uplink_candidates(
+    gateway: SocketAddr,
+    tunnel_device: &str,
+) -> Result<Vec<String>, RouteWatchError> {
+    let interfaces = interfaces()?;
+    let mut names: Vec<String> = interfaces
+        .into_iter()
+        .filter(|(name, interface)| {
+            name != tunnel_device
+                && !interface.flags.contains(InterfaceFlags::IFF_LOOPBACK)
+                && interface.flags.contains(up_and_running())
+                && route_source(gateway, Some(name))
+                    .is_some_and(|source| interface.addresses.contains(&source))
+        })
+        .map(|(name, _)| name)
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
 /// Administratively up and with a carrier.
 fn up_and_running() -> InterfaceFlags {
     InterfaceFlags::IFF_UP | InterfaceFlags::IFF_RUNNING
@@ -242,6 +265,12 @@ mod tests {
             observed.route, None,
             "the only path leads through the tunnel device"
         );
+    }
+
+    #[test]
+    fn loopback_and_the_tunnel_are_never_uplink_candidates() {
+        let candidates = uplink_candidates(LOOPBACK_GATEWAY, "jvpn-none").expect("interfaces");
+        assert!(!candidates.iter().any(|c| c == "lo"), "{candidates:?}");
     }
 
     #[tokio::test]
