@@ -81,14 +81,18 @@ pub struct TunnelOptions {
     /// Puts a masquerading [`Nat`] namespace between the client's wifi uplink and the router
     /// (IPv4 only).
     pub nat_on_wifi: bool,
+    /// Starts the client with `--uplink <wifi>`; without it the client follows the routing table
+    /// (which prefers wifi, metric 1, over lte, metric 2).
+    pub pin_wifi: bool,
 }
 
 impl Default for TunnelOptions {
-    /// IPv4 outside, no NAT: the topology of [`Tunnel::up`].
+    /// IPv4 outside, no NAT, the client pinned to wifi: the topology of [`Tunnel::up`].
     fn default() -> Self {
         Self {
             outer: Family::V4,
             nat_on_wifi: false,
+            pin_wifi: true,
         }
     }
 }
@@ -266,7 +270,14 @@ impl Tunnel {
                 .arg(&gateway_public_key)
                 .arg("--key")
                 .arg(&key)
-                .args(["--tun", &tun, "--uplink", &wifi])
+                .args(["--tun", &tun])
+                .args(
+                    options
+                        .pin_wifi
+                        .then_some(["--uplink", &wifi])
+                        .into_iter()
+                        .flatten(),
+                )
                 .env("RUST_LOG", "info")
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
