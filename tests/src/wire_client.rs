@@ -148,6 +148,13 @@ impl WireClient {
     }
 }
 
+/// A fresh HELLO of `identity` (timestamped now), for tests that send, withhold or replay it.
+pub fn hello(identity: &ClientIdentity) -> Vec<u8> {
+    ClientHandshake::start(identity, tai64n(SystemTime::now()))
+        .expect("HELLO")
+        .1
+}
+
 /// Whether `reply` is a REJECT, and its body.
 pub fn as_reject(reply: &Reply) -> Option<Reject> {
     (reply.kind() == MessageType::Reject).then(|| reply.body::<Reject>())

@@ -250,21 +250,13 @@ fn unknown_clients_and_replayed_hellos_get_no_session() {
     let s = client_socket(&f, Family::V4, 40001);
     let mut stranger = f.client.clone();
     stranger.private_key = jvpn_user::crypto::PrivateKey::generate();
-    let (_, hello) = jvpn_user::crypto::ClientHandshake::start(
-        &stranger,
-        jvpn_user::crypto::handshake::tai64n(std::time::SystemTime::now()),
-    )
-    .expect("HELLO");
+    let hello = jvpn_tests::wire_client::hello(&stranger);
     s.send_to(&hello, gw).expect("send HELLO");
     eventually("UNKNOWN_CLIENT reported", || {
         has_event(&f, |e| e["reason"] == "UNKNOWN_CLIENT")
     });
 
-    let (_, hello) = jvpn_user::crypto::ClientHandshake::start(
-        &f.client,
-        jvpn_user::crypto::handshake::tai64n(std::time::SystemTime::now()),
-    )
-    .expect("HELLO");
+    let hello = jvpn_tests::wire_client::hello(&f.client);
     s.send_to(&hello, gw).expect("send HELLO");
     let _welcome = jvpn_tests::wire_client::receive_raw(&s, "WELCOME");
     s.send_to(&hello, gw).expect("replay HELLO");
@@ -290,11 +282,7 @@ fn a_full_session_table_refuses_new_sessions() {
     let first = client_socket(&f, Family::V4, 40001);
     let c = WireClient::handshake(&f.client, &first, gw);
     let second = client_socket(&f, Family::V4, 40002);
-    let (_, hello) = jvpn_user::crypto::ClientHandshake::start(
-        &f.client,
-        jvpn_user::crypto::handshake::tai64n(std::time::SystemTime::now()),
-    )
-    .expect("HELLO");
+    let hello = jvpn_tests::wire_client::hello(&f.client);
     second.send_to(&hello, gw).expect("send HELLO");
     eventually("TABLE_FULL reported", || {
         has_event(&f, |e| e["reason"] == "TABLE_FULL")

@@ -141,11 +141,7 @@ fn a_hello_captured_before_a_restart_is_refused_after_it() {
     let mut f = started(&[]);
     let gw = gateway(Family::V4);
     let s = client_socket(&f, Family::V4, 40001);
-    let (_, hello) = jvpn_user::crypto::ClientHandshake::start(
-        &f.client,
-        jvpn_user::crypto::handshake::tai64n(std::time::SystemTime::now()),
-    )
-    .expect("HELLO");
+    let hello = jvpn_tests::wire_client::hello(&f.client);
     s.send_to(&hello, gw).expect("send HELLO");
     let _welcome = jvpn_tests::wire_client::receive_raw(&s, "WELCOME");
 
