@@ -8,6 +8,7 @@
 
 pub mod attacker;
 pub mod capture;
+pub mod event_follower;
 pub mod gateway;
 pub mod guard;
 pub mod jvpn;
