@@ -10,6 +10,7 @@ pub mod events;
 pub mod gateway;
 pub mod metrics;
 pub mod session;
+pub mod socket_buffers;
 pub mod store;
 pub mod tun;
 pub mod tunnel_client;

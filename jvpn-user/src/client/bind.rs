@@ -138,6 +138,7 @@ pub fn open_transport(binding: &LocalBinding, gateway: SocketAddr) -> Result<Udp
         Some(Protocol::UDP),
     )
     .map_err(BindError::Socket)?;
+    crate::socket_buffers::enlarge(&socket);
     if let Some(name) = &binding.interface {
         socket
             .bind_device(Some(name.as_bytes()))

@@ -121,6 +121,7 @@ pub async fn run(
     let socket = UdpSocket::bind(SocketAddr::from((Ipv6Addr::UNSPECIFIED, options.port)))
         .await
         .map_err(io(format!("bind UDP port {}", options.port)))?;
+    crate::socket_buffers::enlarge(&socket);
     let (control_listener, _control_guard) = bind_control_socket(&options.socket)?;
 
     let gateway = Arc::new(
