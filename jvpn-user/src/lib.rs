@@ -1,5 +1,6 @@
 //! jvpn userspace: the dataplane loader, and (to come) the gateway controller, client and CLI.
 #![deny(missing_docs)]
+pub mod accept;
 pub mod cli;
 pub mod client;
 pub mod config;

@@ -10,17 +10,13 @@ use super::{ApiError, GatewayApi};
 use crate::events::EventFilter;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::{watch, Semaphore};
-use tokio::task::JoinSet;
+use tokio::sync::watch;
 
 /// Connections served at once; further clients wait in the listen backlog.
 pub const MAX_CONNECTIONS: usize = 64;
-/// Pause after a failed accept (e.g. out of file descriptors) before trying again.
-const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 
 /// Serves `api` on `listener` until `shutdown` completes, then waits for open connections to end.
 pub async fn run(
@@ -29,40 +25,21 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) {
     let (stop_tx, stop_rx) = watch::channel(false);
-    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    let mut connections = JoinSet::new();
-    tokio::pin!(shutdown);
-    loop {
-        // Wait for a free slot first, so an accepted connection is always served at once.
-        let permit = tokio::select! {
-            () = &mut shutdown => break,
-            permit = Arc::clone(&permits).acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => break,
-            },
-        };
-        let stream = tokio::select! {
-            () = &mut shutdown => break,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(e) => {
-                    tracing::warn!(error = %e, "control socket accept failed; retrying");
-                    tokio::time::sleep(ACCEPT_RETRY).await;
-                    continue;
+    let mut connections = crate::accept::serve_bounded(
+        "control socket",
+        MAX_CONNECTIONS,
+        || async { listener.accept().await.map(|(stream, _)| stream) },
+        |stream| {
+            let (api, stop) = (Arc::clone(&api), stop_rx.clone());
+            async move {
+                if let Err(e) = serve_connection(stream, api, stop).await {
+                    tracing::debug!(error = %e, "control connection ended with an error");
                 }
-            },
-        };
-        let api = Arc::clone(&api);
-        let stop = stop_rx.clone();
-        connections.spawn(async move {
-            if let Err(e) = serve_connection(stream, api, stop).await {
-                tracing::debug!(error = %e, "control connection ended with an error");
             }
-            drop(permit);
-        });
-        // Reap finished connections so the set does not grow with every client ever served.
-        while connections.try_join_next().is_some() {}
-    }
+        },
+        shutdown,
+    )
+    .await;
     // Receivers only fail to see this if they already ended.
     let _ = stop_tx.send(true);
     while connections.join_next().await.is_some() {}

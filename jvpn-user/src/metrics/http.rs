@@ -12,8 +12,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
-use tokio::task::JoinSet;
 
 /// The longest request head read; scrapers send a few hundred bytes.
 const MAX_HEAD: usize = 8 * 1024;
@@ -28,36 +26,21 @@ pub async fn serve(
     registry: Arc<Registry>,
     shutdown: impl Future<Output = ()>,
 ) {
-    let permits = Arc::new(Semaphore::new(MAX_SCRAPES));
-    let mut scrapes = JoinSet::new();
-    tokio::pin!(shutdown);
-    loop {
-        let permit = tokio::select! {
-            () = &mut shutdown => break,
-            permit = Arc::clone(&permits).acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => break,
-            },
-        };
-        let stream = tokio::select! {
-            () = &mut shutdown => break,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(e) => {
-                    tracing::warn!(error = %e, "metrics accept failed");
-                    continue;
+    let mut scrapes = crate::accept::serve_bounded(
+        "metrics endpoint",
+        MAX_SCRAPES,
+        || async { listener.accept().await.map(|(stream, _)| stream) },
+        |stream| {
+            let registry = Arc::clone(&registry);
+            async move {
+                if let Err(e) = answer(stream, registry).await {
+                    tracing::debug!(error = %e, "metrics request ended with an error");
                 }
-            },
-        };
-        let registry = Arc::clone(&registry);
-        scrapes.spawn(async move {
-            if let Err(e) = answer(stream, registry).await {
-                tracing::debug!(error = %e, "metrics request ended with an error");
             }
-            drop(permit);
-        });
-        while scrapes.try_join_next().is_some() {}
-    }
+        },
+        shutdown,
+    )
+    .await;
     scrapes.shutdown().await;
 }
 
