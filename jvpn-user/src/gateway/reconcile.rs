@@ -50,7 +50,7 @@ impl Gateway {
             if session.state == SessionState::Terminated {
                 // Ended before this start: its history stays in the store, but it has no place
                 // in the table or the map (see `retention`).
-                self.forget_in_map(id);
+                self.remove_from_map(id);
                 continue;
             }
             self.sessions
@@ -75,18 +75,6 @@ impl Gateway {
             }
         }
         Ok(report)
-    }
-
-    /// Removes a session's map entry if the surviving maps still hold it.
-    fn forget_in_map(&self, id: u64) {
-        let removed = self
-            .dataplane
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .remove_session(id);
-        if let Err(e) = removed {
-            tracing::warn!(session = %format_args!("{id:016x}"), error = %e, "cannot remove a terminated session from the XDP map");
-        }
     }
 
     /// Raises the newest accepted HELLO timestamp of `client` to `timestamp`, so a HELLO not

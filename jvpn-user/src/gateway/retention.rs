@@ -32,26 +32,35 @@ impl Gateway {
             .collect();
         let mut evicted = 0;
         for id in expired {
-            let removed = self
-                .dataplane
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .remove_session(id);
-            match removed {
-                Ok(_) => {
-                    self.sessions.lock().remove(&id);
-                    evicted += 1;
-                }
-                Err(e) => tracing::warn!(
-                    session = %format_args!("{id:016x}"),
-                    error = %e,
-                    "cannot remove a terminated session from the XDP map; retrying later"
-                ),
+            if self.remove_from_map(id) {
+                self.sessions.lock().remove(&id);
+                evicted += 1;
             }
         }
         if evicted > 0 {
             tracing::debug!(evicted, "terminated sessions evicted");
         }
         evicted
+    }
+
+    /// Removes a terminated session's entry (and replay window) from the XDP map; whether the
+    /// map no longer holds it. A failure is logged, and the caller may retry.
+    pub fn remove_from_map(&self, id: u64) -> bool {
+        let removed = self
+            .dataplane
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .remove_session(id);
+        match removed {
+            Ok(_) => true,
+            Err(e) => {
+                tracing::warn!(
+                    session = %format_args!("{id:016x}"),
+                    error = %e,
+                    "cannot remove a terminated session from the XDP map"
+                );
+                false
+            }
+        }
     }
 }
