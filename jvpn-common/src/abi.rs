@@ -59,6 +59,13 @@ pub const REPLAY_WINDOW: u64 = (REPLAY_SLOTS as u64 - 1) * REPLAY_BITS_PER_SLOT;
 ///
 /// The controller terminates a session long before: see `NONCE_SAFETY_MARGIN`.
 pub const NONCE_LIMIT: u64 = u64::MAX - REPLAY_WINDOW - 1;
+/// How far above the newest accepted nonce a nonce may be and still be accepted.
+///
+/// A client's nonces rise by one per message, so a leap of 2^32 means four billion consecutive
+/// messages lost: no real path does that, but a reflected gateway message (whose nonces start at
+/// `epoch << 40`) or a forged one would, and accepting it would move the window so far ahead that
+/// every genuine message after it is too old. Such a nonce is refused as `NONCE_TOO_FAR`.
+pub const NONCE_MAX_LEAP: u64 = 1 << 32;
 /// A session whose version or nonce comes within this distance of `u64::MAX` is terminated
 /// deterministically (spec section 8: wrap-around is forbidden).
 pub const VERSION_SAFETY_MARGIN: u64 = 1 << 32;

@@ -52,6 +52,17 @@ pub enum RejectReason {
     VersionExhausted = 21,
     /// Authenticated REJECT replies for this session are over their rate limit.
     RejectRate = 22,
+    /// The nonce is implausibly far above the newest one accepted (more than
+    /// `abi::NONCE_MAX_LEAP`): a reflected or forged message must not drag the replay window away.
+    NonceTooFar = 23,
+    /// A HELLO whose mac1 does not verify under the gateway's public key.
+    BadMac = 24,
+    /// The gateway is under load and the HELLO carried no valid cookie MAC (mac2) for its source.
+    CookieRequired = 25,
+    /// The handshake queue is full; the HELLO was not processed.
+    HandshakeBusy = 26,
+    /// The client already has as many live sessions as its key may hold.
+    ClientSessionLimit = 27,
 }
 
 /// Number of slots in the per-CPU counter array: slot 0 counts accepted packets, slot
@@ -64,7 +75,7 @@ pub const COUNTER_TO_CONTROLLER: u32 = COUNTER_SLOTS - 1;
 
 impl RejectReason {
     /// Every reason, in code order.
-    pub const ALL: [RejectReason; 22] = [
+    pub const ALL: [RejectReason; 27] = [
         Self::Malformed,
         Self::HandshakeRate,
         Self::UnknownSession,
@@ -87,6 +98,11 @@ impl RejectReason {
         Self::OwnershipAmbiguous,
         Self::VersionExhausted,
         Self::RejectRate,
+        Self::NonceTooFar,
+        Self::BadMac,
+        Self::CookieRequired,
+        Self::HandshakeBusy,
+        Self::ClientSessionLimit,
     ];
 
     /// The code carried in events, REJECT bodies and counter indexes.
@@ -124,6 +140,11 @@ impl RejectReason {
             Self::OwnershipAmbiguous => "OWNERSHIP_AMBIGUOUS",
             Self::VersionExhausted => "VERSION_EXHAUSTED",
             Self::RejectRate => "REJECT_RATE",
+            Self::NonceTooFar => "NONCE_TOO_FAR",
+            Self::BadMac => "BAD_MAC",
+            Self::CookieRequired => "COOKIE_REQUIRED",
+            Self::HandshakeBusy => "HANDSHAKE_BUSY",
+            Self::ClientSessionLimit => "CLIENT_SESSION_LIMIT",
         }
     }
 

@@ -95,6 +95,9 @@ pub fn refusal_kind(reason: RejectReason) -> EventKind {
         | RejectReason::TableFull
         | RejectReason::OwnershipAmbiguous
         | RejectReason::RejectRate
+        | RejectReason::CookieRequired
+        | RejectReason::HandshakeBusy
+        | RejectReason::ClientSessionLimit
         | RejectReason::VersionExhausted => EventKind::PolicyEvent,
         _ => EventKind::SecurityEvent,
     }
