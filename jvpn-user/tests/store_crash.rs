@@ -149,8 +149,8 @@ fn writer() {
                 let born = Session::birth(id, [1; 32], now);
                 let input = Input::HandshakeComplete {
                     binding: TransportBinding::from_v4([10, 0, 0, 1], 1),
-                    header_key: rng.gen(),
-                    secrets: vec![rng.gen(); 64],
+                    header_key: rng.gen::<[u8; 16]>().into(),
+                    secrets: vec![rng.gen(); 64].into(),
                 };
                 let t = machine.transition(&born, &input, now).expect("handshake");
                 batch.push(CasRequest::from_transition(Expected::Absent, t));

@@ -188,8 +188,8 @@ fn handshake_input() -> Input {
     let keys = random_keys();
     Input::HandshakeComplete {
         binding: TransportBinding::from_v4([10, 0, 0, 1], 40_000),
-        header_key: *keys.header_key(),
-        secrets: keys.to_stored().to_vec(),
+        header_key: (*keys.header_key()).into(),
+        secrets: keys.to_stored().to_vec().into(),
     }
 }
 
@@ -209,8 +209,8 @@ async fn reattach_rate(
             let id = SessionId::generate(NodeId::SINGLE, &mut rand::thread_rng());
             let input = Input::HandshakeComplete {
                 binding: TransportBinding::from_v4([10, 0, 0, 1], 40_000),
-                header_key: *keys.header_key(),
-                secrets: keys.to_stored().to_vec(),
+                header_key: (*keys.header_key()).into(),
+                secrets: keys.to_stored().to_vec().into(),
             };
             let t = gateway
                 .machine

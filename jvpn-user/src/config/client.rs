@@ -17,6 +17,7 @@ use super::keyfile::{self, KeyFileError};
 use super::source::{is_interface_name, ConfigError, Source};
 use crate::crypto::handshake::ClientIdentity;
 use crate::crypto::keys::{KeyParseError, PresharedKey, PrivateKey, PublicKey};
+use crate::crypto::SecretText;
 use jvpn_common::abi::DEFAULT_PORT;
 use serde::Deserialize;
 use std::path::Path;
@@ -28,9 +29,9 @@ use toml::Spanned;
 struct RawClientConfig {
     gateway: Spanned<String>,
     gateway_public_key: Spanned<String>,
-    private_key: Option<Spanned<String>>,
+    private_key: Option<Spanned<SecretText>>,
     private_key_file: Option<Spanned<String>>,
-    psk: Option<Spanned<String>>,
+    psk: Option<Spanned<SecretText>>,
     psk_file: Option<Spanned<String>>,
     tun: Option<Spanned<String>>,
 }

@@ -35,6 +35,7 @@
 use super::source::{ConfigError, Source};
 use crate::crypto::handshake::ClientAdmission;
 use crate::crypto::keys::{PresharedKey, PrivateKey, PublicKey};
+use crate::crypto::SecretText;
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use jvpn_common::control::{Tai64N, WelcomePayload};
 use jvpn_common::wire::{Be16, Be64};
@@ -64,9 +65,9 @@ pub const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 300;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawGateway {
-    pub(crate) private_key: Option<Spanned<String>>,
+    pub(crate) private_key: Option<Spanned<SecretText>>,
     pub(crate) private_key_file: Option<Spanned<String>>,
-    pub(crate) psk: Option<Spanned<String>>,
+    pub(crate) psk: Option<Spanned<SecretText>>,
     pub(crate) psk_file: Option<Spanned<String>>,
     pub(crate) port: Option<Spanned<u16>>,
     pub(crate) listen: Option<Spanned<String>>,
@@ -96,7 +97,7 @@ pub(crate) struct RawTunnel {
 pub(crate) struct RawClient {
     pub(crate) name: Option<Spanned<String>>,
     pub(crate) public_key: Spanned<String>,
-    pub(crate) psk: Option<Spanned<String>>,
+    pub(crate) psk: Option<Spanned<SecretText>>,
     pub(crate) psk_file: Option<Spanned<String>>,
     pub(crate) ipv4: Option<Spanned<String>>,
     pub(crate) ipv6: Option<Spanned<String>>,

@@ -5,9 +5,11 @@
 
 use super::keyfile::{self, KeyFileError};
 use crate::crypto::keys::{KeyParseError, PresharedKey, PrivateKey};
+use crate::crypto::SecretText;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use toml::Spanned;
+use zeroize::Zeroizing;
 
 /// Why a config file was refused.
 #[derive(Debug, thiserror::Error)]
@@ -52,12 +54,14 @@ pub(crate) struct Source<'a> {
 }
 
 impl<'a> Source<'a> {
-    /// Reads `path`.
-    pub(crate) fn read(path: &Path) -> Result<String, ConfigError> {
-        std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })
+    /// Reads `path`. The text may hold keys, so it is zeroized when dropped.
+    pub(crate) fn read(path: &Path) -> Result<Zeroizing<String>, ConfigError> {
+        std::fs::read_to_string(path)
+            .map(Zeroizing::new)
+            .map_err(|source| ConfigError::Read {
+                path: path.to_owned(),
+                source,
+            })
     }
 
     /// The 1-based line of byte `offset`.
@@ -108,7 +112,7 @@ impl<'a> Source<'a> {
     pub(crate) fn private_key(
         &self,
         name: &str,
-        inline: &Option<Spanned<String>>,
+        inline: &Option<Spanned<SecretText>>,
         file: &Option<Spanned<String>>,
     ) -> Result<Option<PrivateKey>, ConfigError> {
         self.secret(
@@ -124,7 +128,7 @@ impl<'a> Source<'a> {
     pub(crate) fn psk(
         &self,
         name: &str,
-        inline: &Option<Spanned<String>>,
+        inline: &Option<Spanned<SecretText>>,
         file: &Option<Spanned<String>>,
     ) -> Result<Option<PresharedKey>, ConfigError> {
         self.secret(
@@ -139,7 +143,7 @@ impl<'a> Source<'a> {
     fn secret<K>(
         &self,
         name: &str,
-        inline: &Option<Spanned<String>>,
+        inline: &Option<Spanned<SecretText>>,
         file: &Option<Spanned<String>>,
         decode: impl Fn(&str) -> Result<K, KeyParseError>,
         read: impl Fn(&Path) -> Result<K, KeyFileError>,
@@ -149,7 +153,7 @@ impl<'a> Source<'a> {
                 file,
                 format!("both {name} and {name}_file are set; keep only one"),
             )),
-            (Some(text), None) => decode(text.get_ref())
+            (Some(text), None) => decode(text.get_ref().as_str())
                 .map(Some)
                 .map_err(|e| self.at(text, format!("{name} {e}"))),
             (None, Some(file)) => read(&self.resolve(file.get_ref()))

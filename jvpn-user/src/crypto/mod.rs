@@ -4,6 +4,7 @@
 //! - [`handshake`]: the BIRTH handshake (`Noise_IKpsk2_25519_ChaChaPoly_BLAKE2s`) on HELLO and
 //!   WELCOME datagrams, with the WireGuard-style timestamp replay check.
 //! - [`session_keys`]: the header key and the two direction keys a handshake yields.
+//! - [`secret`]: zeroizing, redacted holders of key material the other modules pass around.
 //! - [`seal`]: the header tag and the ChaCha20-Poly1305 seal of every later message.
 //!
 //! Nothing here opens a socket or reads a clock; the wire layouts it fills are those of
@@ -12,6 +13,7 @@
 pub mod handshake;
 pub mod keys;
 pub mod seal;
+pub mod secret;
 pub mod session_keys;
 
 pub use handshake::{
@@ -22,4 +24,5 @@ pub use keys::{KeyParseError, PresharedKey, PrivateKey, PublicKey};
 pub use seal::{
     open_body, open_in_place, open_message, seal_body, seal_into, seal_message, SealError,
 };
+pub use secret::{Secret, SecretText};
 pub use session_keys::{Direction, SessionKeys};

@@ -102,12 +102,10 @@ pub async fn run(
         settings.timeouts.keepalive_timeout.as_millis() as u64,
         settings.timeouts.idle_timeout.as_millis() as u64,
     )?;
-    std::fs::create_dir_all(&options.state_dir).map_err(io(format!(
-        "create the state dir {}; pass --state-dir or run as root",
-        options.state_dir.display()
-    )))?;
-    let store: Arc<dyn SessionStore> = Arc::new(RedbStore::open(&options.state_dir)?);
-    let epoch = epoch::advance(&options.state_dir)?;
+    // Opening the store creates the state dir 0700 (or narrows it): it holds session keys.
+    let redb = RedbStore::open(&options.state_dir)?;
+    let epoch = epoch::advance(&options.state_dir, &redb)?;
+    let store: Arc<dyn SessionStore> = Arc::new(redb);
     let mut dp_options = DataplaneOptions::new(options.iface.clone());
     dp_options.port = options.port;
     dp_options.max_sessions = options.max_sessions;

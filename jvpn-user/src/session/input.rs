@@ -6,6 +6,7 @@
 
 use super::event::Cause;
 use super::state::Millis;
+use crate::crypto::Secret;
 use jvpn_common::abi::HEADER_KEY_LEN;
 use jvpn_common::maps::TransportBinding;
 
@@ -18,9 +19,9 @@ pub enum Input {
         /// The transport the HELLO came from.
         binding: TransportBinding,
         /// The header tag key derived by the handshake.
-        header_key: [u8; HEADER_KEY_LEN],
+        header_key: Secret<[u8; HEADER_KEY_LEN]>,
         /// The AEAD keys derived by the handshake, opaque here.
-        secrets: Vec<u8>,
+        secrets: Secret<Vec<u8>>,
     },
     /// Authenticated traffic was seen at `at`. Telemetry: updates `last_rx`, never the version.
     Traffic {

@@ -112,7 +112,7 @@ impl SessionMachine {
                 },
             ) => advance(session, Attached, Cause::HandshakeComplete, now, |s| {
                 s.binding = *binding;
-                s.header_key = *header_key;
+                s.header_key = **header_key;
                 s.secrets.clone_from(secrets);
                 s.last_rx = now;
             }),

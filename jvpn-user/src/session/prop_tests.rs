@@ -41,8 +41,8 @@ fn to_input(step: &Step, current: &Session, now: Millis) -> Input {
     match *step {
         Step::Handshake(n) => Input::HandshakeComplete {
             binding: path(n),
-            header_key: [n; 16],
-            secrets: vec![n; 8],
+            header_key: [n; 16].into(),
+            secrets: vec![n; 8].into(),
         },
         Step::Traffic(back) => Input::Traffic {
             at: now.saturating_sub(Millis::from(back % 5_000)),

@@ -24,8 +24,8 @@ fn path(n: u8) -> TransportBinding {
 fn handshake() -> Input {
     Input::HandshakeComplete {
         binding: path(1),
-        header_key: [7; 16],
-        secrets: vec![9; 64],
+        header_key: [7; 16].into(),
+        secrets: vec![9; 64].into(),
     }
 }
 
@@ -88,7 +88,7 @@ fn section2_born_attached_lost_reattached_ended_reads_0_1_2_3_4() {
     );
     assert_eq!(reattached.binding, path(2));
     assert_eq!(attached.header_key, [7; 16]);
-    assert_eq!(attached.secrets, vec![9; 64]);
+    assert_eq!(*attached.secrets, vec![9; 64]);
 }
 
 #[test]

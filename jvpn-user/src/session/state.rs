@@ -5,9 +5,11 @@
 //! `state_version`. Time is an input everywhere ([`Millis`]), so nothing here reads a clock.
 
 use super::id::SessionId;
+use crate::crypto::Secret;
 use jvpn_common::abi::HEADER_KEY_LEN;
 use jvpn_common::control::Tai64N;
 use jvpn_common::maps::{SessionEntry, SessionState, TransportBinding};
+use zeroize::Zeroize;
 
 /// Wall-clock time in milliseconds since the Unix epoch. Wall clock rather than monotonic because
 /// stored timestamps must mean something after a restart; the machine tolerates it going backwards.
@@ -16,8 +18,9 @@ pub type Millis = u64;
 /// Length of a client's static public key (X25519).
 pub const CLIENT_KEY_LEN: usize = 32;
 
-/// One session as the controller and the store know it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// One session as the controller and the store know it. Its keys are zeroized when it is dropped
+/// and never shown by `Debug`.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Session {
     /// The session's id, never reused on this gateway.
     pub id: SessionId,
@@ -32,8 +35,8 @@ pub struct Session {
     /// The SipHash key of the header tag, filled by the handshake.
     pub header_key: [u8; HEADER_KEY_LEN],
     /// Key material the handshake fills (AEAD keys of both directions); opaque to the machine and
-    /// the store, which only carry it.
-    pub secrets: Vec<u8>,
+    /// the store, which only carry it. Empty once the store has recorded the session TERMINATED.
+    pub secrets: Secret<Vec<u8>>,
     /// When the session was born.
     pub created_at: Millis,
     /// When the last transition happened (equal to `created_at` at BIRTH).
@@ -57,12 +60,19 @@ impl Session {
             binding: TransportBinding::default(),
             client_key,
             header_key: [0; HEADER_KEY_LEN],
-            secrets: Vec::new(),
+            secrets: Secret::default(),
             created_at: now,
             changed_at: now,
             last_rx: now,
             hello_timestamp: Tai64N::default(),
         }
+    }
+
+    /// Removes the session's keys (header key and secrets): what the store does when it records
+    /// the session TERMINATED.
+    pub fn wipe_keys(&mut self) {
+        self.header_key.zeroize();
+        self.secrets = Secret::default();
     }
 
     /// The entry the XDP program enforces for this session.
@@ -74,6 +84,31 @@ impl Session {
             state: self.state as u8,
             _pad: [0; 7],
         }
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        // `secrets` zeroizes itself; the header key is a plain array.
+        self.header_key.zeroize();
+    }
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("id", &self.id)
+            .field("state", &self.state)
+            .field("state_version", &self.state_version)
+            .field("binding", &self.binding)
+            .field("client_key", &self.client_key)
+            .field("header_key", &"..")
+            .field("secrets", &self.secrets)
+            .field("created_at", &self.created_at)
+            .field("changed_at", &self.changed_at)
+            .field("last_rx", &self.last_rx)
+            .field("hello_timestamp", &self.hello_timestamp)
+            .finish()
     }
 }
 

@@ -11,10 +11,12 @@
 //! - [`redb`]: the embedded default, [`RedbStore`], in a state directory.
 //! - [`codec`]: the byte layout of stored records.
 //! - [`group`]: [`GroupCommitter`], which batches concurrent CASes into one durable commit.
+//! - [`private`]: the state directory's modes (0700, files 0600): it holds session keys.
 //! - [`validate`]: the checks every CAS request passes before it may be written.
 
 pub mod codec;
 pub mod group;
+pub mod private;
 pub mod redb;
 pub mod validate;
 
@@ -22,6 +24,8 @@ pub mod validate;
 mod ops_tests;
 #[cfg(test)]
 mod prop_tests;
+#[cfg(test)]
+mod secret_tests;
 #[cfg(test)]
 mod tests;
 
@@ -103,6 +107,9 @@ pub enum StoreError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// The state directory or a file in it cannot be made private.
+    #[error(transparent)]
+    Private(#[from] private::PrivacyError),
     /// Another process holds the store.
     #[error(
         "store {path} is locked by another jvpn gateway{}; stop it (`jvpn status` names it) or pass another --state-dir",

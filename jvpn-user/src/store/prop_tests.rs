@@ -5,7 +5,7 @@
 
 use super::*;
 use crate::session::{Input, RecoverCause, SessionMachine, TerminateCause, Timers, CLIENT_KEY_LEN};
-use jvpn_common::maps::TransportBinding;
+use jvpn_common::maps::{SessionState, TransportBinding};
 use proptest::prelude::*;
 
 #[derive(Clone, Debug)]
@@ -38,8 +38,8 @@ proptest! {
         let born = Session::birth(id, [0; CLIENT_KEY_LEN], 0);
         let handshake = Input::HandshakeComplete {
             binding: TransportBinding::from_v4([10, 1, 1, 1], 1),
-            header_key: [1; 16],
-            secrets: vec![],
+            header_key: [1; 16].into(),
+            secrets: Vec::new().into(),
         };
         let t = machine.transition(&born, &handshake, 0).unwrap();
         let mut committed = t.state_changes();
@@ -74,6 +74,10 @@ proptest! {
                 prop_assert_eq!(outcome, CasOutcome::Committed);
                 committed.extend(request.audit);
                 latest = request.session;
+                // The store keeps no keys of an ended session.
+                if latest.state == SessionState::Terminated {
+                    latest.wipe_keys();
+                }
                 *view = latest.clone();
             } else {
                 prop_assert!(view.state_version < latest.state_version);

@@ -7,7 +7,8 @@
 //! | `sessions`   | (id, 0)              | the current session record ([`super::codec`])    |
 //! |              | (id, v), v >= 1      | the STATE_CHANGE record of the increment to v    |
 //! | `issued_ids` | session id           | when it was issued (ms)                          |
-//! | `meta`       | name                 | `format`: the layout version of the file         |
+//! | `meta`       | name                 | `format`: the layout version of the file;        |
+//! |              |                      | `boot_epoch`: the epoch of the last start        |
 //!
 //! A session's record and its audit records share one table and sort together, so a CAS rewrites
 //! one B-tree leaf for both rather than one in each of two tables: with random ids, touched leaves
@@ -20,14 +21,18 @@
 //! exclusive lock on the file, so two gateways never share a store.
 
 use super::codec::{self, CodecError};
+use super::private;
 use super::validate::{self, MutationRefused};
 use super::{BatchItem, CasOutcome, CasRequest, Expected, SessionStore, StoreError};
 use crate::session::{Session, SessionId, StateChange};
+use jvpn_common::abi::HEADER_KEY_LEN;
+use jvpn_common::maps::SessionState;
 use redb::{
     Database, DatabaseError, ReadOnlyTable, ReadableDatabase, ReadableTable, Table, TableDefinition,
 };
+use std::borrow::Cow;
 use std::fs;
-use std::os::unix::fs::DirBuilderExt;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 const SESSIONS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("sessions");
@@ -40,6 +45,8 @@ const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 pub const STORE_FORMAT: u64 = 1;
 /// File name of the store inside the state directory.
 pub const STORE_FILE: &str = "sessions.redb";
+/// Key in `meta` of the boot epoch of the last start ([`crate::gateway::epoch`]).
+const BOOT_EPOCH: &str = "boot_epoch";
 /// File in the state directory naming the pid that holds the store, for the "locked" error.
 pub const OWNER_FILE: &str = "store.owner";
 
@@ -65,23 +72,11 @@ struct Tables<'t> {
 impl RedbStore {
     /// Opens (creating if needed) the store in `state_dir`, e.g. [`super::DEFAULT_STATE_DIR`].
     pub fn open(state_dir: &Path) -> Result<Self, StoreError> {
-        let unusable = |source| StoreError::StateDirUnusable {
-            dir: state_dir.to_owned(),
-            source,
-        };
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(state_dir)
-            .map_err(unusable)?;
+        private::ensure_private_dir(state_dir)?;
         let path = state_dir.join(STORE_FILE);
-        // Opening the file ourselves first turns "permission denied" into an error that names
-        // the directory, rather than one from inside redb.
-        fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(unusable)?;
+        // Creating the file ourselves first gives it mode 0600 before redb writes a key to it, and
+        // turns "permission denied" into an error that names the file.
+        private::create_private_file(&path)?;
         let owner_path = state_dir.join(OWNER_FILE);
         let db = match Database::create(&path) {
             Ok(db) => db,
@@ -93,7 +88,13 @@ impl RedbStore {
             }
             Err(e) => return Err(database_error(&path, "open", e)),
         };
-        fs::write(&owner_path, format!("{}\n", std::process::id())).map_err(unusable)?;
+        private::private_file_options()
+            .open(&owner_path)
+            .and_then(|mut f| f.write_all(format!("{}\n", std::process::id()).as_bytes()))
+            .map_err(|source| StoreError::StateDirUnusable {
+                dir: state_dir.to_owned(),
+                source,
+            })?;
         let store = Self { db, path };
         store.initialise()?;
         Ok(store)
@@ -102,6 +103,47 @@ impl RedbStore {
     /// The store file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The boot epoch the last start recorded, if any start did.
+    pub fn boot_epoch(&self) -> Result<Option<u64>, StoreError> {
+        let txn = self
+            .db
+            .begin_read()
+            .map_err(|e| self.db_err("begin read", e))?;
+        let meta = txn
+            .open_table(META)
+            .map_err(|e| self.db_err("open meta", e))?;
+        let epoch = meta
+            .get(BOOT_EPOCH)
+            .map_err(|e| self.db_err("read boot epoch", e))?
+            .map(|g| g.value());
+        Ok(epoch)
+    }
+
+    /// Durably records `epoch` as this start's boot epoch.
+    pub fn record_boot_epoch(&self, epoch: u64) -> Result<(), StoreError> {
+        let txn = self.db.begin_write().map_err(|e| self.db_err("begin", e))?;
+        txn.open_table(META)
+            .map_err(|e| self.db_err("open meta", e))?
+            .insert(BOOT_EPOCH, epoch)
+            .map_err(|e| self.db_err("write boot epoch", e))?;
+        txn.commit()
+            .map_err(|e| self.db_err("commit boot epoch", e))
+    }
+
+    /// Whether any session id was ever issued from this store (so nonces of some epoch were
+    /// used).
+    pub fn has_issued(&self) -> Result<bool, StoreError> {
+        let txn = self
+            .db
+            .begin_read()
+            .map_err(|e| self.db_err("begin read", e))?;
+        let issued = txn
+            .open_table(ISSUED)
+            .map_err(|e| self.db_err("open issued_ids", e))?;
+        let first = issued.first().map_err(|e| self.db_err("read issued", e))?;
+        Ok(first.is_some())
     }
 
     /// Creates the tables of an empty file and checks the format of an existing one.
@@ -132,12 +174,50 @@ impl RedbStore {
                     })
                 }
             }
-            txn.open_table(SESSIONS)
+            let mut sessions = txn
+                .open_table(SESSIONS)
                 .map_err(|e| self.db_err("create sessions", e))?;
+            self.wipe_terminated_keys(&mut sessions)?;
             txn.open_table(ISSUED)
                 .map_err(|e| self.db_err("create issued_ids", e))?;
         }
         txn.commit().map_err(|e| self.db_err("commit init", e))
+    }
+
+    /// Removes the keys of TERMINATED records an earlier jvpn stored with them, so no ended
+    /// session's keys survive this start.
+    fn wipe_terminated_keys(
+        &self,
+        sessions: &mut Table<'_, (u64, u64), &'static [u8]>,
+    ) -> Result<(), StoreError> {
+        let mut keyed = Vec::new();
+        for row in sessions
+            .range::<(u64, u64)>(..)
+            .map_err(|e| self.db_err("scan sessions", e))?
+        {
+            let (k, v) = row.map_err(|e| self.db_err("scan sessions", e))?;
+            let (id, part) = k.value();
+            if part != CURRENT {
+                continue;
+            }
+            // A record that does not decode is reported where it is read (get, list), with its key.
+            let Ok(s) = codec::decode_session(v.value()) else {
+                tracing::warn!(session = %format_args!("{id:016x}"), "a stored session record is corrupt");
+                continue;
+            };
+            if s.state == SessionState::Terminated && holds_keys(&s) {
+                keyed.push(s);
+            }
+        }
+        for s in keyed {
+            let record = codec::encode_session(&at_rest(&s))
+                .map_err(|e| self.corrupt(format!("session {}", s.id), e))?;
+            sessions
+                .insert((s.id.get(), CURRENT), record.as_slice())
+                .map_err(|e| self.db_err("wipe terminated keys", e))?;
+            tracing::info!(session = %s.id, "removed the stored keys of a terminated session");
+        }
+        Ok(())
     }
 
     /// The sessions table in a fresh read transaction (a consistent snapshot).
@@ -200,7 +280,7 @@ impl RedbStore {
         if let Err(refused) = validate::check(id, stored.as_ref(), new, audit) {
             return Ok(Err(refused));
         }
-        let record = match codec::encode_session(new) {
+        let record = match codec::encode_session(&at_rest(new)) {
             Ok(r) => r,
             Err(_) => return Ok(Err(MutationRefused::SecretsTooLong(new.secrets.len()))),
         };
@@ -323,6 +403,21 @@ impl SessionStore for RedbStore {
             .map_err(|e| self.db_err("read issued", e))?
             .is_some())
     }
+}
+
+/// The record as it is written: a TERMINATED session's keys are wiped in the same transaction
+/// as its termination commits (nothing may use them again; the audit keeps its history).
+fn at_rest(session: &Session) -> Cow<'_, Session> {
+    if session.state != SessionState::Terminated || !holds_keys(session) {
+        return Cow::Borrowed(session);
+    }
+    let mut wiped = session.clone();
+    wiped.wipe_keys();
+    Cow::Owned(wiped)
+}
+
+fn holds_keys(session: &Session) -> bool {
+    !session.secrets.is_empty() || session.header_key != [0; HEADER_KEY_LEN]
 }
 
 fn database_error(path: &Path, op: &'static str, e: impl Into<redb::Error>) -> StoreError {
