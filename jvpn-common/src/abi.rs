@@ -85,7 +85,8 @@ pub const DEFAULT_EVENTS_PER_SECOND: u32 = 1_000;
 
 /// Layout version of the pinned maps. It is part of the pin path, so an incompatible program never
 /// adopts maps of another layout (aya reuses a pinned map without checking its layout).
-pub const MAP_LAYOUT_VERSION: u32 = 1;
+/// 2: `SessionEntry` carries its session id.
+pub const MAP_LAYOUT_VERSION: u32 = 2;
 /// Root of the pins: maps and the XDP link live in `PIN_ROOT/<iface>/v<MAP_LAYOUT_VERSION>/`.
 pub const PIN_ROOT: &str = "/sys/fs/bpf/jvpn";
 

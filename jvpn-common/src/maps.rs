@@ -125,9 +125,13 @@ pub struct SessionEntry {
     pub state: u8,
     /// Explicit padding, zero.
     pub _pad: [u8; 7],
+    /// The session id this entry belongs to, equal to its map key. A preallocated hash map may
+    /// hand a deleted element to another key while a program still reads it (RCU reuse), so the
+    /// XDP program checks this after its copy and refuses an entry that names another session.
+    pub session_id: u64,
 }
 
-const _: () = assert!(core::mem::size_of::<SessionEntry>() == 56);
+const _: () = assert!(core::mem::size_of::<SessionEntry>() == 64);
 
 /// The replay window of one session (client to gateway direction). Written only by the XDP program,
 /// with atomic operations; see [`crate::replay`] for the algorithm.

@@ -101,11 +101,14 @@ pub fn try_jvpn_xdp(
 }
 
 /// A copy of the session's entry: the controller replaces entries whole, and copying at once
-/// keeps this packet's view of the session consistent while it is judged.
+/// keeps this packet's view of the session consistent while it is judged. The preallocated map
+/// may reuse a deleted element for another key between the lookup and the copy, so a copy that
+/// names another session is refused as unknown.
 #[inline(always)]
 fn session(session_id: u64) -> Option<SessionEntry> {
     let entry = JVPN_SESSIONS.get_ptr(session_id)?;
-    // SAFETY: a hash map value pointer returned by the lookup stays valid for the rest of this
-    // program run (RCU); it is read once, by value.
-    Some(unsafe { entry.read() })
+    // SAFETY: a hash map value pointer returned by the lookup stays valid memory for the rest of
+    // this program run (RCU); it is read once, by value, and checked below.
+    let copy = unsafe { entry.read() };
+    (copy.session_id == session_id).then_some(copy)
 }

@@ -47,11 +47,19 @@ fn fields(t: MessageType, version: u64, nonce: u64) -> [u64; 4] {
     [SESSION, version, nonce, t as u64]
 }
 
+/// The entry of [`SESSION`] in `state`, as the controller writes it (naming its session).
+fn entry(state: SessionState, f: &Family) -> SessionEntry {
+    SessionEntry {
+        session_id: SESSION,
+        ..session(state, VERSION, KEY, f.client)
+    }
+}
+
 /// Every row of the decision list, in its order, for one family.
 fn decision_list(f: &Family) -> Vec<Case> {
     use MessageType::*;
     use RejectReason::*;
-    let attached = Some(session(SessionState::Attached, VERSION, KEY, f.client));
+    let attached = Some(entry(SessionState::Attached, f));
     let data = msg(Data, VERSION, NONCE);
     let data_fields = fields(Data, VERSION, NONCE);
     let mutated = |byte: usize, value: u8| {
@@ -137,6 +145,18 @@ fn decision_list(f: &Family) -> Vec<Case> {
             expect: Expect::Drop(UnknownSession, data_fields),
         },
         Case {
+            // The preallocated map reused a deleted element for another session between the
+            // lookup and the copy: the copy names that session, not this packet's.
+            name: "3 entry names another session: UNKNOWN_SESSION".into(),
+            session: attached.map(|a| SessionEntry {
+                session_id: SESSION + 1,
+                ..a
+            }),
+            before: vec![],
+            frame: f.frame(data.clone()),
+            expect: Expect::Drop(UnknownSession, data_fields),
+        },
+        Case {
             name: "3 tag does not verify: BAD_TAG".into(),
             session: attached,
             before: vec![],
@@ -145,7 +165,7 @@ fn decision_list(f: &Family) -> Vec<Case> {
         },
         Case {
             name: "4 session terminated: TERMINATED".into(),
-            session: Some(session(SessionState::Terminated, VERSION, KEY, f.client)),
+            session: Some(entry(SessionState::Terminated, f)),
             before: vec![],
             frame: f.frame(data.clone()),
             expect: Expect::Drop(Terminated, data_fields),
@@ -154,7 +174,7 @@ fn decision_list(f: &Family) -> Vec<Case> {
     for t in [ReattachRequest, PathResponse, Terminate] {
         let control = msg(t, VERSION, NONCE);
         // Control messages come from any transport and in any state but TERMINATED.
-        let recovering = Some(session(SessionState::Recovering, VERSION, KEY, f.client));
+        let recovering = Some(entry(SessionState::Recovering, f));
         cases.extend([
             Case {
                 name: format!("{t:?}: 5 control message, fresh nonce: to the controller"),
@@ -187,14 +207,14 @@ fn decision_list(f: &Family) -> Vec<Case> {
         cases.extend([
             Case {
                 name: format!("{t:?}: 6 not ATTACHED: NOT_ATTACHED"),
-                session: Some(session(SessionState::Recovering, VERSION, KEY, f.client)),
+                session: Some(entry(SessionState::Recovering, f)),
                 before: vec![],
                 frame: f.frame(m.clone()),
                 expect: Expect::Drop(NotAttached, fl),
             },
             Case {
                 name: format!("{t:?}: 6 not ATTACHED (BIRTH): NOT_ATTACHED"),
-                session: Some(session(SessionState::Birth, VERSION, KEY, f.client)),
+                session: Some(entry(SessionState::Birth, f)),
                 before: vec![],
                 frame: f.frame(m.clone()),
                 expect: Expect::Drop(NotAttached, fl),
@@ -266,7 +286,7 @@ fn run_case(family: &Family, case: &Case) -> Result<(), String> {
     let mut dp = TestDataplane::load(1024);
     dp.set_config(config(DataplaneMode::Enforce));
     if let Some(entry) = case.session {
-        dp.set_session(SESSION, entry);
+        dp.set_raw_session(SESSION, entry);
     }
     for frame in &case.before {
         dp.run(frame);

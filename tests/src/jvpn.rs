@@ -31,6 +31,7 @@ impl TestSession {
             transport: TransportBinding::from_socket_addr(transport),
             state: state as u8,
             _pad: [0; 7],
+            session_id: self.id,
         }
     }
 

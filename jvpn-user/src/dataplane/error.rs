@@ -17,6 +17,17 @@ pub enum DataplaneError {
         operation: &'static str,
     },
 
+    /// The XDP program's replay window is not proven on this CPU's memory order.
+    #[error(
+        "refusing to load the XDP dataplane on {arch}: its replay window uses plain loads, proven \
+         only under x86-64's memory order (a weakly ordered CPU could accept a replayed nonce); \
+         run the gateway on an x86-64 host"
+    )]
+    UnprovenArchitecture {
+        /// The architecture found.
+        arch: String,
+    },
+
     /// The interface name cannot name a network interface (or would escape the pin directory).
     #[error(
         "invalid interface name {iface:?}: it must be 1 to 15 bytes without '/', NUL or \

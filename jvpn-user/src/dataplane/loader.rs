@@ -6,6 +6,7 @@
 //! [`Dataplane`] closes this process's handles and nothing else: only [`Dataplane::detach`] turns
 //! enforcement off.
 
+use super::arch::check_this_architecture;
 use super::logs::ProgramLogForwarder;
 use super::maps::PinnedMaps;
 use super::object::JVPN_XDP_OBJECT;
@@ -61,6 +62,7 @@ impl Dataplane {
     /// interface already (use [`Dataplane::open_or_load`]). Map pins left by a load that died
     /// before pinning its link are removed first, never reused.
     pub fn load(options: &DataplaneOptions) -> Result<Self, DataplaneError> {
+        check_this_architecture()?;
         options.validate()?;
         require_bpf_privileges("loading the XDP dataplane")?;
         let pins = PinDir::new(&options.pin_root, &options.iface)?;
@@ -72,6 +74,7 @@ impl Dataplane {
                 pin_dir: pins.path().to_owned(),
             });
         }
+        pins.retire_other_layouts()?;
         pins.remove_pins()?;
         let unpin_on_error = UnpinOnError(&pins);
 
@@ -157,6 +160,7 @@ impl Dataplane {
     /// Re-opens the dataplane pinned for `iface` under `pin_root`: its link, maps and program
     /// logs. Fails with [`DataplaneError::NotAttached`] if no link is pinned there.
     pub fn adopt_in(pin_root: &Path, iface: &str) -> Result<Self, DataplaneError> {
+        check_this_architecture()?;
         require_bpf_privileges("adopting the XDP dataplane")?;
         let pins = PinDir::new(pin_root, iface)?;
         if !pins.has_link() {

@@ -13,10 +13,11 @@
 //! - [`Dataplane::take_event_reader`]: the security event stream ([`EventReader`]).
 //! - [`Dataplane::take_log_forwarder`]: the program's aya-log records into `tracing`.
 //!
-//! Module map: `loader` (load, adopt, detach), `options`, `pins`, `maps` (typed pinned-map
+//! Module map: `arch` (the CPUs the program is proven on), `loader` (load, adopt, detach), `options`, `pins`, `maps` (typed pinned-map
 //! handles), `sessions`, `counters`, `events`, `logs`, `privileges`, `error`, and `sys`, the only
 //! module with `unsafe` code (two raw `bpf(2)` commands aya does not wrap).
 
+pub mod arch;
 mod counters;
 mod error;
 mod events;

@@ -123,6 +123,57 @@ impl PinDir {
     }
 }
 
+impl PinDir {
+    /// Removes the pins of every other map layout (`v<N>` beside this one) that an earlier or
+    /// later jvpn left for the interface, with a warning each. Their maps must never be adopted
+    /// by this build, and their pinned link would keep the old program attached: removing the
+    /// last reference detaches it (a still-running old gateway keeps its own, and the attach that
+    /// follows then fails and says so). Called only before a fresh load.
+    pub(crate) fn retire_other_layouts(&self) -> Result<Vec<PathBuf>, DataplaneError> {
+        let entries = match std::fs::read_dir(&self.iface_dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => {
+                return Err(DataplaneError::pin(
+                    "listing layouts in",
+                    self.iface_dir.clone(),
+                )(e))
+            }
+        };
+        let mut retired = Vec::new();
+        for entry in entries {
+            let path = entry
+                .map_err(DataplaneError::pin(
+                    "listing layouts in",
+                    self.iface_dir.clone(),
+                ))?
+                .path();
+            let is_layout = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.strip_prefix('v'))
+                .is_some_and(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()));
+            if !is_layout || path == self.dir || !path.is_dir() {
+                continue;
+            }
+            tracing::warn!(
+                pin_dir = %path.display(),
+                layout = abi::MAP_LAYOUT_VERSION,
+                "removing the pins of another map layout (another jvpn version); its XDP program is detached and its sessions reconcile from the store"
+            );
+            let old = PinDir {
+                iface_dir: self.iface_dir.clone(),
+                dir: path.clone(),
+            };
+            old.remove_pins()?;
+            std::fs::remove_dir(&path)
+                .map_err(DataplaneError::pin("removing pin directory", path.clone()))?;
+            retired.push(path);
+        }
+        Ok(retired)
+    }
+}
+
 /// Removes one pin; a pin already gone is fine.
 pub(crate) fn remove_if_present(path: &Path) -> Result<(), DataplaneError> {
     match std::fs::remove_file(path) {
@@ -184,6 +235,28 @@ mod tests {
             pins.map(abi::MAP_SESSIONS),
             Path::new(&expected).join(abi::MAP_SESSIONS)
         );
+    }
+
+    #[test]
+    fn other_layouts_are_retired_and_this_one_kept() {
+        let root = tempfile::tempdir().expect("temp dir");
+        let pins = PinDir::new(root.path(), "eth0").expect("pin dir");
+        std::fs::create_dir_all(pins.path()).expect("mkdir");
+        std::fs::write(pins.map(abi::MAP_SESSIONS), b"").expect("current pin");
+        let old = root.path().join("eth0/v1");
+        std::fs::create_dir_all(&old).expect("mkdir v1");
+        std::fs::write(old.join(abi::MAP_SESSIONS), b"").expect("old pin");
+        std::fs::write(old.join(abi::PIN_LINK), b"").expect("old link");
+        let unrelated = root.path().join("eth0/notes");
+        std::fs::create_dir_all(&unrelated).expect("mkdir other");
+        let retired = pins.retire_other_layouts().expect("retire");
+        assert_eq!(retired, vec![old.clone()]);
+        assert!(!old.exists(), "the v1 pins are gone");
+        assert!(
+            pins.map(abi::MAP_SESSIONS).exists(),
+            "this layout's pins stay"
+        );
+        assert!(unrelated.exists(), "only v<N> directories are layouts");
     }
 
     #[test]

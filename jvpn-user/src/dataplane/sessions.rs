@@ -23,7 +23,8 @@ impl Dataplane {
     /// Refuses with [`DataplaneError::StaleUpdate`] if the table holds the session at a higher
     /// `state_version` (an equal version is rewritten, so replaying the controller's store after
     /// a restart is harmless), and with [`DataplaneError::TableFull`] if a new session does not
-    /// fit. A new session always starts with a fresh replay window.
+    /// fit. A new session always starts with a fresh replay window. The entry's `session_id` is
+    /// written as `session_id`: the XDP program refuses an entry that names another session.
     pub fn upsert_session(
         &self,
         session_id: u64,
@@ -52,6 +53,10 @@ impl Dataplane {
                 remove_if_present(&mut maps.replay, session_id, abi::MAP_REPLAY)?;
                 BPF_NOEXIST
             }
+        };
+        let entry = SessionEntry {
+            session_id,
+            ..*entry
         };
         maps.sessions
             .insert(session_id, entry, flags)

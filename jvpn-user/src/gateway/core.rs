@@ -35,6 +35,9 @@ pub struct ControllerCounters {
     pub data_packets: AtomicU64,
     /// Map updates that failed (the store still holds the commit; reconciled at restart).
     pub map_failures: AtomicU64,
+    /// Messages not sealed because their session's gateway-to-client nonces of this epoch were
+    /// spent (the timers terminate such a session first; nonzero means they were late).
+    pub nonces_exhausted: AtomicU64,
     /// Time from a durable commit to its XDP map entry being written.
     pub commit_to_map: LatencyHistogram,
 }

@@ -5,6 +5,7 @@
 //! is not worth a durable write (telemetry, nonces within an epoch, challenges). A record only
 //! ever replaces an older version, so concurrent commits cannot move the cache backwards.
 
+use super::epoch::{counter_exhausted, is_last_of_epoch};
 use crate::crypto::SessionKeys;
 use crate::session::{Millis, Session};
 use jvpn_common::control::PATH_TOKEN_LEN;
@@ -63,11 +64,22 @@ impl LiveSession {
         }
     }
 
-    /// Takes the next gateway-to-client nonce.
-    pub fn take_nonce(&mut self) -> u64 {
+    /// Takes the next gateway-to-client nonce, or `None` once the counter reached the last value
+    /// of its epoch: the next nonce would lie in the following epoch's range, where a later run
+    /// numbers its messages. The timers end the session well before ([`Self::nonce_exhausted`]).
+    pub fn take_nonce(&mut self) -> Option<u64> {
         let n = self.next_tx_nonce;
-        self.next_tx_nonce += 1;
-        n
+        if is_last_of_epoch(n) {
+            return None;
+        }
+        self.next_tx_nonce = n + 1;
+        Some(n)
+    }
+
+    /// Whether the gateway-to-client counter entered the margin at the top of its epoch, so the
+    /// session must be terminated now (with nonces left for the messages that announce it).
+    pub fn nonce_exhausted(&self) -> bool {
+        counter_exhausted(self.next_tx_nonce)
     }
 
     /// Whether a REJECT may be sent now; spends a token if so.
@@ -208,6 +220,34 @@ mod tests {
         assert!(live
             .take_challenge(&[7; PATH_TOKEN_LEN], 1, right, 0)
             .is_none());
+    }
+
+    #[test]
+    fn the_nonce_counter_ends_the_session_before_the_next_epoch() {
+        use crate::gateway::epoch::{first_nonce, COUNTER_MARGIN, EPOCH_SHIFT};
+        let keys = Arc::new(SessionKeys::from_stored(&[1; SessionKeys::STORED_LEN]));
+        let id = crate::session::SessionId::new(5).expect("nonzero");
+        let next_epoch = first_nonce(8) & !1;
+        let mut live = LiveSession::new(Session::birth(id, [0; 32], 0), keys.clone(), 1);
+        live.next_tx_nonce = next_epoch - 1 - COUNTER_MARGIN - 1;
+        assert!(!live.nonce_exhausted());
+        assert!(live.take_nonce().is_some());
+        assert!(live.nonce_exhausted(), "the margin starts here");
+
+        let mut live = LiveSession::new(Session::birth(id, [0; 32], 0), keys, next_epoch - 3);
+        assert_eq!(live.take_nonce(), Some(next_epoch - 3));
+        assert_eq!(live.take_nonce(), Some(next_epoch - 2));
+        assert_eq!(
+            live.take_nonce(),
+            None,
+            "the last counter value is never used"
+        );
+        assert_eq!(live.take_nonce(), None);
+        assert_eq!(
+            live.next_tx_nonce >> EPOCH_SHIFT,
+            7,
+            "still in its own epoch"
+        );
     }
 
     #[test]

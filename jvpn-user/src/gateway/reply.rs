@@ -4,7 +4,7 @@
 
 use super::core::{ControllerCounters, Gateway};
 use crate::crypto::{seal_message, Direction};
-use crate::events::EventRecord;
+use crate::events::{EventKind, EventRecord, EventSource};
 use crate::session::Millis;
 use jvpn_common::control::{Body, Reject};
 use jvpn_common::{MessageType, RejectReason, WireHeader};
@@ -24,6 +24,19 @@ impl Gateway {
             let mut table = self.sessions.lock();
             let live = table.get_mut(&id)?;
             (live.take_nonce(), live.keys.clone())
+        };
+        let Some(nonce) = nonce else {
+            ControllerCounters::bump(&self.counters.nonces_exhausted);
+            tracing::error!(
+                session = %format_args!("{id:016x}"),
+                "not sealed: the gateway-to-client nonces of this epoch are spent; the session ends"
+            );
+            self.bus.publish(
+                EventRecord::new(EventKind::PolicyEvent, EventSource::Controller)
+                    .with_session(id)
+                    .with_detail("message not sent: the session's gateway-to-client nonces of this boot epoch are spent"),
+            );
+            return None;
         };
         let header = WireHeader::new(msg_type, id, version, nonce);
         match seal_message(&keys, Direction::GatewayToClient, header, body) {

@@ -1,11 +1,13 @@
 //! The timers: once a second every live session is shown the time, and the state machine decides
 //! whether its keepalive timeout (-> RECOVERING) or idle timeout (-> TERMINATED) is due; sessions
-//! terminated long enough ago are evicted ([`super::retention`]).
+//! terminated long enough ago are evicted ([`super::retention`]). A session whose
+//! gateway-to-client nonce counter entered the margin at the top of its epoch is terminated
+//! instead ([`super::live::LiveSession::nonce_exhausted`]).
 
 use super::core::Gateway;
 use super::retention::TERMINATED_RETENTION_MS;
 use crate::events::unix_millis_now;
-use crate::session::Input;
+use crate::session::{Input, TerminateCause};
 use jvpn_common::maps::SessionState;
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,12 +23,25 @@ pub async fn run(gateway: Arc<Gateway>) {
         interval.tick().await;
         let now = unix_millis_now();
         for id in gateway.sessions.ids() {
-            let live = gateway
+            let (live, spent) = gateway
                 .sessions
-                .snapshot(id)
-                .is_some_and(|(s, _)| s.state != SessionState::Terminated);
+                .lock()
+                .get(&id)
+                .map_or((false, false), |l| {
+                    (
+                        l.session.state != SessionState::Terminated,
+                        l.nonce_exhausted(),
+                    )
+                });
+            let input = if spent {
+                Input::Terminate {
+                    cause: TerminateCause::NonceExhausted,
+                }
+            } else {
+                Input::Tick
+            };
             if live {
-                let _ = gateway.apply(id, Input::Tick, now).await;
+                let _ = gateway.apply(id, input, now).await;
             }
         }
         gateway.evict_terminated(now, TERMINATED_RETENTION_MS);

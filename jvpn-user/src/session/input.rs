@@ -65,6 +65,9 @@ pub enum TerminateCause {
     Client,
     /// A local policy.
     Policy,
+    /// The gateway-to-client nonce counter of this run's epoch is nearly spent; a nonce must
+    /// never carry into the next epoch's range (rekeying would keep the session; not yet).
+    NonceExhausted,
 }
 
 /// Why a session is forced to RECOVERING.
@@ -82,6 +85,7 @@ impl From<TerminateCause> for Cause {
             TerminateCause::Operator => Cause::OperatorTerminate,
             TerminateCause::Client => Cause::ClientClose,
             TerminateCause::Policy => Cause::PolicyTerminate,
+            TerminateCause::NonceExhausted => Cause::NonceExhausted,
         }
     }
 }

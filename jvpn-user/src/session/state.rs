@@ -83,6 +83,7 @@ impl Session {
             transport: self.binding,
             state: self.state as u8,
             _pad: [0; 7],
+            session_id: self.id.get(),
         }
     }
 }

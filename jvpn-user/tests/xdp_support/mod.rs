@@ -73,6 +73,7 @@ pub fn session(
         transport: TransportBinding::from_socket_addr(transport),
         state: state as u8,
         _pad: [0; 7],
+        session_id: 0,
     }
 }
 
@@ -139,8 +140,19 @@ impl TestDataplane {
         map.set(0, config, 0).expect("writing the config");
     }
 
-    /// Inserts or replaces a session.
+    /// Inserts or replaces a session, naming `id` in the entry as the controller does.
     pub fn set_session(&mut self, id: u64, entry: SessionEntry) {
+        self.set_raw_session(
+            id,
+            SessionEntry {
+                session_id: id,
+                ..entry
+            },
+        );
+    }
+
+    /// Writes `entry` under `id` exactly as given, even if it names another session.
+    pub fn set_raw_session(&mut self, id: u64, entry: SessionEntry) {
         let mut map: HashMap<&mut MapData, u64, SessionEntry> =
             HashMap::try_from(self.ebpf.map_mut(MAP_SESSIONS).expect("session map"))
                 .expect("session map type");
