@@ -68,6 +68,47 @@ impl fmt::Debug for SecretText {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::crypto::{ClientIdentity, PresharedKey, PrivateKey, SessionKeys};
+
+    /// Whether `shown` contains `bytes` as Rust prints a byte array, or as hex, or as base64.
+    fn shows(shown: &str, bytes: &[u8]) -> bool {
+        use base64::Engine as _;
+        let decimal = bytes[..4]
+            .iter()
+            .map(u8::to_string)
+            .collect::<Vec<_>>()
+            .join(", ");
+        let hex: String = bytes[..4].iter().map(|b| format!("{b:02x}")).collect();
+        let b64 = base64::engine::general_purpose::STANDARD.encode(bytes);
+        shown.contains(&decimal) || shown.contains(&hex) || shown.contains(&b64[..8])
+    }
+
+    #[test]
+    fn no_type_holding_keys_prints_them() {
+        let private: [u8; 32] = core::array::from_fn(|i| 0x40 + i as u8);
+        let psk: [u8; 32] = core::array::from_fn(|i| 0x80 + i as u8);
+        let stored: [u8; SessionKeys::STORED_LEN] = core::array::from_fn(|i| 0xa0 + i as u8);
+        let identity = ClientIdentity {
+            private_key: PrivateKey::from_bytes(private),
+            gateway_public_key: PrivateKey::from_bytes(psk).public_key(),
+            psk: PresharedKey::from_bytes(psk),
+        };
+        let keys = SessionKeys::from_stored(&stored);
+        let shown = [
+            format!("{identity:?}"),
+            format!("{:?}", PrivateKey::from_bytes(private)),
+            format!("{:?}", PresharedKey::from_bytes(psk)),
+            format!("{keys:?}"),
+            format!("{:?}", Secret::new(stored.to_vec())),
+        ];
+        for text in &shown {
+            assert!(!shows(text, &private), "private key in {text}");
+            assert!(!shows(text, &psk), "psk in {text}");
+            for part in stored.chunks(16) {
+                assert!(!shows(text, part), "session key in {text}");
+            }
+        }
+    }
 
     #[test]
     fn debug_never_shows_the_bytes() {
