@@ -277,3 +277,41 @@ fn detach_works_after_the_interface_is_gone() {
         .expect("detaching a link whose interface is gone");
     assert!(!pin_dir.exists(), "pins are gone");
 }
+
+/// Pins left by a build of another map layout (here the previous one, still attached) are never
+/// adopted: a fresh load removes them, which detaches the old program, and attaches its own.
+#[test]
+fn pins_of_another_map_layout_are_retired_not_adopted() {
+    require_root();
+    let host = OneHost::new();
+    let _pins = host.pins();
+    let options = host.options();
+    let old = host.netns.run(|| Dataplane::load(&options)).expect("load");
+    let old_program = old.program_id();
+    let current = old.pin_dir().to_owned();
+    drop(old);
+    let previous_layout = current
+        .parent()
+        .unwrap()
+        .join(format!("v{}", abi::MAP_LAYOUT_VERSION - 1));
+    let _old_pins = PinDirGuard::new(&previous_layout);
+    std::fs::rename(&current, &previous_layout).expect("move the pins to the previous layout");
+    assert!(host.has_xdp(), "the old layout's program is still attached");
+
+    let loaded = host
+        .netns
+        .run(|| Dataplane::open_or_load(&options))
+        .expect("a load beside another layout's pins");
+    assert_eq!(loaded.origin(), Origin::Loaded, "nothing of v1 is adopted");
+    assert_ne!(loaded.program_id(), old_program);
+    assert!(
+        !previous_layout.exists(),
+        "the previous layout's pins are gone"
+    );
+    assert!(host.has_xdp());
+    loaded.detach().expect("detach");
+    assert!(
+        !host.has_xdp(),
+        "nothing of the old layout keeps XDP attached"
+    );
+}

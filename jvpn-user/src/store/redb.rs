@@ -19,18 +19,22 @@
 //! audit records and the issued id are on disk together or not at all. A crash at any point leaves
 //! the last committed transaction; redb repairs its allocator on the next open. redb also takes an
 //! exclusive lock on the file, so two gateways never share a store.
+//!
+//! Submodules: `meta` (the boot epoch in `meta`), `keys_at_rest` (a TERMINATED record is written
+//! without keys).
 
+mod keys_at_rest;
+mod meta;
+
+use self::keys_at_rest::at_rest;
 use super::codec::{self, CodecError};
 use super::private;
 use super::validate::{self, MutationRefused};
 use super::{BatchItem, CasOutcome, CasRequest, Expected, SessionStore, StoreError};
 use crate::session::{Session, SessionId, StateChange};
-use jvpn_common::abi::HEADER_KEY_LEN;
-use jvpn_common::maps::SessionState;
 use redb::{
     Database, DatabaseError, ReadOnlyTable, ReadableDatabase, ReadableTable, Table, TableDefinition,
 };
-use std::borrow::Cow;
 use std::fs;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -105,47 +109,6 @@ impl RedbStore {
         &self.path
     }
 
-    /// The boot epoch the last start recorded, if any start did.
-    pub fn boot_epoch(&self) -> Result<Option<u64>, StoreError> {
-        let txn = self
-            .db
-            .begin_read()
-            .map_err(|e| self.db_err("begin read", e))?;
-        let meta = txn
-            .open_table(META)
-            .map_err(|e| self.db_err("open meta", e))?;
-        let epoch = meta
-            .get(BOOT_EPOCH)
-            .map_err(|e| self.db_err("read boot epoch", e))?
-            .map(|g| g.value());
-        Ok(epoch)
-    }
-
-    /// Durably records `epoch` as this start's boot epoch.
-    pub fn record_boot_epoch(&self, epoch: u64) -> Result<(), StoreError> {
-        let txn = self.db.begin_write().map_err(|e| self.db_err("begin", e))?;
-        txn.open_table(META)
-            .map_err(|e| self.db_err("open meta", e))?
-            .insert(BOOT_EPOCH, epoch)
-            .map_err(|e| self.db_err("write boot epoch", e))?;
-        txn.commit()
-            .map_err(|e| self.db_err("commit boot epoch", e))
-    }
-
-    /// Whether any session id was ever issued from this store (so nonces of some epoch were
-    /// used).
-    pub fn has_issued(&self) -> Result<bool, StoreError> {
-        let txn = self
-            .db
-            .begin_read()
-            .map_err(|e| self.db_err("begin read", e))?;
-        let issued = txn
-            .open_table(ISSUED)
-            .map_err(|e| self.db_err("open issued_ids", e))?;
-        let first = issued.first().map_err(|e| self.db_err("read issued", e))?;
-        Ok(first.is_some())
-    }
-
     /// Creates the tables of an empty file and checks the format of an existing one.
     fn initialise(&self) -> Result<(), StoreError> {
         let txn = self
@@ -182,42 +145,6 @@ impl RedbStore {
                 .map_err(|e| self.db_err("create issued_ids", e))?;
         }
         txn.commit().map_err(|e| self.db_err("commit init", e))
-    }
-
-    /// Removes the keys of TERMINATED records an earlier jvpn stored with them, so no ended
-    /// session's keys survive this start.
-    fn wipe_terminated_keys(
-        &self,
-        sessions: &mut Table<'_, (u64, u64), &'static [u8]>,
-    ) -> Result<(), StoreError> {
-        let mut keyed = Vec::new();
-        for row in sessions
-            .range::<(u64, u64)>(..)
-            .map_err(|e| self.db_err("scan sessions", e))?
-        {
-            let (k, v) = row.map_err(|e| self.db_err("scan sessions", e))?;
-            let (id, part) = k.value();
-            if part != CURRENT {
-                continue;
-            }
-            // A record that does not decode is reported where it is read (get, list), with its key.
-            let Ok(s) = codec::decode_session(v.value()) else {
-                tracing::warn!(session = %format_args!("{id:016x}"), "a stored session record is corrupt");
-                continue;
-            };
-            if s.state == SessionState::Terminated && holds_keys(&s) {
-                keyed.push(s);
-            }
-        }
-        for s in keyed {
-            let record = codec::encode_session(&at_rest(&s))
-                .map_err(|e| self.corrupt(format!("session {}", s.id), e))?;
-            sessions
-                .insert((s.id.get(), CURRENT), record.as_slice())
-                .map_err(|e| self.db_err("wipe terminated keys", e))?;
-            tracing::info!(session = %s.id, "removed the stored keys of a terminated session");
-        }
-        Ok(())
     }
 
     /// The sessions table in a fresh read transaction (a consistent snapshot).
@@ -403,21 +330,6 @@ impl SessionStore for RedbStore {
             .map_err(|e| self.db_err("read issued", e))?
             .is_some())
     }
-}
-
-/// The record as it is written: a TERMINATED session's keys are wiped in the same transaction
-/// as its termination commits (nothing may use them again; the audit keeps its history).
-fn at_rest(session: &Session) -> Cow<'_, Session> {
-    if session.state != SessionState::Terminated || !holds_keys(session) {
-        return Cow::Borrowed(session);
-    }
-    let mut wiped = session.clone();
-    wiped.wipe_keys();
-    Cow::Owned(wiped)
-}
-
-fn holds_keys(session: &Session) -> bool {
-    !session.secrets.is_empty() || session.header_key != [0; HEADER_KEY_LEN]
 }
 
 fn database_error(path: &Path, op: &'static str, e: impl Into<redb::Error>) -> StoreError {
