@@ -248,6 +248,35 @@ mod tests {
             7,
             "still in its own epoch"
         );
+
+        // What the timers then apply: a termination recorded as NONCE_EXHAUSTED.
+        use crate::session::{Cause, Input, SessionMachine, TerminateCause, Timers};
+        let machine = SessionMachine::new(Timers::default());
+        let born = Session::birth(id, [0; 32], 0);
+        let attached = machine
+            .transition(
+                &born,
+                &Input::HandshakeComplete {
+                    binding: jvpn_common::maps::TransportBinding::from_v4([10, 0, 0, 1], 1),
+                    header_key: [1; 16].into(),
+                    secrets: vec![2; 8].into(),
+                },
+                0,
+            )
+            .expect("handshake")
+            .session;
+        let ended = machine
+            .transition(
+                &attached,
+                &Input::Terminate {
+                    cause: TerminateCause::NonceExhausted,
+                },
+                1,
+            )
+            .expect("terminate");
+        let changes = ended.state_changes();
+        assert_eq!(changes.len(), 1);
+        assert_eq!(changes[0].cause, Cause::NonceExhausted);
     }
 
     #[test]
