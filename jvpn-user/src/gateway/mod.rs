@@ -6,7 +6,9 @@
 //! - [`reattach`]: REATTACH_REQUEST, PATH_CHALLENGE / PATH_RESPONSE, the reattach CAS.
 //! - [`traffic`]: DATA, KEEPALIVE, TERMINATE.
 //! - [`tunnel`]: the TUN data path and cryptokey routing.
-//! - [`reply`]: sealed replies and rate-limited REJECTs.
+//! - [`reply`]: sealed replies and REJECTs, within [`reject_budget`] per (session, source).
+//! - [`replay`]: the controller's own client-to-gateway replay window, behind XDP's.
+//! - [`clock`]: the monotonic clock every timer and the state machine read.
 //! - [`reconcile`]: start-up from the store, with or without surviving maps.
 //! - [`timers`]: keepalive and idle timeouts.
 //! - [`retention`]: terminated sessions leave the table and the map after a while.
@@ -15,11 +17,13 @@
 //! - [`live`], [`epoch`], [`fault`], [`latency`]: the session cache, the nonce epoch, crash
 //!   injection, the commit-to-map latency histogram.
 //!
-//! [`run`] wires them to a UDP socket, the pinned XDP dataplane, the redb store, the control
+//! [`run`] wires them to a UDP socket (bound to the config's `listen` address and to the
+//! dataplane's interface), the pinned XDP dataplane, the redb store, the control
 //! socket and the metrics endpoint, and runs until shut down. The XDP program stays attached
 //! when the gateway stops: enforcement outlives the controller, and the next start adopts it.
 
 pub mod api;
+pub mod clock;
 pub mod core;
 pub mod epoch;
 pub mod fault;
@@ -28,6 +32,8 @@ pub mod latency;
 pub mod live;
 pub mod reattach;
 pub mod reconcile;
+pub mod reject_budget;
+pub mod replay;
 pub mod reply;
 pub mod retention;
 pub mod roaming;
@@ -41,13 +47,13 @@ use crate::cli::GatewayOptions;
 use crate::config::{ConfigError, GatewaySettings};
 use crate::control::{bind_control_socket, SocketError};
 use crate::dataplane::{Dataplane, DataplaneError, DataplaneOptions};
-use crate::events::{unix_millis_now, EventRecord};
+use crate::events::EventRecord;
 use crate::session::{SessionMachine, Timers, TimersError};
 use crate::store::{RedbStore, SessionStore, StoreError};
 use crate::tun::TunDevice;
 use jvpn_common::{MessageType, RejectReason, WireHeader};
 use std::future::Future;
-use std::net::{Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::UdpSocket;
@@ -118,9 +124,7 @@ pub async fn run(
     let log_forwarder = dataplane.take_log_forwarder();
 
     let tun = open_tunnel(&settings)?;
-    let socket = UdpSocket::bind(SocketAddr::from((Ipv6Addr::UNSPECIFIED, options.port)))
-        .await
-        .map_err(io(format!("bind UDP port {}", options.port)))?;
+    let socket = bind_udp(settings.listen, options.port, &options.iface)?;
     crate::socket_buffers::enlarge(&socket);
     let (control_listener, _control_guard) = bind_control_socket(&options.socket)?;
 
@@ -138,7 +142,7 @@ pub async fn run(
         })
         .map_err(io("start the store's commit thread"))?,
     );
-    let report = gateway.reconcile(origin, unix_millis_now()).await?;
+    let report = gateway.reconcile(origin, gateway.clock.now()).await?;
     tracing::info!(
         iface = %options.iface,
         port = options.port,
@@ -184,7 +188,7 @@ pub async fn run(
                 match dataplane_events.next().await {
                     Ok(event) => {
                         gateway.bus.publish(EventRecord::from_dataplane(&event));
-                        gateway.on_dataplane_drop(&event, unix_millis_now()).await;
+                        gateway.on_dataplane_drop(&event, gateway.clock.now()).await;
                     }
                     Err(e) => {
                         tracing::error!(error = %e, "the dataplane event stream failed");
@@ -234,7 +238,7 @@ async fn receive_loop(
             .await
             .map_err(io("receive on the gateway socket"))?;
         let from = SocketAddr::new(from.ip().to_canonical(), from.port());
-        let now = unix_millis_now();
+        let now = gateway.clock.now();
         let datagram = &mut buf[..len];
         let header = match WireHeader::parse(datagram) {
             Ok(h) => h,
@@ -289,6 +293,29 @@ async fn receive_loop(
             }
         }
     }
+}
+
+/// Binds the gateway's UDP socket to `listen`:`port` and to the dataplane's interface
+/// (`SO_BINDTODEVICE`): a datagram to the jvpn port that arrives on an interface without the XDP
+/// program is not delivered to it (issue 8, defect 3). Replies leave by that interface too. The
+/// unspecified IPv6 address takes IPv4 as well (mapped addresses), whatever `bindv6only` says.
+fn bind_udp(listen: IpAddr, port: u16, iface: &str) -> Result<UdpSocket, GatewayError> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let addr = SocketAddr::new(listen, port);
+    let what = format!("bind the UDP socket to {addr} on {iface}; check `listen` in the config");
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))
+        .map_err(io(what.clone()))?;
+    if listen == IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED) {
+        socket.set_only_v6(false).map_err(io(what.clone()))?;
+    }
+    socket
+        .bind_device(Some(iface.as_bytes()))
+        .map_err(io(format!(
+            "bind the UDP socket to the interface {iface} (SO_BINDTODEVICE)"
+        )))?;
+    socket.set_nonblocking(true).map_err(io(what.clone()))?;
+    socket.bind(&addr.into()).map_err(io(what.clone()))?;
+    UdpSocket::from_std(socket.into()).map_err(io(what))
 }
 
 /// Creates the TUN device with the gateway's tunnel addresses, if the config has a tunnel.

@@ -1,10 +1,10 @@
 //! The timers: once a second every live session is shown the time, and the state machine decides
 //! whether its keepalive timeout (-> RECOVERING) or idle timeout (-> TERMINATED) is due; sessions
-//! terminated long enough ago are evicted ([`super::retention`]).
+//! terminated long enough ago are evicted ([`super::retention`]). Time is the controller's
+//! monotonic clock ([`super::clock`]): a wall-clock step fires no timer and holds off none.
 
 use super::core::Gateway;
 use super::retention::TERMINATED_RETENTION_MS;
-use crate::events::unix_millis_now;
 use crate::session::Input;
 use jvpn_common::maps::SessionState;
 use std::sync::Arc;
@@ -19,7 +19,7 @@ pub async fn run(gateway: Arc<Gateway>) {
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         interval.tick().await;
-        let now = unix_millis_now();
+        let now = gateway.clock.now();
         for id in gateway.sessions.ids() {
             let live = gateway
                 .sessions
