@@ -13,6 +13,7 @@
 //! - [`timers`]: keepalive and idle timeouts.
 //! - [`retention`]: terminated sessions leave the table and the map after a while.
 //! - [`roaming`]: a client whose NAT mapping changed is told to reattach.
+//! - [`udp`]: the gateway's UDP socket, bound to `listen` and to the XDP interface.
 //! - [`api`]: what the control socket and the metrics read.
 //! - [`live`], [`epoch`], [`fault`], [`latency`]: the session cache, the nonce epoch, crash
 //!   injection, the commit-to-map latency histogram.
@@ -40,6 +41,7 @@ pub mod roaming;
 pub mod timers;
 pub mod traffic;
 pub mod tunnel;
+pub mod udp;
 
 pub use self::core::{Applied, ApplyError, Gateway, GatewayParts};
 
@@ -53,10 +55,9 @@ use crate::store::{RedbStore, SessionStore, StoreError};
 use crate::tun::TunDevice;
 use jvpn_common::{MessageType, RejectReason, WireHeader};
 use std::future::Future;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::UdpSocket;
 
 /// Why the gateway could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -124,7 +125,7 @@ pub async fn run(
     let log_forwarder = dataplane.take_log_forwarder();
 
     let tun = open_tunnel(&settings)?;
-    let socket = bind_udp(settings.listen, options.port, &options.iface)?;
+    let socket = udp::bind(settings.listen, options.port, &options.iface)?;
     crate::socket_buffers::enlarge(&socket);
     let (control_listener, _control_guard) = bind_control_socket(&options.socket)?;
 
@@ -293,29 +294,6 @@ async fn receive_loop(
             }
         }
     }
-}
-
-/// Binds the gateway's UDP socket to `listen`:`port` and to the dataplane's interface
-/// (`SO_BINDTODEVICE`): a datagram to the jvpn port that arrives on an interface without the XDP
-/// program is not delivered to it (issue 8, defect 3). Replies leave by that interface too. The
-/// unspecified IPv6 address takes IPv4 as well (mapped addresses), whatever `bindv6only` says.
-fn bind_udp(listen: IpAddr, port: u16, iface: &str) -> Result<UdpSocket, GatewayError> {
-    use socket2::{Domain, Protocol, Socket, Type};
-    let addr = SocketAddr::new(listen, port);
-    let what = format!("bind the UDP socket to {addr} on {iface}; check `listen` in the config");
-    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))
-        .map_err(io(what.clone()))?;
-    if listen == IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED) {
-        socket.set_only_v6(false).map_err(io(what.clone()))?;
-    }
-    socket
-        .bind_device(Some(iface.as_bytes()))
-        .map_err(io(format!(
-            "bind the UDP socket to the interface {iface} (SO_BINDTODEVICE)"
-        )))?;
-    socket.set_nonblocking(true).map_err(io(what.clone()))?;
-    socket.bind(&addr.into()).map_err(io(what.clone()))?;
-    UdpSocket::from_std(socket.into()).map_err(io(what))
 }
 
 /// Creates the TUN device with the gateway's tunnel addresses, if the config has a tunnel.
