@@ -17,7 +17,9 @@
 //! accepted, but this window starts empty, so it starts with a *floor*: every nonce at or below
 //! the highest one XDP accepted is refused ([`RxWindow::above`]), and a message captured before
 //! the restart is refused after it even with XDP bypassed. A genuine packet reordered across the
-//! restart is refused with it: fail closed. Dataplane lost (a reboot, a detach): no window
+//! restart is refused with it, as is one XDP accepted between the socket's bind and the seeding
+//! (it waits in the socket below the floor): a few packets lost at a restart, never a replay let
+//! through. Dataplane lost (a reboot, a detach): no window
 //! survived anywhere, but every live session was moved to RECOVERING, which increments its
 //! version (`reconcile`), so old DATA and KEEPALIVE claim a version that is no longer current
 //! and are refused as NOT_ATTACHED / STALE_VERSION, a captured REATTACH_REQUEST gets at most a
