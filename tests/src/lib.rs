@@ -14,6 +14,7 @@ pub mod guard;
 pub mod jvpn;
 pub mod nat;
 pub mod netns;
+pub mod packet;
 pub mod probe;
 pub mod topology;
 pub mod transfer;

@@ -17,6 +17,7 @@
 use jvpn_common::abi::DEFAULT_PORT;
 use jvpn_common::MessageType;
 use jvpn_tests::gateway::GatewayFixture;
+use jvpn_tests::packet::echo_request;
 use jvpn_tests::require_root;
 use jvpn_tests::topology::Family;
 use jvpn_tests::wire_client::{assert_silent, Reply, WireClient};
@@ -26,40 +27,7 @@ use std::time::Duration;
 /// The gateway's and the client's tunnel addresses in [`GatewayFixture`]'s config.
 const GATEWAY_TUNNEL: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 1);
 const CLIENT_TUNNEL: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 2);
-const ICMP_ECHO_REQUEST: u8 = 8;
 const ICMP_ECHO_REPLY: u8 = 0;
-
-/// The Internet checksum (RFC 1071) of `bytes`.
-fn checksum(bytes: &[u8]) -> u16 {
-    let mut sum: u32 = bytes
-        .chunks(2)
-        .map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
-        .sum();
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
-}
-
-/// An IPv4 ICMP echo request from `src` to `dst` with identifier `id` and `payload`.
-fn echo_request(src: Ipv4Addr, dst: Ipv4Addr, id: u16, payload: &[u8]) -> Vec<u8> {
-    let mut icmp = vec![ICMP_ECHO_REQUEST, 0, 0, 0];
-    icmp.extend_from_slice(&id.to_be_bytes());
-    icmp.extend_from_slice(&1u16.to_be_bytes());
-    icmp.extend_from_slice(payload);
-    let sum = checksum(&icmp);
-    icmp[2..4].copy_from_slice(&sum.to_be_bytes());
-    let total = u16::try_from(20 + icmp.len()).expect("small packet");
-    let mut ip = vec![0x45, 0];
-    ip.extend_from_slice(&total.to_be_bytes());
-    ip.extend_from_slice(&[0, 0, 0x40, 0, 64, 1, 0, 0]);
-    ip.extend_from_slice(&src.octets());
-    ip.extend_from_slice(&dst.octets());
-    let sum = checksum(&ip);
-    ip[10..12].copy_from_slice(&sum.to_be_bytes());
-    ip.extend_from_slice(&icmp);
-    ip
-}
 
 /// Asserts `reply` is sealed DATA at `version` carrying the echo reply to request `id`.
 fn assert_echo_reply(reply: &Reply, version: u64, id: u16, payload: &[u8]) {

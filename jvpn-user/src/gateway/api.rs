@@ -9,7 +9,7 @@ use crate::control::{
     ReasonCount, SessionCounts, SessionDetail, SessionSummary, StatsReport, StatusReport,
 };
 use crate::crypto::PublicKey;
-use crate::events::{unix_millis_now, EventSubscription};
+use crate::events::EventSubscription;
 use crate::session::{Input, Session, SessionId, TerminateCause};
 use jvpn_common::maps::SessionState;
 use jvpn_common::maps::TransportBinding;
@@ -33,8 +33,8 @@ impl GatewayHandle {
             version: s.state_version,
             peer: bound.then(|| s.binding.to_socket_addr()),
             client,
-            created_ms: s.created_at,
-            last_seen_ms: Some(s.last_rx),
+            created_ms: self.0.clock.to_wall(s.created_at),
+            last_seen_ms: Some(self.0.clock.to_wall(s.last_rx)),
         }
     }
 
@@ -68,7 +68,7 @@ impl GatewayApi for GatewayHandle {
                 crate::dataplane::Origin::Adopted => "adopted from pins".to_string(),
             },
             state_dir: self.0.state_dir.display().to_string(),
-            uptime_secs: unix_millis_now().saturating_sub(self.0.started_ms) / 1000,
+            uptime_secs: self.0.clock.now().saturating_sub(self.0.started_ms) / 1000,
             sessions,
             max_sessions: dataplane.session_capacity(),
             events_lost: self.0.bus.losses(),
@@ -99,11 +99,11 @@ impl GatewayApi for GatewayHandle {
         Some(SessionDetail {
             summary: self.summary(&live.session),
             client_key: PublicKey::from_bytes(live.session.client_key).to_base64(),
-            last_transition_ms: live.session.changed_at,
+            last_transition_ms: self.0.clock.to_wall(live.session.changed_at),
             rx_nonce,
             tx_nonce: live.next_tx_nonce,
             pending_path: {
-                let now = crate::events::unix_millis_now();
+                let now = self.0.clock.now();
                 live.challenges
                     .iter()
                     .rev()
@@ -118,8 +118,10 @@ impl GatewayApi for GatewayHandle {
         let input = Input::Terminate {
             cause: TerminateCause::Operator,
         };
-        let result = tokio::runtime::Handle::current()
-            .block_on(async move { gateway.apply(id, input, unix_millis_now()).await });
+        let result = tokio::runtime::Handle::current().block_on(async move {
+            let now = gateway.clock.now();
+            gateway.apply(id, input, now).await
+        });
         match result {
             Ok(super::Applied::Committed(s) | super::Applied::Unchanged(s)) => Ok(self.summary(&s)),
             Err(ApplyError::UnknownSession) => Err(ApiError::UnknownSession { id }),

@@ -125,8 +125,10 @@ pub struct Gateway {
     pub port: u16,
     /// Where the store lives.
     pub state_dir: std::path::PathBuf,
-    /// When this run started (Unix ms).
+    /// When this run started, on [`Self::clock`].
     pub started_ms: Millis,
+    /// The monotonic clock every timer and the state machine read ([`super::clock`]).
+    pub clock: super::clock::ControllerClock,
     /// Cryptokey routing: which client owns each tunnel address, which session carries it.
     pub routes: super::tunnel::TunnelRoutes,
 }
@@ -159,6 +161,7 @@ impl Gateway {
         let committer =
             GroupCommitter::spawn(parts.store.clone(), GroupCommitter::DEFAULT_MAX_BATCH)?;
         let routes = super::tunnel::TunnelRoutes::new(&parts.settings);
+        let clock = super::clock::ControllerClock::system();
         Ok(Self {
             machine: parts.machine,
             store: parts.store,
@@ -175,7 +178,8 @@ impl Gateway {
             iface: parts.iface,
             port: parts.port,
             state_dir: parts.state_dir,
-            started_ms: crate::events::unix_millis_now(),
+            started_ms: clock.now(),
+            clock,
             routes,
         })
     }
@@ -210,7 +214,12 @@ impl Gateway {
         t: Transition,
         keys: Arc<SessionKeys>,
     ) -> Result<Applied, ApplyError> {
-        let request = CasRequest::new(expected, t.session.clone(), t.state_changes());
+        // The audit keeps wall-clock time; the record keeps the controller's clock.
+        let mut audit = t.state_changes();
+        for change in &mut audit {
+            change.at = self.clock.to_wall(change.at);
+        }
+        let request = CasRequest::new(expected, t.session.clone(), audit);
         match self.committer.submit(request).outcome().await? {
             CasOutcome::Committed => {
                 let committed_at = std::time::Instant::now();

@@ -1,11 +1,14 @@
 //! The controller's in-memory view of its sessions: the last committed record of each, its keys,
-//! its gateway-to-client nonce counter, its outstanding path challenges and its REJECT budget.
+//! its gateway-to-client nonce counter, its client-to-gateway replay window, its outstanding path
+//! challenges and its REJECT budgets.
 //!
 //! The store is the truth; this table is a cache of committed records plus the soft state that
 //! is not worth a durable write (telemetry, nonces within an epoch, challenges). A record only
 //! ever replaces an older version, so concurrent commits cannot move the cache backwards.
 
 use super::epoch::{counter_exhausted, is_last_of_epoch};
+use super::reject_budget::RejectBudget;
+use super::replay::RxWindow;
 use crate::crypto::SessionKeys;
 use crate::session::{Millis, Session};
 use jvpn_common::control::PATH_TOKEN_LEN;
@@ -17,9 +20,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 pub const CHALLENGE_LIFETIME_MS: Millis = 5_000;
 /// Challenges kept per session: enough for two transports racing, bounded against floods.
 pub const MAX_CHALLENGES: usize = 4;
-/// REJECT replies a session may receive per second (burst equal), beyond which they are only
-/// reported as events.
-pub const REJECTS_PER_SECOND: u32 = 10;
 
 /// A PATH_CHALLENGE sent to a new transport and not yet answered.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -44,11 +44,12 @@ pub struct LiveSession {
     pub keys: Arc<SessionKeys>,
     /// The next gateway-to-client nonce.
     pub next_tx_nonce: u64,
+    /// The controller's client-to-gateway replay window ([`super::replay`]).
+    pub rx: RxWindow,
     /// Outstanding path challenges, oldest first.
     pub challenges: Vec<PendingChallenge>,
-    /// REJECT tokens left in the current second, and that second.
-    reject_tokens: u32,
-    reject_second: Millis,
+    /// REJECT budgets per source address.
+    pub rejects: RejectBudget,
 }
 
 impl LiveSession {
@@ -58,9 +59,9 @@ impl LiveSession {
             session,
             keys,
             next_tx_nonce: first_tx_nonce,
+            rx: RxWindow::default(),
             challenges: Vec::new(),
-            reject_tokens: REJECTS_PER_SECOND,
-            reject_second: 0,
+            rejects: RejectBudget::default(),
         }
     }
 
@@ -80,20 +81,6 @@ impl LiveSession {
     /// session must be terminated now (with nonces left for the messages that announce it).
     pub fn nonce_exhausted(&self) -> bool {
         counter_exhausted(self.next_tx_nonce)
-    }
-
-    /// Whether a REJECT may be sent now; spends a token if so.
-    pub fn take_reject_token(&mut self, now: Millis) -> bool {
-        let second = now / 1000;
-        if second != self.reject_second {
-            self.reject_second = second;
-            self.reject_tokens = REJECTS_PER_SECOND;
-        }
-        if self.reject_tokens == 0 {
-            return false;
-        }
-        self.reject_tokens -= 1;
-        true
     }
 
     /// Records a challenge, replacing one to the same address and evicting the oldest beyond
@@ -280,7 +267,7 @@ mod tests {
     }
 
     #[test]
-    fn challenges_and_rejects_are_bounded() {
+    fn challenges_are_bounded() {
         let keys = Arc::new(SessionKeys::from_stored(&[1; SessionKeys::STORED_LEN]));
         let id = crate::session::SessionId::new(5).expect("nonzero");
         let mut live = LiveSession::new(Session::birth(id, [0; 32], 0), keys, 1);
@@ -288,11 +275,5 @@ mod tests {
             live.add_challenge(challenge(&format!("192.0.2.1:{}", 1000 + port), 1, 1));
         }
         assert_eq!(live.challenges.len(), MAX_CHALLENGES);
-        let sent = (0..100).filter(|_| live.take_reject_token(5_500)).count();
-        assert_eq!(sent, REJECTS_PER_SECOND as usize);
-        assert!(
-            live.take_reject_token(6_000),
-            "a new second refills the budget"
-        );
     }
 }

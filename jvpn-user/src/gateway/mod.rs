@@ -6,20 +6,25 @@
 //! - [`reattach`]: REATTACH_REQUEST, PATH_CHALLENGE / PATH_RESPONSE, the reattach CAS.
 //! - [`traffic`]: DATA, KEEPALIVE, TERMINATE.
 //! - [`tunnel`]: the TUN data path and cryptokey routing.
-//! - [`reply`]: sealed replies and rate-limited REJECTs.
+//! - [`reply`]: sealed replies and REJECTs, within [`reject_budget`] per (session, source).
+//! - [`replay`]: the controller's own client-to-gateway replay window, behind XDP's.
+//! - [`clock`]: the monotonic clock every timer and the state machine read.
 //! - [`reconcile`]: start-up from the store, with or without surviving maps.
 //! - [`timers`]: keepalive and idle timeouts.
 //! - [`retention`]: terminated sessions leave the table and the map after a while.
 //! - [`roaming`]: a client whose NAT mapping changed is told to reattach.
+//! - [`udp`]: the gateway's UDP socket, bound to `listen` and to the XDP interface.
 //! - [`api`]: what the control socket and the metrics read.
 //! - [`live`], [`epoch`], [`fault`], [`latency`]: the session cache, the nonce epoch, crash
 //!   injection, the commit-to-map latency histogram.
 //!
-//! [`run`] wires them to a UDP socket, the pinned XDP dataplane, the redb store, the control
+//! [`run`] wires them to a UDP socket (bound to the config's `listen` address and to the
+//! dataplane's interface), the pinned XDP dataplane, the redb store, the control
 //! socket and the metrics endpoint, and runs until shut down. The XDP program stays attached
 //! when the gateway stops: enforcement outlives the controller, and the next start adopts it.
 
 pub mod api;
+pub mod clock;
 pub mod core;
 pub mod epoch;
 pub mod fault;
@@ -28,12 +33,15 @@ pub mod latency;
 pub mod live;
 pub mod reattach;
 pub mod reconcile;
+pub mod reject_budget;
+pub mod replay;
 pub mod reply;
 pub mod retention;
 pub mod roaming;
 pub mod timers;
 pub mod traffic;
 pub mod tunnel;
+pub mod udp;
 
 pub use self::core::{Applied, ApplyError, Gateway, GatewayParts};
 
@@ -41,16 +49,15 @@ use crate::cli::GatewayOptions;
 use crate::config::{ConfigError, GatewaySettings};
 use crate::control::{bind_control_socket, SocketError};
 use crate::dataplane::{Dataplane, DataplaneError, DataplaneOptions};
-use crate::events::{unix_millis_now, EventRecord};
+use crate::events::EventRecord;
 use crate::session::{SessionMachine, Timers, TimersError};
 use crate::store::{RedbStore, SessionStore, StoreError};
 use crate::tun::TunDevice;
 use jvpn_common::{MessageType, RejectReason, WireHeader};
 use std::future::Future;
-use std::net::{Ipv6Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::UdpSocket;
 
 /// Why the gateway could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -116,9 +123,7 @@ pub async fn run(
     let log_forwarder = dataplane.take_log_forwarder();
 
     let tun = open_tunnel(&settings)?;
-    let socket = UdpSocket::bind(SocketAddr::from((Ipv6Addr::UNSPECIFIED, options.port)))
-        .await
-        .map_err(io(format!("bind UDP port {}", options.port)))?;
+    let socket = udp::bind(settings.listen, options.port, &options.iface)?;
     crate::socket_buffers::enlarge(&socket);
     let (control_listener, _control_guard) = bind_control_socket(&options.socket)?;
 
@@ -136,7 +141,7 @@ pub async fn run(
         })
         .map_err(io("start the store's commit thread"))?,
     );
-    let report = gateway.reconcile(origin, unix_millis_now()).await?;
+    let report = gateway.reconcile(origin, gateway.clock.now()).await?;
     tracing::info!(
         iface = %options.iface,
         port = options.port,
@@ -182,7 +187,7 @@ pub async fn run(
                 match dataplane_events.next().await {
                     Ok(event) => {
                         gateway.bus.publish(EventRecord::from_dataplane(&event));
-                        gateway.on_dataplane_drop(&event, unix_millis_now()).await;
+                        gateway.on_dataplane_drop(&event, gateway.clock.now()).await;
                     }
                     Err(e) => {
                         tracing::error!(error = %e, "the dataplane event stream failed");
@@ -232,7 +237,7 @@ async fn receive_loop(
             .await
             .map_err(io("receive on the gateway socket"))?;
         let from = SocketAddr::new(from.ip().to_canonical(), from.port());
-        let now = unix_millis_now();
+        let now = gateway.clock.now();
         let datagram = &mut buf[..len];
         let header = match WireHeader::parse(datagram) {
             Ok(h) => h,

@@ -1,7 +1,8 @@
 //! The jump: REATTACH_REQUEST, return-routability by PATH_CHALLENGE / PATH_RESPONSE, then the
 //! compare-and-set that moves the session (docs/protocol.md, "Reattach").
 //!
-//! Nothing changes before the request's seal verifies, and the binding only moves after the new
+//! Nothing changes before the request's seal verifies and its nonce passes the controller's replay
+//! window ([`super::replay`]), and the binding only moves after the new
 //! address returned a fresh random token, sealed (QUIC path validation, RFC 9000 section 8.2;
 //! MOBIKE's return routability check, RFC 4555). A request captured and replayed from another
 //! address gets a challenge its sender cannot answer.
@@ -51,6 +52,9 @@ impl Gateway {
                 Ok(opened) => opened,
                 Err(e) => return self.seal_failed(datagram, from, &e),
             };
+        if !self.admit_nonce(id, &header, from) {
+            return;
+        }
         let claimed = request.acked_version.get();
         let current = session.state_version;
         if header.state_version.get() != claimed {
@@ -123,6 +127,9 @@ impl Gateway {
                 Ok(opened) => opened,
                 Err(e) => return self.seal_failed(datagram, from, &e),
             };
+        if !self.admit_nonce(id, &header, from) {
+            return;
+        }
         let challenge = self.sessions.lock().get_mut(&id).and_then(|live| {
             live.take_challenge(&response.token, response.attempt.get(), from, now)
         });

@@ -5,11 +5,14 @@
 //! between a commit and its map update left the map behind, never ahead. If the maps were lost
 //! (a reboot, or a first start after a detach), every live session is moved to RECOVERING
 //! (version +1), so no packet captured before the restart can ever be accepted again, and clients
-//! reattach. The newest HELLO timestamp of each client is rebuilt from its stored sessions, so a
+//! reattach. The controller's replay window of each session starts above the highest nonce the
+//! adopted dataplane accepted, or empty when the maps were lost ([`super::replay`] says why both
+//! are safe). The newest HELLO timestamp of each client is rebuilt from its stored sessions, so a
 //! HELLO captured before the restart is still a replay after it.
 
 use super::core::Gateway;
 use super::epoch::first_nonce;
+use super::replay::RxWindow;
 use crate::crypto::SessionKeys;
 use crate::dataplane::Origin;
 use crate::session::{Input, Millis, RecoverCause, TerminateCause};
@@ -42,8 +45,9 @@ impl Gateway {
                 || SessionKeys::from_stored(&[0; SessionKeys::STORED_LEN]),
                 SessionKeys::from_stored,
             ));
-            // The stored last_rx is as of the last transition; give every session a full
-            // keepalive period from now before the timers judge it.
+            // The stored last_rx is as of the last transition, on the previous run's clock (the
+            // monotonic clock does not survive a reboot); give every session a full keepalive
+            // period from now before the timers judge it.
             session.last_rx = now;
             self.remember_hello(session.client_key, session.hello_timestamp);
             let id = session.id.get();
@@ -64,7 +68,10 @@ impl Gateway {
                 continue;
             }
             match origin {
-                Origin::Adopted => self.push_map(&session),
+                Origin::Adopted => {
+                    self.seed_rx_window(id).await;
+                    self.push_map(&session);
+                }
                 Origin::Loaded => {
                     report.recovered += 1;
                     let input = Input::ForceRecover {
@@ -75,6 +82,32 @@ impl Gateway {
             }
         }
         Ok(report)
+    }
+
+    /// Starts session `id`'s controller replay window above the highest nonce the adopted
+    /// dataplane accepted, so a message captured before the restart is refused after it even if
+    /// XDP is bypassed. If the window cannot be read, the session goes to RECOVERING instead
+    /// (version +1), which makes every earlier message stale: fail closed.
+    async fn seed_rx_window(&self, id: u64) {
+        let highest = self
+            .dataplane
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .highest_nonce(id);
+        match highest {
+            Ok(highest) => {
+                if let Some(live) = self.sessions.lock().get_mut(&id) {
+                    live.rx = RxWindow::above(highest.unwrap_or(0));
+                }
+            }
+            Err(e) => {
+                tracing::warn!(session = %format_args!("{id:016x}"), error = %e, "cannot read the dataplane's replay window; moving the session to RECOVERING");
+                let input = Input::ForceRecover {
+                    cause: RecoverCause::DataplaneLost,
+                };
+                let _ = self.apply(id, input, self.clock.now()).await;
+            }
+        }
     }
 
     /// Raises the newest accepted HELLO timestamp of `client` to `timestamp`, so a HELLO not

@@ -1,6 +1,7 @@
 //! Messages the gateway sends to a session's client: sealed under the session's
 //! gateway-to-client key, numbered with its gateway-to-client nonce, carrying the version the
-//! caller names. REJECT replies go through the session's REJECT budget.
+//! caller names. REJECT replies go through the session's REJECT budget for their destination
+//! ([`super::reject_budget`]).
 
 use super::core::{ControllerCounters, Gateway};
 use crate::crypto::{seal_message, Direction};
@@ -63,7 +64,7 @@ impl Gateway {
     }
 
     /// Refuses an authenticated message: publishes the event and sends an explicit REJECT (spec
-    /// section 6), unless the session's REJECT budget is spent, which is counted.
+    /// section 6), unless the session's REJECT budget for `to` is spent, which is counted.
     #[allow(clippy::too_many_arguments)]
     pub async fn refuse(
         &self,
@@ -97,7 +98,7 @@ impl Gateway {
             .await;
     }
 
-    /// Sends a REJECT if the session's budget allows; the event is the caller's.
+    /// Sends a REJECT if the session's budget for `to` allows; the event is the caller's.
     pub async fn send_reject(
         &self,
         id: u64,
@@ -107,11 +108,10 @@ impl Gateway {
         rejected_nonce: u64,
         now: Millis,
     ) {
-        let allowed = self
-            .sessions
-            .lock()
-            .get_mut(&id)
-            .is_some_and(|live| live.take_reject_token(now));
+        let allowed = self.sessions.lock().get_mut(&id).is_some_and(|live| {
+            let bound = live.session.binding.to_socket_addr();
+            live.rejects.take(to, bound, now)
+        });
         if !allowed {
             ControllerCounters::bump(&self.counters.rejects_suppressed);
             return;

@@ -11,7 +11,8 @@
 //! Only a drop that passed the header tag and claimed the session's current version is answered
 //! (the XDP program checks the tag, then the version, then the transport), so an unauthenticated
 //! sender learns nothing. A replayed packet sent from an attacker's own address gets a REJECT
-//! sent to the attacker, which it cannot use; the session's REJECT budget bounds how many.
+//! sent to the attacker, which it cannot use; the session's REJECT budget for that address, and the
+//! bound on new addresses per second ([`super::reject_budget`]), bound how many.
 
 use super::core::Gateway;
 use crate::dataplane::DataplaneEvent;

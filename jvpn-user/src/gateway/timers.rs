@@ -2,11 +2,11 @@
 //! whether its keepalive timeout (-> RECOVERING) or idle timeout (-> TERMINATED) is due; sessions
 //! terminated long enough ago are evicted ([`super::retention`]). A session whose
 //! gateway-to-client nonce counter entered the margin at the top of its epoch is terminated
-//! instead ([`super::live::LiveSession::nonce_exhausted`]).
+//! instead ([`super::live::LiveSession::nonce_exhausted`]). Time is the controller's monotonic
+//! clock ([`super::clock`]): a wall-clock step fires no timer and holds off none.
 
 use super::core::Gateway;
 use super::retention::TERMINATED_RETENTION_MS;
-use crate::events::unix_millis_now;
 use crate::session::{Input, TerminateCause};
 use jvpn_common::maps::SessionState;
 use std::sync::Arc;
@@ -21,7 +21,7 @@ pub async fn run(gateway: Arc<Gateway>) {
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         interval.tick().await;
-        let now = unix_millis_now();
+        let now = gateway.clock.now();
         for id in gateway.sessions.ids() {
             let (live, spent) = gateway
                 .sessions

@@ -1,10 +1,13 @@
 //! DATA, KEEPALIVE and TERMINATE from clients.
 //!
 //! DATA and KEEPALIVE reach the controller only after the XDP program checked their tag, version,
-//! binding and nonce; the controller opens their seal and re-checks version and binding (the
-//! dataplane may run in monitor mode), then records the traffic as telemetry: no version change
-//! (spec section 3); a KEEPALIVE is answered with one. An AEAD failure on a packet the XDP program accepted is counted and reported
-//! (a forged tag or a wrong key), and the packet goes nowhere.
+//! binding and nonce; the controller does not rely on it (the program may be detached or in
+//! monitor mode): it opens their seal, passes the nonce through its own replay window
+//! ([`super::replay`]), re-checks version and binding, then records the traffic as telemetry: no
+//! version change (spec section 3); a KEEPALIVE is answered with one. An AEAD failure on a packet
+//! the XDP program accepted is counted and reported (a forged tag or a wrong key), and the packet
+//! goes nowhere. DATA is handled inline in the receive loop: the replay check is a few atomic
+//! operations under the session table's lock, held for no await.
 
 use super::core::{ControllerCounters, Gateway};
 use crate::crypto::{open_body, open_in_place, Direction};
@@ -33,6 +36,9 @@ impl Gateway {
                 return None;
             }
         };
+        if !self.admit_nonce(id, &header, from) {
+            return None;
+        }
         let refusal = if session.state != SessionState::Attached {
             Some(RejectReason::NotAttached)
         } else if header.state_version.get() < session.state_version {
@@ -89,6 +95,7 @@ impl Gateway {
             return;
         };
         match open_body::<Terminate>(&keys, Direction::ClientToGateway, datagram) {
+            Ok((header, _)) if !self.admit_nonce(id, &header, from) => {}
             Ok(_) => {
                 let input = Input::Terminate {
                     cause: TerminateCause::Client,

@@ -11,8 +11,10 @@ use jvpn_common::control::Tai64N;
 use jvpn_common::maps::{SessionEntry, SessionState, TransportBinding};
 use zeroize::Zeroize;
 
-/// Wall-clock time in milliseconds since the Unix epoch. Wall clock rather than monotonic because
-/// stored timestamps must mean something after a restart; the machine tolerates it going backwards.
+/// Time in milliseconds, Unix-epoch based. The gateway feeds the machine its monotonic controller
+/// clock (`gateway::clock`: the wall clock at start, advanced monotonically), so a wall-clock step
+/// fires no timer; it reports these times as wall-clock time. The machine also tolerates time going
+/// backwards.
 pub type Millis = u64;
 
 /// Length of a client's static public key (X25519).
