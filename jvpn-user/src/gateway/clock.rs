@@ -132,8 +132,8 @@ mod tests {
         let id = SessionId::new(7).expect("nonzero");
         let input = Input::HandshakeComplete {
             binding: TransportBinding::from_v4([192, 0, 2, 1], 40_000),
-            header_key: [1; 16],
-            secrets: vec![2; 64],
+            header_key: [1; 16].into(),
+            secrets: vec![2; 64].into(),
         };
         machine
             .transition(&Session::birth(id, [3; 32], now), &input, now)
