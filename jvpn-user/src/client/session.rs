@@ -23,7 +23,7 @@ use jvpn_common::abi::VERSION_SAFETY_MARGIN;
 use jvpn_common::control::{
     Body, PathResponse, ReattachRequest, Terminate, TerminateCause, WelcomePayload,
 };
-use jvpn_common::replay::ReplayWindow;
+use jvpn_common::replay::{Leap, ReplayWindow};
 use jvpn_common::wire::{Be64, MessageType, WireHeader};
 
 /// The client stops sealing before its nonce comes within the safety margin of `u64::MAX`; the
@@ -70,7 +70,8 @@ impl ClientSessionState {
         if version != 1 {
             return Err(ClientError::WelcomeVersion(version));
         }
-        let gateway_nonces = ReplayWindow::default();
+        // Unbounded: a restarted gateway's nonces start at its new boot epoch (2^40 higher).
+        let gateway_nonces = ReplayWindow::new(Leap::Unbounded);
         gateway_nonces
             .check_and_record(session.header.nonce.get())
             .map_err(|reason| ClientError::Replayed {
