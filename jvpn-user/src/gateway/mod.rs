@@ -31,6 +31,7 @@ pub mod reconcile;
 pub mod reply;
 pub mod retention;
 pub mod roaming;
+pub mod terminated;
 pub mod timers;
 pub mod traffic;
 pub mod tunnel;
