@@ -17,7 +17,7 @@ pub enum Input {
     HandshakeComplete {
         /// The transport the HELLO came from.
         binding: TransportBinding,
-        /// The header tag key derived by the handshake.
+        /// The client-to-gateway header tag key derived by the handshake (the XDP map's).
         header_key: [u8; HEADER_KEY_LEN],
         /// The AEAD keys derived by the handshake, opaque here.
         secrets: Vec<u8>,
