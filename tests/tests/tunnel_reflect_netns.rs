@@ -3,7 +3,9 @@
 //! direction has its own header key); and a client the gateway no longer knows finds out and
 //! starts a new handshake, whether the gateway still holds the session's keys (an operator
 //! terminated it: a sealed REJECT TERMINATED) or knows nothing at all (restarted with an empty
-//! state directory: no answer to a bounded number of REATTACH_REQUESTs).
+//! state directory: no answer to a bounded number of REATTACH_REQUESTs). A session record an
+//! older build wrote (one header key for both directions) is loaded without keys: terminated at
+//! start-up, and its client starts a new handshake.
 //!
 //! ```text
 //!  gateway ns: jvpn gateway, TUN 10.99.0.1, TCP server :5201, <gw> 10.200.0.1 (XDP, :51900)
@@ -178,6 +180,59 @@ fn a_client_the_restarted_gateway_does_not_know_starts_a_new_handshake() {
         t.logs()
     );
     assert_round_trip(&t);
+}
+
+#[test]
+fn a_session_stored_by_an_older_build_is_terminated_at_start_and_its_client_rehandshakes() {
+    let mut t = Tunnel::up();
+    t.f.kill();
+    rewrite_as_format_2(
+        &t.f.dir.path().join("state").join("sessions.redb"),
+        t.session,
+    );
+    t.f.start(&[]);
+    eventually("the gateway saying why it ended the old session", || {
+        t.f.log().contains("stored session has no usable keys")
+    });
+    let started = Instant::now();
+    let session = new_attached_session(&t, UNKNOWN_PATIENCE);
+    eprintln!(
+        "new session {session:016x} {:?} after the restart",
+        started.elapsed()
+    );
+    let old = t.f.cli_json(&["sessions", "show", &session_hex(t.session)]);
+    assert!(
+        old["state"]
+            .as_str()
+            .is_some_and(|s| s.eq_ignore_ascii_case("terminated")),
+        "the old-format session is terminated: {old}"
+    );
+    assert_round_trip(&t);
+}
+
+/// Marks the stored record of `session` as format 2 (the layout is the same; format 2 records
+/// were written when one header key served both directions), as an older build left it. The
+/// store keeps current records in its `sessions` table at key `(id, 0)`, format byte first.
+fn rewrite_as_format_2(store: &std::path::Path, session: u64) {
+    use redb::ReadableTable as _;
+    let table: redb::TableDefinition<(u64, u64), &[u8]> = redb::TableDefinition::new("sessions");
+    let db = redb::Database::create(store).expect("open the gateway's store");
+    let txn = db.begin_write().expect("a write transaction");
+    {
+        let mut sessions = txn.open_table(table).expect("the sessions table");
+        let mut record = sessions
+            .get((session, 0))
+            .expect("read the session")
+            .expect("the session is stored")
+            .value()
+            .to_vec();
+        assert_eq!(record[0], 3, "this build writes format 3");
+        record[0] = 2;
+        sessions
+            .insert((session, 0), record.as_slice())
+            .expect("rewrite the session");
+    }
+    txn.commit().expect("commit");
 }
 
 /// Waits up to `patience` for an ATTACHED session other than the tunnel's first; returns its id.
