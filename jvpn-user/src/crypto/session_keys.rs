@@ -90,6 +90,7 @@ impl SessionKeys {
         keys
     }
 
+    /// All-zero keys, for a constructor to fill in at once.
     fn zero() -> Self {
         Self {
             header_client_to_gateway: [0; HEADER_KEY_LEN],
