@@ -22,13 +22,16 @@
 //! |             nonce (64 bits, per session and direction,        | 24
 //! |                starts at 1, +1 per message)                   |
 //! +---------------------------------------------------------------+
-//! |    tag: SipHash-2-4(header key, bytes 0..32), 0 in HELLO      | 32
-//! |                                                               |
+//! | tag: SipHash-2-4(header key of the sender's direction,        | 32
+//! |      bytes 0..32), 0 in HELLO                                 |
 //! +---------------------------------------------------------------+
 //! |   body: Noise handshake, AEAD-sealed payload or control body  | 40
 //! ```
 //!
 //! The tag covers bytes `0..TAG_OFFSET`; the body is covered by the AEAD of the message type.
+//! Each direction has its own header key (client-to-gateway, gateway-to-client), so a message
+//! sent back the way it came never carries a valid tag; the XDP session map holds only the
+//! client-to-gateway key.
 
 /// The protocol version carried in byte 0.
 pub const PROTOCOL_VERSION: u8 = 1;
@@ -41,7 +44,7 @@ pub const DEFAULT_PORT: u16 = 51900;
 /// Every flag bit the protocol defines (none yet): any other set bit makes a header malformed.
 pub const KNOWN_FLAGS: u16 = 0;
 
-/// Length of a session's header key (SipHash-2-4 key) in bytes.
+/// Length of a session's header key of one direction (SipHash-2-4 key) in bytes.
 pub const HEADER_KEY_LEN: usize = 16;
 
 /// Default capacity of the session table, overridable at load time.

@@ -117,7 +117,8 @@ impl TransportBinding {
 pub struct SessionEntry {
     /// The session's current state_version.
     pub state_version: u64,
-    /// The 128-bit SipHash key of the header tag.
+    /// The 128-bit SipHash key of the header tag of client-to-gateway messages (never the
+    /// gateway-to-client one: a reflected gateway message must not verify here).
     pub header_key: [u8; 16],
     /// The transport DATA must come from.
     pub transport: TransportBinding,

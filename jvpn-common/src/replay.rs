@@ -18,11 +18,18 @@
 //! Equal truncated generations that are really 2^44 nonces apart would read as the same block; that
 //! can only produce a false duplicate (a drop), never a second acceptance: the window fails closed.
 //!
+//! How far a nonce may leap above the newest accepted one is a property of the window's use
+//! ([`Leap`]): client-to-gateway nonces count up by one from 1, so a nonce more than
+//! [`NONCE_MAX_LEAP`] above the window's `max` is refused as too far, leaving the window as it
+//! was; gateway-to-client nonces carry the gateway's boot epoch in their high bits, so a gateway
+//! restart legitimately leaps by 2^40 or more.
+//!
 //! The algorithm is written once, over [`ReplayMemory`]: the XDP program implements it with BPF
 //! atomics on the map value, userspace with [`core::sync::atomic`] ([`ReplayWindow`]).
 
 use crate::abi::{
-    NONCE_LIMIT, REPLAY_BITS_PER_SLOT, REPLAY_CAS_RETRIES, REPLAY_SLOTS, REPLAY_WINDOW,
+    NONCE_LIMIT, NONCE_MAX_LEAP, REPLAY_BITS_PER_SLOT, REPLAY_CAS_RETRIES, REPLAY_SLOTS,
+    REPLAY_WINDOW,
 };
 use crate::reason::RejectReason;
 
@@ -38,6 +45,19 @@ pub trait ReplayMemory {
     fn cas_slot(&self, index: usize, current: u64, new: u64) -> Result<(), u64>;
 }
 
+/// How far above the newest accepted nonce a window accepts a nonce.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Leap {
+    /// At most [`NONCE_MAX_LEAP`] above `max` (client-to-gateway, checked by the XDP program
+    /// before any AEAD): a farther nonce is a reflected or forged message, whose acceptance
+    /// would make every genuine nonce after it too old.
+    Bounded,
+    /// Any height (gateway-to-client): a restarted gateway's nonces start at its new boot epoch,
+    /// 2^40 or more above the last ones. The client records a nonce only after its message
+    /// opened (tag and AEAD), so nothing forged reaches this window.
+    Unbounded,
+}
+
 /// Why a nonce was refused by the window.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ReplayReject {
@@ -45,6 +65,9 @@ pub enum ReplayReject {
     Duplicate,
     /// Older than the window.
     TooOld,
+    /// More than [`NONCE_MAX_LEAP`] above the newest accepted nonce, in a [`Leap::Bounded`]
+    /// window.
+    TooFar,
     /// At or past [`NONCE_LIMIT`].
     Exhausted,
     /// Every compare-and-swap retry lost; refused rather than guessed.
@@ -58,17 +81,26 @@ impl ReplayReject {
         match self {
             Self::Duplicate => RejectReason::DuplicateNonce,
             Self::TooOld => RejectReason::NonceTooOld,
+            Self::TooFar => RejectReason::NonceTooFar,
             Self::Exhausted => RejectReason::NonceExhausted,
             Self::Contended => RejectReason::ReplayContention,
         }
     }
 }
 
-/// Accepts `nonce` exactly once, or says why not.
+/// Accepts `nonce` exactly once, or says why not. A refused nonce changes nothing.
 #[inline(always)]
-pub fn check_and_record<M: ReplayMemory>(mem: &M, nonce: u64) -> Result<(), ReplayReject> {
+pub fn check_and_record<M: ReplayMemory>(
+    mem: &M,
+    nonce: u64,
+    leap: Leap,
+) -> Result<(), ReplayReject> {
     if nonce >= NONCE_LIMIT {
         return Err(ReplayReject::Exhausted);
+    }
+    // Judged against the `max` read here: a concurrent raise only makes the bound looser.
+    if leap == Leap::Bounded && nonce > mem.load_max().saturating_add(NONCE_MAX_LEAP) {
+        return Err(ReplayReject::TooFar);
     }
     raise_max(mem, nonce)?;
 
@@ -134,21 +166,22 @@ mod window {
     pub struct ReplayWindow {
         max: AtomicU64,
         slots: [AtomicU64; REPLAY_SLOTS],
-    }
-
-    impl Default for ReplayWindow {
-        fn default() -> Self {
-            Self {
-                max: AtomicU64::new(0),
-                slots: core::array::from_fn(|_| AtomicU64::new(0)),
-            }
-        }
+        leap: Leap,
     }
 
     impl ReplayWindow {
+        /// An empty window that accepts leaps as `leap` says.
+        pub fn new(leap: Leap) -> Self {
+            Self {
+                max: AtomicU64::new(0),
+                slots: core::array::from_fn(|_| AtomicU64::new(0)),
+                leap,
+            }
+        }
+
         /// Accepts `nonce` exactly once, or says why not.
         pub fn check_and_record(&self, nonce: u64) -> Result<(), ReplayReject> {
-            check_and_record(self, nonce)
+            check_and_record(self, nonce, self.leap)
         }
 
         /// The highest nonce accepted so far.
@@ -186,7 +219,7 @@ mod tests {
     const R: u64 = NONCE_LIMIT;
 
     fn run(steps: &[(u64, bool)]) {
-        let w = ReplayWindow::default();
+        let w = ReplayWindow::new(Leap::Unbounded);
         for (i, &(n, ok)) in steps.iter().enumerate() {
             assert_eq!(w.check_and_record(n).is_ok(), ok, "step {i}: nonce {n}");
         }
@@ -258,9 +291,51 @@ mod tests {
         run(&steps);
     }
 
+    const L: u64 = NONCE_MAX_LEAP;
+
+    /// The leap rule of a client-to-gateway window, in the shape of the self-test: (nonce,
+    /// expected verdict, `max` after the step). A refusal never moves `max`.
+    #[test]
+    fn bounded_leaps() {
+        use ReplayReject::{Duplicate, TooFar, TooOld};
+        let epoch = 1u64 << 40;
+        let steps: &[(u64, Result<(), ReplayReject>, u64)] = &[
+            (L + 1, Err(TooFar), 0),
+            (L, Ok(()), L),
+            (2 * L, Ok(()), 2 * L),
+            (2 * L, Err(Duplicate), 2 * L),
+            (3 * L + 1, Err(TooFar), 2 * L),
+            (2 * L + 1, Ok(()), 2 * L + 1),
+            // A reflected gateway message: its nonce carries the boot epoch.
+            (epoch | 1, Err(TooFar), 2 * L + 1),
+            (epoch + 2 * L + 2, Err(TooFar), 2 * L + 1),
+            (2 * L + 2, Ok(()), 2 * L + 2),
+            (L, Err(TooOld), 2 * L + 2),
+            (3 * L + 2, Ok(()), 3 * L + 2),
+            (R - 1, Err(TooFar), 3 * L + 2),
+            (R, Err(ReplayReject::Exhausted), 3 * L + 2),
+            (3 * L + 3, Ok(()), 3 * L + 3),
+        ];
+        let w = ReplayWindow::new(Leap::Bounded);
+        for (i, &(n, verdict, max)) in steps.iter().enumerate() {
+            assert_eq!(w.check_and_record(n), verdict, "step {i}: nonce {n}");
+            assert_eq!(w.max(), max, "step {i}: nonce {n}");
+        }
+    }
+
+    /// A gateway-to-client window takes the leap of a gateway restart (a new boot epoch).
+    #[test]
+    fn unbounded_windows_take_an_epoch_leap() {
+        let w = ReplayWindow::new(Leap::Unbounded);
+        for n in [(1 << 40) | 5, (2 << 40) | 1, (9 << 40) | 1] {
+            assert_eq!(w.check_and_record(n), Ok(()), "nonce {n:#x}");
+        }
+        assert_eq!(w.check_and_record((2 << 40) | 2), Err(ReplayReject::TooOld));
+    }
+
     #[test]
     fn refusals_carry_their_reason() {
-        let w = ReplayWindow::default();
+        let w = ReplayWindow::new(Leap::Unbounded);
         assert_eq!(w.check_and_record(5), Ok(()));
         assert_eq!(w.check_and_record(5), Err(ReplayReject::Duplicate));
         assert_eq!(w.check_and_record(5 + W + 1), Ok(()));
@@ -271,6 +346,7 @@ mod tests {
             RejectReason::DuplicateNonce
         );
         assert_eq!(ReplayReject::TooOld.reason(), RejectReason::NonceTooOld);
+        assert_eq!(ReplayReject::TooFar.reason(), RejectReason::NonceTooFar);
     }
 
     #[test]
@@ -285,7 +361,7 @@ mod tests {
         use std::sync::Arc;
 
         const NONCES: usize = 20_000;
-        let w = Arc::new(ReplayWindow::default());
+        let w = Arc::new(ReplayWindow::new(Leap::Bounded));
         let accepted: Arc<Vec<AtomicU8>> =
             Arc::new((0..=NONCES).map(|_| AtomicU8::new(0)).collect());
         let threads: Vec<_> = (0..4)

@@ -18,10 +18,12 @@ use aya_ebpf::programs::XdpContext;
 use core::intrinsics::{atomic_cxchg, AtomicOrdering};
 use jvpn_common::abi::REPLAY_SLOTS;
 use jvpn_common::maps::ReplayState;
-use jvpn_common::replay::ReplayMemory;
+use jvpn_common::replay::{Leap, ReplayMemory};
 use jvpn_common::RejectReason;
 
-/// Accepts `nonce` for `session_id` exactly once, or says why not.
+/// Accepts `nonce` for `session_id` exactly once, or says why not. Every window here serves the
+/// client-to-gateway direction, so a nonce more than `NONCE_MAX_LEAP` above the newest accepted
+/// one is refused as `NONCE_TOO_FAR` ([`Leap::Bounded`]).
 ///
 /// A window that cannot be created (the replay table is full) refuses with `TABLE_FULL`: a packet
 /// is never accepted without its nonce recorded. That is also logged (aya-log), off the hot path:
@@ -36,7 +38,7 @@ pub fn check_and_record(ctx: &XdpContext, session_id: u64, nonce: u64) -> Result
         );
         return Err(RejectReason::TableFull);
     };
-    jvpn_common::replay::check_and_record(&window, nonce).map_err(|r| r.reason())
+    jvpn_common::replay::check_and_record(&window, nonce, Leap::Bounded).map_err(|r| r.reason())
 }
 
 /// The session's window, created zeroed on first use. Two CPUs creating it at once both end up on

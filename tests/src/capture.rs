@@ -235,6 +235,45 @@ impl Drop for Capture {
     }
 }
 
+/// `template`'s frame (its Ethernet, IP and UDP headers: addresses, ports, MACs) carrying
+/// `payload` instead of its own, with the IP and UDP lengths (and the IPv4 header checksum) set
+/// for it; [`inject`] completes the UDP checksum. What a spoofing sender makes: another message
+/// from exactly the template's source.
+pub fn with_payload(template: &Frame, payload: &[u8]) -> Frame {
+    let udp = template
+        .udp()
+        .expect("the template frame carries a UDP datagram");
+    let ip_start = ETHERNET_HEADER_LEN;
+    let (udp_start, v4) = match udp.source.ip() {
+        IpAddr::V4(_) => (
+            ip_start + usize::from(template.bytes[ip_start] & 0x0f) * 4,
+            true,
+        ),
+        IpAddr::V6(_) => (ip_start + IPV6_HEADER_LEN, false),
+    };
+    let udp_len = UDP_HEADER_LEN + payload.len();
+    let mut bytes = template.bytes[..udp_start + UDP_HEADER_LEN].to_vec();
+    bytes.extend_from_slice(payload);
+    let udp_len16 = u16::try_from(udp_len).expect("a payload that fits a datagram");
+    bytes[udp_start + 4..udp_start + 6].copy_from_slice(&udp_len16.to_be_bytes());
+    if v4 {
+        let total = u16::try_from(udp_start - ip_start + udp_len).expect("fits an IPv4 packet");
+        bytes[ip_start + 2..ip_start + 4].copy_from_slice(&total.to_be_bytes());
+        bytes[ip_start + 10..ip_start + 12].fill(0);
+        let mut sum = sum_words(&bytes[ip_start..udp_start]);
+        while sum > 0xffff {
+            sum = (sum & 0xffff) + (sum >> 16);
+        }
+        bytes[ip_start + 10..ip_start + 12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+    } else {
+        bytes[ip_start + 4..ip_start + 6].copy_from_slice(&udp_len16.to_be_bytes());
+    }
+    Frame {
+        bytes,
+        outgoing: template.outgoing,
+    }
+}
+
 /// Whether `frame` is a UDP datagram the host sent to `port`.
 pub fn outgoing_udp_to(frame: &Frame, port: u16) -> bool {
     frame.outgoing && frame.udp().is_some_and(|u| u.destination.port() == port)

@@ -188,7 +188,7 @@ fn handshake_input() -> Input {
     let keys = random_keys();
     Input::HandshakeComplete {
         binding: TransportBinding::from_v4([10, 0, 0, 1], 40_000),
-        header_key: (*keys.header_key()).into(),
+        header_key: (*keys.header_key(Direction::ClientToGateway)).into(),
         secrets: keys.to_stored().to_vec().into(),
     }
 }
@@ -209,7 +209,7 @@ async fn reattach_rate(
             let id = SessionId::generate(NodeId::SINGLE, &mut rand::thread_rng());
             let input = Input::HandshakeComplete {
                 binding: TransportBinding::from_v4([10, 0, 0, 1], 40_000),
-                header_key: (*keys.header_key()).into(),
+                header_key: (*keys.header_key(Direction::ClientToGateway)).into(),
                 secrets: keys.to_stored().to_vec().into(),
             };
             let t = gateway

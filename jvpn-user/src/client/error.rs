@@ -83,6 +83,13 @@ pub enum Closed {
     /// The client's nonces reached the safety margin below `u64::MAX` (spec section 8).
     #[error("its client-to-gateway nonces are exhausted")]
     NonceExhausted,
+    /// The gateway answered with a sealed REJECT TERMINATED: it holds the session as ended.
+    #[error("the gateway holds it terminated at state_version {0}")]
+    TerminatedAtGateway(u64),
+    /// This many REATTACH_REQUESTs in a row went unanswered: the gateway no longer knows the
+    /// session (or cannot be reached); a new handshake is the way back.
+    #[error("{0} REATTACH_REQUESTs in a row went unanswered; the gateway no longer knows it")]
+    Unanswered(u64),
 }
 
 /// Why the client core refused a datagram or a request.

@@ -11,6 +11,13 @@
 //! version rules of [`super::versions`]. Nothing is recorded before the seal has opened, so a forged
 //! datagram changes nothing. An authenticated message that contradicts the session fails closed:
 //! the core closes itself, returns [`ClientError::Ambiguous`], and refuses everything after.
+//!
+//! A client the gateway no longer knows finds out and starts a new handshake (spec section 6
+//! forbids the silent retry): a sealed REJECT TERMINATED (the gateway still holds the session's
+//! keys) closes the core at once; without keys the gateway cannot answer at all, so after
+//! [`UNANSWERED_REATTACH_LIMIT`] REATTACH_REQUESTs in a row with no fresh authenticated gateway
+//! message between them the core closes itself ([`Closed::Unanswered`]). Both closures are fatal
+//! ([`ClientError::is_fatal`]): the driver's way out is a new handshake.
 
 use super::body::GatewayMessage;
 use super::error::{ClientError, Closed};
@@ -23,12 +30,19 @@ use jvpn_common::abi::VERSION_SAFETY_MARGIN;
 use jvpn_common::control::{
     Body, PathResponse, ReattachRequest, Terminate, TerminateCause, WelcomePayload,
 };
-use jvpn_common::replay::ReplayWindow;
+use jvpn_common::replay::{Leap, ReplayWindow};
 use jvpn_common::wire::{Be64, MessageType, WireHeader};
 
 /// The client stops sealing before its nonce comes within the safety margin of `u64::MAX`; the
 /// gateway terminates a session there (spec section 8), so going on could only be refused.
 const NONCE_CEILING: u64 = u64::MAX - VERSION_SAFETY_MARGIN;
+
+/// REATTACH_REQUESTs in a row without a fresh authenticated gateway message after which the core
+/// closes itself: two whole jumps of the default driver (`ConnectOptions::reattach_attempts`,
+/// about 12 s each). A gateway that knows the session answers the first request of a jump that
+/// reaches it; one that does not (restarted without its state, or the session evicted) never
+/// can, and retrying forever would keep the client off the network.
+pub const UNANSWERED_REATTACH_LIMIT: u64 = 12;
 
 /// A copy of everything the core decides with, for logs, tests and status output.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,6 +59,8 @@ pub struct ClientSnapshot {
     pub latest_attempt: u64,
     /// The reattach in progress.
     pub pending: Option<PendingReattach>,
+    /// REATTACH_REQUESTs sent since the last fresh authenticated gateway message.
+    pub unanswered_reattaches: u64,
     /// Why the core is closed, if it is.
     pub closed: Option<Closed>,
 }
@@ -59,6 +75,8 @@ pub struct ClientSessionState {
     gateway_nonces: ReplayWindow,
     latest_attempt: u64,
     pending: Option<PendingReattach>,
+    /// REATTACH_REQUESTs sent since the last fresh authenticated gateway message.
+    unanswered_reattaches: u64,
     closed: Option<Closed>,
 }
 
@@ -70,7 +88,8 @@ impl ClientSessionState {
         if version != 1 {
             return Err(ClientError::WelcomeVersion(version));
         }
-        let gateway_nonces = ReplayWindow::default();
+        // Unbounded: a restarted gateway's nonces start at its new boot epoch (2^40 higher).
+        let gateway_nonces = ReplayWindow::new(Leap::Unbounded);
         gateway_nonces
             .check_and_record(session.header.nonce.get())
             .map_err(|reason| ClientError::Replayed {
@@ -86,6 +105,7 @@ impl ClientSessionState {
             gateway_nonces,
             latest_attempt: 0,
             pending: None,
+            unanswered_reattaches: 0,
             closed: None,
         })
     }
@@ -124,6 +144,7 @@ impl ClientSessionState {
             newest_gateway_nonce: self.gateway_nonces.max(),
             latest_attempt: self.latest_attempt,
             pending: self.pending,
+            unanswered_reattaches: self.unanswered_reattaches,
             closed: self.closed,
         }
     }
@@ -159,7 +180,16 @@ impl ClientSessionState {
 
     /// A REATTACH_REQUEST carrying the acknowledged version, as a new attempt (the previous
     /// attempt, and any challenge it received, is abandoned). Send it from the new transport.
+    ///
+    /// After [`UNANSWERED_REATTACH_LIMIT`] requests without an answer the core closes itself
+    /// instead ([`Closed::Unanswered`]): start a new handshake.
     pub fn reattach_request(&mut self) -> Result<Vec<u8>, ClientError> {
+        self.ensure_open()?;
+        if self.unanswered_reattaches >= UNANSWERED_REATTACH_LIMIT {
+            let closed = Closed::Unanswered(self.unanswered_reattaches);
+            self.closed = Some(closed);
+            return Err(ClientError::Closed(closed));
+        }
         let attempt = self.latest_attempt + 1;
         let body = ReattachRequest {
             acked_version: Be64::new(self.acked_version),
@@ -167,6 +197,7 @@ impl ClientSessionState {
         };
         let datagram = self.seal_control(self.acked_version, &body)?;
         self.latest_attempt = attempt;
+        self.unanswered_reattaches += 1;
         // The gateway may still complete an earlier attempt whose challenge was answered (its
         // REATTACH_ACK at challenged + 1 can arrive after this request left): keep that version.
         let challenged_version = self.pending.and_then(|p| p.challenged_version);
@@ -209,6 +240,8 @@ impl ClientSessionState {
         self.gateway_nonces
             .check_and_record(nonce)
             .map_err(|reason| ClientError::Replayed { nonce, reason })?;
+        // Authentic and fresh (a replayed answer does not count): the gateway knows the session.
+        self.unanswered_reattaches = 0;
         let version = header.state_version.get();
         let view = VersionView {
             acked: self.acked_version,
@@ -248,6 +281,13 @@ impl ClientSessionState {
                     new_version: version,
                     binding: ack.binding.to_socket_addr(),
                 }
+            }
+            GatewayMessage::Reject(reject)
+                if reject.reason() == Some(jvpn_common::RejectReason::Terminated) =>
+            {
+                let closed = Closed::TerminatedAtGateway(version);
+                self.closed = Some(closed);
+                return Err(ClientError::Closed(closed));
             }
             GatewayMessage::Reject(reject) => ClientEvent::Rejected {
                 reason: reject

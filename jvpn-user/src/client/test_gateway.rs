@@ -12,7 +12,7 @@ use crate::crypto::{
     ClientIdentity, Direction, GatewayHandshake, PresharedKey, PrivateKey, SessionKeys,
 };
 use jvpn_common::control::{Body, Tai64N, WelcomePayload, DEFAULT_TUNNEL_MTU};
-use jvpn_common::replay::ReplayWindow;
+use jvpn_common::replay::{Leap, ReplayWindow};
 use jvpn_common::wire::{Be16, Be64, MessageType, WireHeader};
 use std::time::SystemTime;
 
@@ -50,7 +50,9 @@ impl TestGateway {
             keys: None,
             version: 0,
             next_nonce: (1 << 40) | 1,
-            client_nonces: ReplayWindow::default(),
+            // Unbounded, unlike the XDP program's window: tests jump the client's nonce
+            // (`set_next_nonce_for_test`); the leap rule is tested in jvpn-common and xdp_reflection.
+            client_nonces: ReplayWindow::new(Leap::Unbounded),
             last_timestamp: None,
         }
     }
@@ -84,7 +86,7 @@ impl TestGateway {
         let header = WireHeader::new(MessageType::Welcome, TEST_SESSION, version, nonce);
         let accepted = handshake.accept(header, &welcome).expect("WELCOME seals");
         self.keys = Some(accepted.keys);
-        self.client_nonces = ReplayWindow::default();
+        self.client_nonces = ReplayWindow::new(Leap::Unbounded);
         accepted.datagram
     }
 

@@ -16,10 +16,12 @@
 //! | DATA, KEEPALIVE    | `acked`                                        | `challenged + 1` before the ACK       |
 //! | PATH_CHALLENGE     | `acked`, `acked + 1`, reattach pending, its attempt | at `acked` with nothing pending; older attempt |
 //! | REATTACH_ACK       | `challenged + 1`; `acked` if no challenge came (nothing moved) | at `acked` otherwise (late duplicate) |
-//! | REJECT             | `acked`, `challenged`                          |                                       |
+//! | REJECT             | `acked`, `challenged`; TERMINATED at any       |                                       |
 //! | TERMINATE          | `acked` up to the highest known version + 1    |                                       |
 //!
-//! Every other version is an [`Ambiguity`]. Everything here is a pure function of its inputs.
+//! A REJECT TERMINATED is not ambiguous at any version at or above `acked`: whatever happened
+//! since, the gateway says the session is over, and the client starts a new handshake. Every
+//! other version is an [`Ambiguity`]. Everything here is a pure function of its inputs.
 
 use super::body::GatewayMessage;
 use super::error::{Ambiguity, ClientError};
@@ -160,7 +162,10 @@ pub(crate) fn judge(
                     body,
                 }));
             }
-            if version == acked || challenged == Some(version) {
+            if version == acked
+                || challenged == Some(version)
+                || reject.reason() == Some(jvpn_common::RejectReason::Terminated)
+            {
                 return Ok(());
             }
             Err(match reject.reason() {

@@ -14,7 +14,7 @@
 //! stores the accepted timestamp itself.
 
 use super::keys::{PresharedKey, PrivateKey, PublicKey, KEY_LEN};
-use super::session_keys::SessionKeys;
+use super::session_keys::{Direction, SessionKeys};
 use jvpn_common::abi::HEADER_LEN;
 use jvpn_common::control::{
     Body, BodyError, HelloPayload, Tai64N, WelcomePayload, HELLO_BODY_LEN, WELCOME_BODY_LEN,
@@ -238,7 +238,7 @@ impl ClientHandshake {
                 payload: welcome.session_id.get(),
             });
         }
-        if !header.tag_verifies(keys.sip_key()) {
+        if !header.tag_verifies(keys.sip_key(Direction::GatewayToClient)) {
             return Err(HandshakeError::WelcomeTag);
         }
         Ok(ClientSession {
@@ -369,7 +369,7 @@ impl GatewayHandshake {
         );
         let keys = session_keys(&mut self.state);
         let mut header = header;
-        header.seal(keys.sip_key());
+        header.seal(keys.sip_key(Direction::GatewayToClient));
         datagram[..HEADER_LEN].copy_from_slice(header.as_bytes());
         Ok(AcceptedHandshake { keys, datagram })
     }

@@ -104,7 +104,7 @@ pub fn seal_into(
     out: &mut Vec<u8>,
 ) -> Result<(), SealError> {
     check_header(&header, direction)?;
-    header.seal(keys.sip_key());
+    header.seal(keys.sip_key(direction));
     out.clear();
     out.reserve(sealed_len(body.len()));
     out.extend_from_slice(header.as_bytes());
@@ -141,7 +141,7 @@ pub fn open_in_place<'a>(
     }
     let header = WireHeader::parse(datagram).map_err(SealError::Header)?;
     check_header(&header, direction)?;
-    if !header.tag_verifies(keys.sip_key()) {
+    if !header.tag_verifies(keys.sip_key(direction)) {
         return Err(SealError::BadTag);
     }
     let (head, rest) = datagram.split_at_mut(HEADER_LEN);

@@ -1,15 +1,21 @@
 //! The keys of one session, derived from a finished handshake, and the direction each one serves.
 //!
-//! A session has three keys: the 128-bit header key (SipHash-2-4 key of the header tag, checked by
-//! the XDP program) and one ChaCha20-Poly1305 key per direction. They are derived with HKDF over
-//! HMAC-BLAKE2s (the same construction Noise uses internally):
+//! A session has four keys, two per direction: a 128-bit header key (SipHash-2-4 key of the header
+//! tag) and a ChaCha20-Poly1305 key. They are derived with HKDF over HMAC-BLAKE2s (the same
+//! construction Noise uses internally):
 //!
 //! ```text
-//! prk             = HKDF-Extract(salt = handshake hash h, ikm = k_c2g || k_g2c)
-//! header_key      = HKDF-Expand(prk, "jvpn v1 header key", 16)
-//! client->gateway = HKDF-Expand(prk, "jvpn v1 client to gateway", 32)
-//! gateway->client = HKDF-Expand(prk, "jvpn v1 gateway to client", 32)
+//! prk                        = HKDF-Extract(salt = handshake hash h, ikm = k_c2g || k_g2c)
+//! header key client->gateway = HKDF-Expand(prk, "jvpn v1 header key client to gateway", 16)
+//! header key gateway->client = HKDF-Expand(prk, "jvpn v1 header key gateway to client", 16)
+//! client->gateway            = HKDF-Expand(prk, "jvpn v1 client to gateway", 32)
+//! gateway->client            = HKDF-Expand(prk, "jvpn v1 gateway to client", 32)
 //! ```
+//!
+//! The header keys differ per direction so that a message of one direction never carries a valid
+//! tag in the other: the XDP session map holds only the client-to-gateway key, and a gateway
+//! message reflected back to the gateway (DATA and KEEPALIVE travel both ways) fails the tag check
+//! there instead of moving the client's replay window to the gateway's nonces.
 //!
 //! `k_c2g` and `k_g2c` are Noise's two split keys. They are not used directly because the header
 //! key lives in a BPF map that any root process can dump and serves a different primitive: each key
@@ -26,11 +32,12 @@ use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 /// Length of a ChaCha20-Poly1305 key.
 pub const AEAD_KEY_LEN: usize = 32;
 
-const LABEL_HEADER: &[u8] = b"jvpn v1 header key";
+const LABEL_HEADER_CLIENT_TO_GATEWAY: &[u8] = b"jvpn v1 header key client to gateway";
+const LABEL_HEADER_GATEWAY_TO_CLIENT: &[u8] = b"jvpn v1 header key gateway to client";
 const LABEL_CLIENT_TO_GATEWAY: &[u8] = b"jvpn v1 client to gateway";
 const LABEL_GATEWAY_TO_CLIENT: &[u8] = b"jvpn v1 gateway to client";
 
-/// Which way a message travels; it picks the AEAD key.
+/// Which way a message travels; it picks the header key and the AEAD key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Direction {
     /// Sent by the client, opened by the gateway.
@@ -42,15 +49,16 @@ pub enum Direction {
 /// The secret keys of one session. Both ends derive the same keys from the same handshake.
 #[derive(Clone, Zeroize, ZeroizeOnDrop)]
 pub struct SessionKeys {
-    header_key: [u8; HEADER_KEY_LEN],
+    header_client_to_gateway: [u8; HEADER_KEY_LEN],
+    header_gateway_to_client: [u8; HEADER_KEY_LEN],
     client_to_gateway: [u8; AEAD_KEY_LEN],
     gateway_to_client: [u8; AEAD_KEY_LEN],
 }
 
 impl SessionKeys {
-    /// Length of [`SessionKeys::to_stored`]: the header key, then the client-to-gateway key, then
-    /// the gateway-to-client key.
-    pub const STORED_LEN: usize = HEADER_KEY_LEN + 2 * AEAD_KEY_LEN;
+    /// Length of [`SessionKeys::to_stored`]: the client-to-gateway header key, the
+    /// gateway-to-client header key, then the client-to-gateway and gateway-to-client AEAD keys.
+    pub const STORED_LEN: usize = 2 * HEADER_KEY_LEN + 2 * AEAD_KEY_LEN;
 
     /// Derives the keys from Noise's handshake hash and its two split keys (initiator to responder,
     /// then responder to initiator), as the module documentation describes.
@@ -63,13 +71,16 @@ impl SessionKeys {
         ikm[..AEAD_KEY_LEN].copy_from_slice(initiator_to_responder);
         ikm[AEAD_KEY_LEN..].copy_from_slice(responder_to_initiator);
         let hkdf = SimpleHkdf::<Blake2s256>::new(Some(handshake_hash), &ikm[..]);
-        let mut keys = Self {
-            header_key: [0; HEADER_KEY_LEN],
-            client_to_gateway: [0; AEAD_KEY_LEN],
-            gateway_to_client: [0; AEAD_KEY_LEN],
-        };
+        let mut keys = Self::zero();
         for (label, out) in [
-            (LABEL_HEADER, &mut keys.header_key[..]),
+            (
+                LABEL_HEADER_CLIENT_TO_GATEWAY,
+                &mut keys.header_client_to_gateway[..],
+            ),
+            (
+                LABEL_HEADER_GATEWAY_TO_CLIENT,
+                &mut keys.header_gateway_to_client[..],
+            ),
             (LABEL_CLIENT_TO_GATEWAY, &mut keys.client_to_gateway[..]),
             (LABEL_GATEWAY_TO_CLIENT, &mut keys.gateway_to_client[..]),
         ] {
@@ -79,14 +90,28 @@ impl SessionKeys {
         keys
     }
 
-    /// The header key, as the XDP session map stores it.
-    pub fn header_key(&self) -> &[u8; HEADER_KEY_LEN] {
-        &self.header_key
+    /// All-zero keys, for a constructor to fill in at once.
+    fn zero() -> Self {
+        Self {
+            header_client_to_gateway: [0; HEADER_KEY_LEN],
+            header_gateway_to_client: [0; HEADER_KEY_LEN],
+            client_to_gateway: [0; AEAD_KEY_LEN],
+            gateway_to_client: [0; AEAD_KEY_LEN],
+        }
     }
 
-    /// The header key as SipHash consumes it.
-    pub fn sip_key(&self) -> SipKey {
-        SipKey::from_bytes(&self.header_key)
+    /// The header key of one direction. The XDP session map stores the client-to-gateway one
+    /// only, so the dataplane never accepts a tag made for the client.
+    pub fn header_key(&self, direction: Direction) -> &[u8; HEADER_KEY_LEN] {
+        match direction {
+            Direction::ClientToGateway => &self.header_client_to_gateway,
+            Direction::GatewayToClient => &self.header_gateway_to_client,
+        }
+    }
+
+    /// The header key of one direction as SipHash consumes it.
+    pub fn sip_key(&self, direction: Direction) -> SipKey {
+        SipKey::from_bytes(self.header_key(direction))
     }
 
     /// The AEAD key of one direction.
@@ -100,30 +125,40 @@ impl SessionKeys {
     /// The keys as bytes for the gateway's durable store, so sessions outlive a restart.
     pub fn to_stored(&self) -> Zeroizing<[u8; Self::STORED_LEN]> {
         let mut out = Zeroizing::new([0u8; Self::STORED_LEN]);
-        out[..HEADER_KEY_LEN].copy_from_slice(&self.header_key);
-        out[HEADER_KEY_LEN..HEADER_KEY_LEN + AEAD_KEY_LEN].copy_from_slice(&self.client_to_gateway);
-        out[HEADER_KEY_LEN + AEAD_KEY_LEN..].copy_from_slice(&self.gateway_to_client);
+        let mut at = 0;
+        for key in self.stored_parts() {
+            out[at..at + key.len()].copy_from_slice(key);
+            at += key.len();
+        }
         out
+    }
+
+    /// The keys in their stored order.
+    fn stored_parts(&self) -> [&[u8]; 4] {
+        [
+            &self.header_client_to_gateway,
+            &self.header_gateway_to_client,
+            &self.client_to_gateway,
+            &self.gateway_to_client,
+        ]
     }
 
     /// The keys from [`SessionKeys::to_stored`]'s bytes.
     pub fn from_stored(stored: &[u8; Self::STORED_LEN]) -> Self {
-        let mut keys = Self {
-            header_key: [0; HEADER_KEY_LEN],
-            client_to_gateway: [0; AEAD_KEY_LEN],
-            gateway_to_client: [0; AEAD_KEY_LEN],
-        };
-        keys.header_key.copy_from_slice(&stored[..HEADER_KEY_LEN]);
-        keys.client_to_gateway
-            .copy_from_slice(&stored[HEADER_KEY_LEN..HEADER_KEY_LEN + AEAD_KEY_LEN]);
-        keys.gateway_to_client
-            .copy_from_slice(&stored[HEADER_KEY_LEN + AEAD_KEY_LEN..]);
+        let mut keys = Self::zero();
+        let (header_c2g, rest) = stored.split_at(HEADER_KEY_LEN);
+        let (header_g2c, rest) = rest.split_at(HEADER_KEY_LEN);
+        let (c2g, g2c) = rest.split_at(AEAD_KEY_LEN);
+        keys.header_client_to_gateway.copy_from_slice(header_c2g);
+        keys.header_gateway_to_client.copy_from_slice(header_g2c);
+        keys.client_to_gateway.copy_from_slice(c2g);
+        keys.gateway_to_client.copy_from_slice(g2c);
         keys
     }
 }
 
 impl PartialEq for SessionKeys {
-    /// Constant-time comparison of all three keys.
+    /// Constant-time comparison of all four keys.
     fn eq(&self, other: &Self) -> bool {
         let (a, b) = (self.to_stored(), other.to_stored());
         a.iter()
@@ -147,11 +182,16 @@ mod tests {
     #[test]
     fn keys_are_distinct_and_bound_to_every_input() {
         let base = SessionKeys::derive(&[1; 32], &[2; 32], &[3; 32]);
-        assert_ne!(
-            &base.header_key[..],
-            &base.client_to_gateway[..HEADER_KEY_LEN]
-        );
-        assert_ne!(base.client_to_gateway, base.gateway_to_client);
+        let parts = base.stored_parts();
+        for (i, a) in parts.iter().enumerate() {
+            for b in &parts[i + 1..] {
+                assert_ne!(
+                    a[..HEADER_KEY_LEN],
+                    b[..HEADER_KEY_LEN],
+                    "two keys are equal"
+                );
+            }
+        }
         assert_eq!(base, SessionKeys::derive(&[1; 32], &[2; 32], &[3; 32]));
         for other in [
             SessionKeys::derive(&[9; 32], &[2; 32], &[3; 32]),
@@ -159,7 +199,14 @@ mod tests {
             SessionKeys::derive(&[1; 32], &[2; 32], &[9; 32]),
             SessionKeys::derive(&[1; 32], &[3; 32], &[2; 32]),
         ] {
-            assert_ne!(other.header_key, base.header_key);
+            assert_ne!(
+                other.header_client_to_gateway,
+                base.header_client_to_gateway
+            );
+            assert_ne!(
+                other.header_gateway_to_client,
+                base.header_gateway_to_client
+            );
             assert_ne!(other.client_to_gateway, base.client_to_gateway);
             assert_ne!(other.gateway_to_client, base.gateway_to_client);
         }
@@ -170,7 +217,9 @@ mod tests {
         let keys = SessionKeys::derive(&[4; 32], &[5; 32], &[6; 32]);
         let restored = SessionKeys::from_stored(&keys.to_stored());
         assert_eq!(restored, keys);
-        assert_eq!(restored.header_key(), keys.header_key());
+        for direction in [Direction::ClientToGateway, Direction::GatewayToClient] {
+            assert_eq!(restored.header_key(direction), keys.header_key(direction));
+        }
         assert_eq!(
             restored.aead_key(Direction::GatewayToClient),
             keys.aead_key(Direction::GatewayToClient)

@@ -6,7 +6,7 @@
 
 use super::core::{ApplyError, Gateway};
 use super::epoch::EPOCH_SHIFT;
-use crate::crypto::{GatewayHandshake, Secret};
+use crate::crypto::{Direction, GatewayHandshake, Secret};
 use crate::events::EventRecord;
 use crate::session::{Input, Millis, NodeId, Session, SessionId};
 use crate::store::Expected;
@@ -83,7 +83,7 @@ impl Gateway {
         birth.hello_timestamp = timestamp;
         let input = Input::HandshakeComplete {
             binding,
-            header_key: Secret::new(*accepted.keys.header_key()),
+            header_key: Secret::new(*accepted.keys.header_key(Direction::ClientToGateway)),
             secrets: Secret::new(accepted.keys.to_stored().to_vec()),
         };
         let transition = match self.machine.transition(&birth, &input, now) {

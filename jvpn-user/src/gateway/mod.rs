@@ -38,6 +38,7 @@ pub mod replay;
 pub mod reply;
 pub mod retention;
 pub mod roaming;
+pub mod terminated;
 pub mod timers;
 pub mod traffic;
 pub mod tunnel;

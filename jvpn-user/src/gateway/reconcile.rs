@@ -60,6 +60,12 @@ impl Gateway {
             self.sessions
                 .install(session.clone(), keys, first_nonce(self.epoch));
             if !usable {
+                tracing::warn!(
+                    session = %format_args!("{id:016x}"),
+                    stored_key_bytes = session.secrets.len(),
+                    "stored session has no usable keys (written by an older build, or damaged); \
+                     terminating it: its client will start a new handshake"
+                );
                 report.terminated += 1;
                 let input = Input::Terminate {
                     cause: TerminateCause::Policy,

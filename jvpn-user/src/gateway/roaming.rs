@@ -22,8 +22,12 @@ use jvpn_common::{MessageType, RejectReason};
 
 impl Gateway {
     /// Answers a dataplane drop that means "the client's transport changed" with a REJECT to the
-    /// transport it came from; ignores every other drop.
+    /// transport it came from, and one of a terminated session with a REJECT TERMINATED
+    /// ([`super::terminated`]); ignores every other drop.
     pub async fn on_dataplane_drop(&self, event: &DataplaneEvent, now: Millis) {
+        if event.reason == RejectReason::Terminated {
+            return self.tell_terminated(event, now).await;
+        }
         if event.reason != RejectReason::TransportMismatch
             || !matches!(
                 event.msg_type,

@@ -18,7 +18,7 @@ pub enum Input {
     HandshakeComplete {
         /// The transport the HELLO came from.
         binding: TransportBinding,
-        /// The header tag key derived by the handshake.
+        /// The client-to-gateway header tag key derived by the handshake (the XDP map's).
         header_key: Secret<[u8; HEADER_KEY_LEN]>,
         /// The AEAD keys derived by the handshake, opaque here.
         secrets: Secret<Vec<u8>>,

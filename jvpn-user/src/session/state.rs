@@ -34,10 +34,12 @@ pub struct Session {
     pub binding: TransportBinding,
     /// The client's static public key, as authenticated by the handshake.
     pub client_key: [u8; CLIENT_KEY_LEN],
-    /// The SipHash key of the header tag, filled by the handshake.
+    /// The client-to-gateway SipHash key of the header tag (the one the XDP map holds), filled
+    /// by the handshake.
     pub header_key: [u8; HEADER_KEY_LEN],
-    /// Key material the handshake fills (AEAD keys of both directions); opaque to the machine and
-    /// the store, which only carry it. Empty once the store has recorded the session TERMINATED.
+    /// Key material the handshake fills (header and AEAD keys of both directions); opaque to the
+    /// machine and the store, which only carry it. Empty once the store has recorded the session
+    /// TERMINATED.
     pub secrets: Secret<Vec<u8>>,
     /// When the session was born.
     pub created_at: Millis,

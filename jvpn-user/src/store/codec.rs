@@ -3,10 +3,16 @@
 //! bytes, no unknown codes), so corruption is reported rather than guessed around.
 //!
 //! ```text
-//! session, format 2 (format 1, still read, has no hello_timestamp: it reads as all zero):
+//! session, format 3:
 //!   format u8 | id u64 | state u8 | state_version u64 | addr [16] | port u16 | client_key [32]
 //!   | header_key [16] | created_at u64 | changed_at u64 | last_rx u64 | secrets_len u16 | secrets
 //!   | hello_timestamp [12] (TAI64N, big-endian as on the wire)
+//!   header_key is the client-to-gateway header key (the one the XDP map holds); secrets are the
+//!   session's keys of both directions (`SessionKeys::to_stored`).
+//! session, formats 1 and 2 (still read): the same without hello_timestamp in format 1 (it reads
+//!   as all zero). Both were written when one header key served both directions; those keys are
+//!   unusable now, so their secrets read as empty and the gateway loads such a session
+//!   terminated (its client starts a new handshake) rather than guess a key.
 //! state change, format 2 (format 1, still read, has no binding: it reads as all zero):
 //!   format u8 | session u64 | from_state u8 | to_state u8 | from_version u64 | to_version u64
 //!   | cause u8 | at u64 | addr [16] | port u16
@@ -18,8 +24,10 @@ use jvpn_common::control::Tai64N;
 use jvpn_common::maps::{SessionState, TransportBinding};
 
 /// Format byte of session records written by this build.
-pub const SESSION_FORMAT: u8 = 2;
-/// The session format before `hello_timestamp`; still decoded.
+pub const SESSION_FORMAT: u8 = 3;
+/// The session format of one header key for both directions; still decoded, without its keys.
+const SESSION_FORMAT_SHARED_HEADER_KEY: u8 = 2;
+/// The session format before `hello_timestamp`; still decoded, without its keys.
 const SESSION_FORMAT_WITHOUT_HELLO: u8 = 1;
 /// Format byte of STATE_CHANGE records written by this build.
 pub const STATE_CHANGE_FORMAT: u8 = 2;
@@ -78,7 +86,10 @@ pub fn encode_session(s: &Session) -> Result<Vec<u8>, CodecError> {
 pub fn decode_session(bytes: &[u8]) -> Result<Session, CodecError> {
     let mut r = Reader { bytes, at: 0 };
     let format = r.u8()?;
-    if format != SESSION_FORMAT && format != SESSION_FORMAT_WITHOUT_HELLO {
+    if !matches!(
+        format,
+        SESSION_FORMAT | SESSION_FORMAT_SHARED_HEADER_KEY | SESSION_FORMAT_WITHOUT_HELLO
+    ) {
         return Err(CodecError::UnknownFormat(format));
     }
     let id = r.id()?;
@@ -86,7 +97,7 @@ pub fn decode_session(bytes: &[u8]) -> Result<Session, CodecError> {
     let state_version = r.u64()?;
     let addr = r.array::<16>()?;
     let port = u16::from_le_bytes(r.array()?);
-    let session = Session {
+    let mut session = Session {
         id,
         state,
         state_version,
@@ -100,13 +111,17 @@ pub fn decode_session(bytes: &[u8]) -> Result<Session, CodecError> {
             let len = u16::from_le_bytes(r.array()?);
             Secret::new(r.take(usize::from(len))?.to_vec())
         },
-        hello_timestamp: if format == SESSION_FORMAT {
-            bytemuck::cast(r.array::<12>()?)
-        } else {
+        hello_timestamp: if format == SESSION_FORMAT_WITHOUT_HELLO {
             Tai64N::default()
+        } else {
+            bytemuck::cast(r.array::<12>()?)
         },
     };
     r.finish()?;
+    if format != SESSION_FORMAT {
+        // Keys of the shared-header-key protocol: no use to either end any more (fail closed).
+        session.secrets.clear();
+    }
     Ok(session)
 }
 
@@ -225,14 +240,29 @@ mod tests {
     }
 
     #[test]
-    fn a_format_1_record_reads_with_no_hello_timestamp() {
+    fn a_format_1_record_reads_with_no_hello_timestamp_and_no_keys() {
         let s = sample();
         let mut bytes = encode_session(&s).unwrap();
         bytes.truncate(bytes.len() - std::mem::size_of::<Tai64N>());
         bytes[0] = SESSION_FORMAT_WITHOUT_HELLO;
         let mut decoded = decode_session(&bytes).unwrap();
         assert_eq!(decoded.hello_timestamp, Tai64N::default());
+        assert!(decoded.secrets.is_empty());
         decoded.hello_timestamp = s.hello_timestamp;
+        decoded.secrets = s.secrets.clone();
+        assert_eq!(decoded, s);
+    }
+
+    /// A format 2 record holds keys of one header key for both directions: it reads with no
+    /// keys at all, so the gateway loads its session terminated instead of using them.
+    #[test]
+    fn a_format_2_record_reads_with_no_keys() {
+        let s = sample();
+        let mut bytes = encode_session(&s).unwrap();
+        bytes[0] = SESSION_FORMAT_SHARED_HEADER_KEY;
+        let mut decoded = decode_session(&bytes).unwrap();
+        assert!(decoded.secrets.is_empty(), "old keys survived the load");
+        decoded.secrets = s.secrets.clone();
         assert_eq!(decoded, s);
     }
 

@@ -175,6 +175,13 @@ impl Client {
                         .store(gateway_version, Ordering::Relaxed);
                     self.transport_changed.notify_one();
                 }
+                Ok(ClientEvent::Terminated { cause }) => {
+                    tracing::warn!(
+                        ?cause,
+                        "the gateway ended the session; starting a new handshake"
+                    );
+                    self.connection.rehandshake(binding(&self.uplink())).await?;
+                }
                 Ok(_) => {}
                 Err(e) if e.needs_rehandshake() => {
                     tracing::warn!(error = %e, "the session ended; starting a new handshake");

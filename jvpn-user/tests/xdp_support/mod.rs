@@ -13,7 +13,7 @@ use jvpn_common::abi::{
     HEADER_KEY_LEN, MAP_CONFIG, MAP_COUNTERS, MAP_EVENTS, MAP_EVENT_LOSS, MAP_REPLAY, MAP_SESSIONS,
     PROGRAM_NAME,
 };
-use jvpn_common::maps::{DataplaneMode, EventLoss};
+use jvpn_common::maps::{DataplaneMode, EventLoss, ReplayState};
 use jvpn_common::reason::COUNTER_SLOTS;
 use jvpn_common::wire::Be16;
 use jvpn_common::{
@@ -157,6 +157,19 @@ impl TestDataplane {
             HashMap::try_from(self.ebpf.map_mut(MAP_SESSIONS).expect("session map"))
                 .expect("session map type");
         map.insert(id, entry, 0).expect("writing a session");
+    }
+
+    /// The newest nonce the session's replay window accepted (its `max`), or `None` if the
+    /// session has no window yet.
+    pub fn replay_max(&self, id: u64) -> Option<u64> {
+        let map: HashMap<&MapData, u64, ReplayState> =
+            HashMap::try_from(self.ebpf.map(MAP_REPLAY).expect("replay map"))
+                .expect("replay map type");
+        match map.get(&id, 0) {
+            Ok(state) => Some(state.max),
+            Err(aya::maps::MapError::KeyNotFound) => None,
+            Err(e) => panic!("reading the replay window of {id:x}: {e}"),
+        }
     }
 
     /// Runs `frame` once and returns the XDP action.

@@ -47,6 +47,7 @@ fn handshake_opens_the_session_at_version_1_with_nonces_from_1() {
             newest_gateway_nonce: (1 << 40) | 1,
             latest_attempt: 0,
             pending: None,
+            unanswered_reattaches: 0,
             closed: None,
         }
     );
@@ -266,3 +267,4 @@ fn nonce_exhaustion_closes_the_core_before_the_safety_margin() {
 }
 
 mod reattach;
+mod unknown;

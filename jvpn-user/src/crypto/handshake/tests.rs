@@ -1,6 +1,7 @@
 //! Handshake round trips and every refusal: unknown client, replay, tampering, wrong keys.
 
 use super::*;
+use crate::crypto::Direction;
 use jvpn_common::control::DEFAULT_TUNNEL_MTU;
 use jvpn_common::wire::{Be16, Be64};
 
@@ -86,7 +87,9 @@ fn both_sides_derive_the_same_keys_and_the_client_learns_its_session() {
     assert_eq!(session.welcome, welcome_payload());
     assert_eq!(session.header.session_id.get(), SESSION);
     assert_eq!(session.header.state_version.get(), 1);
-    assert!(session.header.tag_verifies(accepted.keys.sip_key()));
+    assert!(session
+        .header
+        .tag_verifies(accepted.keys.sip_key(Direction::GatewayToClient)));
     assert_eq!(seen_key, f.client.private_key.public_key());
     assert_eq!(seen_timestamp, t(1000));
     assert_eq!(accepted.datagram.len(), HEADER_LEN + WELCOME_BODY_LEN);

@@ -40,7 +40,7 @@ fn data_and_keepalive_round_trip_both_ways() {
             }
             let (opened_header, opened) = open_message(&keys, direction, &sealed).unwrap();
             assert_eq!(opened, body);
-            assert!(opened_header.tag_verifies(keys.sip_key()));
+            assert!(opened_header.tag_verifies(keys.sip_key(direction)));
             assert_eq!(opened_header.nonce.get(), 77);
             assert_eq!(opened_header.session_id.get(), SESSION);
 
@@ -119,15 +119,34 @@ fn every_tampered_byte_is_refused() {
     }
 }
 
+/// A message reflected back to its sender (DATA and KEEPALIVE travel both ways) fails at the
+/// header tag, which is all the XDP program checks: each direction has its own header key.
 #[test]
 fn the_wrong_direction_key_or_session_keys_never_open() {
     let keys = keys();
+    for (sent, reflected) in [
+        (Direction::ClientToGateway, Direction::GatewayToClient),
+        (Direction::GatewayToClient, Direction::ClientToGateway),
+    ] {
+        for header in [
+            data_header(1),
+            WireHeader::new(MessageType::Keepalive, SESSION, 3, 1),
+        ] {
+            let body = if header.msg_type == MessageType::Data as u8 {
+                packet()
+            } else {
+                Vec::new()
+            };
+            let sealed = seal_message(&keys, sent, header, &body).unwrap();
+            assert_eq!(
+                open_message(&keys, reflected, &sealed),
+                Err(SealError::BadTag),
+                "{header:?} sent {sent:?}, opened {reflected:?}"
+            );
+        }
+    }
     let sealed =
         seal_message(&keys, Direction::ClientToGateway, data_header(1), &packet()).unwrap();
-    assert_eq!(
-        open_message(&keys, Direction::GatewayToClient, &sealed),
-        Err(SealError::BadSeal)
-    );
     assert_eq!(
         open_message(&other_keys(), Direction::ClientToGateway, &sealed),
         Err(SealError::BadTag)
@@ -147,7 +166,7 @@ fn a_retagged_header_with_another_nonce_or_version_does_not_open() {
         WireHeader::new(MessageType::Keepalive, SESSION, 3, 1),
     ] {
         let mut retagged = forged_header;
-        retagged.seal(keys.sip_key());
+        retagged.seal(keys.sip_key(Direction::ClientToGateway));
         let mut forged = sealed.clone();
         forged[..HEADER_LEN].copy_from_slice(retagged.as_bytes());
         assert_eq!(
