@@ -27,12 +27,11 @@
 
 use super::core::Gateway;
 use crate::events::EventRecord;
-use jvpn_common::replay::ReplayWindow;
+use jvpn_common::replay::{Leap, ReplayWindow};
 use jvpn_common::{MessageType, RejectReason, WireHeader};
 use std::net::SocketAddr;
 
 /// One session's c2g replay window in the controller.
-#[derive(Default)]
 pub struct RxWindow {
     /// Every nonce at or below this is refused: the highest nonce the dataplane had accepted
     /// when this run adopted it (0 for a session of this run, or after the maps were lost).
@@ -41,13 +40,21 @@ pub struct RxWindow {
     window: ReplayWindow,
 }
 
+impl Default for RxWindow {
+    /// The window of a session born in this run: nothing refused yet. Bounded leaps, as in XDP:
+    /// client nonces rise by one per message.
+    fn default() -> Self {
+        Self::above(0)
+    }
+}
+
 impl RxWindow {
     /// A window that refuses every nonce up to and including `highest`, the highest nonce the
     /// dataplane accepted before this run (see the module doc).
     pub fn above(highest: u64) -> Self {
         Self {
             floor: highest,
-            window: ReplayWindow::default(),
+            window: ReplayWindow::new(Leap::Bounded),
         }
     }
 

@@ -120,7 +120,7 @@ pub fn decode_session(bytes: &[u8]) -> Result<Session, CodecError> {
     r.finish()?;
     if format != SESSION_FORMAT {
         // Keys of the shared-header-key protocol: no use to either end any more (fail closed).
-        session.secrets.clear();
+        session.secrets = Secret::new(Vec::new());
     }
     Ok(session)
 }
