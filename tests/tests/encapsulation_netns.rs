@@ -44,6 +44,7 @@ use jvpn_tests::wire_client::WireClient;
 use jvpn_user::crypto::{seal_message, Direction, SessionKeys};
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::time::{Duration, Instant};
 use xdp_model::decide::{Model, Session, Verdict};
 use xdp_model::generate::{Bodies, Endpoints, Generator, RandomBodies, Rng};
 use xdp_support::{internet_checksum, Udp, VlanTag, TPID_QINQ_LEGACY};
@@ -52,6 +53,8 @@ use xdp_support::{internet_checksum, Udp, VlanTag, TPID_QINQ_LEGACY};
 const CLIENT_TUNNEL: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 2);
 const GATEWAY_TUNNEL: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 1);
 const CLIENT_PORT: u16 = 41001;
+/// How long injected frames may take to be judged and, if passed, delivered.
+const JUDGED_PATIENCE: Duration = Duration::from_secs(10);
 /// Frames injected before waiting for XDP to have judged them: well below the veth's receive
 /// ring (256), so none is lost before XDP sees it.
 const BURST: usize = 64;
@@ -189,10 +192,27 @@ fn a_replayed_data_inside_vlan_tags_never_reaches_the_tun() {
         .map(|tags| frame(tags, &data))
         .collect();
     wire.inject(&replays);
-    eventually("every replay to be dropped in XDP", || {
-        drops(&f, RejectReason::DuplicateNonce) == duplicates + parsed.len() as u64
-            && drops(&f, RejectReason::Malformed) == malformed + too_deep.len() as u64
-    });
+    let dropped = || {
+        (
+            drops(&f, RejectReason::DuplicateNonce) - duplicates,
+            drops(&f, RejectReason::Malformed) - malformed,
+        )
+    };
+    // Each replay is either dropped in XDP or delivered to the TUN; wait for all of them.
+    let judged = || {
+        let (d, m) = dropped();
+        d + m + tun_upstream(&f) > replays.len() as u64
+    };
+    let deadline = Instant::now() + JUDGED_PATIENCE;
+    while !judged() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        (tun_upstream(&f), dropped()),
+        (1, (parsed.len() as u64, too_deep.len() as u64)),
+        "no replay reaches the TUN (left: TUN packets, then drops as DUPLICATE_NONCE and \
+         MALFORMED)"
+    );
     assert_eq!(accepted(&f), accepted_before, "XDP accepted no replay");
 
     // A fresh DATA behind two priority tags is judged like any other, accepted, and the stack
