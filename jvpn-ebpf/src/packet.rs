@@ -1,5 +1,5 @@
 //! Reading a frame: the one bounds-checked accessor for packet bytes ([`Packet::read`]) and the
-//! parse of Ethernet (with up to [`VLAN_MAX_TAGS`] 802.1Q / 802.1ad tags), IPv4 or IPv6 (with
+//! parse of Ethernet (with up to `abi::VLAN_MAX_TAGS` 802.1Q / 802.1ad tags), IPv4 or IPv6 (with
 //! options, extension headers and AH) and UDP, down to the datagram's payload.
 //!
 //! The parse only locates; judging the datagram is the program's business. The rule it serves
@@ -16,6 +16,7 @@
 
 use aya_ebpf::programs::XdpContext;
 use bytemuck::{Pod, Zeroable};
+use jvpn_common::abi::{IPV6_MAX_EXTENSIONS, VLAN_MAX_TAGS};
 use jvpn_common::wire::Be16;
 use jvpn_common::TransportBinding;
 
@@ -30,9 +31,6 @@ const ETH_P_8021Q: u16 = 0x8100;
 const ETH_P_8021AD: u16 = 0x88a8;
 /// The pre-standard QinQ service tag some switches still send.
 const ETH_P_QINQ_LEGACY: u16 = 0x9100;
-/// VLAN tags walked before the parse gives up and calls the transport hidden: a service tag over
-/// a customer tag (802.1ad), the deepest stack a standard defines.
-pub const VLAN_MAX_TAGS: usize = 2;
 const IPV4_MIN_HEADER_LEN: usize = 20;
 const IPV6_HEADER_LEN: usize = 40;
 const UDP_HEADER_LEN: usize = 8;
@@ -43,10 +41,6 @@ const IPV6_HOP_BY_HOP: u8 = 0;
 const IPV6_ROUTING: u8 = 43;
 const IPV6_FRAGMENT: u8 = 44;
 const IPV6_DEST_OPTS: u8 = 60;
-/// Extension headers walked before the parse gives up and calls the transport hidden: RFC 8200
-/// section 4.1 orders hop-by-hop, destination options, routing, fragment, AH and destination
-/// options again (ESP, whose payload is opaque, ends the walk).
-pub const IPV6_MAX_EXTENSIONS: usize = 6;
 /// IPv4 "more fragments" flag and fragment offset bits of the flags/offset field.
 const IPV4_FRAGMENT_BITS: u16 = 0x3fff;
 /// IPv4 fragment offset bits alone: non-zero means a later fragment, without the UDP header.

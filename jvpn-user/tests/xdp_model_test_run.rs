@@ -7,7 +7,7 @@
 //! model as it judges. Every 8192 frames, and at the end, all counter slots are compared.
 //!
 //! The run stops at `JVPN_MODEL_FRAMES` frames (default 1,000,000) or after `JVPN_MODEL_SECONDS`
-//! (default 150), whichever comes first, and must have judged at least 200,000. The seed is
+//! (default 180), whichever comes first, and must have judged at least 200,000. The seed is
 //! printed; `JVPN_MODEL_SEED` replays a run. Runs as root (loading BPF programs needs it).
 
 mod xdp_model;
@@ -24,7 +24,7 @@ use xdp_model::generate::{Endpoints, Generated, Generator, RandomBodies};
 use xdp_support::*;
 
 const DEFAULT_FRAMES: u64 = 1_000_000;
-const DEFAULT_SECONDS: u64 = 150;
+const DEFAULT_SECONDS: u64 = 180;
 const MIN_FRAMES: u64 = 200_000;
 /// HELLOs per source address (the bucket never refills: rate 0).
 const HELLO_BURST: u32 = 6;

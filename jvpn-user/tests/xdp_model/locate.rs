@@ -2,14 +2,11 @@
 //! states it: Ethernet, at most two VLAN tags, IPv4 (options, one AH) or IPv6 (at most six
 //! extension headers), UDP; and what the parse cannot establish.
 
+use jvpn_common::abi::{IPV6_MAX_EXTENSIONS as MAX_EXTENSIONS, VLAN_MAX_TAGS as MAX_TAGS};
 use jvpn_common::TransportBinding;
 
 /// EtherTypes that announce a VLAN tag: 802.1Q, 802.1ad and the pre-standard QinQ tag.
 const VLAN_TPIDS: [u16; 3] = [0x8100, 0x88a8, 0x9100];
-/// VLAN tags the program walks.
-const MAX_TAGS: usize = 2;
-/// Extension headers the program walks in an IPv6 chain.
-const MAX_EXTENSIONS: usize = 6;
 const UDP: u8 = 17;
 const AH: u8 = 51;
 const FRAGMENT: u8 = 44;
