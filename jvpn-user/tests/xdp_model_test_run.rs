@@ -20,7 +20,8 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 use xdp_model::decide::{Judgement, Model, Verdict};
-use xdp_model::generate::{Endpoints, Generated, Generator, RandomBodies};
+use xdp_model::generate::{Endpoints, Generated, Generator};
+use xdp_model::random::RandomBodies;
 use xdp_support::*;
 
 const DEFAULT_FRAMES: u64 = 1_000_000;

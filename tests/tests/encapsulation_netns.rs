@@ -34,19 +34,19 @@ mod xdp_model;
 
 use jvpn_common::abi::DEFAULT_PORT;
 use jvpn_common::{MessageType, RejectReason, SessionState, TransportBinding, WireHeader};
-use jvpn_tests::capture::{inject, Frame};
 use jvpn_tests::gateway::GatewayFixture;
-use jvpn_tests::netns::Netns;
-use jvpn_tests::probe::{accepted, drops, eventually};
+use jvpn_tests::probe::{accepted, drops, eventually, tun_upstream};
 use jvpn_tests::require_root;
 use jvpn_tests::topology::Family;
+use jvpn_tests::veth::Wire;
 use jvpn_tests::wire_client::WireClient;
 use jvpn_user::crypto::{seal_message, Direction, SessionKeys};
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 use xdp_model::decide::{Model, Session, Verdict};
-use xdp_model::generate::{Bodies, Endpoints, Generator, RandomBodies, Rng};
+use xdp_model::generate::{Endpoints, Generator};
+use xdp_model::random::{Bodies, RandomBodies, Rng};
 use xdp_support::{internet_checksum, Udp, VlanTag, TPID_QINQ_LEGACY};
 
 /// The client's tunnel address in [`GatewayFixture`]'s config, and the gateway's.
@@ -63,59 +63,6 @@ const SAMPLE: usize = 3_000;
 /// The gateway's HELLO bucket (`abi::DEFAULT_HELLO_BURST`) less the handshake's HELLO: the
 /// model's buckets never refill, the gateway's do, so the sample stays within it per address.
 const HELLO_BUDGET: u32 = jvpn_common::abi::DEFAULT_HELLO_BURST - 1;
-
-/// The MAC address of `iface` in `ns`.
-fn mac(ns: &Netns, iface: &str) -> [u8; 6] {
-    let out = ns.ip(&["-j", "link", "show", "dev", iface]);
-    let links: serde_json::Value = serde_json::from_slice(&out.stdout).expect("ip -j prints JSON");
-    let text = links[0]["address"].as_str().expect("a MAC address");
-    let bytes: Vec<u8> = text
-        .split(':')
-        .map(|b| u8::from_str_radix(b, 16).expect("hex"))
-        .collect();
-    bytes.try_into().expect("6 bytes")
-}
-
-/// The veth between client and gateway, as frames injected on it must be addressed.
-struct Wire<'a> {
-    f: &'a GatewayFixture,
-    gateway_mac: [u8; 6],
-    client_mac: [u8; 6],
-}
-
-impl<'a> Wire<'a> {
-    fn new(f: &'a GatewayFixture) -> Self {
-        Self {
-            f,
-            gateway_mac: mac(&f.hosts.gateway, &f.hosts.gateway_if),
-            client_mac: mac(&f.hosts.client, &f.hosts.client_if),
-        }
-    }
-
-    /// Sends `frames` out of the client's end, addressed to the gateway's end.
-    fn inject(&self, frames: &[Vec<u8>]) {
-        let frames: Vec<Frame> = frames
-            .iter()
-            .map(|bytes| {
-                let mut bytes = bytes.clone();
-                bytes[..6].copy_from_slice(&self.gateway_mac);
-                bytes[6..12].copy_from_slice(&self.client_mac);
-                Frame {
-                    bytes,
-                    outgoing: false,
-                }
-            })
-            .collect();
-        inject(&self.f.hosts.client, &self.f.hosts.client_if, &frames);
-    }
-}
-
-/// Inner packets the gateway's TUN received from sessions, per `jvpn stats`.
-fn tun_upstream(f: &GatewayFixture) -> u64 {
-    f.cli_json(&["stats"])["tunnel"]["upstream"]["packets"]
-        .as_u64()
-        .expect("tunnel.upstream.packets")
-}
 
 /// An IPv4 UDP packet from the client's tunnel address to the gateway's discard port.
 fn inner_packet(tag: u16) -> Vec<u8> {

@@ -7,77 +7,14 @@
 //! deleted sessions).
 
 use super::decide::{Model, Session};
-use crate::xdp_support::{IpShape, Udp, VlanTag, TPID_8021AD, TPID_8021Q, TPID_QINQ_LEGACY};
+use super::random::{Bodies, Rng};
+use super::wrap::encapsulate;
+use crate::xdp_support::Udp;
 use jvpn_common::abi::{NONCE_LIMIT, NONCE_MAX_LEAP, REPLAY_WINDOW};
-use jvpn_common::siphash::SipKey;
 use jvpn_common::wire::{Be16, Be32, Be64};
 use jvpn_common::{MessageType, SessionState, TransportBinding, WireHeader};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-
-/// SplitMix64: small, fast and the same on every machine, so a seed names a run.
-pub struct Rng(u64);
-
-impl Rng {
-    /// A generator from `seed`.
-    pub fn new(seed: u64) -> Self {
-        Self(seed)
-    }
-
-    /// The next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `0..n` (`n > 0`).
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n
-    }
-
-    /// True with `percent` % probability.
-    pub fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-
-    /// One element of `items`.
-    pub fn pick<T: Copy>(&mut self, items: &[T]) -> T {
-        items[self.below(items.len() as u64) as usize]
-    }
-
-    /// `len` random bytes.
-    pub fn bytes(&mut self, len: usize) -> Vec<u8> {
-        (0..len).map(|_| self.next_u64() as u8).collect()
-    }
-}
-
-/// Builds the datagram of a header: the tag under `key` (none for `None`) and a body. The
-/// test-run world fills bodies with noise; the netns sample seals real DATA for its session.
-pub trait Bodies {
-    /// The datagram for `header`, tagged under `key` if given.
-    fn datagram(&mut self, header: WireHeader, key: Option<&[u8; 16]>, rng: &mut Rng) -> Vec<u8>;
-}
-
-/// Header tagged under the key, followed by 0 to 63 random bytes.
-pub struct RandomBodies;
-
-impl Bodies for RandomBodies {
-    fn datagram(
-        &mut self,
-        mut header: WireHeader,
-        key: Option<&[u8; 16]>,
-        rng: &mut Rng,
-    ) -> Vec<u8> {
-        if let Some(key) = key {
-            header.seal(SipKey::from_bytes(key));
-        }
-        let len = rng.below(64) as usize;
-        [header.as_bytes().as_slice(), &rng.bytes(len)].concat()
-    }
-}
 
 /// One generated frame.
 pub struct Generated {
@@ -242,7 +179,7 @@ impl Generator {
         if intact {
             self.history.push_back(udp.clone());
         }
-        let plain = !self.encapsulate(&mut udp);
+        let plain = !encapsulate(&mut self.rng, &mut udp);
         let mut frame = udp.frame();
         let mut kind = kind;
         // Never below an Ethernet header: no link delivers less (and BPF_PROG_TEST_RUN refuses).
@@ -398,70 +335,5 @@ impl Generator {
             91..96 => rng.next_u64() >> rng.below(64),
             _ => 0,
         }
-    }
-
-    /// Wraps `udp` in random encapsulations; whether it changed anything.
-    fn encapsulate(&mut self, udp: &mut Udp) -> bool {
-        let rng = &mut self.rng;
-        let tags = match rng.below(100) {
-            0..70 => 0,
-            70..85 => 1,
-            85..95 => 2,
-            95..98 => 3,
-            _ => 4 + rng.below(3),
-        };
-        udp.tags = (0..tags)
-            .map(|_| VlanTag {
-                tpid: rng.pick(&[TPID_8021Q, TPID_8021AD, TPID_QINQ_LEGACY]),
-                tci: if rng.chance(70) {
-                    0
-                } else {
-                    rng.below(1 << 16) as u16
-                },
-            })
-            .collect();
-        let mut shape = IpShape::default();
-        let v4 = udp.source.is_ipv4();
-        if v4 && rng.chance(8) {
-            let len = 1 + rng.below(40) as usize;
-            shape.ipv4_options = match rng.chance(50) {
-                true => vec![1; len],
-                false => rng.bytes(len),
-            };
-        }
-        if v4 && rng.chance(4) {
-            shape.ipv4_ah = true;
-        }
-        if v4 && rng.chance(2) {
-            shape.ihl = Some(rng.below(16) as u8);
-        }
-        if rng.chance(1) {
-            shape.version = Some(rng.below(16) as u8);
-        }
-        if !v4 && rng.chance(12) {
-            let n = 1 + rng.below(8);
-            udp.ipv6_extensions = (0..n).map(|_| rng.pick(&[0, 43, 60, 44, 51, 59])).collect();
-        }
-        if rng.chance(2) {
-            udp.fragment = true;
-        }
-        if rng.chance(2) {
-            shape.fragment_offset = 1 + rng.below(100) as u16;
-        }
-        if rng.chance(2) {
-            shape.ip_length_delta = rng.below(61) as i32 - 30;
-        }
-        if rng.chance(2) {
-            shape.udp_length_delta = rng.below(61) as i32 - 30;
-        }
-        if rng.chance(3) {
-            shape.zero_udp_checksum = true;
-        }
-        let changed = tags > 0
-            || shape != IpShape::default()
-            || udp.fragment
-            || !udp.ipv6_extensions.is_empty();
-        udp.shape = shape;
-        changed
     }
 }

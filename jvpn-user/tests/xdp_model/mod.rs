@@ -5,8 +5,8 @@
 //! judges") and jvpn-common's definitions (`abi`, `wire`, `maps`, `reason`), not from the eBPF
 //! code: [`locate`] finds the datagram behind every encapsulation, [`decide`] applies the decision
 //! list to it over a plain description of the maps and mirrors the map writes the program makes
-//! (replay windows, HELLO buckets). [`generate`] builds the frames, with the builders of
-//! `xdp_support::frames`.
+//! (replay windows, HELLO buckets). [`generate`] builds the frames (with [`random`] and, around
+//! them, [`wrap`]'s encapsulations), with the builders of `xdp_support::frames`.
 //!
 //! Shared by `tests/xdp_model_test_run.rs` (BPF_PROG_TEST_RUN) and the tests crate's netns sample,
 //! which includes it by path together with the frame builders.
@@ -18,3 +18,5 @@
 pub mod decide;
 pub mod generate;
 pub mod locate;
+pub mod random;
+pub mod wrap;
