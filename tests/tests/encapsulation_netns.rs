@@ -277,7 +277,8 @@ fn generated_frames_reach_the_tun_only_when_the_model_accepts_them() {
     eventually("the first DATA to reach the TUN", || tun_upstream(&f) == 1);
 
     let mut sources = vec![client_address()];
-    for host in 10..18u8 {
+    // Many addresses, so that no HELLO bucket comes near its end (see HELLO_BUDGET).
+    for host in 10..32u8 {
         sources.push(SocketAddr::new(
             Ipv4Addr::new(10, 200, 0, host).into(),
             40_000,
@@ -300,8 +301,9 @@ fn generated_frames_reach_the_tun_only_when_the_model_accepts_them() {
     generator.manage(c.id);
     // The gateway would (rightly) terminate the session at such a nonce; the sample keeps it.
     generator.accept_near_limit = false;
+    let keys = SessionKeys::from_stored(&c.keys.to_stored());
     let mut bodies = RealData {
-        keys: &c.keys,
+        keys: &keys,
         session: c.id,
         next_inner: 100,
     };
@@ -310,7 +312,7 @@ fn generated_frames_reach_the_tun_only_when_the_model_accepts_them() {
     let tun_before = tun_upstream(&f);
     let mut expected: BTreeMap<String, u64> = BTreeMap::new();
     let (mut accepted_data, mut accepted_plain) = (0u64, 0u64);
-    let mut sent = 0;
+    let (mut sent, mut jumped) = (0, false);
     while sent < SAMPLE {
         let mut burst = Vec::with_capacity(BURST);
         for _ in 0..BURST {
@@ -336,6 +338,13 @@ fn generated_frames_reach_the_tun_only_when_the_model_accepts_them() {
                 .sum::<u64>()
                 >= want_total
         });
+        if sent >= SAMPLE / 2 && !jumped {
+            jumped = true;
+            // Halfway, the client jumps for real; the rest of the sample (replays of the first
+            // half among it) meets the new version and binding.
+            jump(&f, &mut c, &mut model);
+            *expected.entry("ToController".to_owned()).or_default() += 2;
+        }
     }
     assert!(
         !expected.contains_key(RejectReason::HandshakeRate.name()),
@@ -364,6 +373,42 @@ fn generated_frames_reach_the_tun_only_when_the_model_accepts_them() {
          DATA\n{}",
         f.log()
     );
+}
+
+/// Moves the session to a new socket of the client through the real gateway (request,
+/// challenge, response, ack) and mirrors it in `model`: the two control messages' nonces, then
+/// the new version and binding.
+fn jump(f: &GatewayFixture, c: &mut WireClient, model: &mut Model) {
+    let address = SocketAddr::new(Family::V4.client(), CLIENT_PORT + 2);
+    let socket = jvpn_tests::probe::client_socket(f, Family::V4, address.port());
+    let nonce = model.window_max(c.id) + 1;
+    let claimed = c.acked;
+    c.next_nonce = nonce;
+    let version = c.jump(&socket);
+    assert_eq!(version, claimed + 1);
+    let key = *c.keys.header_key();
+    for (kind, nonce) in [
+        (MessageType::ReattachRequest, nonce),
+        (MessageType::PathResponse, nonce + 1),
+    ] {
+        let mut header = WireHeader::new(kind, c.id, claimed, nonce);
+        header.seal(jvpn_common::siphash::SipKey::from_bytes(&key));
+        let frame = Udp::new(address, gateway_address(), header.as_bytes().to_vec()).frame();
+        assert_eq!(
+            model.judge(&frame).verdict,
+            Verdict::ToController,
+            "{kind:?}"
+        );
+    }
+    let mut session = model.sessions[&c.id];
+    session.version = version;
+    session.binding = TransportBinding::from_socket_addr(address);
+    model.set_session(c.id, Some(session));
+}
+
+/// The gateway's jvpn address on the veth.
+fn gateway_address() -> SocketAddr {
+    SocketAddr::new(Family::V4.gateway(), DEFAULT_PORT)
 }
 
 /// A seed from the clock, printed so that a failing run can be replayed.
