@@ -75,6 +75,15 @@ pub const VERSION_SAFETY_MARGIN: u64 = 1 << 32;
 /// Retries of a compare-and-swap on replay memory before a packet is dropped as contended.
 pub const REPLAY_CAS_RETRIES: usize = 4;
 
+/// VLAN tags (802.1Q, 802.1ad, 0x9100) the XDP program walks to reach the IP header; a frame
+/// with more is refused as MALFORMED (the stack strips any number of priority tags, VLAN id 0,
+/// and would deliver what lies behind them). Two: a service tag over a customer tag (802.1ad).
+pub const VLAN_MAX_TAGS: usize = 2;
+/// IPv6 extension headers (hop-by-hop, routing, destination options, fragment, AH) the XDP
+/// program walks; a longer chain is refused as MALFORMED. Six: RFC 8200 section 4.1's order
+/// without ESP, whose payload is opaque.
+pub const IPV6_MAX_EXTENSIONS: usize = 6;
+
 /// Capacity of the LRU map of per-source HELLO token buckets.
 pub const HELLO_BUCKETS: u32 = 65_536;
 /// Size of the security event ring buffer in bytes (a power-of-two multiple of the page size).

@@ -34,8 +34,9 @@ pub fn try_jvpn_xdp(
     };
     let seen = Seen::source(datagram.source);
 
-    // 1. Malformed: fragmented, truncated, or a header that breaks a field rule.
-    if datagram.fragmented || datagram.payload_len < HEADER_LEN {
+    // 1. Malformed: fragmented, lengths that disagree, truncated, or a header that breaks a
+    //    field rule.
+    if datagram.fragmented || !datagram.lengths_agree || datagram.payload_len < HEADER_LEN {
         return Err(seen.refuse(RejectReason::Malformed));
     }
     let Some(header) = packet.read::<WireHeader>(datagram.payload) else {

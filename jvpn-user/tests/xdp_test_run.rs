@@ -125,7 +125,7 @@ fn packets_that_hide_their_udp_header_are_malformed() {
     };
     let data = msg(MessageType::Data, VERSION, NONCE);
     let mut long_chain = v6.udp(v6.client, data.clone());
-    long_chain.ipv6_extensions = vec![0, 60, 60, 60, 60, 60];
+    long_chain.ipv6_extensions = vec![0, 60, 43, 44, 51, 60, 60];
     let mut short_chain = v6.udp(v6.client, data);
     short_chain.ipv6_extensions = vec![0, 60];
     let before = dp.counters();

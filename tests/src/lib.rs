@@ -19,6 +19,7 @@ pub mod probe;
 pub mod topology;
 pub mod transfer;
 pub mod tunnel;
+pub mod veth;
 pub mod wire_client;
 
 /// Panics with instructions unless the process runs as root.

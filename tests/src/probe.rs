@@ -73,3 +73,10 @@ pub fn has_event(f: &GatewayFixture, pred: impl Fn(&Value) -> bool) -> bool {
 pub fn session_hex(id: u64) -> String {
     format!("{id:016x}")
 }
+
+/// Inner packets the gateway's TUN received from sessions, per `jvpn stats`.
+pub fn tun_upstream(f: &GatewayFixture) -> u64 {
+    f.cli_json(&["stats"])["tunnel"]["upstream"]["packets"]
+        .as_u64()
+        .expect("tunnel.upstream.packets")
+}

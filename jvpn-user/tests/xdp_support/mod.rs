@@ -172,6 +172,21 @@ impl TestDataplane {
         }
     }
 
+    /// Deletes a session.
+    pub fn remove_session(&mut self, id: u64) {
+        let mut map: HashMap<&mut MapData, u64, SessionEntry> =
+            HashMap::try_from(self.ebpf.map_mut(MAP_SESSIONS).expect("session map"))
+                .expect("session map type");
+        map.remove(&id).expect("deleting a session");
+    }
+
+    /// Takes the event ring buffer out of the object, for a caller that drains it often (each
+    /// [`TestDataplane::events`] call maps the ring anew).
+    pub fn take_event_ring(&mut self) -> RingBuf<MapData> {
+        RingBuf::try_from(self.ebpf.take_map(MAP_EVENTS).expect("event ring"))
+            .expect("event ring type")
+    }
+
     /// Runs `frame` once and returns the XDP action.
     pub fn run(&self, frame: &[u8]) -> u32 {
         self.run_repeat(frame, 1)
@@ -204,6 +219,20 @@ impl TestDataplane {
                 )
             })
             .collect()
+    }
+
+    /// One counter slot, summed over CPUs.
+    pub fn counter(&self, slot: u32) -> DropCounter {
+        let map: PerCpuArray<&MapData, DropCounter> =
+            PerCpuArray::try_from(self.ebpf.map(MAP_COUNTERS).expect("counter map"))
+                .expect("counter map type");
+        map.get(&slot, 0).expect("reading a counter").iter().fold(
+            DropCounter::default(),
+            |sum, c| DropCounter {
+                packets: sum.packets + c.packets,
+                bytes: sum.bytes + c.bytes,
+            },
+        )
     }
 
     /// The events lost for the reason in `slot`, summed over CPUs.

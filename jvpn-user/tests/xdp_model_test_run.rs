@@ -1,0 +1,273 @@
+//! The real jvpn XDP object against the reference model (`xdp_model`), frame by frame: a
+//! million hostile frames (`xdp_model::generate`) through `BPF_PROG_TEST_RUN`, each run once
+//! (repeat 1), and for every one the verdict, the counter slot that moved (by one packet of the
+//! frame's bytes) and the security event (reason, source, header fields) must be the model's.
+//! Every 64 frames the sessions move as the controller would move them, in the map and in the
+//! model alike; the replay windows and HELLO buckets are the program's own, mirrored by the
+//! model as it judges. Every 8192 frames, and at the end, all counter slots are compared.
+//!
+//! The run stops at `JVPN_MODEL_FRAMES` frames (default 1,000,000) or after `JVPN_MODEL_SECONDS`
+//! (default 180), whichever comes first, and must have judged at least 200,000. The seed is
+//! printed; `JVPN_MODEL_SEED` replays a run. Runs as root (loading BPF programs needs it).
+
+mod xdp_model;
+mod xdp_support;
+
+use aya::maps::{MapData, RingBuf};
+use jvpn_common::maps::DataplaneMode;
+use jvpn_common::{DropCounter, RejectReason, SecurityEvent};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant, SystemTime};
+use xdp_model::decide::{Judgement, Model, Verdict};
+use xdp_model::generate::{Endpoints, Generated, Generator};
+use xdp_model::random::RandomBodies;
+use xdp_support::*;
+
+const DEFAULT_FRAMES: u64 = 1_000_000;
+const DEFAULT_SECONDS: u64 = 180;
+const MIN_FRAMES: u64 = 200_000;
+/// HELLOs per source address (the bucket never refills: rate 0).
+const HELLO_BURST: u32 = 6;
+const WORLD_EVERY: u64 = 64;
+const FULL_CHECK_EVERY: u64 = 8_192;
+
+fn env_u64(name: &str) -> Option<u64> {
+    std::env::var(name).ok().map(|v| {
+        v.parse()
+            .unwrap_or_else(|e| panic!("{name}={v} is not a number: {e}"))
+    })
+}
+
+fn endpoints() -> Endpoints {
+    let parse = |s: &str| s.parse::<SocketAddr>().expect("an address");
+    Endpoints {
+        gateway_v4: parse(&format!("198.51.100.1:{PORT}")),
+        gateway_v6: parse(&format!("[2001:db8::1]:{PORT}")),
+        sources: [
+            "192.0.2.10:40000",
+            "192.0.2.10:40001",
+            "192.0.2.11:40000",
+            "203.0.113.7:5000",
+            "[2001:db8::10]:40000",
+            "[2001:db8::10]:40001",
+            "[2001:db8::11]:40000",
+        ]
+        .map(parse)
+        .to_vec(),
+    }
+}
+
+/// What the program did with one frame.
+#[derive(Debug)]
+struct Observed {
+    action: u32,
+    moved: Option<(u64, u64)>,
+    events: Vec<SecurityEvent>,
+}
+
+struct Run {
+    dp: TestDataplane,
+    ring: RingBuf<MapData>,
+    model: Model,
+    expected: Vec<DropCounter>,
+    seed: u64,
+}
+
+impl Run {
+    /// Runs `frame` and reads what moved. The slot's value before is the model's count, which
+    /// every full check confirms, so one map read per frame does.
+    fn observe(&mut self, frame: &[u8], slot: Option<u32>) -> Observed {
+        let action = self.dp.run(frame);
+        let moved = slot.map(|s| {
+            let (a, b) = (self.dp.counter(s), self.expected[s as usize]);
+            (
+                a.packets.wrapping_sub(b.packets),
+                a.bytes.wrapping_sub(b.bytes),
+            )
+        });
+        let mut events = Vec::new();
+        while let Some(item) = self.ring.next() {
+            events.push(bytemuck::pod_read_unaligned(&item));
+        }
+        Observed {
+            action,
+            moved,
+            events,
+        }
+    }
+
+    fn check(&mut self, i: u64, g: &Generated, want: Judgement) {
+        let slot = want.verdict.counter_slot();
+        let got = self.observe(&g.frame, slot);
+        let len = g.frame.len() as u64;
+        let want_action = match want.verdict {
+            Verdict::Dropped(_) => XDP_DROP,
+            _ => XDP_PASS,
+        };
+        let event_ok = match (want.verdict, got.events.as_slice()) {
+            (Verdict::Dropped(reason), [e]) => {
+                let s = want.seen;
+                e.reason == reason.code()
+                    && e.addr == s.source.addr
+                    && e.port == s.source.port
+                    && e.msg_type == s.msg_type
+                    && e.session_id == s.session_id
+                    && e.state_version == s.state_version
+                    && e.nonce == s.nonce
+                    && u64::from(e.len) == len
+            }
+            (Verdict::Dropped(_), _) => false,
+            (_, events) => events.is_empty(),
+        };
+        let moved_ok = slot.is_none() || got.moved == Some((1, len));
+        if got.action != want_action || !moved_ok || !event_ok {
+            panic!(
+                "frame {i} ({}) of seed {} (rerun: JVPN_MODEL_SEED={}): the model says {want:?}, \
+                 the program did {got:?}\nframe: {}",
+                g.kind,
+                self.seed,
+                self.seed,
+                hex(&g.frame)
+            );
+        }
+        if let Some(slot) = slot {
+            let c = &mut self.expected[slot as usize];
+            c.packets += 1;
+            c.bytes += len;
+        }
+    }
+
+    fn check_all_counters(&self, i: u64) {
+        let got = self.dp.counters();
+        if got != self.expected {
+            let moved = counter_delta(&self.expected, &got);
+            panic!(
+                "after frame {i} of seed {}: counter slots differ from the model's (slot, \
+                 packets, bytes over the model): {moved:?}",
+                self.seed
+            );
+        }
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[test]
+fn the_program_agrees_with_the_model_on_a_million_hostile_frames() {
+    require_root("xdp_model_test_run");
+    let seed = env_u64("JVPN_MODEL_SEED").unwrap_or_else(|| {
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .expect("a clock after 1970")
+            .as_nanos() as u64
+    });
+    let frames = env_u64("JVPN_MODEL_FRAMES").unwrap_or(DEFAULT_FRAMES);
+    let cap = Duration::from_secs(env_u64("JVPN_MODEL_SECONDS").unwrap_or(DEFAULT_SECONDS));
+    eprintln!("seed {seed} (rerun with JVPN_MODEL_SEED={seed}), up to {frames} frames in {cap:?}");
+
+    let mut dp = TestDataplane::load(1 << 16);
+    let mut cfg = config(DataplaneMode::Enforce);
+    cfg.hello_rate = 0;
+    cfg.hello_burst = HELLO_BURST;
+    cfg.events_per_second = u32::MAX;
+    dp.set_config(cfg);
+    let ring = dp.take_event_ring();
+    let expected = dp.counters();
+    let mut run = Run {
+        dp,
+        ring,
+        model: Model::new(PORT, HELLO_BURST),
+        expected,
+        seed,
+    };
+    let mut generator = Generator::new(seed, PORT, endpoints());
+    let mut tally: BTreeMap<String, u64> = BTreeMap::new();
+    let start = Instant::now();
+    let mut judged = 0;
+    while judged < frames && start.elapsed() < cap {
+        if judged % WORLD_EVERY == 0 {
+            if let Some((id, session)) = generator.world_event(&run.model) {
+                match session {
+                    Some(s) => run.dp.set_session(
+                        id,
+                        session_entry(s.state, s.version, s.header_key, s.binding),
+                    ),
+                    None => run.dp.remove_session(id),
+                }
+                run.model.set_session(id, session);
+            }
+        }
+        let g = generator.next(&run.model, &mut RandomBodies);
+        let want = run.model.judge(&g.frame);
+        run.check(judged, &g, want);
+        *tally.entry(verdict_name(want.verdict)).or_default() += 1;
+        judged += 1;
+        if judged % FULL_CHECK_EVERY == 0 {
+            run.check_all_counters(judged);
+        }
+    }
+    run.check_all_counters(judged);
+    eprintln!(
+        "{judged} frames in {:.1?}, all as the model says: {tally:?}",
+        start.elapsed()
+    );
+    assert!(
+        judged >= MIN_FRAMES.min(frames),
+        "only {judged} frames within {cap:?}: the machine is too slow for this test's bound \
+         (raise JVPN_MODEL_SECONDS)"
+    );
+    if judged >= MIN_FRAMES {
+        let missing: Vec<String> = [Verdict::NotJvpn, Verdict::ToController, Verdict::Accepted]
+            .into_iter()
+            .chain(
+                [
+                    RejectReason::Malformed,
+                    RejectReason::HandshakeRate,
+                    RejectReason::UnknownSession,
+                    RejectReason::BadTag,
+                    RejectReason::Terminated,
+                    RejectReason::DuplicateNonce,
+                    RejectReason::NonceTooOld,
+                    RejectReason::NotAttached,
+                    RejectReason::StaleVersion,
+                    RejectReason::VersionJump,
+                    RejectReason::TransportMismatch,
+                    RejectReason::NonceExhausted,
+                ]
+                .map(Verdict::Dropped),
+            )
+            .map(verdict_name)
+            .filter(|name| !tally.contains_key(name))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "seed {seed}: the generator never reached {missing:?}"
+        );
+    }
+}
+
+fn verdict_name(v: Verdict) -> String {
+    match v {
+        Verdict::Dropped(reason) => reason.name().to_owned(),
+        other => format!("{other:?}"),
+    }
+}
+
+/// The map entry of a model session.
+fn session_entry(
+    state: u8,
+    version: u64,
+    key: [u8; 16],
+    binding: jvpn_common::TransportBinding,
+) -> jvpn_common::SessionEntry {
+    jvpn_common::SessionEntry {
+        state_version: version,
+        header_key: key,
+        transport: binding,
+        state,
+        _pad: [0; 7],
+    }
+}
