@@ -3,12 +3,14 @@
 //! - [`keys`]: X25519 static keys and the pre-shared key, their base64 text form, generation.
 //! - [`handshake`]: the BIRTH handshake (`Noise_IKpsk2_25519_ChaChaPoly_BLAKE2s`) on HELLO and
 //!   WELCOME datagrams, with the WireGuard-style timestamp replay check.
+//! - [`cookie`]: the HELLO's mac1 key, the cookie secrets and the sealed COOKIE_REPLY.
 //! - [`session_keys`]: the header key and the two direction keys a handshake yields.
 //! - [`seal`]: the header tag and the ChaCha20-Poly1305 seal of every later message.
 //!
 //! Nothing here opens a socket or reads a clock; the wire layouts it fills are those of
 //! `jvpn_common::wire` and `jvpn_common::control`.
 
+pub mod cookie;
 pub mod handshake;
 pub mod keys;
 pub mod seal;
