@@ -32,6 +32,29 @@
 //! Each direction has its own header key (client-to-gateway, gateway-to-client), so a message
 //! sent back the way it came never carries a valid tag; the XDP session map holds only the
 //! client-to-gateway key.
+//!
+//! # HELLO, exactly [`HELLO_LEN`] bytes
+//!
+//! ```text
+//!   0 header (40): type HELLO, session_id, state_version, nonce and tag all 0
+//!  40 Noise IK message 1 (108): ephemeral key, encrypted static key, encrypted timestamp
+//! 148 reserved = 0 (4)
+//! 152 mac1 (8): SipHash-2-4(mac1 key, bytes 0..152), the key derived from the gateway's public key
+//! 160 mac2 (8): SipHash-2-4(cookie, bytes 0..160), or 0 without a cookie
+//! ```
+//!
+//! The MACs are SipHash-2-4 outputs as little-endian bytes over whole 64-bit little-endian words
+//! (19 for mac1, 20 for mac2), so the XDP program computes them without a partial word. The cookie
+//! of a source is `SipHash-2-4(secret, addr || port || pad || d)` for `d` = 0 and 1 (the two halves
+//! of the 16-byte mac2 key), with the binding's 24 bytes as `crate::TransportBinding` lays them out.
+//!
+//! # COOKIE_REPLY, exactly [`COOKIE_REPLY_LEN`] bytes (gateway to client)
+//!
+//! ```text
+//!   0 header (40): type COOKIE_REPLY, session_id, state_version, nonce and tag all 0
+//!  40 nonce (24): random, XChaCha20-Poly1305
+//!  64 encrypted cookie (16) + Poly1305 tag (16); associated data: the HELLO's mac1
+//! ```
 
 /// The protocol version carried in byte 0.
 pub const PROTOCOL_VERSION: u8 = 1;
@@ -43,6 +66,49 @@ pub const TAG_OFFSET: usize = 32;
 pub const DEFAULT_PORT: u16 = 51900;
 /// Every flag bit the protocol defines (none yet): any other set bit makes a header malformed.
 pub const KNOWN_FLAGS: u16 = 0;
+
+/// Offset of the Noise message in a HELLO.
+pub const HELLO_NOISE_OFFSET: usize = HEADER_LEN;
+/// Length of the Noise IK message 1 a HELLO carries (`control::HELLO_BODY_LEN` derives it).
+pub const HELLO_NOISE_LEN: usize = 108;
+/// Offset of the four reserved zero bytes that align the MACs to 64-bit words.
+pub const HELLO_RESERVED_OFFSET: usize = HELLO_NOISE_OFFSET + HELLO_NOISE_LEN;
+/// Offset of mac1, and the number of bytes it covers.
+pub const HELLO_MAC1_OFFSET: usize = HELLO_RESERVED_OFFSET + 4;
+/// Offset of mac2, and the number of bytes it covers.
+pub const HELLO_MAC2_OFFSET: usize = HELLO_MAC1_OFFSET + HELLO_MAC_LEN;
+/// Length of each HELLO MAC.
+pub const HELLO_MAC_LEN: usize = 8;
+/// Length of a HELLO datagram: nothing shorter or longer is a HELLO.
+pub const HELLO_LEN: usize = HELLO_MAC2_OFFSET + HELLO_MAC_LEN;
+/// Length of a cookie (the 128-bit SipHash key of mac2).
+pub const COOKIE_LEN: usize = 16;
+/// Length of the XChaCha20-Poly1305 nonce of a COOKIE_REPLY.
+pub const COOKIE_REPLY_NONCE_LEN: usize = 24;
+/// Length of a COOKIE_REPLY datagram: header, nonce, encrypted cookie and its 16-byte tag.
+pub const COOKIE_REPLY_LEN: usize = HEADER_LEN + COOKIE_REPLY_NONCE_LEN + COOKIE_LEN + 16;
+/// Seconds between rotations of the cookie secret; the dataplane accepts the current and the
+/// previous secret, so a cookie is good for at least this long and at most twice it. A client
+/// uses a cookie for [`COOKIE_CLIENT_LIFETIME_SECS`] only.
+pub const COOKIE_ROTATION_SECS: u64 = 120;
+/// Seconds a client keeps using a cookie (below the rotation period, so it never offers a dead one).
+pub const COOKIE_CLIENT_LIFETIME_SECS: u64 = 110;
+/// Bytes of an IPv6 source address that name its HELLO bucket: a /64 shares one bucket, since one
+/// host commonly owns a whole /64 and could otherwise rotate through 2^64 buckets.
+pub const IPV6_BUCKET_PREFIX_BYTES: usize = 8;
+/// Default global HELLO budget, per CPU: HELLOs per second before every HELLO needs a cookie.
+pub const DEFAULT_HELLO_GLOBAL_RATE: u32 = 2_000;
+/// Default global HELLO burst, per CPU.
+pub const DEFAULT_HELLO_GLOBAL_BURST: u32 = 2_000;
+/// Default budget, per CPU, of cookie-less HELLOs passed under load so the controller can answer
+/// each with a COOKIE_REPLY; beyond it they are dropped as `COOKIE_REQUIRED`.
+pub const DEFAULT_COOKIE_RATE: u32 = 2_000;
+/// Default burst of that budget, per CPU.
+pub const DEFAULT_COOKIE_BURST: u32 = 2_000;
+/// Slot of the global HELLO budget in [`MAP_HELLO_BUDGET`].
+pub const HELLO_BUDGET_GLOBAL: u32 = 0;
+/// Slot of the cookie-reply budget in [`MAP_HELLO_BUDGET`].
+pub const HELLO_BUDGET_COOKIE: u32 = 1;
 
 /// Length of a session's header key of one direction (SipHash-2-4 key) in bytes.
 pub const HEADER_KEY_LEN: usize = 16;
@@ -97,7 +163,8 @@ pub const DEFAULT_EVENTS_PER_SECOND: u32 = 1_000;
 
 /// Layout version of the pinned maps. It is part of the pin path, so an incompatible program never
 /// adopts maps of another layout (aya reuses a pinned map without checking its layout).
-/// 2: `SessionEntry` carries its session id.
+/// 2: `SessionEntry` carries its session id; the config entry carries the HELLO guard
+/// ([`crate::maps::HandshakeGuard`]); the HELLO budget and scratch maps exist.
 pub const MAP_LAYOUT_VERSION: u32 = 2;
 /// Root of the pins: maps and the XDP link live in `PIN_ROOT/<iface>/v<MAP_LAYOUT_VERSION>/`.
 pub const PIN_ROOT: &str = "/sys/fs/bpf/jvpn";
@@ -122,6 +189,12 @@ pub const MAP_CONFIG: &str = "JVPN_CONFIG";
 /// Name of the HELLO rate limiter (LRU hash, key [`crate::maps::SourceKey`], value
 /// [`crate::TokenBucket`]).
 pub const MAP_HELLO_BUCKETS: &str = "JVPN_HELLO_RL";
+/// Name of the per-CPU global HELLO budgets (array of two [`crate::TokenBucket`]s: slot
+/// [`HELLO_BUDGET_GLOBAL`] and slot [`HELLO_BUDGET_COOKIE`]).
+pub const MAP_HELLO_BUDGET: &str = "JVPN_HELLO_BUDGET";
+/// Name of the per-CPU scratch word through which the XDP program passes the HELLO's offset, so
+/// the verifier checks the HELLO code once for every parse path instead of once per path.
+pub const MAP_SCRATCH: &str = "JVPN_SCRATCH";
 /// Name of the per-CPU zeroed replay state used to create a new window (too big for the BPF stack).
 pub const MAP_REPLAY_ZERO: &str = "JVPN_REPLAY_ZERO";
 /// Name of the XDP program in the object file.

@@ -26,7 +26,7 @@
 //! ```
 //!
 //! On the wire a sealed message is `HEADER_LEN + body + AEAD_TAG_LEN` bytes ([`sealed_len`]); a
-//! HELLO is exactly `HEADER_LEN + HELLO_BODY_LEN` and a WELCOME `HEADER_LEN + WELCOME_BODY_LEN`.
+//! HELLO is exactly `abi::HELLO_LEN` (its Noise message of `HELLO_BODY_LEN` and two MACs) and a WELCOME `HEADER_LEN + WELCOME_BODY_LEN`.
 
 use crate::abi::HEADER_LEN;
 use crate::maps::TransportBinding;
@@ -336,7 +336,7 @@ const _: () = assert!(size_of::<ReattachAck>() == 32);
 const _: () = assert!(size_of::<Reject>() == 24);
 const _: () = assert!(core::mem::offset_of!(Reject, rejected_nonce) == 16);
 const _: () = assert!(size_of::<Terminate>() == 8);
-const _: () = assert!(HELLO_BODY_LEN == 108);
+const _: () = assert!(HELLO_BODY_LEN == 108 && HELLO_BODY_LEN == crate::abi::HELLO_NOISE_LEN);
 const _: () = assert!(WELCOME_BODY_LEN == 88);
 
 #[cfg(test)]

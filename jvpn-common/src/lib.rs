@@ -8,6 +8,7 @@
 //! - [`reason`]: the reason codes for every drop and every reject.
 //! - [`maps`]: the values stored in the BPF maps and the security event of the ring buffer.
 //! - [`siphash`]: SipHash-2-4, which tags every header.
+//! - [`hello`]: the HELLO's mac1 and mac2 and the cookie, shared by client, controller and XDP.
 //! - [`replay`]: the lock-free replay window (RFC 6479 style) run by the XDP program on map memory.
 //!
 //! The crate is `no_std` so the XDP program can use it; the `user` feature adds `aya::Pod`
@@ -20,6 +21,7 @@ extern crate std;
 
 pub mod abi;
 pub mod control;
+pub mod hello;
 pub mod maps;
 pub mod reason;
 pub mod replay;
@@ -27,8 +29,8 @@ pub mod siphash;
 pub mod wire;
 
 pub use maps::{
-    DropCounter, GatewayConfig, ReplayState, SecurityEvent, SessionEntry, SessionState,
-    TokenBucket, TransportBinding,
+    DropCounter, GatewayConfig, HandshakeGuard, ReplayState, SecurityEvent, SessionEntry,
+    SessionState, TokenBucket, TransportBinding,
 };
 pub use reason::RejectReason;
 pub use wire::{MessageType, WireHeader};

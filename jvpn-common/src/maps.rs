@@ -177,6 +177,38 @@ pub struct GatewayConfig {
     pub hello_burst: u32,
     /// Security events emitted per reason per CPU per second; the rest are counted in [`EventLoss`].
     pub events_per_second: u32,
+    /// The HELLO guard: MAC keys, cookie secrets and global budgets.
+    pub handshake: HandshakeGuard,
+}
+
+/// The HELLO guard of the config map (see `crate::hello`), written by the controller: the mac1 key
+/// at start, the cookie secrets at every rotation, `under_load` as its handshake queue fills.
+///
+/// The budgets are token buckets per CPU (XDP runs on every receiving CPU at once, and a shared
+/// bucket would need atomics on the hot path): the gateway-wide rate is the per-CPU rate times the
+/// receiving CPUs, and the controller sets the per-CPU figures accordingly.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+pub struct HandshakeGuard {
+    /// The SipHash key of mac1, derived from the gateway's public key. All zero until the
+    /// controller sets it, which refuses every HELLO (fail closed: no controller, no handshake).
+    pub mac1_key: [u8; 16],
+    /// The current cookie secret.
+    pub cookie_secret: [u8; 16],
+    /// The previous cookie secret, still accepted for one rotation period.
+    pub previous_cookie_secret: [u8; 16],
+    /// HELLOs per second per CPU passed without a cookie while not under load.
+    pub global_rate: u32,
+    /// Burst of the global budget, per CPU.
+    pub global_burst: u32,
+    /// Cookie-less HELLOs per second per CPU passed under load for a COOKIE_REPLY.
+    pub cookie_rate: u32,
+    /// Burst of the cookie budget, per CPU.
+    pub cookie_burst: u32,
+    /// Non-zero while the controller is under load: every HELLO then needs a valid mac2.
+    pub under_load: u8,
+    /// Explicit padding, zero.
+    pub _pad: [u8; 7],
 }
 
 /// Packets and bytes under one counter slot, per CPU.
@@ -209,12 +241,36 @@ pub struct EventBudget {
     pub emitted: u64,
 }
 
-/// Key of the HELLO rate limiter: a source address, IPv6 or IPv4-mapped.
+/// Key of the HELLO rate limiter: a source address, IPv4-mapped, or an IPv6 /64 (the low
+/// [`crate::abi::IPV6_BUCKET_PREFIX_BYTES`].. bytes zero).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Pod, Zeroable)]
 pub struct SourceKey {
-    /// The source address.
+    /// The source address, or its /64 for IPv6.
     pub addr: [u8; 16],
+}
+
+impl SourceKey {
+    /// The bucket of a source address: IPv4 per address, IPv6 per /64.
+    #[inline(always)]
+    pub fn of(addr: &[u8; 16]) -> Self {
+        // Byte by byte: a slice comparison would call memcmp, which BPF has not.
+        let mut v4_mapped = addr[10] == 0xff && addr[11] == 0xff;
+        let mut i = 0;
+        while i < 10 {
+            v4_mapped &= addr[i] == 0;
+            i += 1;
+        }
+        let mut key = *addr;
+        if !v4_mapped {
+            let mut i = crate::abi::IPV6_BUCKET_PREFIX_BYTES;
+            while i < 16 {
+                key[i] = 0;
+                i += 1;
+            }
+        }
+        Self { addr: key }
+    }
 }
 
 /// A token bucket for HELLOs from one source address.
@@ -256,6 +312,26 @@ pub struct SecurityEvent {
 
 const _: () = assert!(core::mem::size_of::<SecurityEvent>() == 56);
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv6_sources_share_a_bucket_per_64_and_ipv4_per_address() {
+        let v6 = |s: &str| s.parse::<core::net::Ipv6Addr>().unwrap().octets();
+        let a = SourceKey::of(&v6("2001:db8:1:2::10"));
+        assert_eq!(a, SourceKey::of(&v6("2001:db8:1:2:ffff:1:2:3")));
+        assert_ne!(a, SourceKey::of(&v6("2001:db8:1:3::10")));
+        assert_eq!(a.addr, v6("2001:db8:1:2::"));
+        let v4 = |o: [u8; 4]| TransportBinding::from_v4(o, 1).addr;
+        assert_ne!(
+            SourceKey::of(&v4([192, 0, 2, 1])),
+            SourceKey::of(&v4([192, 0, 2, 2]))
+        );
+        assert_eq!(SourceKey::of(&v4([192, 0, 2, 1])).addr, v4([192, 0, 2, 1]));
+    }
+}
+
 #[cfg(feature = "user")]
 mod pod {
     //! `aya::Pod` for every map type, so userspace reads and writes them without byte juggling.
@@ -272,6 +348,7 @@ mod pod {
         SessionEntry,
         ReplayState,
         GatewayConfig,
+        HandshakeGuard,
         DropCounter,
         EventLoss,
         EventBudget,

@@ -114,6 +114,21 @@ pub fn siphash24_words(key: SipKey, words: [u64; 4]) -> u64 {
     s.finish()
 }
 
+/// SipHash-2-4 of an `N`-word message whose word `i` (little-endian) is `word(i)`: the form for
+/// messages read word by word, as the XDP program reads a HELLO from packet memory. Equal to
+/// `siphash24(key, bytes)` over the `8 * N` bytes.
+#[inline(always)]
+pub fn siphash24_word_fn<const N: usize>(key: SipKey, word: impl Fn(usize) -> u64) -> u64 {
+    let mut s = State::new(key);
+    let mut i = 0;
+    while i < N {
+        s.compress(word(i));
+        i += 1;
+    }
+    s.compress(((N as u64 * 8) & 0xff) << 56);
+    s.finish()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -63,6 +63,9 @@ pub enum MessageType {
     PathChallenge = 9,
     /// Client to gateway: returns the challenge token, sealed, from the new transport.
     PathResponse = 10,
+    /// Gateway to client, under load: a cookie for the HELLO's source, sealed to the client
+    /// (layout in [`crate::abi`]); session_id, state_version, nonce and tag are 0.
+    CookieReply = 11,
 }
 
 impl MessageType {
@@ -80,6 +83,7 @@ impl MessageType {
             8 => Self::Keepalive,
             9 => Self::PathChallenge,
             10 => Self::PathResponse,
+            11 => Self::CookieReply,
             _ => return None,
         })
     }
@@ -90,7 +94,11 @@ impl MessageType {
     pub const fn sent_by_client(self) -> bool {
         !matches!(
             self,
-            Self::Welcome | Self::ReattachAck | Self::Reject | Self::PathChallenge
+            Self::Welcome
+                | Self::ReattachAck
+                | Self::Reject
+                | Self::PathChallenge
+                | Self::CookieReply
         )
     }
 }
@@ -108,7 +116,8 @@ pub enum HeaderError {
     UnknownFlags,
     /// The reserved word is not zero.
     Reserved,
-    /// HELLO with a session id, version, nonce or tag, or another type without a session id.
+    /// HELLO or COOKIE_REPLY with a session id, version, nonce or tag, or another type without a
+    /// session id.
     SessionId,
     /// Nonce 0 outside HELLO (nonces start at 1).
     ZeroNonce,
@@ -189,7 +198,7 @@ impl WireHeader {
             return Err(HeaderError::Reserved);
         }
         let sid = self.session_id.get();
-        if t == MessageType::Hello {
+        if matches!(t, MessageType::Hello | MessageType::CookieReply) {
             if sid != 0
                 || self.state_version.get() != 0
                 || self.nonce.get() != 0
@@ -277,14 +286,15 @@ mod tests {
 
     #[test]
     fn round_trips_through_bytes() {
-        for t in 1..=10u8 {
+        for t in 1..=11u8 {
             let t = MessageType::from_u8(t).unwrap();
-            let mut h = if t == MessageType::Hello {
+            let sessionless = matches!(t, MessageType::Hello | MessageType::CookieReply);
+            let mut h = if sessionless {
                 WireHeader::new(t, 0, 0, 0)
             } else {
                 WireHeader::new(t, u64::MAX, u64::MAX - 1, 1)
             };
-            if t != MessageType::Hello {
+            if !sessionless {
                 h.seal(key());
             }
             let mut buf = [0u8; 64];
@@ -320,7 +330,7 @@ mod tests {
             ("version 0", |b| b[0] = 0, HeaderError::Version),
             ("version 2", |b| b[0] = 2, HeaderError::Version),
             ("type 0", |b| b[1] = 0, HeaderError::UnknownType),
-            ("type 11", |b| b[1] = 11, HeaderError::UnknownType),
+            ("type 12", |b| b[1] = 12, HeaderError::UnknownType),
             ("type 255", |b| b[1] = 255, HeaderError::UnknownType),
             ("low flag", |b| b[3] = 1, HeaderError::UnknownFlags),
             ("high flag", |b| b[2] = 0x80, HeaderError::UnknownFlags),
@@ -332,6 +342,11 @@ mod tests {
             ),
             ("zero nonce", |b| b[24..32].fill(0), HeaderError::ZeroNonce),
             ("hello with session", |b| b[1] = 1, HeaderError::SessionId),
+            (
+                "cookie reply with session",
+                |b| b[1] = 11,
+                HeaderError::SessionId,
+            ),
         ];
         for (name, mutate, expected) in cases {
             let mut b = good;
@@ -360,7 +375,7 @@ mod tests {
     #[test]
     fn only_client_types_flow_to_the_gateway() {
         let client: [u8; 6] = [1, 3, 4, 7, 8, 10];
-        for t in 1..=10u8 {
+        for t in 1..=11u8 {
             let t8 = t;
             let t = MessageType::from_u8(t).unwrap();
             assert_eq!(t.sent_by_client(), client.contains(&t8), "{t:?}");

@@ -3,7 +3,7 @@
 //!
 //! Layout: [`maps`] declares every map; [`rules`] applies the decision list and returns a verdict
 //! or a refusal with its reason; [`replay`] runs the lock-free replay window on map memory;
-//! [`ratelimit`] holds the HELLO token buckets; [`report`] counts every packet it judged and
+//! [`hello`] admits HELLOs (MACs, budgets, cookies) and [`ratelimit`] holds their token buckets; [`report`] counts every packet it judged and
 //! emits security events. Packet bytes are read only through `jvpn_ebpf::packet`.
 #![no_std]
 #![no_main]
@@ -14,6 +14,7 @@
 )]
 
 mod clock;
+mod hello;
 mod maps;
 mod ratelimit;
 mod replay;

@@ -61,6 +61,15 @@ pub static JVPN_CONFIG: Array<GatewayConfig> = Array::with_max_entries(1, 0);
 pub static JVPN_HELLO_RL: LruHashMap<SourceKey, TokenBucket> =
     LruHashMap::with_max_entries(HELLO_BUCKETS, 0);
 
+/// The global HELLO budget and the cookie-reply budget of this CPU (slots
+/// `abi::HELLO_BUDGET_GLOBAL` and `abi::HELLO_BUDGET_COOKIE`), written only by this program.
+#[map(name = "JVPN_HELLO_BUDGET")]
+pub static JVPN_HELLO_BUDGET: PerCpuArray<TokenBucket> = PerCpuArray::with_max_entries(2, 0);
+
+/// One scratch word per CPU (see `crate::hello::opaque`), written and read back in one run.
+#[map(name = "JVPN_SCRATCH")]
+pub static JVPN_SCRATCH: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+
 /// A zeroed replay window per CPU: the source value when a window is created, since 1 KiB does not
 /// fit the 512-byte BPF stack. Never written.
 #[map(name = "JVPN_REPLAY_ZERO")]

@@ -92,6 +92,17 @@ impl Packet {
         Some(unsafe { (at as *const T).read_unaligned() })
     }
 
+    /// The frame from `offset` on, as a packet of its own: reads at constant offsets from one
+    /// base, so a bounds check of its far end covers every read before it (the verifier ties them
+    /// to the same base pointer). Bytes past the end are still refused by [`Packet::read`].
+    #[inline(always)]
+    pub fn tail(&self, offset: usize) -> Self {
+        Self {
+            start: self.start + offset,
+            end: self.end,
+        }
+    }
+
     /// A raw pointer to `len` writable bytes at `offset`, or `None` if they are not all inside
     /// the frame. For the benchmark driver only, which rewrites frames between runs.
     #[inline(always)]

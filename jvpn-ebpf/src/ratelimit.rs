@@ -1,6 +1,7 @@
-//! The HELLO rate limit: a token bucket per source address in an LRU map (rate and burst from the
-//! config map), so handshakes, the expensive path of the controller, cannot be flooded from one
-//! address, and the buckets of many addresses evict each other instead of filling a table.
+//! The HELLO rate limit: a token bucket per source address (IPv4) or /64 (IPv6) in an LRU map
+//! (rate and burst from the config map), so handshakes, the expensive path of the controller,
+//! cannot be flooded from one address, and the buckets of many addresses evict each other instead
+//! of filling a table. [`take_token`] is the bucket arithmetic, shared with the global budgets.
 //!
 //! Buckets are updated without atomics: two CPUs updating one source's bucket at the same instant
 //! can lose one of the two updates, letting at most one extra HELLO per CPU through per race. The
@@ -14,7 +15,7 @@ use jvpn_common::{GatewayConfig, TokenBucket};
 /// Takes one token from the bucket of `source`; `false` if it has none.
 #[inline(always)]
 pub fn admit_hello(source: &[u8; 16], config: &GatewayConfig) -> bool {
-    let key = SourceKey { addr: *source };
+    let key = SourceKey::of(source);
     let capacity = config.hello_burst as u64 * NANO_TOKENS_PER_TOKEN;
     let now = coarse_now_ns();
     let Some(bucket) = JVPN_HELLO_RL.get_ptr_mut(key) else {
@@ -49,6 +50,27 @@ pub fn admit_hello(source: &[u8; 16], config: &GatewayConfig) -> bool {
     // SAFETY: as above; written whole, by value.
     unsafe { bucket.write(state) };
     admitted
+}
+
+/// Takes one token from `bucket` (refilled at `rate` per second up to `burst`); `false` if it has
+/// none. The caller owns the bucket for the run (a per-CPU value).
+#[inline(always)]
+pub fn take_token(bucket: &mut TokenBucket, rate: u32, burst: u32) -> bool {
+    let capacity = burst as u64 * NANO_TOKENS_PER_TOKEN;
+    let now = coarse_now_ns();
+    // A bucket never used (last_ns 0) starts full.
+    let tokens = match bucket.last_ns {
+        0 => capacity,
+        last => refill(bucket.nano_tokens, now.saturating_sub(last), rate, capacity),
+    };
+    bucket.last_ns = now;
+    if tokens >= NANO_TOKENS_PER_TOKEN {
+        bucket.nano_tokens = tokens - NANO_TOKENS_PER_TOKEN;
+        true
+    } else {
+        bucket.nano_tokens = tokens;
+        false
+    }
 }
 
 /// The tokens after `elapsed_ns` at `rate` tokens per second, at most `capacity` (all in

@@ -1,10 +1,10 @@
 //! The decision list of the versioning model, applied in its order (issue 2, steps 1 to 6): the
 //! first rule a jvpn packet breaks is the reason it is refused. Reads maps, writes only the replay
-//! window (through [`crate::replay`]) and the HELLO buckets (through [`crate::ratelimit`]).
+//! window (through [`crate::replay`]) and the HELLO buckets (through [`crate::hello`]).
 
 use crate::maps::JVPN_SESSIONS;
 use crate::verdict::{Refusal, Seen, Verdict};
-use crate::{ratelimit, replay};
+use crate::{hello, replay};
 use aya_ebpf::programs::XdpContext;
 use jvpn_common::abi::HEADER_LEN;
 use jvpn_common::siphash::SipKey;
@@ -48,12 +48,10 @@ pub fn try_jvpn_xdp(
         _ => return Err(seen.refuse(RejectReason::Malformed)),
     };
 
-    // 2. HELLO: per-source rate limit, then the controller runs the handshake.
+    // 2. HELLO: length, mac1, per-source and global budgets, cookie under load (see `hello`);
+    // then the controller runs the handshake.
     if msg_type == MessageType::Hello {
-        return match ratelimit::admit_hello(&datagram.source.addr, config) {
-            true => Ok(Verdict::ToController),
-            false => Err(seen.refuse(RejectReason::HandshakeRate)),
-        };
+        return hello::judge(packet, &datagram, config, seen);
     }
 
     // 3. The session must exist and the tag verify before anything of it is touched.

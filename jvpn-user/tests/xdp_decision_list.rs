@@ -67,7 +67,7 @@ fn decision_list(f: &Family) -> Vec<Case> {
         m[byte] = value;
         m
     };
-    let hello = message(Hello, 0, 0, 0, &KEY, BODY);
+    let hello = hello(1, None);
     let hello_fields = [0, 0, 0, Hello as u64];
     let mut cases = vec![
         Case {
@@ -122,6 +122,45 @@ fn decision_list(f: &Family) -> Vec<Case> {
             before: vec![],
             frame: f.frame(msg(PathChallenge, VERSION, NONCE)),
             expect: Expect::Drop(Malformed, fields(PathChallenge, VERSION, NONCE)),
+        },
+        Case {
+            name: "1 COOKIE_REPLY (gateway-only) arriving: MALFORMED".into(),
+            session: None,
+            before: vec![],
+            frame: f.frame(message(CookieReply, 0, 0, 0, &KEY, 56)),
+            expect: Expect::Drop(Malformed, [0, 0, 0, CookieReply as u64]),
+        },
+        Case {
+            name: "2 HELLO one byte short: MALFORMED".into(),
+            session: None,
+            before: vec![],
+            frame: f.frame(hello[..hello.len() - 1].to_vec()),
+            expect: Expect::Drop(Malformed, hello_fields),
+        },
+        Case {
+            name: "2 HELLO one byte long: MALFORMED".into(),
+            session: None,
+            before: vec![],
+            frame: f.frame([hello.as_slice(), &[0]].concat()),
+            expect: Expect::Drop(Malformed, hello_fields),
+        },
+        Case {
+            name: "2 HELLO with mac1 under another key: BAD_MAC".into(),
+            session: None,
+            before: vec![],
+            frame: f.frame(hello_with_key(1, &[0x22; 16], None)),
+            expect: Expect::Drop(BadMac, hello_fields),
+        },
+        Case {
+            name: "2 HELLO altered after mac1: BAD_MAC".into(),
+            session: None,
+            before: vec![],
+            frame: f.frame({
+                let mut h = hello.clone();
+                h[HEADER_LEN + 5] ^= 1;
+                h
+            }),
+            expect: Expect::Drop(BadMac, hello_fields),
         },
         Case {
             name: "2 HELLO within the limit: to the controller".into(),

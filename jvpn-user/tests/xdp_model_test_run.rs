@@ -193,7 +193,7 @@ fn the_program_agrees_with_the_model_on_a_million_hostile_frames() {
                 match session {
                     Some(s) => run.dp.set_session(
                         id,
-                        session_entry(s.state, s.version, s.header_key, s.binding),
+                        session_entry(id, s.state, s.version, s.header_key, s.binding),
                     ),
                     None => run.dp.remove_session(id),
                 }
@@ -258,6 +258,7 @@ fn verdict_name(v: Verdict) -> String {
 
 /// The map entry of a model session.
 fn session_entry(
+    id: u64,
     state: u8,
     version: u64,
     key: [u8; 16],
@@ -269,5 +270,6 @@ fn session_entry(
         transport: binding,
         state,
         _pad: [0; 7],
+        session_id: id,
     }
 }

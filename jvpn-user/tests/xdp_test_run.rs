@@ -9,7 +9,7 @@ mod xdp_support;
 
 use jvpn_common::abi::{
     MAP_CONFIG, MAP_COUNTERS, MAP_EVENTS, MAP_EVENT_BUDGET, MAP_EVENT_LOSS, MAP_HELLO_BUCKETS,
-    MAP_REPLAY, MAP_REPLAY_ZERO, MAP_SESSIONS,
+    MAP_HELLO_BUDGET, MAP_REPLAY, MAP_REPLAY_ZERO, MAP_SCRATCH, MAP_SESSIONS,
 };
 use jvpn_common::maps::DataplaneMode;
 use jvpn_common::reason::{COUNTER_ACCEPTED, COUNTER_TO_CONTROLLER};
@@ -40,6 +40,8 @@ fn object_declares_every_abi_map() {
         MAP_EVENTS,
         MAP_CONFIG,
         MAP_HELLO_BUCKETS,
+        MAP_HELLO_BUDGET,
+        MAP_SCRATCH,
         MAP_REPLAY_ZERO,
     ] {
         assert!(dp.ebpf().map(name).is_some(), "the object lacks map {name}");
@@ -258,7 +260,7 @@ fn hello_rate_limit_is_per_source_address() {
     cfg.hello_rate = 0;
     dp.set_config(cfg);
     let f = Family::v4(None);
-    let hello = message(MessageType::Hello, 0, 0, 0, &KEY, BODY);
+    let hello = hello(1, None);
     let from_a = f.frame(hello.clone());
     // Another port of the same address shares its bucket; another address has its own.
     let from_a_other_port = f.udp(f.other_port, hello.clone()).frame();

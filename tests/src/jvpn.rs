@@ -1,5 +1,7 @@
 //! jvpn datagrams and session entries as a client would build them, from `jvpn_common` only.
 
+use jvpn_common::abi::HELLO_LEN;
+use jvpn_common::hello::HelloMessage;
 use jvpn_common::maps::TransportBinding;
 use jvpn_common::siphash::SipKey;
 use jvpn_common::{MessageType, SessionEntry, SessionState, WireHeader};
@@ -62,8 +64,17 @@ impl TestSession {
     }
 }
 
-/// A HELLO datagram: header with session 0, version 0, nonce 0, tag 0, then `body`.
-pub fn hello(body: &[u8]) -> Vec<u8> {
-    let header = WireHeader::new(MessageType::Hello, 0, 0, 0);
-    [header.as_bytes().as_slice(), body].concat()
+/// The mac1 key tests load a bare dataplane with (`DataplaneOptions::handshake.mac1_key`).
+pub const TEST_MAC1_KEY: [u8; 16] = [0x4d; 16];
+
+/// A HELLO datagram of the exact length: header with session 0, version 0, nonce 0, tag 0, `noise`
+/// repeated as its Noise bytes, and mac1 under [`TEST_MAC1_KEY`].
+pub fn hello(noise: &[u8]) -> Vec<u8> {
+    let mut hello = HelloMessage::from_bytes(&[0; HELLO_LEN]).expect("a HELLO's length");
+    hello.header = WireHeader::new(MessageType::Hello, 0, 0, 0);
+    for (b, n) in hello.noise.iter_mut().zip(noise.iter().cycle()) {
+        *b = *n;
+    }
+    hello.seal_mac1(SipKey::from_bytes(&TEST_MAC1_KEY));
+    hello.as_bytes().to_vec()
 }

@@ -117,6 +117,7 @@ fn enforces_every_rule(family: Family) {
     let mut options = DataplaneOptions::new(hosts.gateway_if.as_str());
     options.port = PORT;
     options.max_sessions = 1024;
+    options.handshake.mac1_key = jvpn_tests::jvpn::TEST_MAC1_KEY;
     let dataplane = hosts
         .gateway
         .run(|| Dataplane::load(&options))

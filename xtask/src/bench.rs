@@ -25,6 +25,8 @@ pub enum BenchName {
     Controller,
     /// Throughput through the tunnel and time to recover after a jump (issue 4).
     Tunnel,
+    /// An established tunnel's throughput and a new handshake's latency under floods (issue 8).
+    Flood,
     /// Every benchmark above, in that order.
     All,
 }
@@ -36,7 +38,8 @@ impl BenchName {
             BenchName::Dataplane => &["dataplane"],
             BenchName::Controller => &["controller"],
             BenchName::Tunnel => &["tunnel"],
-            BenchName::All => &["dataplane", "controller", "tunnel"],
+            BenchName::Flood => &["flood"],
+            BenchName::All => &["dataplane", "controller", "tunnel", "flood"],
         }
     }
 }

@@ -194,6 +194,15 @@ impl Vpn {
         }
     }
 
+    /// The directory of the keys (`gateway.key`, `client.key`), config, store and logs.
+    #[allow(
+        dead_code,
+        reason = "used by the flood benchmark, which shares this module"
+    )]
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
     /// The uplink the client sends from now.
     pub fn uplink(&self) -> Uplink {
         self.uplink.get()

@@ -85,7 +85,16 @@ impl Report {
     }
 
     /// Writes `tunnel.json` and returns its path.
+    #[allow(
+        dead_code,
+        reason = "the flood benchmark, which shares this module, names its own file"
+    )]
     pub fn write(&self) -> std::path::PathBuf {
+        self.write_as("tunnel")
+    }
+
+    /// Writes `NAME.json` and returns its path.
+    pub fn write_as(&self, name: &str) -> std::path::PathBuf {
         let mut values: Vec<Value> = self
             .rows
             .iter()
@@ -123,7 +132,7 @@ impl Report {
                 std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench")
             });
         std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
-        let path = dir.join("tunnel.json");
+        let path = dir.join(format!("{name}.json"));
         let text = serde_json::to_string_pretty(&values).expect("serializing the results");
         std::fs::write(&path, text + "\n")
             .unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));

@@ -6,13 +6,21 @@
 //! slow WELCOME to an earlier HELLO still completes. A handshake a WELCOME reached and failed is
 //! spent; a datagram that is no WELCOME at all spends none. The gateway opens a session for every
 //! HELLO it accepts; the ones the client does not complete idle out there.
+//!
+//! A gateway under load answers a HELLO without a valid mac2 with a COOKIE_REPLY: the driver opens
+//! it against the HELLO it answers (its mac1 is the associated data), keeps the cookie for
+//! `abi::COOKIE_CLIENT_LIFETIME_SECS`, and sends that HELLO again at once with its mac2; every later
+//! HELLO of this attempt carries the mac2 too.
 
 use super::connection_error::ConnectionError;
 use super::options::ConnectOptions;
+use crate::crypto::cookie::is_cookie_reply;
 use crate::crypto::handshake::tai64n;
 use crate::crypto::{ClientHandshake, ClientIdentity, ClientSession, HandshakeError};
+use jvpn_common::abi::{COOKIE_CLIENT_LIFETIME_SECS, COOKIE_LEN};
 use std::io::ErrorKind;
 use std::net::SocketAddr;
+use std::time::Duration;
 use std::time::SystemTime;
 use tokio::net::UdpSocket;
 use tokio::time::{timeout_at, Instant};
@@ -25,9 +33,15 @@ pub(crate) async fn handshake(
     options: &ConnectOptions,
 ) -> Result<ClientSession, ConnectionError> {
     let mut outstanding: Vec<ClientHandshake> = Vec::new();
+    let mut cookie: Option<([u8; COOKIE_LEN], Instant)> = None;
     let mut buffer = vec![0u8; u16::MAX as usize];
     for round in 0..options.handshake_attempts {
-        let (handshake, hello) = ClientHandshake::start(identity, tai64n(SystemTime::now()))?;
+        let live_cookie = cookie
+            .as_ref()
+            .filter(|(_, at)| at.elapsed() < COOKIE_LIFETIME)
+            .map(|(c, _)| c);
+        let (handshake, hello) =
+            ClientHandshake::start_with_cookie(identity, tai64n(SystemTime::now()), live_cookie)?;
         outstanding.push(handshake);
         send(socket, &hello).await?;
         let deadline = Instant::now() + options.wait(options.handshake_wait, round);
@@ -41,7 +55,15 @@ pub(crate) async fn handshake(
                 Err(e) if e.kind() == ErrorKind::ConnectionRefused => continue,
                 Err(e) => return Err(ConnectionError::io("receive from the gateway")(e)),
             };
-            if let Some(session) = offer(&mut outstanding, &buffer[..len]) {
+            let datagram = &buffer[..len];
+            if is_cookie_reply(datagram) {
+                if let Some((fresh, hello)) = take_cookie(&mut outstanding, datagram) {
+                    cookie = Some((fresh, Instant::now()));
+                    send(socket, &hello).await?;
+                }
+                continue;
+            }
+            if let Some(session) = offer(&mut outstanding, datagram) {
                 return Ok(session);
             }
         }
@@ -50,6 +72,25 @@ pub(crate) async fn handshake(
         gateway,
         attempts: options.handshake_attempts,
     })
+}
+
+/// How long a cookie is used.
+const COOKIE_LIFETIME: Duration = Duration::from_secs(COOKIE_CLIENT_LIFETIME_SECS);
+
+/// Opens a COOKIE_REPLY against the outstanding HELLOs, newest first: the cookie and the HELLO it
+/// answers, now with its mac2. `None` if it answers none of them (forged, or for another gateway).
+fn take_cookie(
+    outstanding: &mut [ClientHandshake],
+    datagram: &[u8],
+) -> Option<([u8; COOKIE_LEN], Vec<u8>)> {
+    let taken = outstanding
+        .iter_mut()
+        .rev()
+        .find_map(|handshake| handshake.accept_cookie(datagram).ok());
+    if taken.is_none() {
+        tracing::debug!("a COOKIE_REPLY answered none of this attempt's HELLOs; ignored");
+    }
+    taken
 }
 
 /// Offers `datagram` to every outstanding handshake, newest first; drops the spent ones.

@@ -48,6 +48,7 @@ impl GatewayMessage {
             // `open_message` refuses these for this direction already; kept total for safety.
             other @ (MessageType::Hello
             | MessageType::Welcome
+            | MessageType::CookieReply
             | MessageType::ReattachRequest
             | MessageType::PathResponse) => {
                 return Err(ClientError::Malformed(SealError::WrongDirection(

@@ -14,6 +14,9 @@
 //! keepalive_interval_secs = 10       # an idle client sends KEEPALIVE this often (default)
 //! keepalive_timeout_secs = 30        # silence this long moves a session to RECOVERING (default)
 //! idle_timeout_secs = 300            # silence this long terminates it (default)
+//! max_sessions_per_client = 8        # live sessions one client key may hold (default)
+//! handshake_workers = 2              # threads running handshakes (default: half the CPUs)
+//! handshake_queue = 1024             # HELLOs waiting for a worker before HANDSHAKE_BUSY (default)
 //!
 //! [tunnel]                           # the gateway's tunnel addresses, and so the networks
 //! ipv4 = "10.77.0.1/24"              # clients get their addresses from (at least one)
@@ -60,6 +63,32 @@ pub const DEFAULT_KEEPALIVE_INTERVAL_SECS: u64 = 10;
 pub const DEFAULT_KEEPALIVE_TIMEOUT_SECS: u64 = 30;
 /// Default silence before a session is terminated, in seconds.
 pub const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 300;
+/// Default cap of live sessions per client key.
+pub const DEFAULT_MAX_SESSIONS_PER_CLIENT: usize = 8;
+/// Default capacity of the handshake queue.
+pub const DEFAULT_HANDSHAKE_QUEUE: usize = 1024;
+
+/// The limits of the handshake path (see `gateway::handshake_pool` and `gateway::hello_replay`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HandshakeLimits {
+    /// Live sessions one client key may hold; a HELLO beyond is refused (CLIENT_SESSION_LIMIT).
+    pub max_sessions_per_client: usize,
+    /// Threads running handshakes, apart from the tunnel's runtime.
+    pub workers: usize,
+    /// HELLOs waiting for a worker; beyond, refused (HANDSHAKE_BUSY).
+    pub queue: usize,
+}
+
+impl Default for HandshakeLimits {
+    fn default() -> Self {
+        let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Self {
+            max_sessions_per_client: DEFAULT_MAX_SESSIONS_PER_CLIENT,
+            workers: (cpus / 2).max(1),
+            queue: DEFAULT_HANDSHAKE_QUEUE,
+        }
+    }
+}
 
 /// The gateway config file as written, every value with its place in the file.
 #[derive(Debug, Deserialize)]
@@ -78,6 +107,9 @@ pub(crate) struct RawGateway {
     pub(crate) keepalive_interval_secs: Option<Spanned<u64>>,
     pub(crate) keepalive_timeout_secs: Option<Spanned<u64>>,
     pub(crate) idle_timeout_secs: Option<Spanned<u64>>,
+    pub(crate) max_sessions_per_client: Option<Spanned<usize>>,
+    pub(crate) handshake_workers: Option<Spanned<usize>>,
+    pub(crate) handshake_queue: Option<Spanned<usize>>,
     pub(crate) tunnel: Option<Spanned<RawTunnel>>,
     #[serde(default)]
     pub(crate) client: Vec<Spanned<RawClient>>,
@@ -172,6 +204,8 @@ pub struct GatewaySettings {
     pub timeouts: Timeouts,
     /// The gateway's tunnel addresses.
     pub tunnel: TunnelNetworks,
+    /// The limits of the handshake path.
+    pub handshake: HandshakeLimits,
     clients: Vec<ClientEntry>,
     by_key: HashMap<PublicKey, usize>,
 }

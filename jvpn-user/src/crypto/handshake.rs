@@ -13,12 +13,14 @@
 //! Nothing here does I/O or reads a clock: the caller passes the time in, looks up the client, and
 //! stores the accepted timestamp itself.
 
+use super::cookie::{mac1_sip_key, open_cookie_reply, CookieError};
 use super::keys::{PresharedKey, PrivateKey, PublicKey, KEY_LEN};
 use super::session_keys::{Direction, SessionKeys};
-use jvpn_common::abi::HEADER_LEN;
+use jvpn_common::abi::{COOKIE_LEN, HEADER_LEN, HELLO_LEN, HELLO_MAC_LEN};
 use jvpn_common::control::{
     Body, BodyError, HelloPayload, Tai64N, WelcomePayload, HELLO_BODY_LEN, WELCOME_BODY_LEN,
 };
+use jvpn_common::hello::HelloMessage;
 use jvpn_common::wire::{HeaderError, MessageType, WireHeader};
 use jvpn_common::RejectReason;
 use snow::params::NoiseParams;
@@ -133,12 +135,12 @@ fn noise_params() -> NoiseParams {
 fn handshake_header(
     datagram: &[u8],
     expected: MessageType,
-    body_len: usize,
+    len: usize,
 ) -> Result<WireHeader, HandshakeError> {
-    if datagram.len() != HEADER_LEN + body_len {
+    if datagram.len() != len {
         return Err(HandshakeError::Length {
             message: expected,
-            expected: HEADER_LEN + body_len,
+            expected: len,
             got: datagram.len(),
         });
     }
@@ -188,13 +190,27 @@ pub struct ClientSession {
 pub struct ClientHandshake {
     /// `None` once a WELCOME reached the Noise state and failed.
     state: Option<HandshakeState>,
+    /// The HELLO as sent (mac1 set), to resend with a mac2 when a cookie arrives.
+    hello: HelloMessage,
+    /// The gateway, whose key seals its COOKIE_REPLY.
+    gateway: PublicKey,
 }
 
 impl ClientHandshake {
-    /// Starts a handshake at `now`; returns the state and the HELLO datagram to send.
+    /// Starts a handshake at `now`; returns the state and the HELLO datagram to send (mac1 set,
+    /// no mac2).
     pub fn start(
         identity: &ClientIdentity,
         now: Tai64N,
+    ) -> Result<(Self, Vec<u8>), HandshakeError> {
+        Self::start_with_cookie(identity, now, None)
+    }
+
+    /// As [`Self::start`], with a mac2 under `cookie` if the client holds a live one.
+    pub fn start_with_cookie(
+        identity: &ClientIdentity,
+        now: Tai64N,
+        cookie: Option<&[u8; COOKIE_LEN]>,
     ) -> Result<(Self, Vec<u8>), HandshakeError> {
         let mut state = Builder::new(noise_params())
             .local_private_key(identity.private_key.as_bytes())?
@@ -202,16 +218,41 @@ impl ClientHandshake {
             .psk(PSK_LOCATION, identity.psk.as_bytes())?
             .prologue(PROLOGUE)?
             .build_initiator()?;
-        let mut datagram = vec![0u8; HEADER_LEN + HELLO_BODY_LEN];
-        datagram[..HEADER_LEN]
-            .copy_from_slice(WireHeader::new(MessageType::Hello, 0, 0, 0).as_bytes());
+        let mut hello = <HelloMessage as bytemuck::Zeroable>::zeroed();
+        hello.header = WireHeader::new(MessageType::Hello, 0, 0, 0);
         let payload = HelloPayload { timestamp: now };
-        let written = state.write_message(payload.as_body(), &mut datagram[HEADER_LEN..])?;
+        let written = state.write_message(payload.as_body(), &mut hello.noise)?;
         assert_eq!(
             written, HELLO_BODY_LEN,
             "Noise IK message 1 has a fixed size"
         );
-        Ok((Self { state: Some(state) }, datagram))
+        hello.seal_mac1(mac1_sip_key(&identity.gateway_public_key));
+        if let Some(cookie) = cookie {
+            hello.seal_mac2(cookie);
+        }
+        let datagram = hello.as_bytes().to_vec();
+        let handshake = Self {
+            state: Some(state),
+            hello,
+            gateway: identity.gateway_public_key,
+        };
+        Ok((handshake, datagram))
+    }
+
+    /// The mac1 of this handshake's HELLO (what a COOKIE_REPLY answering it is bound to).
+    pub fn hello_mac1(&self) -> [u8; HELLO_MAC_LEN] {
+        self.hello.mac1
+    }
+
+    /// Takes a COOKIE_REPLY answering this handshake's HELLO: returns the cookie and the same
+    /// HELLO with its mac2 under it, to send at once. The Noise state is untouched.
+    pub fn accept_cookie(
+        &mut self,
+        datagram: &[u8],
+    ) -> Result<([u8; COOKIE_LEN], Vec<u8>), CookieError> {
+        let cookie = open_cookie_reply(&self.gateway, datagram, &self.hello.mac1)?;
+        self.hello.seal_mac2(&cookie);
+        Ok((cookie, self.hello.as_bytes().to_vec()))
     }
 
     /// Whether a WELCOME already failed in the Noise state; a new handshake is needed.
@@ -224,7 +265,11 @@ impl ClientHandshake {
     /// A datagram of the wrong length or type is refused without touching the handshake, so the
     /// client can keep waiting; one that reaches Noise and fails spends it ([`Self::is_spent`]).
     pub fn finish(&mut self, welcome_datagram: &[u8]) -> Result<ClientSession, HandshakeError> {
-        let header = handshake_header(welcome_datagram, MessageType::Welcome, WELCOME_BODY_LEN)?;
+        let header = handshake_header(
+            welcome_datagram,
+            MessageType::Welcome,
+            HEADER_LEN + WELCOME_BODY_LEN,
+        )?;
         let mut state = self.state.take().ok_or(HandshakeError::Spent)?;
         let mut payload = [0u8; size_of::<WelcomePayload>()];
         let read = state
@@ -283,7 +328,8 @@ pub struct GatewayHandshake {
 }
 
 impl GatewayHandshake {
-    /// Reads a HELLO datagram.
+    /// Reads a HELLO datagram (its length and reserved bytes; its MACs are the caller's, checked
+    /// before any DH is spent on it).
     ///
     /// `admit` is asked about the client's static key once the HELLO has decrypted; it returns
     /// `None` for an unauthorised key, or the client's pre-shared key and the last timestamp
@@ -293,14 +339,19 @@ impl GatewayHandshake {
         hello_datagram: &[u8],
         admit: impl FnOnce(&PublicKey) -> Option<ClientAdmission>,
     ) -> Result<Self, HandshakeError> {
-        handshake_header(hello_datagram, MessageType::Hello, HELLO_BODY_LEN)?;
+        handshake_header(hello_datagram, MessageType::Hello, HELLO_LEN)?;
+        let hello_message =
+            HelloMessage::from_bytes(hello_datagram).expect("the length was checked just above");
+        if hello_message.reserved != [0; 4] {
+            return Err(HandshakeError::Header(HeaderError::Reserved));
+        }
         let mut state = Builder::new(noise_params())
             .local_private_key(gateway_private_key.as_bytes())?
             .prologue(PROLOGUE)?
             .build_responder()?;
         let mut payload = [0u8; size_of::<HelloPayload>()];
         let read = state
-            .read_message(&hello_datagram[HEADER_LEN..], &mut payload)
+            .read_message(&hello_message.noise, &mut payload)
             .map_err(|_| HandshakeError::HelloUndecryptable)?;
         let hello = HelloPayload::from_body(&payload[..read])?;
         let mut client = [0u8; KEY_LEN];

@@ -3,6 +3,7 @@
 //! - [`keys`]: X25519 static keys and the pre-shared key, their base64 text form, generation.
 //! - [`handshake`]: the BIRTH handshake (`Noise_IKpsk2_25519_ChaChaPoly_BLAKE2s`) on HELLO and
 //!   WELCOME datagrams, with the WireGuard-style timestamp replay check.
+//! - [`cookie`]: the HELLO's mac1 key, the cookie secrets and the sealed COOKIE_REPLY.
 //! - [`session_keys`]: the header key and the two direction keys a handshake yields.
 //! - [`secret`]: zeroizing, redacted holders of key material the other modules pass around.
 //! - [`seal`]: the header tag and the ChaCha20-Poly1305 seal of every later message.
@@ -10,6 +11,7 @@
 //! Nothing here opens a socket or reads a clock; the wire layouts it fills are those of
 //! `jvpn_common::wire` and `jvpn_common::control`.
 
+pub mod cookie;
 pub mod handshake;
 pub mod keys;
 pub mod seal;

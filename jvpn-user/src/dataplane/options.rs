@@ -3,7 +3,7 @@
 
 use super::DataplaneError;
 use jvpn_common::abi;
-use jvpn_common::maps::{DataplaneMode, GatewayConfig};
+use jvpn_common::maps::{DataplaneMode, GatewayConfig, HandshakeGuard};
 use jvpn_common::wire::Be16;
 use std::path::PathBuf;
 
@@ -36,6 +36,9 @@ pub struct DataplaneOptions {
     pub events_per_second: u32,
     /// Native or generic XDP.
     pub xdp_mode: XdpAttachMode,
+    /// The HELLO guard: the mac1 key and the first cookie secret (set by the gateway, zero
+    /// otherwise, which refuses every HELLO) and the global budgets per CPU.
+    pub handshake: HandshakeGuard,
     /// Root of the pins; the dataplane of `iface` pins under `pin_root/<iface>/v<layout>/`.
     /// Defaults to [`abi::PIN_ROOT`]; must be on a BPF filesystem.
     pub pin_root: PathBuf,
@@ -53,6 +56,13 @@ impl DataplaneOptions {
             hello_burst: abi::DEFAULT_HELLO_BURST,
             events_per_second: abi::DEFAULT_EVENTS_PER_SECOND,
             xdp_mode: XdpAttachMode::Driver,
+            handshake: HandshakeGuard {
+                global_rate: abi::DEFAULT_HELLO_GLOBAL_RATE,
+                global_burst: abi::DEFAULT_HELLO_GLOBAL_BURST,
+                cookie_rate: abi::DEFAULT_COOKIE_RATE,
+                cookie_burst: abi::DEFAULT_COOKIE_BURST,
+                ..HandshakeGuard::default()
+            },
             pin_root: PathBuf::from(abi::PIN_ROOT),
         }
     }
@@ -91,6 +101,7 @@ impl DataplaneOptions {
             hello_rate: self.hello_rate,
             hello_burst: self.hello_burst,
             events_per_second: self.events_per_second,
+            handshake: self.handshake,
         }
     }
 }

@@ -68,6 +68,7 @@ impl Named for MessageType {
             MessageType::Keepalive => "KEEPALIVE",
             MessageType::PathChallenge => "PATH_CHALLENGE",
             MessageType::PathResponse => "PATH_RESPONSE",
+            MessageType::CookieReply => "COOKIE_REPLY",
         }
     }
     fn from_name(name: &str) -> Option<Self> {

@@ -15,10 +15,8 @@ use crate::events::{EventBus, EventRecord};
 use crate::metrics::Metrics;
 use crate::session::{Input, Millis, Reject, Session, SessionEvent, SessionMachine, Transition};
 use crate::store::{CasOutcome, CasRequest, Expected, GroupCommitter, SessionStore, StoreError};
-use jvpn_common::control::Tai64N;
 use jvpn_common::maps::TransportBinding;
 use jvpn_common::RejectReason;
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::net::UdpSocket;
@@ -115,8 +113,11 @@ pub struct Gateway {
     pub settings: GatewaySettings,
     /// The UDP socket every jvpn message arrives on and leaves from.
     pub socket: Arc<UdpSocket>,
-    /// The newest HELLO timestamp accepted per client key (WireGuard's replay check).
-    pub hello_timestamps: Mutex<HashMap<[u8; 32], Tai64N>>,
+    /// The newest HELLO timestamp accepted or reserved per client key (WireGuard's replay check,
+    /// made atomic) and the per-client session cap.
+    pub hellos: Arc<super::hello_replay::HelloReplay>,
+    /// The mac1 key, the cookie secrets and the load flag.
+    pub hello_guard: super::hello_guard::HelloGuard,
     /// Transition, conflict and refusal counters for the metrics endpoint.
     pub metrics: Arc<Metrics>,
     /// The interface the dataplane is attached to.
@@ -162,7 +163,9 @@ impl Gateway {
             GroupCommitter::spawn(parts.store.clone(), GroupCommitter::DEFAULT_MAX_BATCH)?;
         let routes = super::tunnel::TunnelRoutes::new(&parts.settings);
         let clock = super::clock::ControllerClock::system();
-        Ok(Self {
+        let hello_guard =
+            super::hello_guard::HelloGuard::new(parts.settings.public_key(), clock.now());
+        let gateway = Self {
             machine: parts.machine,
             store: parts.store,
             committer,
@@ -174,14 +177,34 @@ impl Gateway {
             epoch: parts.epoch,
             settings: parts.settings,
             socket: Arc::new(parts.socket),
-            hello_timestamps: Mutex::default(),
+            hellos: Arc::default(),
+            hello_guard,
             iface: parts.iface,
             port: parts.port,
             state_dir: parts.state_dir,
             started_ms: clock.now(),
             clock,
             routes,
-        })
+        };
+        gateway.push_hello_guard(gateway.clock.now());
+        Ok(gateway)
+    }
+
+    /// Writes the HELLO guard (mac1 key, cookie secrets, load flag) into the XDP config map,
+    /// keeping the rest of the entry. A failure is logged: the map keeps the previous guard.
+    pub fn push_hello_guard(&self, now: Millis) {
+        let dataplane = self.dataplane.lock().unwrap_or_else(|p| p.into_inner());
+        let result = dataplane.config().and_then(|mut config| {
+            config.handshake = self.hello_guard.config(config.handshake, now);
+            dataplane.set_config(&config)
+        });
+        match result {
+            Ok(()) => self.hello_guard.pushed(now),
+            Err(error) => {
+                ControllerCounters::bump(&self.counters.map_failures);
+                tracing::error!(%error, "cannot write the HELLO guard into the XDP config map");
+            }
+        }
     }
 
     /// Runs `input` through the machine for session `id` and commits the result.

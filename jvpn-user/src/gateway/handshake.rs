@@ -1,47 +1,168 @@
 //! BIRTH: a HELLO from an authorised client becomes a session at version 1 and a WELCOME.
 //!
-//! The Noise handshake is verified first (`crypto::GatewayHandshake`); the new session is then
-//! created by compare-and-set from "absent" (which also records its id as issued, so ids are
-//! never reused), pushed into the XDP map, and only then is the WELCOME sent.
+//! Three stages, so the expensive one runs neither on the receive path nor under a lock:
+//!
+//! 1. [`Gateway::screen_hello`], on the receive path, cheap: the exact length, mac1 (`BAD_MAC`),
+//!    and under load a valid mac2 for the source, else a COOKIE_REPLY (`COOKIE_REQUIRED`). What
+//!    passes goes into the bounded handshake queue (`HANDSHAKE_BUSY` when full, see
+//!    [`super::handshake_pool`]).
+//! 2. [`Gateway::read_hello`], on a handshake worker thread: the Noise read (one X25519 and
+//!    more), with no lock held, then the replay check and the per-client cap, decided and reserved
+//!    atomically ([`super::hello_replay`]).
+//! 3. [`Gateway::finish_hello`], on the runtime: the new session is created by compare-and-set
+//!    from "absent" (which also records its id as issued, so ids are never reused), pushed into the
+//!    XDP map, and only then is the WELCOME sent and the reservation committed.
 
 use super::core::{ApplyError, Gateway};
 use super::epoch::EPOCH_SHIFT;
-use crate::crypto::{Direction, GatewayHandshake, Secret};
+use super::hello_replay::Reservation;
+use crate::crypto::{AcceptedHandshake, Direction, GatewayHandshake, Secret};
 use crate::events::EventRecord;
 use crate::session::{Input, Millis, NodeId, Session, SessionId};
 use crate::store::Expected;
+use jvpn_common::hello::HelloMessage;
 use jvpn_common::maps::TransportBinding;
-use jvpn_common::{MessageType, RejectReason, WireHeader};
+use jvpn_common::{MessageType, RejectReason, SessionState, WireHeader};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+/// A HELLO that passed the cheap checks, waiting for a handshake worker.
+#[derive(Debug)]
+pub struct HelloJob {
+    /// The datagram.
+    pub datagram: Vec<u8>,
+    /// Its source.
+    pub from: SocketAddr,
+    /// When it arrived.
+    pub now: Millis,
+}
+
+/// A HELLO whose handshake verified and whose timestamp is reserved, ready to commit.
+#[derive(Debug)]
+pub struct ReadHello {
+    handshake: GatewayHandshake,
+    reservation: Reservation,
+    from: SocketAddr,
+    now: Millis,
+}
+
 impl Gateway {
-    /// Handles a HELLO datagram from `from`.
+    /// Handles a HELLO datagram from `from` inline, all three stages (tests and benchmarks; the
+    /// daemon queues stage 2 on its workers).
     pub async fn on_hello(&self, datagram: &[u8], from: SocketAddr, now: Millis) {
-        let handshake = {
-            let timestamps = self
-                .hello_timestamps
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            GatewayHandshake::read_hello(&self.settings.private_key, datagram, |client| {
-                self.settings
-                    .admission(client, timestamps.get(client.as_bytes()).copied())
-            })
+        let Some(job) = self.screen_hello(datagram, from, now) else {
+            return;
         };
+        if let Some(read) = self.read_hello(job) {
+            self.finish_hello(read).await;
+        }
+    }
+
+    /// Stage 1: length, mac1 and, under load, the cookie. Returns the job to queue, or `None` if
+    /// the HELLO was refused or answered with a COOKIE_REPLY.
+    pub fn screen_hello(&self, datagram: &[u8], from: SocketAddr, now: Millis) -> Option<HelloJob> {
+        let Some(hello) = HelloMessage::from_bytes(datagram) else {
+            self.refuse_hello(
+                from,
+                RejectReason::Malformed,
+                format!("HELLO of {} bytes", datagram.len()),
+            );
+            return None;
+        };
+        if !self.hello_guard.mac1_verifies(&hello) {
+            self.refuse_hello(
+                from,
+                RejectReason::BadMac,
+                "mac1 does not verify under this gateway's public key".into(),
+            );
+            return None;
+        }
+        let source = TransportBinding::from_socket_addr(from);
+        if self.hello_guard.under_load(now) && !self.hello_guard.mac2_verifies(&hello, &source) {
+            let reply = self.hello_guard.cookie_reply(&hello, &source);
+            // Never awaited: the receive path must not wait on a send for a client under load.
+            if let Err(error) = self.socket.try_send_to(&reply, from) {
+                tracing::debug!(peer = %from, %error, "COOKIE_REPLY not sent");
+            }
+            self.refuse_hello(
+                from,
+                RejectReason::CookieRequired,
+                "under load: answered with a COOKIE_REPLY".into(),
+            );
+            return None;
+        }
+        Some(HelloJob {
+            datagram: datagram.to_vec(),
+            from,
+            now,
+        })
+    }
+
+    /// Stage 2 (a worker thread): the Noise read, then the atomic replay check and reservation
+    /// and the per-client cap. No lock is held across the DH.
+    pub fn read_hello(&self, job: HelloJob) -> Option<ReadHello> {
+        let handshake =
+            GatewayHandshake::read_hello(&self.settings.private_key, &job.datagram, |client| {
+                self.settings.admission(client, None)
+            });
         let handshake = match handshake {
             Ok(h) => h,
             Err(e) => {
-                self.metrics.reject(e.reason());
-                tracing::warn!(peer = %from, reason = e.reason().name(), error = %e, "HELLO refused");
-                self.bus.publish(
-                    EventRecord::refusal(None, e.reason())
-                        .with_peer(from)
-                        .with_message(MessageType::Hello, 0, 0)
-                        .with_detail(e.to_string()),
-                );
-                return;
+                self.refuse_hello(job.from, e.reason(), e.to_string());
+                return None;
             }
         };
+        let client = *handshake.client_public_key().as_bytes();
+        let cap = self.settings.handshake.max_sessions_per_client;
+        let reserved = self.hellos.reserve(client, handshake.timestamp(), cap, || {
+            self.live_sessions_of(&client)
+        });
+        match reserved {
+            Ok(reservation) => Some(ReadHello {
+                handshake,
+                reservation,
+                from: job.from,
+                now: job.now,
+            }),
+            Err(refusal) => {
+                tracing::warn!(peer = %job.from, client = %handshake.client_public_key(), error = %refusal, "HELLO refused");
+                self.refuse_hello(job.from, refusal.reason(), refusal.to_string());
+                None
+            }
+        }
+    }
+
+    /// Sessions of `client` not terminated.
+    fn live_sessions_of(&self, client: &[u8; 32]) -> usize {
+        self.sessions
+            .lock()
+            .values()
+            .filter(|l| {
+                l.session.client_key == *client && l.session.state != SessionState::Terminated
+            })
+            .count()
+    }
+
+    /// Counts, logs and publishes the refusal of a HELLO from `from`.
+    fn refuse_hello(&self, from: SocketAddr, reason: RejectReason, detail: String) {
+        self.metrics.reject(reason);
+        tracing::debug!(peer = %from, reason = reason.name(), detail, "HELLO refused");
+        self.bus.publish(
+            EventRecord::refusal(None, reason)
+                .with_peer(from)
+                .with_message(MessageType::Hello, 0, 0)
+                .with_detail(detail),
+        );
+    }
+
+    /// Stage 3: creates the session and sends the WELCOME.
+    pub async fn finish_hello(&self, read: ReadHello) {
+        let ReadHello {
+            handshake,
+            reservation,
+            from,
+            now,
+        } = read;
         // Refuse before committing: a session the XDP table cannot hold would exist in the store
         // with every packet of it dropped. The cache holds exactly what the map holds.
         let capacity = self
@@ -71,7 +192,7 @@ impl Gateway {
         let welcome = self.settings.welcome_payload(&entry, id.get());
         // The WELCOME takes counter 0 of this run's epoch; the session's later messages follow.
         let header = WireHeader::new(MessageType::Welcome, id.get(), 1, self.epoch << EPOCH_SHIFT);
-        let accepted = match handshake.accept(header, &welcome) {
+        let accepted: AcceptedHandshake = match handshake.accept(header, &welcome) {
             Ok(a) => a,
             Err(e) => {
                 tracing::error!(peer = %from, error = %e, "cannot write the WELCOME");
@@ -98,7 +219,7 @@ impl Gateway {
             .await
         {
             Ok(_) => {
-                self.remember_hello(*client.as_bytes(), timestamp);
+                reservation.commit();
                 tracing::info!(
                     session = %format_args!("{:016x}", id.get()),
                     client = %entry.name,

@@ -2,7 +2,10 @@
 //!
 //! - [`core`]: [`Gateway`] and [`Gateway::apply`], the one path by which a session changes
 //!   (state machine, compare-and-set with audit, cache, XDP map, events).
-//! - [`handshake`]: HELLO -> session at version 1 -> WELCOME.
+//! - [`handshake`]: HELLO -> session at version 1 -> WELCOME, in three stages.
+//! - [`handshake_pool`]: the bounded handshake queue and its worker threads.
+//! - [`hello_guard`]: mac1 key, cookie secrets, "under load", and their push into XDP.
+//! - [`hello_replay`]: the atomic HELLO replay reservation and the per-client session cap.
 //! - [`reattach`]: REATTACH_REQUEST, PATH_CHALLENGE / PATH_RESPONSE, the reattach CAS.
 //! - [`traffic`]: DATA, KEEPALIVE, TERMINATE.
 //! - [`tunnel`]: the TUN data path and cryptokey routing.
@@ -29,6 +32,9 @@ pub mod core;
 pub mod epoch;
 pub mod fault;
 pub mod handshake;
+pub mod handshake_pool;
+pub mod hello_guard;
+pub mod hello_replay;
 pub mod latency;
 pub mod live;
 pub mod reattach;
@@ -54,6 +60,8 @@ use crate::events::EventRecord;
 use crate::session::{SessionMachine, Timers, TimersError};
 use crate::store::{RedbStore, SessionStore, StoreError};
 use crate::tun::TunDevice;
+use handshake::HelloJob;
+use handshake_pool::HandshakePool;
 use jvpn_common::{MessageType, RejectReason, WireHeader};
 use std::future::Future;
 use std::net::SocketAddr;
@@ -199,12 +207,14 @@ pub async fn run(
         });
     }
     tasks.spawn(report_dataplane_losses(gateway.clone()));
+    tasks.spawn(guard_hellos(gateway.clone()));
     tasks.spawn(timers::run(gateway.clone()));
     if let Some(tun) = &tun {
         tasks.spawn(tunnel::run_tun_reader(gateway.clone(), tun.clone()));
     }
 
-    let receive = receive_loop(gateway.clone(), tun);
+    let pool = start_handshake_pool(&gateway)?;
+    let receive = receive_loop(gateway.clone(), tun, pool);
     tokio::pin!(shutdown);
     let result = tokio::select! {
         () = &mut shutdown => Ok(()),
@@ -229,6 +239,7 @@ pub async fn run(
 async fn receive_loop(
     gateway: Arc<Gateway>,
     tun: Option<Arc<TunDevice>>,
+    pool: HandshakePool<HelloJob>,
 ) -> Result<(), GatewayError> {
     let mut buf = vec![0u8; 65_536];
     loop {
@@ -263,9 +274,13 @@ async fn receive_loop(
                     }
                 }
             }
+            Some(MessageType::Hello) => {
+                if let Some(job) = gateway.screen_hello(datagram, from, now) {
+                    queue_hello(&gateway, &pool, job, now);
+                }
+            }
             Some(
-                t @ (MessageType::Hello
-                | MessageType::ReattachRequest
+                t @ (MessageType::ReattachRequest
                 | MessageType::PathResponse
                 | MessageType::Terminate),
             ) => {
@@ -273,7 +288,6 @@ async fn receive_loop(
                 let datagram = datagram.to_vec();
                 tokio::spawn(async move {
                     match t {
-                        MessageType::Hello => gateway.on_hello(&datagram, from, now).await,
                         MessageType::ReattachRequest => {
                             gateway.on_reattach_request(&datagram, from, now).await
                         }
@@ -291,6 +305,56 @@ async fn receive_loop(
                         .with_detail("a message type only the gateway sends"),
                 );
             }
+        }
+    }
+}
+
+/// Starts the handshake workers: each reads a HELLO (the DH) on its own thread and hands the
+/// verified handshake back to the runtime to commit.
+fn start_handshake_pool(gateway: &Arc<Gateway>) -> Result<HandshakePool<HelloJob>, GatewayError> {
+    let limits = gateway.settings.handshake;
+    let runtime = tokio::runtime::Handle::current();
+    let worker_gateway = gateway.clone();
+    HandshakePool::start(limits.workers, limits.queue, move |job: HelloJob| {
+        if let Some(read) = worker_gateway.read_hello(job) {
+            let gateway = worker_gateway.clone();
+            runtime.spawn(async move { gateway.finish_hello(read).await });
+        }
+    })
+    .map_err(io("start the handshake worker threads"))
+}
+
+/// Queues a screened HELLO; a full queue refuses it (HANDSHAKE_BUSY). A queue an eighth full or
+/// more puts the gateway under load (cookies required).
+fn queue_hello(gateway: &Gateway, pool: &HandshakePool<HelloJob>, job: HelloJob, now: u64) {
+    let from = job.from;
+    let result = pool.try_submit(job);
+    if pool.queued() >= (pool.capacity() / 8).max(1) || result.is_err() {
+        let was = gateway.hello_guard.under_load(now);
+        gateway.hello_guard.mark_load(now);
+        if !was {
+            gateway.push_hello_guard(now);
+        }
+    }
+    if let Err(full) = result {
+        gateway.metrics.reject(RejectReason::HandshakeBusy);
+        gateway.bus.publish(
+            EventRecord::refusal(None, RejectReason::HandshakeBusy)
+                .with_peer(from)
+                .with_message(MessageType::Hello, 0, 0)
+                .with_detail(full.to_string()),
+        );
+    }
+}
+
+/// Rotates the cookie secret and pushes the HELLO guard into XDP when it changes (load ending).
+async fn guard_hellos(gateway: Arc<Gateway>) {
+    let mut interval = tokio::time::interval(Duration::from_millis(100));
+    loop {
+        interval.tick().await;
+        let now = gateway.clock.now();
+        if gateway.hello_guard.tick(now) {
+            gateway.push_hello_guard(now);
         }
     }
 }

@@ -17,7 +17,6 @@ use crate::crypto::SessionKeys;
 use crate::dataplane::Origin;
 use crate::session::{Input, Millis, RecoverCause, TerminateCause};
 use crate::store::StoreError;
-use jvpn_common::control::Tai64N;
 use jvpn_common::maps::SessionState;
 use std::sync::Arc;
 
@@ -49,7 +48,8 @@ impl Gateway {
             // monotonic clock does not survive a reboot); give every session a full keepalive
             // period from now before the timers judge it.
             session.last_rx = now;
-            self.remember_hello(session.client_key, session.hello_timestamp);
+            self.hellos
+                .remember(session.client_key, session.hello_timestamp);
             let id = session.id.get();
             if session.state == SessionState::Terminated {
                 // Ended before this start: its history stays in the store, but it has no place
@@ -114,16 +114,5 @@ impl Gateway {
                 let _ = self.apply(id, input, self.clock.now()).await;
             }
         }
-    }
-
-    /// Raises the newest accepted HELLO timestamp of `client` to `timestamp`, so a HELLO not
-    /// newer than one that already made a session is refused as a replay, across restarts too.
-    pub fn remember_hello(&self, client: [u8; 32], timestamp: Tai64N) {
-        let mut timestamps = self
-            .hello_timestamps
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        let newest = timestamps.entry(client).or_insert(timestamp);
-        *newest = (*newest).max(timestamp);
     }
 }

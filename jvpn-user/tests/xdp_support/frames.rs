@@ -5,9 +5,11 @@
 //! interface is delivered by the stack; XDP itself never reads them.
 
 use super::PORT;
-use jvpn_common::abi::HEADER_KEY_LEN;
+use bytemuck::Zeroable;
+use jvpn_common::abi::{COOKIE_LEN, HEADER_KEY_LEN};
+use jvpn_common::hello::HelloMessage;
 use jvpn_common::siphash::SipKey;
-use jvpn_common::{MessageType, WireHeader};
+use jvpn_common::{MessageType, TransportBinding, WireHeader};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 /// EtherType of 802.1Q (customer) tags.
@@ -334,6 +336,31 @@ pub fn message(
     let mut bytes = header.as_bytes().to_vec();
     bytes.resize(bytes.len() + body_len, 0xab);
     bytes
+}
+
+/// A HELLO datagram with a valid mac1 under [`super::MAC1_KEY`] and, given a cookie, a mac2
+/// under it; `seed` varies its Noise bytes.
+pub fn hello(seed: u8, cookie: Option<[u8; COOKIE_LEN]>) -> Vec<u8> {
+    hello_with_key(seed, &super::MAC1_KEY, cookie)
+}
+
+/// As [`hello`], with mac1 under `mac1_key`.
+pub fn hello_with_key(seed: u8, mac1_key: &[u8; 16], cookie: Option<[u8; COOKIE_LEN]>) -> Vec<u8> {
+    let mut hello = HelloMessage::zeroed();
+    hello.header = WireHeader::new(MessageType::Hello, 0, 0, 0);
+    for (i, b) in hello.noise.iter_mut().enumerate() {
+        *b = (i as u8).wrapping_mul(7) ^ seed;
+    }
+    hello.seal_mac1(SipKey::from_bytes(mac1_key));
+    if let Some(cookie) = cookie {
+        hello.seal_mac2(&cookie);
+    }
+    hello.as_bytes().to_vec()
+}
+
+/// The cookie of `source` under `secret`, as the gateway would give it.
+pub fn cookie_for(secret: &[u8; 16], source: SocketAddr) -> [u8; COOKIE_LEN] {
+    jvpn_common::hello::cookie(secret, &TransportBinding::from_socket_addr(source))
 }
 
 /// How the frames of one table run are addressed.

@@ -13,7 +13,7 @@ use jvpn_common::abi::{
     HEADER_KEY_LEN, MAP_CONFIG, MAP_COUNTERS, MAP_EVENTS, MAP_EVENT_LOSS, MAP_REPLAY, MAP_SESSIONS,
     PROGRAM_NAME,
 };
-use jvpn_common::maps::{DataplaneMode, EventLoss, ReplayState};
+use jvpn_common::maps::{DataplaneMode, EventLoss, HandshakeGuard, ReplayState};
 use jvpn_common::reason::COUNTER_SLOTS;
 use jvpn_common::wire::Be16;
 use jvpn_common::{
@@ -86,8 +86,26 @@ pub fn config(mode: DataplaneMode) -> GatewayConfig {
         hello_rate: 0,
         hello_burst: 2,
         events_per_second: 1_000,
+        handshake: HandshakeGuard {
+            mac1_key: MAC1_KEY,
+            cookie_secret: COOKIE_SECRET,
+            previous_cookie_secret: PREVIOUS_COOKIE_SECRET,
+            global_rate: 0,
+            global_burst: 1_000,
+            cookie_rate: 0,
+            cookie_burst: 1_000,
+            under_load: 0,
+            _pad: [0; 7],
+        },
     }
 }
+
+/// The mac1 key of [`config`].
+pub const MAC1_KEY: [u8; 16] = [0x4d; 16];
+/// The current cookie secret of [`config`].
+pub const COOKIE_SECRET: [u8; 16] = [0xc1; 16];
+/// The previous cookie secret of [`config`].
+pub const PREVIOUS_COOKIE_SECRET: [u8; 16] = [0xc0; 16];
 
 /// The real XDP object, loaded (not attached, not pinned) for test runs.
 pub struct TestDataplane {

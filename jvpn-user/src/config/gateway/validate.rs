@@ -66,6 +66,7 @@ pub(super) fn gateway(source: &Source, raw: RawGateway) -> Result<GatewaySetting
         None => DEFAULT_TUNNEL_MTU,
     };
     let timeouts = timeouts(source, &raw)?;
+    let handshake = handshake_limits(source, &raw)?;
     let tunnel = tunnel(source, raw.tunnel.as_ref())?;
     let clients = clients(source, &raw.client, &tunnel, psk.as_ref())?;
     let by_key = clients
@@ -83,8 +84,34 @@ pub(super) fn gateway(source: &Source, raw: RawGateway) -> Result<GatewaySetting
         mtu,
         timeouts,
         tunnel,
+        handshake,
         clients,
         by_key,
+    })
+}
+
+fn handshake_limits(source: &Source, raw: &RawGateway) -> Result<HandshakeLimits, ConfigError> {
+    let defaults = HandshakeLimits::default();
+    let at_least_one = |field: &Option<Spanned<usize>>, name: &str, default: usize| match field {
+        Some(v) if *v.get_ref() == 0 => Err(source.at(
+            v,
+            format!("{name} must be at least 1; omit it for the default ({default})"),
+        )),
+        Some(v) => Ok(*v.get_ref()),
+        None => Ok(default),
+    };
+    Ok(HandshakeLimits {
+        max_sessions_per_client: at_least_one(
+            &raw.max_sessions_per_client,
+            "max_sessions_per_client",
+            defaults.max_sessions_per_client,
+        )?,
+        workers: at_least_one(
+            &raw.handshake_workers,
+            "handshake_workers",
+            defaults.workers,
+        )?,
+        queue: at_least_one(&raw.handshake_queue, "handshake_queue", defaults.queue)?,
     })
 }
 
