@@ -173,6 +173,9 @@ fn the_program_agrees_with_the_model_on_a_million_hostile_frames() {
     cfg.hello_rate = 0;
     cfg.hello_burst = HELLO_BURST;
     cfg.events_per_second = u32::MAX;
+    // A global HELLO budget the run never spends (the model leaves it out).
+    cfg.handshake.global_rate = 0;
+    cfg.handshake.global_burst = u32::MAX;
     dp.set_config(cfg);
     let ring = dp.take_event_ring();
     let expected = dp.counters();
@@ -183,6 +186,7 @@ fn the_program_agrees_with_the_model_on_a_million_hostile_frames() {
         expected,
         seed,
     };
+    run.model.mac1_key = cfg.handshake.mac1_key;
     let mut generator = Generator::new(seed, PORT, endpoints());
     let mut tally: BTreeMap<String, u64> = BTreeMap::new();
     let start = Instant::now();

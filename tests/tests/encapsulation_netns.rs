@@ -261,6 +261,7 @@ fn generated_frames_reach_the_tun_only_when_the_model_accepts_them() {
 
     // The model holds what the gateway's maps hold: the one session, its window after one DATA.
     let mut model = Model::new(DEFAULT_PORT, HELLO_BUDGET);
+    model.mac1_key = jvpn_user::crypto::cookie::mac1_key(&f.gateway_public_key);
     model.set_session(
         c.id,
         Some(Session {

@@ -3,8 +3,11 @@
 //! as the set of accepted nonces and their maximum, HELLO buckets as token counts. Judging a frame
 //! also makes the map writes the program makes, so the model and the program stay in step.
 
-use super::locate::{locate, Located};
-use jvpn_common::abi::{HEADER_LEN, NONCE_LIMIT, REPLAY_WINDOW};
+use super::locate::{locate, Datagram, Located};
+use jvpn_common::abi::{
+    HEADER_LEN, HELLO_LEN, IPV6_BUCKET_PREFIX_BYTES, NONCE_LIMIT, REPLAY_WINDOW,
+};
+use jvpn_common::hello::HelloMessage;
 use jvpn_common::reason::{COUNTER_ACCEPTED, COUNTER_TO_CONTROLLER};
 use jvpn_common::siphash::SipKey;
 use jvpn_common::wire::{Be16, Be32, Be64};
@@ -116,6 +119,8 @@ pub struct Model {
     /// `NONCE_TOO_FAR` above the newest accepted nonce plus this (`abi::NONCE_MAX_LEAP`, the
     /// client-to-gateway window's rule; `None` models a window without it).
     pub max_leap: Option<u64>,
+    /// The mac1 key of the config entry (all zero: unset, every HELLO is `BAD_MAC`).
+    pub mac1_key: [u8; 16],
     /// The session map.
     pub sessions: HashMap<u64, Session>,
     windows: HashMap<u64, Window>,
@@ -183,7 +188,7 @@ impl Model {
         };
         // 2. HELLO.
         if kind == MessageType::Hello {
-            return match self.admit_hello(&datagram.source) {
+            return match self.admit_hello(&datagram) {
                 Ok(()) => Verdict::ToController,
                 Err(reason) => Verdict::Dropped(reason),
             };
@@ -240,10 +245,27 @@ impl Model {
         }
     }
 
-    /// HELLO admission: one token of the source address's bucket (rate 0, so a source gets
-    /// `hello_burst` HELLOs in all). Kept apart so the lead can add the MAC and cookie checks.
-    fn admit_hello(&mut self, source: &TransportBinding) -> Result<(), RejectReason> {
-        let tokens = self.buckets.entry(source.addr).or_insert(self.hello_burst);
+    /// HELLO admission (docs/protocol.md, HELLO flood defence): exactly `HELLO_LEN` bytes
+    /// (`MALFORMED`); mac1 under the gateway's key (`BAD_MAC`; an unset all-zero key refuses every
+    /// HELLO); then one token of the source's bucket, IPv4 per address and IPv6 per /64
+    /// (`HANDSHAKE_RATE`; rate 0, so a bucket holds `hello_burst` HELLOs in all). The global
+    /// budget and the cookie are not modelled: a run configures a global budget it never spends
+    /// and the gateway is never under load in it.
+    fn admit_hello(&mut self, datagram: &Datagram) -> Result<(), RejectReason> {
+        if datagram.payload_len != HELLO_LEN {
+            return Err(RejectReason::Malformed);
+        }
+        let hello = HelloMessage::from_bytes(&datagram.payload)
+            .expect("the UDP length is HELLO_LEN and the frame holds it");
+        if self.mac1_key == [0; 16] || !hello.mac1_verifies(SipKey::from_bytes(&self.mac1_key)) {
+            return Err(RejectReason::BadMac);
+        }
+        let mut bucket = datagram.source.addr;
+        let v4_mapped = bucket[..10] == [0; 10] && bucket[10..12] == [0xff, 0xff];
+        if !v4_mapped {
+            bucket[IPV6_BUCKET_PREFIX_BYTES..].fill(0);
+        }
+        let tokens = self.buckets.entry(bucket).or_insert(self.hello_burst);
         if *tokens == 0 {
             return Err(RejectReason::HandshakeRate);
         }

@@ -9,7 +9,7 @@
 use super::decide::{Model, Session};
 use super::random::{Bodies, Rng};
 use super::wrap::encapsulate;
-use crate::xdp_support::Udp;
+use crate::xdp_support::{hello_with_key, Udp};
 use jvpn_common::abi::{NONCE_LIMIT, NONCE_MAX_LEAP, REPLAY_WINDOW};
 use jvpn_common::wire::{Be16, Be32, Be64};
 use jvpn_common::{MessageType, SessionState, TransportBinding, WireHeader};
@@ -167,7 +167,7 @@ impl Generator {
                 let payload = self.rng.bytes(len);
                 (self.udp(source, payload), "random payload", false)
             }
-            34..42 => (self.hello(), "hello", true),
+            34..42 => (self.hello(model), "hello", true),
             _ => {
                 let (udp, kind) = self.message(model, bodies);
                 (udp, kind, true)
@@ -210,19 +210,36 @@ impl Generator {
         Udp::new(source, gateway, payload)
     }
 
-    /// A HELLO from the source pool, now and then with a field HELLO must leave at zero.
-    fn hello(&mut self) -> Udp {
-        let mut header = WireHeader::new(MessageType::Hello, 0, 0, 0);
-        if self.rng.chance(10) {
-            match self.rng.below(4) {
-                0 => header.session_id = Be64::new(self.rng.next_u64()),
-                1 => header.state_version = Be64::new(1),
-                2 => header.nonce = Be64::new(1),
-                _ => header.tag = Be64::new(self.rng.next_u64()),
+    /// A HELLO from the source pool: mostly well formed with mac1 under the model's key, now and
+    /// then with a field HELLO must leave at zero, a flipped byte (mac1 no longer verifies), the
+    /// wrong key, or the wrong length.
+    fn hello(&mut self, model: &Model) -> Udp {
+        let seed = self.rng.below(256) as u8;
+        let mut payload = match self.rng.chance(10) {
+            true => hello_with_key(seed, &[0x5a; 16], None),
+            false => hello_with_key(seed, &model.mac1_key, None),
+        };
+        match self.rng.below(10) {
+            0 => {
+                let mut header = WireHeader::new(MessageType::Hello, 0, 0, 0);
+                match self.rng.below(4) {
+                    0 => header.session_id = Be64::new(self.rng.next_u64()),
+                    1 => header.state_version = Be64::new(1),
+                    2 => header.nonce = Be64::new(1),
+                    _ => header.tag = Be64::new(self.rng.next_u64()),
+                }
+                payload[..header.as_bytes().len()].copy_from_slice(header.as_bytes());
             }
+            1 => {
+                let at = self.rng.below(payload.len() as u64) as usize;
+                payload[at] ^= 1 << self.rng.below(8);
+            }
+            2 => {
+                let len = self.rng.below(payload.len() as u64 + 16) as usize;
+                payload.resize(len, 0);
+            }
+            _ => {}
         }
-        let len = 32 + self.rng.below(64) as usize;
-        let payload = [header.as_bytes().as_slice(), &self.rng.bytes(len)].concat();
         let source = self.rng.pick(&self.endpoints.sources);
         self.udp(source, payload)
     }

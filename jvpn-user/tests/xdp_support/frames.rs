@@ -338,10 +338,13 @@ pub fn message(
     bytes
 }
 
-/// A HELLO datagram with a valid mac1 under [`super::MAC1_KEY`] and, given a cookie, a mac2
+/// The mac1 key of the tests' config (`xdp_support::config`).
+pub const MAC1_KEY: [u8; 16] = [0x4d; 16];
+
+/// A HELLO datagram with a valid mac1 under [`MAC1_KEY`] and, given a cookie, a mac2
 /// under it; `seed` varies its Noise bytes.
 pub fn hello(seed: u8, cookie: Option<[u8; COOKIE_LEN]>) -> Vec<u8> {
-    hello_with_key(seed, &super::MAC1_KEY, cookie)
+    hello_with_key(seed, &MAC1_KEY, cookie)
 }
 
 /// As [`hello`], with mac1 under `mac1_key`.

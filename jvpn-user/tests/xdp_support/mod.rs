@@ -100,8 +100,6 @@ pub fn config(mode: DataplaneMode) -> GatewayConfig {
     }
 }
 
-/// The mac1 key of [`config`].
-pub const MAC1_KEY: [u8; 16] = [0x4d; 16];
 /// The current cookie secret of [`config`].
 pub const COOKIE_SECRET: [u8; 16] = [0xc1; 16];
 /// The previous cookie secret of [`config`].
