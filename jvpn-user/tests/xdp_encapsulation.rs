@@ -369,7 +369,7 @@ fn control_messages_and_hellos_inside_tags_are_judged_too() {
         &KEY,
         BODY,
     );
-    let hello = message(MessageType::Hello, 0, 0, 0, &KEY, BODY);
+    let hello = xdp_support::hello(1, None);
     let two = [VlanTag::ad(0), VlanTag::q(0)];
     assert_eq!(
         judge(&mut dp, &tagged(&f, request.clone(), &two)),
