@@ -41,8 +41,9 @@ pub struct RxWindow {
 }
 
 impl Default for RxWindow {
-    /// The window of a session born in this run: nothing refused yet. Bounded leaps, as in XDP:
-    /// client nonces rise by one per message.
+    /// The window of a session born in this run: nothing refused yet. Its leaps are unbounded,
+    /// unlike XDP's: the controller records a nonce only after the message's seal opened, so a
+    /// reflected or forged message, which the leap rule exists for, never gets here.
     fn default() -> Self {
         Self::above(0)
     }
@@ -54,7 +55,7 @@ impl RxWindow {
     pub fn above(highest: u64) -> Self {
         Self {
             floor: highest,
-            window: ReplayWindow::new(Leap::Bounded),
+            window: ReplayWindow::new(Leap::Unbounded),
         }
     }
 
