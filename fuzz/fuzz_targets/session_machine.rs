@@ -44,11 +44,11 @@ enum Version {
 struct Step {
     /// Milliseconds the clock moves, backwards if negative.
     elapsed: i32,
-    input: Step2,
+    input: Kind,
 }
 
 #[derive(Debug, Arbitrary)]
-enum Step2 {
+enum Kind {
     Handshake {
         path: u8,
         key: u8,
@@ -82,9 +82,9 @@ fn path(n: u8) -> TransportBinding {
     TransportBinding::from_v4([198, 51, 100, n], 50_000 + u16::from(n))
 }
 
-fn input(step: &Step2, session: &Session, now: u64) -> Input {
+fn input(step: &Kind, session: &Session, now: u64) -> Input {
     match step {
-        Step2::Handshake {
+        Kind::Handshake {
             path: p,
             key,
             secrets,
@@ -93,32 +93,32 @@ fn input(step: &Step2, session: &Session, now: u64) -> Input {
             header_key: [*key; 16],
             secrets: secrets.clone(),
         },
-        Step2::Traffic { back } => Input::Traffic {
+        Kind::Traffic { back } => Input::Traffic {
             at: now.saturating_sub(u64::from(*back)),
         },
-        Step2::Nonce(Nonce::AtCeiling(offset)) => Input::NonceObserved {
+        Kind::Nonce(Nonce::AtCeiling(offset)) => Input::NonceObserved {
             highest: NONCE_CEILING.saturating_add_signed(i64::from(*offset)),
         },
-        Step2::Nonce(Nonce::Any(highest)) => Input::NonceObserved { highest: *highest },
-        Step2::Tick => Input::Tick,
-        Step2::Reattach { offset, path: p } => Input::ReattachValidated {
+        Kind::Nonce(Nonce::Any(highest)) => Input::NonceObserved { highest: *highest },
+        Kind::Tick => Input::Tick,
+        Kind::Reattach { offset, path: p } => Input::ReattachValidated {
             claimed_version: session
                 .state_version
                 .wrapping_add_signed(i64::from(*offset)),
             new_binding: path(*p),
         },
-        Step2::ReattachAny { claimed, path: p } => Input::ReattachValidated {
+        Kind::ReattachAny { claimed, path: p } => Input::ReattachValidated {
             claimed_version: *claimed,
             new_binding: path(*p),
         },
-        Step2::Terminate(c) => Input::Terminate {
+        Kind::Terminate(c) => Input::Terminate {
             cause: [
                 TerminateCause::Operator,
                 TerminateCause::Client,
                 TerminateCause::Policy,
             ][usize::from(*c % 3)],
         },
-        Step2::ForceRecover(lost) => Input::ForceRecover {
+        Kind::ForceRecover(lost) => Input::ForceRecover {
             cause: if *lost {
                 RecoverCause::DataplaneLost
             } else {
