@@ -102,13 +102,22 @@ pub fn check_and_record<M: ReplayMemory>(
     if leap == Leap::Bounded && nonce > mem.load_max().saturating_add(NONCE_MAX_LEAP) {
         return Err(ReplayReject::TooFar);
     }
-    raise_max(mem, nonce)?;
-
     let block = nonce / REPLAY_BITS_PER_SLOT;
     // The mask keeps the index provably below REPLAY_SLOTS (a power of two) for the verifier.
     let index = (block as usize) & (REPLAY_SLOTS - 1);
     let generation = (block / REPLAY_SLOTS as u64) as u32 as u64;
     let bit = 1u64 << (nonce % REPLAY_BITS_PER_SLOT);
+
+    // A nonce above `max` whose bit is already set under its generation can only be a false
+    // duplicate (its twin 2^44 below, see the module doc): refuse it before it raises `max`, so a
+    // refused nonce never moves the window.
+    if nonce > mem.load_max() {
+        let slot = mem.load_slot(index);
+        if slot >> 32 == generation && slot & bit != 0 {
+            return Err(ReplayReject::Duplicate);
+        }
+    }
+    raise_max(mem, nonce)?;
 
     for _ in 0..REPLAY_CAS_RETRIES {
         let slot = mem.load_slot(index);
@@ -347,6 +356,21 @@ mod tests {
         );
         assert_eq!(ReplayReject::TooOld.reason(), RejectReason::NonceTooOld);
         assert_eq!(ReplayReject::TooFar.reason(), RejectReason::NonceTooFar);
+    }
+
+    /// Found by the `replay_window` fuzz target: a nonce a full turn of the 32-bit slot generation
+    /// (2^44) above an accepted one finds that one's bit under its own generation tag. It is refused
+    /// as a duplicate (failing closed, as the module doc allows), and must not move `max` on its way
+    /// out, or every genuine nonce after it is too old.
+    #[test]
+    fn a_refused_false_duplicate_leaves_the_window_where_it_was() {
+        const TURN: u64 = REPLAY_BITS_PER_SLOT * REPLAY_SLOTS as u64 * (1 << 32);
+        // Only an unbounded window (the client's gateway-to-client one) lets such a leap through.
+        let w = ReplayWindow::new(Leap::Unbounded);
+        assert_eq!(w.check_and_record(0), Ok(()));
+        assert_eq!(w.check_and_record(TURN), Err(ReplayReject::Duplicate));
+        assert_eq!(w.max(), 0, "a refused nonce moved the window");
+        assert_eq!(w.check_and_record(1), Ok(()), "a genuine next nonce");
     }
 
     #[test]

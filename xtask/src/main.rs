@@ -6,6 +6,7 @@
 
 mod bench;
 mod demo;
+mod fuzz;
 mod netns;
 mod setup;
 mod test;
@@ -46,6 +47,14 @@ enum Task {
     },
     /// Run the demo in network namespaces (needs root); cleans up after itself, also on Ctrl-C.
     Demo,
+    /// Build the cargo-fuzz targets (nightly) and run each for a bounded time on its corpus in fuzz/corpus.
+    Fuzz {
+        /// How long each target runs.
+        #[arg(long, default_value_t = fuzz::DEFAULT_SECONDS)]
+        seconds: u64,
+        /// Targets to run (default: every target in fuzz/Cargo.toml).
+        targets: Vec<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -56,6 +65,7 @@ fn main() -> ExitCode {
         Task::Test { args } => test::run(&args),
         Task::Bench { name, args } => bench::run(name, &args),
         Task::Demo => demo::run(),
+        Task::Fuzz { seconds, targets } => fuzz::run(seconds, &targets),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

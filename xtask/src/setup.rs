@@ -38,6 +38,9 @@ const NIGHTLY: &str = "nightly";
 /// Components of the toolchain that runs `cargo xtask` that the test tiers use.
 const STABLE_COMPONENTS: &[&str] = &["rustfmt", "clippy"];
 
+/// The cargo-fuzz release `cargo xtask fuzz` and the test tier `fuzz` drive (with the nightly toolchain).
+const CARGO_FUZZ_VERSION: &str = "0.13.2";
+
 /// Where jvpn pins its maps and XDP link (the mount must be a bpffs).
 const BPFFS_MOUNT_POINT: &str = "/sys/fs/bpf";
 
@@ -56,6 +59,8 @@ pub enum Missing {
     BpfLinker(Option<String>),
     /// No bpffs is mounted at [`BPFFS_MOUNT_POINT`].
     BpfFs,
+    /// cargo-fuzz is absent (`None`) or reports another version (`Some(what it printed)`).
+    CargoFuzz(Option<String>),
 }
 
 impl Missing {
@@ -87,6 +92,10 @@ impl fmt::Display for Missing {
                 write!(f, "bpf-linker {BPF_LINKER_VERSION} (found `{found}`)")
             }
             Missing::BpfFs => write!(f, "a bpffs mounted at {BPFFS_MOUNT_POINT}"),
+            Missing::CargoFuzz(None) => write!(f, "cargo-fuzz {CARGO_FUZZ_VERSION}"),
+            Missing::CargoFuzz(Some(found)) => {
+                write!(f, "cargo-fuzz {CARGO_FUZZ_VERSION} (found `{found}`)")
+            }
         }
     }
 }
@@ -114,6 +123,10 @@ pub fn missing() -> Result<Vec<Missing>> {
     }
     if !bpffs_mounted()? {
         missing.push(Missing::BpfFs);
+    }
+    match cargo_fuzz_version() {
+        Some(version) if version.split_whitespace().last() == Some(CARGO_FUZZ_VERSION) => {}
+        found => missing.push(Missing::CargoFuzz(found)),
     }
     Ok(missing)
 }
@@ -159,6 +172,19 @@ pub fn ensure_buildable() -> Result<()> {
     )
 }
 
+/// Installs what building and running the fuzz targets needs (the build prerequisites and
+/// cargo-fuzz; none of it needs root), when the quick check finds it missing.
+pub fn ensure_fuzzable() -> Result<()> {
+    let needed: Vec<Missing> = missing()?
+        .into_iter()
+        .filter(|item| item.needed_to_build() || matches!(item, Missing::CargoFuzz(_)))
+        .collect();
+    if needed.is_empty() {
+        return Ok(());
+    }
+    install(&needed)
+}
+
 fn install(missing: &[Missing]) -> Result<()> {
     let started = Instant::now();
     for item in missing {
@@ -173,7 +199,14 @@ fn install(missing: &[Missing]) -> Result<()> {
     for item in missing {
         install_one(item).with_context(|| format!("setup: installing {item} failed"))?;
     }
-    let still_missing = self::missing()?;
+    let still_missing: Vec<Missing> = self::missing()?
+        .into_iter()
+        .filter(|item| {
+            missing
+                .iter()
+                .any(|tried| std::mem::discriminant(tried) == std::mem::discriminant(item))
+        })
+        .collect();
     if !still_missing.is_empty() {
         let names: Vec<String> = still_missing.iter().map(ToString::to_string).collect();
         bail!(
@@ -182,7 +215,7 @@ fn install(missing: &[Missing]) -> Result<()> {
         );
     }
     println!(
-        "setup: done in {:.0} s, all prerequisites present",
+        "setup: done in {:.0} s, everything missing is installed",
         started.elapsed().as_secs_f64()
     );
     Ok(())
@@ -213,6 +246,13 @@ fn install_one(item: &Missing) -> Result<()> {
         Missing::BpfFs => {
             util::run(Command::new("mount").args(["-t", "bpf", "bpf", BPFFS_MOUNT_POINT]))
         }
+        Missing::CargoFuzz(_) => util::run(Command::new("cargo").args([
+            "install",
+            "cargo-fuzz",
+            "--version",
+            CARGO_FUZZ_VERSION,
+            "--locked",
+        ])),
     }
 }
 
@@ -301,6 +341,17 @@ fn absent_stable_components() -> Result<Vec<&'static str>> {
 
 fn bpf_linker_version() -> Option<String> {
     let output = Command::new("bpf-linker").arg("--version").output().ok()?;
+    output
+        .status
+        .success()
+        .then(|| String::from_utf8_lossy(&output.stdout).trim().to_string())
+}
+
+fn cargo_fuzz_version() -> Option<String> {
+    let output = Command::new("cargo")
+        .args(["fuzz", "--version"])
+        .output()
+        .ok()?;
     output
         .status
         .success()

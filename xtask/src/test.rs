@@ -1,6 +1,7 @@
 //! `cargo xtask test`: every test tier in one command, as CI runs it. Static checks first (format, lint),
 //! then `cargo test` over the default members, which runs the unit tests, the BPF_PROG_TEST_RUN tests of the real XDP
-//! object (jvpn-user/tests) and the network-namespace end-to-end tests (the tests crate). Every tier runs
+//! object (jvpn-user/tests) and the network-namespace end-to-end tests (the tests crate), and last the fuzz
+//! targets for a few seconds each (`cargo xtask fuzz`). Every tier runs
 //! even after an earlier one failed, so one run reports everything; the exit status is non-zero if any did.
 
 use std::io::{BufRead, BufReader};
@@ -66,6 +67,8 @@ pub fn run(extra_args: &[String]) -> Result<()> {
         result
     }));
 
+    outcomes.push(run_tier(fuzz_tier(), util::run));
+
     print_summary(&outcomes, counts.as_ref());
     let failed: Vec<&str> = outcomes
         .iter()
@@ -98,6 +101,20 @@ fn static_tiers() -> Vec<Tier> {
             command: lint,
         },
     ]
+}
+
+/// Seconds each fuzz target runs in the `fuzz` tier: a bounded smoke run on the repository's corpus
+/// (longer runs: `cargo xtask fuzz --seconds N`).
+const FUZZ_TIER_SECONDS: u64 = 10;
+
+fn fuzz_tier() -> Tier {
+    let mut command = util::cargo();
+    command.args(["xtask", "fuzz", "--seconds", &FUZZ_TIER_SECONDS.to_string()]);
+    Tier {
+        name: "fuzz",
+        what: "every cargo-fuzz target for a bounded time on fuzz/corpus",
+        command,
+    }
 }
 
 fn run_tier(mut tier: Tier, run: impl FnOnce(&mut Command) -> Result<()>) -> TierOutcome {

@@ -50,6 +50,11 @@ pub enum GatewayAddressError {
     /// An IPv6 address without brackets, or an unclosed bracket.
     #[error("is ambiguous; put an IPv6 address in brackets: [2001:db8::1]:51900")]
     Brackets,
+    /// The host has whitespace or a bracket in it, so it names no host and would not read back.
+    #[error(
+        "has host {0:?}, which holds whitespace or a bracket; write a host name or an address"
+    )]
+    BadHost(String),
 }
 
 /// Splits `host[:port]` (`[v6]:port` for IPv6 literals) into host and port (default 51900).
@@ -77,6 +82,9 @@ pub fn parse_gateway_address(text: &str) -> Result<(String, u16), GatewayAddress
     };
     if host.is_empty() {
         return Err(GatewayAddressError::NoHost);
+    }
+    if host.contains(|c: char| c.is_whitespace() || c == '[' || c == ']') {
+        return Err(GatewayAddressError::BadHost(host.to_owned()));
     }
     let port = match port {
         None => DEFAULT_PORT,

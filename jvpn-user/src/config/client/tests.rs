@@ -22,6 +22,11 @@ fn gateway_addresses_parse_in_every_form() {
         ("[2001:db8::1", Err(GatewayAddressError::Brackets)),
         ("[2001:db8::1]51900", Err(GatewayAddressError::Brackets)),
         (":51900", Err(GatewayAddressError::NoHost)),
+        // Caught by the client_config fuzz target's read-back invariant: accepted, these never
+        // read back from `gateway_address` ("[[]:5" became "[:5", "[ a]" became "a").
+        ("[[]:5", Err(GatewayAddressError::BadHost("[".into()))),
+        ("[ a]", Err(GatewayAddressError::BadHost(" a".into()))),
+        ("a b:5", Err(GatewayAddressError::BadHost("a b".into()))),
         ("host:0", Err(GatewayAddressError::BadPort("0".into()))),
         (
             "host:http",
