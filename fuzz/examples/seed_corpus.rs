@@ -338,7 +338,7 @@ fn store_codec(corpus: &mut Corpus) {
     session.state_version = 3;
     session.binding = TransportBinding::from_v4([198, 51, 100, 7], 50_000);
     session.header_key = [9; 16];
-    session.secrets = vec![5; 64];
+    session.secrets = vec![5; 64].into();
     session.hello_timestamp = Tai64N::from_unix(1_780_000_000, 1);
     let record = encode_session(&session).expect("a seed session encodes");
     corpus.put("store_codec", "session", &record);

@@ -90,8 +90,8 @@ fn input(step: &Kind, session: &Session, now: u64) -> Input {
             secrets,
         } => Input::HandshakeComplete {
             binding: path(*p),
-            header_key: [*key; 16],
-            secrets: secrets.clone(),
+            header_key: [*key; 16].into(),
+            secrets: secrets.clone().into(),
         },
         Kind::Traffic { back } => Input::Traffic {
             at: now.saturating_sub(u64::from(*back)),
