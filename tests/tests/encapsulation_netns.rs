@@ -278,14 +278,15 @@ fn generated_frames_reach_the_tun_only_when_the_model_accepts_them() {
     eventually("the first DATA to reach the TUN", || tun_upstream(&f) == 1);
 
     let mut sources = vec![client_address()];
-    // Many addresses, so that no HELLO bucket comes near its end (see HELLO_BUDGET).
+    // Many addresses, so that no HELLO bucket comes near its end (see HELLO_BUDGET); the IPv6
+    // ones each in their own /64, the unit of an IPv6 bucket.
     for host in 10..32u8 {
         sources.push(SocketAddr::new(
             Ipv4Addr::new(10, 200, 0, host).into(),
             40_000,
         ));
         sources.push(SocketAddr::new(
-            format!("fd00:200::{host}")
+            format!("fd00:200:0:{host:x}::1")
                 .parse::<std::net::Ipv6Addr>()
                 .expect("v6")
                 .into(),
