@@ -219,8 +219,8 @@ pub const BENCH_MAP_ROTATION: &str = "JVPN_BENCH_ROTATION";
 pub const BENCH_MAP_CURSOR: &str = "JVPN_BENCH_CURSOR";
 /// Benchmark object: name of the program array of one slot, the program the driver tail-calls.
 pub const BENCH_MAP_TARGET: &str = "JVPN_BENCH_TARGET";
-/// Benchmark object: length of a frame of the frame table (an 82-byte Ethernet/IPv4/UDP frame
-/// carrying a bare header, padded to whole 64-bit words).
-pub const BENCH_FRAME_BYTES: usize = 88;
+/// Benchmark object: length of a frame of the frame table (room for an Ethernet/IPv4/UDP frame
+/// carrying a whole HELLO, 210 bytes, padded to whole 64-bit words; shorter frames are padded).
+pub const BENCH_FRAME_BYTES: usize = 216;
 /// Benchmark object: capacity of the frame table.
 pub const BENCH_MAX_FRAMES: u32 = 1 << 20;

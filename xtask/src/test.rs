@@ -57,7 +57,8 @@ pub fn run(extra_args: &[String]) -> Result<()> {
             let mut command = util::cargo();
             // The default members: every crate but jvpn-ebpf, which only builds for the BPF target
             // (jvpn-user's build.rs builds it, and its tests run it).
-            command.args(["test"]).args(extra_args);
+            // --no-fail-fast: one failing test binary must not hide the results of the others.
+            command.args(["test", "--no-fail-fast"]).args(extra_args);
             command
         },
     };

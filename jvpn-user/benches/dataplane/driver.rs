@@ -43,6 +43,9 @@ impl Bench {
         let mut cfg = config(DataplaneMode::Enforce);
         // The first HELLO of a source passes (in the warm-up round), every later one is refused.
         cfg.hello_burst = 1;
+        // A global HELLO budget the bench never spends: every refusal is the per-source bucket's.
+        cfg.handshake.global_rate = 0;
+        cfg.handshake.global_burst = u32::MAX;
         jvpn.set_config(cfg);
         let mut objects = EbpfLoader::new()
             .map_max_entries(BENCH_MAP_SESSIONS, capacity)

@@ -235,7 +235,8 @@ pub fn frame(
                 let [_, _, a, b] = (i % HELLO_SOURCES).to_be_bytes();
                 source.set_ip(Ipv4Addr::new(10, 1, a, b).into());
             }
-            message(MessageType::Hello, 0, 0, 0, &KEY, 0)
+            // A whole HELLO with a valid mac1: refused by its source's bucket, after the MAC.
+            crate::xdp_support::hello(0, None)
         }
         Path::UnknownSession => message(MessageType::Data, session + ABSENT, VERSION, 1, &KEY, 0),
         Path::BadTag => message(MessageType::Data, session, VERSION, 1, &[0x24; 16], 0),
