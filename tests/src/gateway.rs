@@ -126,6 +126,13 @@ impl GatewayFixture {
 
     /// Starts the gateway (with `env` added) and waits until `jvpn status` answers.
     pub fn start(&mut self, env: &[(&str, &str)]) {
+        self.spawn(env);
+        self.wait_ready();
+    }
+
+    /// Starts the gateway (with `env` added) without waiting for it: for a start that an
+    /// injected fault ends ([`Self::wait_exit`]).
+    pub fn spawn(&mut self, env: &[(&str, &str)]) {
         assert!(self.child.is_none(), "the gateway is already running");
         let mut command = Command::new("nsenter");
         command
@@ -153,6 +160,10 @@ impl GatewayFixture {
         }
         let child = command.spawn().expect("spawning nsenter jvpn gateway");
         self.child = Some(ChildGuard::new(child));
+    }
+
+    /// Waits until the spawned gateway answers `jvpn status`.
+    fn wait_ready(&mut self) {
         let deadline = Instant::now() + START_PATIENCE;
         loop {
             let out = self.cli(&["status"]);

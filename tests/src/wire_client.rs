@@ -332,8 +332,9 @@ fn receive_until(socket: &UdpSocket, deadline: Instant) -> Option<Vec<u8>> {
             }
             Err(e) => match e.kind() {
                 std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => return None,
-                // An ICMP error an earlier send earned while the gateway was down: keep waiting.
-                std::io::ErrorKind::ConnectionRefused => {}
+                // An ICMP error an earlier send earned while the gateway was down, or a signal
+                // (a CLI child of the test exited): keep waiting.
+                std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::Interrupted => {}
                 _ => panic!("receiving on {:?}: {e}", socket.local_addr()),
             },
         }

@@ -1,9 +1,10 @@
 //! Crash storms (issue 8): the real `jvpn gateway` killed with SIGKILL at seeded random moments
 //! while many clients jump between their two transports, restarted on the same state dir, round
-//! after round; some rounds also lose the pinned maps, as a reboot would. After each restart every session's audit history is one unbroken chain that
+//! after round; some rounds also lose the pinned maps, as a reboot would, or kill a start too. After each restart every session's audit history is one unbroken chain that
 //! extends the one seen before (no gap, no fork, no version back), every version a client was
-//! acknowledged is in it with the binding the ACK named, and the XDP map, the store (`jvpn
-//! audit`) and `jvpn sessions list` agree on version, state and binding.
+//! acknowledged is in it with the binding the ACK named, the XDP map, the store (`jvpn audit`)
+//! and `jvpn sessions list` agree on version, state and binding, and after lost maps every
+//! session moved to RECOVERING.
 //!
 //! ```text
 //!  +------------- gateway ns --------------+        +------------ client ns --------------+
@@ -46,6 +47,11 @@ const PAUSE_PATIENCE: Duration = Duration::from_secs(10);
 /// One round in this many also loses the pinned maps (`jvpn detach`, as a reboot would), so the
 /// restart moves every session to RECOVERING and the clients cross that gap.
 const REBOOT_ONE_IN: u32 = 8;
+/// `jvpn audit` processes run at once after each restart.
+const AUDIT_WORKERS: usize = 4;
+/// One round in this many (in two after lost maps) also kills a start of the gateway before the
+/// one that is checked.
+const INTERRUPTED_START_ONE_IN: u32 = 4;
 /// The first client port; client `i` has `BASE_PORT + 2i` and the next.
 const BASE_PORT: u16 = 41000;
 
@@ -212,6 +218,27 @@ fn check_chain(id: u64, audit: &[Value]) {
     }
 }
 
+/// `jvpn audit` of every session in `ids`, a few CLI processes at a time.
+fn audit_all(f: &GatewayFixture, ids: Vec<u64>) -> BTreeMap<u64, Value> {
+    let chunk = ids.len().div_ceil(AUDIT_WORKERS).max(1);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = ids
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter()
+                        .map(|&id| (id, f.cli_json(&["audit", &session_hex(id)])))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    })
+}
+
 /// What the previous rounds saw, for the checks that span restarts.
 #[derive(Default)]
 struct Seen {
@@ -219,7 +246,13 @@ struct Seen {
 }
 
 /// Everything a restart must keep, read while the clients are paused and the gateway is idle.
-fn check_after_restart(f: &GatewayFixture, round: u32, ledger: &Ledger, seen: &mut Seen) {
+fn check_after_restart(
+    f: &GatewayFixture,
+    round: u32,
+    maps_lost_at: Option<u64>,
+    ledger: &Ledger,
+    seen: &mut Seen,
+) {
     let violations = ledger.violations.lock().expect("violations").clone();
     assert!(violations.is_empty(), "round {round}: {violations:#?}");
     // The gateway may still be finishing what the last messages started: read until two lists
@@ -228,12 +261,11 @@ fn check_after_restart(f: &GatewayFixture, round: u32, ledger: &Ledger, seen: &m
     for _ in 0..5 {
         let before = list(f);
         let dataplane = Dataplane::adopt(&f.hosts.gateway_if).expect("adopt the pinned maps");
-        let mut audits = BTreeMap::new();
-        let mut entries = BTreeMap::new();
-        for &id in before.keys() {
-            audits.insert(id, f.cli_json(&["audit", &session_hex(id)]));
-            entries.insert(id, dataplane.session(id).expect("read the session map"));
-        }
+        let entries: BTreeMap<u64, _> = before
+            .keys()
+            .map(|&id| (id, dataplane.session(id).expect("read the session map")))
+            .collect();
+        let audits = audit_all(f, before.keys().copied().collect());
         if list(f) == before {
             settled = Some((before, audits, entries));
             break;
@@ -279,6 +311,22 @@ fn check_after_restart(f: &GatewayFixture, round: u32, ledger: &Ledger, seen: &m
                 "round {round}, session {id:016x}: history rewritten or shortened across the \
                  restart:\nbefore {earlier:#?}\nafter {audit:#?}"
             );
+        }
+        // With the maps (and their replay windows) gone, only a new version keeps what was
+        // captured before from being accepted again: a session ATTACHED when the gateway was
+        // killed must have moved to RECOVERING next.
+        if let Some(lost_at) = maps_lost_at {
+            let before_loss = audit
+                .iter()
+                .rposition(|e| e["time_ms"].as_u64().expect("time") <= lost_at);
+            if let Some(k) = before_loss.filter(|&k| audit[k]["to_state"] == "ATTACHED") {
+                assert_eq!(
+                    audit.get(k + 1).map(|e| &e["cause"]),
+                    Some(&Value::from("DATAPLANE_LOST")),
+                    "round {round}, session {id:016x}: the maps were lost but the session was \
+                     not moved to RECOVERING: {audit:#?}"
+                );
+            }
         }
     }
     for id in seen.audits.keys() {
@@ -353,6 +401,7 @@ fn sigkill_during_a_reattach_storm_loses_no_acknowledged_version() {
     let mut seen = Seen::default();
     let started = Instant::now();
     let mut reboots = 0;
+    let mut interrupted = 0;
 
     std::thread::scope(|scope| {
         for (identity, pair) in identities.iter().zip(&sockets) {
@@ -363,15 +412,31 @@ fn sigkill_during_a_reattach_storm_loses_no_acknowledged_version() {
             phase.resume();
             std::thread::sleep(Duration::from_millis(rng.gen_range(50..400)));
             f.kill();
+            let killed_at = jvpn_user::events::unix_millis_now();
             // The clients meet a vanished gateway, then one starting up under their traffic.
             std::thread::sleep(Duration::from_millis(rng.gen_range(0..200)));
-            if rng.gen_ratio(1, REBOOT_ONE_IN) {
+            let maps_lost = rng.gen_ratio(1, REBOOT_ONE_IN);
+            if maps_lost {
                 f.detach();
                 reboots += 1;
             }
+            // After lost maps the start has a RECOVERING pass to finish: kill it more often.
+            let one_in = if maps_lost {
+                2
+            } else {
+                INTERRUPTED_START_ONE_IN
+            };
+            if rng.gen_ratio(1, one_in) {
+                // Killed again while starting: loading, adopting or reconciling.
+                f.spawn(&[]);
+                std::thread::sleep(Duration::from_millis(rng.gen_range(0..400)));
+                f.kill();
+                interrupted += 1;
+            }
             f.start(&[]);
             phase.pause();
-            check_after_restart(&f, round, &ledger, &mut seen);
+            let maps_lost_at = maps_lost.then_some(killed_at);
+            check_after_restart(&f, round, maps_lost_at, &ledger, &mut seen);
         }
         phase.stop.store(true, Ordering::SeqCst);
     });
@@ -384,7 +449,8 @@ fn sigkill_during_a_reattach_storm_loses_no_acknowledged_version() {
         .map(BTreeMap::len)
         .sum();
     eprintln!(
-        "crash storm: {rounds} rounds ({reboots} with the maps lost) in {:?}; {} sessions, {acks} \
+        "crash storm: {rounds} rounds ({reboots} with the maps lost, {interrupted} with a start \
+         killed too) in {:?}; {} sessions, {acks} \
          acknowledged versions, {} sessions abandoned by their clients (failed closed)",
         started.elapsed(),
         seen.audits.len(),
