@@ -90,6 +90,35 @@ impl GatewayFixture {
         }
     }
 
+    /// Authorises `count` more clients (named `extra-N`, tunnel addresses 10.99.0.10 and up) in
+    /// the config, for tests that need many sessions of distinct clients; call before
+    /// [`Self::start`]. Returns their identities, in order.
+    pub fn add_clients(&mut self, count: u8) -> Vec<ClientIdentity> {
+        assert!(
+            count <= 200,
+            "the tunnel network 10.99.0.0/24 has room for 200 more clients"
+        );
+        let path = self.dir.path().join("gateway.toml");
+        let mut config = std::fs::read_to_string(&path).expect("read config");
+        let identities = (0..count)
+            .map(|i| {
+                let key = PrivateKey::generate();
+                config.push_str(&format!(
+                    "[[client]]\nname = \"extra-{i}\"\npublic_key = \"{}\"\nipv4 = \"10.99.0.{}\"\n",
+                    key.public_key().to_base64(),
+                    10 + u16::from(i)
+                ));
+                ClientIdentity {
+                    private_key: key,
+                    gateway_public_key: self.gateway_public_key,
+                    psk: PresharedKey::none(),
+                }
+            })
+            .collect();
+        std::fs::write(&path, config).expect("write config");
+        identities
+    }
+
     /// The control socket path.
     pub fn socket(&self) -> PathBuf {
         self.dir.path().join("jvpn.sock")
@@ -97,6 +126,13 @@ impl GatewayFixture {
 
     /// Starts the gateway (with `env` added) and waits until `jvpn status` answers.
     pub fn start(&mut self, env: &[(&str, &str)]) {
+        self.spawn(env);
+        self.wait_ready();
+    }
+
+    /// Starts the gateway (with `env` added) without waiting for it: for a start that an
+    /// injected fault ends ([`Self::wait_exit`]).
+    pub fn spawn(&mut self, env: &[(&str, &str)]) {
         assert!(self.child.is_none(), "the gateway is already running");
         let mut command = Command::new("nsenter");
         command
@@ -124,6 +160,10 @@ impl GatewayFixture {
         }
         let child = command.spawn().expect("spawning nsenter jvpn gateway");
         self.child = Some(ChildGuard::new(child));
+    }
+
+    /// Waits until the spawned gateway answers `jvpn status`.
+    fn wait_ready(&mut self) {
         let deadline = Instant::now() + START_PATIENCE;
         loop {
             let out = self.cli(&["status"]);
@@ -154,6 +194,21 @@ impl GatewayFixture {
         if let Some(child) = self.child.take() {
             child.kill();
         }
+    }
+
+    /// Runs `jvpn detach` on the gateway's interface, as a reboot would lose the pinned maps;
+    /// the gateway must not be running.
+    pub fn detach(&self) {
+        assert!(self.child.is_none(), "stop the gateway before detaching");
+        let out = Command::new(jvpn_binary())
+            .args(["detach", "--iface", &self.hosts.gateway_if])
+            .output()
+            .expect("running jvpn detach");
+        assert!(
+            out.status.success(),
+            "jvpn detach: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     /// Waits for the gateway to exit by itself (e.g. an injected fault) and returns its status.

@@ -104,6 +104,51 @@ fn lost_maps_move_sessions_to_recovering_and_clients_reattach() {
     assert_eq!(f.audit_versions(c.id), vec![1, 2, 3]);
 }
 
+/// A SIGKILL in the middle of the RECOVERING pass that follows lost maps: the next start adopts
+/// the maps the interrupted start had loaded, and must still move every session that pass did
+/// not reach to RECOVERING, or DATA captured before the reboot would be accepted again (the new
+/// maps' replay windows are empty).
+#[test]
+fn a_crash_during_the_recovering_pass_still_recovers_every_session() {
+    jvpn_tests::require_root();
+    let mut f = jvpn_tests::gateway::GatewayFixture::new();
+    let other = f.add_clients(1);
+    f.start(&[]);
+    let gw = gateway(Family::V4);
+    let s1 = client_socket(&f, Family::V4, 40001);
+    let s2 = client_socket(&f, Family::V4, 40002);
+    let mut a = WireClient::handshake(&f.client, &s1, gw);
+    let mut b = WireClient::handshake(&other[0], &s2, gw);
+    let captured = [(a.data(b"captured a"), &s1), (b.data(b"captured b"), &s2)];
+    f.kill();
+    f.detach();
+
+    // The first RECOVERING commit kills the start; the other session was not reached.
+    f.spawn(&[("JVPN_FAULT", "after-cas:DATAPLANE_LOST")]);
+    let status = f.wait_exit(Duration::from_secs(20));
+    assert!(!status.success(), "the injected fault kills the gateway");
+    f.start(&[]);
+
+    let accepted_before = accepted(&f);
+    let refused_before = drops(&f, RejectReason::NotAttached);
+    for (datagram, socket) in &captured {
+        socket.send_to(datagram, gw).expect("replay DATA");
+    }
+    eventually("the XDP program judged both replays", || {
+        accepted(&f) + drops(&f, RejectReason::NotAttached) >= accepted_before + refused_before + 2
+    });
+    assert_eq!(
+        accepted(&f),
+        accepted_before,
+        "DATA captured before the maps were lost was accepted after the restart"
+    );
+    for id in [a.id, b.id] {
+        let detail = f.cli_json(&["sessions", "show", &session_hex(id)]);
+        assert_eq!(detail["state"], "RECOVERING", "session {id:016x}: {detail}");
+        assert_eq!(f.audit_versions(id), vec![1, 2], "session {id:016x}");
+    }
+}
+
 /// A gateway killed with SIGKILL and restarted with its pins: enforcement never stopped, the
 /// session goes on at the same version, and the next jump works with fresh nonces.
 #[test]

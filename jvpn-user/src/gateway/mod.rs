@@ -126,6 +126,12 @@ pub async fn run(
     dp_options.port = options.port;
     dp_options.max_sessions = options.max_sessions;
     dp_options.xdp_mode = options.xdp_mode;
+    if !crate::dataplane::PinDir::new(&dp_options.pin_root, &options.iface)?.has_link() {
+        // The maps are lost: every live session owes a move to RECOVERING (see `reconcile`).
+        reconcile::RecoveryOwed::new(&options.state_dir)
+            .owe()
+            .map_err(io("record the owed RECOVERING pass in the state dir"))?;
+    }
     let dataplane = Dataplane::open_or_load(&dp_options)?;
     let origin = dataplane.origin();
     let mut dataplane_events = dataplane.take_event_reader()?;

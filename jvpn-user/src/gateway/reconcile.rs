@@ -9,6 +9,12 @@
 //! adopted dataplane accepted, or empty when the maps were lost ([`super::replay`] says why both
 //! are safe). The newest HELLO timestamp of each client is rebuilt from its stored sessions, so a
 //! HELLO captured before the restart is still a replay after it.
+//!
+//! That RECOVERING pass is owed durably ([`RecoveryOwed`]): a start that finds no pinned maps
+//! records the debt before it loads new ones, and only a finished pass clears it. A start killed
+//! in between leaves new maps pinned (empty replay windows) and sessions it did not reach still
+//! ATTACHED; the next start adopts those maps but, finding the debt, finishes the pass, or DATA
+//! captured before the loss would be accepted again.
 
 use super::core::Gateway;
 use super::epoch::first_nonce;
@@ -18,7 +24,53 @@ use crate::dataplane::Origin;
 use crate::session::{Input, Millis, RecoverCause, TerminateCause};
 use crate::store::StoreError;
 use jvpn_common::maps::SessionState;
+use std::fs::File;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+/// The durable record, in the state dir, that the maps were lost and the RECOVERING pass over
+/// every live session is not finished yet.
+pub struct RecoveryOwed {
+    path: PathBuf,
+}
+
+impl RecoveryOwed {
+    const FILE_NAME: &'static str = "recovery-owed";
+
+    /// The record of the store in `state_dir`.
+    pub fn new(state_dir: &Path) -> Self {
+        Self {
+            path: state_dir.join(Self::FILE_NAME),
+        }
+    }
+
+    /// Whether a RECOVERING pass is owed.
+    pub fn is_owed(&self) -> bool {
+        self.path.exists()
+    }
+
+    /// Durably records the debt (file and directory synced) before new maps are loaded.
+    pub fn owe(&self) -> std::io::Result<()> {
+        File::create(&self.path)?.sync_all()?;
+        self.sync_dir()
+    }
+
+    /// Durably clears the debt once every session was moved.
+    fn settle(&self) -> std::io::Result<()> {
+        match std::fs::remove_file(&self.path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+        self.sync_dir()
+    }
+
+    fn sync_dir(&self) -> std::io::Result<()> {
+        match self.path.parent() {
+            Some(dir) => File::open(dir)?.sync_all(),
+            None => Ok(()),
+        }
+    }
+}
 
 /// What start-up did.
 #[derive(Debug, Default)]
@@ -29,12 +81,16 @@ pub struct Reconciled {
     pub recovered: usize,
     /// Sessions that had no usable keys and were terminated.
     pub terminated: usize,
+    /// Sessions the owed RECOVERING pass could not move (the debt stays for the next start).
+    pub unrecovered: usize,
 }
 
 impl Gateway {
     /// Loads the store into the cache and the maps (see the module doc).
     pub async fn reconcile(&self, origin: Origin, now: Millis) -> Result<Reconciled, StoreError> {
         let mut report = Reconciled::default();
+        let owed = RecoveryOwed::new(&self.state_dir);
+        let recover = origin == Origin::Loaded || owed.is_owed();
         for mut session in self.store.list()? {
             report.loaded += 1;
             let stored: Option<&[u8; SessionKeys::STORED_LEN]> =
@@ -73,19 +129,33 @@ impl Gateway {
                 let _ = self.apply(id, input, now).await;
                 continue;
             }
-            match origin {
-                Origin::Adopted => {
+            // Adopted maps owing a pass hold the RECOVERING sessions the interrupted pass moved.
+            let moved = origin == Origin::Adopted && session.state == SessionState::Recovering;
+            if !recover || moved {
+                self.push_map(&session);
+                if origin == Origin::Adopted {
+                    // After the push: a failed read moves the session on, and its map entry with it.
                     self.seed_rx_window(id).await;
-                    self.push_map(&session);
                 }
-                Origin::Loaded => {
-                    report.recovered += 1;
-                    let input = Input::ForceRecover {
-                        cause: RecoverCause::DataplaneLost,
-                    };
-                    let _ = self.apply(id, input, now).await;
+                continue;
+            }
+            let input = Input::ForceRecover {
+                cause: RecoverCause::DataplaneLost,
+            };
+            match self.apply(id, input, now).await {
+                Ok(_) => report.recovered += 1,
+                Err(e) => {
+                    report.unrecovered += 1;
+                    tracing::error!(session = %format_args!("{id:016x}"), error = %e, "cannot move the session to RECOVERING; the next start retries");
                 }
             }
+        }
+        if recover && report.unrecovered == 0 {
+            owed.settle()
+                .map_err(|source| StoreError::StateDirUnusable {
+                    dir: self.state_dir.clone(),
+                    source,
+                })?;
         }
         Ok(report)
     }
