@@ -25,14 +25,18 @@ fuzz_target!(|data: &[u8]| {
     let Ok(header) = parsed else { return };
     let message_type = header.validate().expect("a parsed header validates");
     assert_eq!(header.message_type(), Some(message_type));
-    if message_type == MessageType::Hello {
+    if matches!(message_type, MessageType::Hello | MessageType::CookieReply) {
         assert_eq!(
             (header.session_id.get(), header.state_version.get()),
             (0, 0)
         );
         assert_eq!((header.nonce.get(), header.tag.get()), (0, 0));
     } else {
-        assert_ne!(header.session_id.get(), 0, "only HELLO has session 0");
+        assert_ne!(
+            header.session_id.get(),
+            0,
+            "only HELLO and COOKIE_REPLY have session 0"
+        );
         assert_ne!(header.nonce.get(), 0, "nonces start at 1");
     }
 

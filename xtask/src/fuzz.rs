@@ -4,7 +4,9 @@
 //! The repository's corpus is only read: libFuzzer writes what it finds to `fuzz/target/found/TARGET`
 //! (ignored by git, kept between runs so longer local runs build on each other). A crash, a timeout
 //! or an out-of-memory leaves its input under `fuzz/artifacts/TARGET/`; the run goes on with the
-//! other targets, then fails naming each artifact and the command that reproduces it.
+//! other targets, then fails naming each artifact and the command that reproduces it. libFuzzer's
+//! own output (a line per new input) goes to `fuzz/target/logs/TARGET.log`; the run prints its last
+//! line, or its last [`FAILURE_TAIL_LINES`] lines when the target failed.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -24,6 +26,9 @@ const TOOLCHAIN: &str = "+nightly";
 /// Longest a single input may run before libFuzzer reports it as a timeout artifact. Every target
 /// decodes one small input; seconds mean a hang.
 const INPUT_TIMEOUT_SECS: u64 = 10;
+
+/// Lines of a failed target's libFuzzer log printed with the failure.
+const FAILURE_TAIL_LINES: usize = 60;
 
 /// The fuzz crate's directory.
 fn fuzz_dir() -> PathBuf {
@@ -121,8 +126,19 @@ fn run_target(target: &str, seconds: u64) -> Result<Option<Failure>> {
         fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     let before = files_in(&artifacts)?;
+    let logs = fuzz.join("target").join("logs");
+    fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))?;
+    let log_path = logs.join(format!("{target}.log"));
+    let log =
+        fs::File::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?;
     // The first corpus directory is where libFuzzer writes new inputs; the repository's is only read.
     let mut command = cargo_fuzz();
+    command
+        .stdout(
+            log.try_clone()
+                .context("duplicating the fuzz log's handle")?,
+        )
+        .stderr(log);
     command
         .args(["run", target])
         .arg(&found)
@@ -130,7 +146,18 @@ fn run_target(target: &str, seconds: u64) -> Result<Option<Failure>> {
         .arg("--")
         .arg(format!("-max_total_time={seconds}"))
         .arg(format!("-timeout={INPUT_TIMEOUT_SECS}"));
-    if util::run(&mut command).is_ok() {
+    let passed = util::run(&mut command).is_ok();
+    let text = fs::read_to_string(&log_path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    let tail = match passed {
+        true => 1,
+        false => FAILURE_TAIL_LINES,
+    };
+    for line in &lines[lines.len().saturating_sub(tail)..] {
+        println!("  {line}");
+    }
+    println!("  (libFuzzer's whole output: {})", log_path.display());
+    if passed {
         return Ok(None);
     }
     let artifacts = files_in(&artifacts)?.difference(&before).cloned().collect();

@@ -25,7 +25,8 @@ pub enum SealError {
     /// The header breaks a rule of the wire format.
     #[error("header is malformed: {0:?}")]
     Header(HeaderError),
-    /// HELLO and WELCOME carry Noise messages and are never AEAD-sealed.
+    /// HELLO and WELCOME carry Noise messages, COOKIE_REPLY its own sealed cookie: none is
+    /// sealed with session keys.
     #[error("{0:?} is a handshake message; it is not AEAD-sealed")]
     HandshakeMessage(MessageType),
     /// The message type never travels in this direction.
@@ -79,7 +80,10 @@ fn cipher(keys: &SessionKeys, direction: Direction) -> ChaCha20Poly1305 {
 /// Checks that `header` is a valid sealed message type for `direction`.
 fn check_header(header: &WireHeader, direction: Direction) -> Result<MessageType, SealError> {
     let message_type = header.validate().map_err(SealError::Header)?;
-    if matches!(message_type, MessageType::Hello | MessageType::Welcome) {
+    if matches!(
+        message_type,
+        MessageType::Hello | MessageType::Welcome | MessageType::CookieReply
+    ) {
         return Err(SealError::HandshakeMessage(message_type));
     }
     let allowed = match direction {

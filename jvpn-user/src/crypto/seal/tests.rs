@@ -213,6 +213,13 @@ fn handshake_types_wrong_directions_and_short_datagrams_are_refused() {
         seal_message(&keys, Direction::GatewayToClient, welcome, &[]),
         Err(SealError::HandshakeMessage(MessageType::Welcome))
     );
+    // Found by the aead_open fuzz target: a COOKIE_REPLY (session 0, tag 0 by the wire rules) was
+    // sealed, and its computed tag then made the header malformed at the other end.
+    let cookie = WireHeader::new(MessageType::CookieReply, 0, 0, 0);
+    assert_eq!(
+        seal_message(&keys, Direction::GatewayToClient, cookie, &[]),
+        Err(SealError::HandshakeMessage(MessageType::CookieReply))
+    );
     assert_eq!(
         seal_message(&keys, Direction::ClientToGateway, data_header(0), &[]),
         Err(SealError::Header(HeaderError::ZeroNonce))
