@@ -6,7 +6,7 @@
 #![no_main]
 
 use jvpn_user::config::client::parse_gateway_address;
-use jvpn_user::config::{ClientSettings, ConfigError};
+use jvpn_user::config::ClientSettings;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -32,21 +32,6 @@ fuzz_target!(|data: &[u8]| {
                 (settings.gateway_host.as_str(), settings.gateway_port)
             );
         }
-        Err(error) => {
-            let lines = text.matches('\n').count() + 1;
-            match &error {
-                ConfigError::At { line, column, .. } => {
-                    assert!(
-                        (1..=lines).contains(line),
-                        "line {line} of {lines}: {error}"
-                    );
-                    assert!(*column >= 1, "{error}");
-                }
-                ConfigError::Read { .. } => {
-                    panic!("read a file from a text that names none: {error}")
-                }
-            }
-            assert!(!error.to_string().is_empty());
-        }
+        Err(error) => jvpn_fuzz::check_config_error(text, &error),
     }
 });

@@ -6,7 +6,7 @@
 #![no_main]
 
 use jvpn_common::control::Body as _;
-use jvpn_user::config::{ConfigError, GatewaySettings};
+use jvpn_user::config::GatewaySettings;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -33,21 +33,6 @@ fuzz_target!(|data: &[u8]| {
             }
             let _ = settings.public_key();
         }
-        Err(error) => {
-            let lines = text.matches('\n').count() + 1;
-            match &error {
-                ConfigError::At { line, column, .. } => {
-                    assert!(
-                        (1..=lines).contains(line),
-                        "line {line} of {lines}: {error}"
-                    );
-                    assert!(*column >= 1, "{error}");
-                }
-                ConfigError::Read { .. } => {
-                    panic!("read a file from a text that names none: {error}")
-                }
-            }
-            assert!(!error.to_string().is_empty());
-        }
+        Err(error) => jvpn_fuzz::check_config_error(text, &error),
     }
 });

@@ -71,7 +71,10 @@ fuzz_target!(|input: (bool, Vec<Nonce>)| {
         let too_far = bounded && n < NONCE_LIMIT && n > max.saturating_add(NONCE_MAX_LEAP);
         match window.check_and_record(n) {
             Ok(()) => {
-                assert!(!too_far, "nonce {n} beyond the leap from max {max} accepted");
+                assert!(
+                    !too_far,
+                    "nonce {n} beyond the leap from max {max} accepted"
+                );
                 assert!(n < NONCE_LIMIT, "nonce {n} at or past the limit accepted");
                 assert!(in_window, "nonce {n} below the window (max {max}) accepted");
                 assert!(accepted.insert(n), "nonce {n} accepted twice");

@@ -6,6 +6,7 @@
 //! doc). `examples/seed_corpus.rs` writes the seed corpus under `corpus/` from these fixtures.
 #![deny(missing_docs)]
 
+use jvpn_user::config::ConfigError;
 use jvpn_user::crypto::{PresharedKey, PrivateKey, SessionKeys};
 use std::path::Path;
 
@@ -44,4 +45,23 @@ pub fn config_path() -> &'static Path {
 /// under test. A backslash could spell `_file` as a TOML escape, so it is refused too.
 pub fn names_a_file(text: &str) -> bool {
     text.contains("_file") || text.contains('\\')
+}
+
+/// What a refused config text must get, for both config targets: an error naming a line of the
+/// text and a column, with a message, and never a file read (the targets skip texts naming one).
+pub fn check_config_error(text: &str, error: &ConfigError) {
+    let lines = text.matches('\n').count() + 1;
+    match error {
+        ConfigError::At { line, column, .. } => {
+            assert!(
+                (1..=lines).contains(line),
+                "line {line} of {lines}: {error}"
+            );
+            assert!(*column >= 1, "{error}");
+        }
+        ConfigError::Read { .. } => {
+            panic!("read a file from a text that names none: {error}")
+        }
+    }
+    assert!(!error.to_string().is_empty());
 }
