@@ -10,6 +10,7 @@
 //! - [`siphash`]: SipHash-2-4, which tags every header.
 //! - [`hello`]: the HELLO's mac1 and mac2 and the cookie, shared by client, controller and XDP.
 //! - [`replay`]: the lock-free replay window (RFC 6479 style) run by the XDP program on map memory.
+//! - [`version`]: the version comparison (stale / jump) and the ceilings against wrap-around.
 //!
 //! The crate is `no_std` so the XDP program can use it; the `user` feature adds `aya::Pod`
 //! implementations for userspace.
@@ -26,6 +27,7 @@ pub mod maps;
 pub mod reason;
 pub mod replay;
 pub mod siphash;
+pub mod version;
 pub mod wire;
 
 pub use maps::{

@@ -8,6 +8,7 @@ use crate::{hello, replay};
 use aya_ebpf::programs::XdpContext;
 use jvpn_common::abi::HEADER_LEN;
 use jvpn_common::siphash::SipKey;
+use jvpn_common::version::check_version;
 use jvpn_common::{
     GatewayConfig, MessageType, RejectReason, SessionEntry, SessionState, WireHeader,
 };
@@ -81,13 +82,8 @@ pub fn try_jvpn_xdp(
             if state != SessionState::Attached {
                 return Err(seen.refuse(RejectReason::NotAttached));
             }
-            let version = header.state_version.get();
-            if version < session.state_version {
-                return Err(seen.refuse(RejectReason::StaleVersion));
-            }
-            if version > session.state_version {
-                return Err(seen.refuse(RejectReason::VersionJump));
-            }
+            check_version(header.state_version.get(), session.state_version)
+                .map_err(|r| seen.refuse(r))?;
             if datagram.source != session.transport {
                 return Err(seen.refuse(RejectReason::TransportMismatch));
             }

@@ -9,6 +9,7 @@ pub mod crypto;
 pub mod dataplane;
 pub mod events;
 pub mod gateway;
+pub mod iface;
 pub mod metrics;
 pub mod session;
 pub mod socket_buffers;

@@ -303,7 +303,7 @@ async fn metrics_text_has_every_family_with_gateway_values() {
     gw.metrics.cas_conflict();
     gw.metrics.reject(RejectReason::StaleVersion);
     gw.bus.report_dataplane_loss(5);
-    let registry = gw.metrics.registry(gw.clone());
+    let registry = metrics::registry(gw.metrics.clone(), gw.clone());
     let text = metrics::render(&registry);
     for family in [
         "# TYPE jvpn_dataplane_drops_total counter",
@@ -356,7 +356,7 @@ async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
 #[tokio::test]
 async fn metrics_are_served_over_http() {
     let gw = gateway(8, 8);
-    let registry = Arc::new(gw.metrics.registry(gw.clone()));
+    let registry = Arc::new(metrics::registry(gw.metrics.clone(), gw.clone()));
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("address");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -248,7 +248,7 @@ async fn reattach_rate(
         );
     }
     gateway.counters.commit_to_map.reset();
-    let before = gateway.metrics.controller_counters().transitions;
+    let before = gateway.counters.controller_stats().transitions;
     let start = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for datagram in datagrams {
@@ -257,7 +257,7 @@ async fn reattach_rate(
     }
     while tasks.join_next().await.is_some() {}
     let elapsed = start.elapsed();
-    let committed = gateway.metrics.controller_counters().transitions - before;
+    let committed = gateway.counters.controller_stats().transitions - before;
     assert_eq!(committed as usize, SESSIONS, "every reattach committed");
     let h = &gateway.counters.commit_to_map;
     let us = |d: Duration| d.as_secs_f64() * 1e6;

@@ -8,6 +8,7 @@ use super::error::CliError;
 use crate::dataplane::XdpAttachMode;
 use crate::events::names::parse_session_id;
 use crate::events::{EventFilter, EventKind};
+use crate::iface::check_interface_name;
 use clap::Parser;
 use jvpn_common::abi::DEFAULT_MAX_SESSIONS;
 use std::ffi::OsString;
@@ -18,8 +19,6 @@ use std::path::PathBuf;
 pub const MAX_SESSIONS_LIMIT: u32 = 1 << 24;
 /// The longest Unix socket path the kernel accepts (`sun_path` less its terminating NUL).
 const MAX_SOCKET_PATH: usize = 107;
-/// The longest interface name Linux accepts (`IFNAMSIZ` less the NUL).
-const MAX_IFACE_NAME: usize = 15;
 /// How much of a hostile argument is echoed back.
 const ECHO_LIMIT: usize = 40;
 
@@ -228,32 +227,14 @@ fn event_kind(text: &str) -> Result<EventKind, CliError> {
     })
 }
 
-/// Checks an interface name by the kernel's rules (`dev_valid_name`), which also keeps it safe to
-/// use in a path.
+/// Checks an interface name by the kernel's rules ([`crate::iface`]), which also keeps it safe
+/// to use in a path.
 pub fn iface_name(flag: &'static str, name: &str) -> Result<String, CliError> {
-    let problem = if name.is_empty() {
-        Some("an interface name cannot be empty".to_string())
-    } else if name.len() > MAX_IFACE_NAME {
-        Some(format!(
-            "{:?} is longer than {MAX_IFACE_NAME} bytes, the limit for interface names",
-            echo(name)
-        ))
-    } else if name == "."
-        || name == ".."
-        || name
-            .chars()
-            .any(|c| c == '/' || c == ':' || c.is_whitespace() || c.is_control())
-    {
-        Some(format!(
-            "{name:?} is not a valid interface name; list interfaces with `ip link`"
-        ))
-    } else {
-        None
-    };
-    match problem {
-        Some(problem) => Err(CliError::InvalidArgument { flag, problem }),
-        None => Ok(name.to_string()),
-    }
+    check_interface_name(name).map_err(|e| CliError::InvalidArgument {
+        flag,
+        problem: e.to_string(),
+    })?;
+    Ok(name.to_string())
 }
 
 fn socket_path(flag: &'static str, path: PathBuf) -> Result<PathBuf, CliError> {

@@ -26,16 +26,13 @@ use super::versions::{judge, PendingReattach, VersionView};
 use crate::crypto::{
     open_message, seal_body, seal_into, ClientSession, Direction, SealError, SessionKeys,
 };
-use jvpn_common::abi::VERSION_SAFETY_MARGIN;
 use jvpn_common::control::{
     Body, PathResponse, ReattachRequest, Terminate, TerminateCause, WelcomePayload,
 };
 use jvpn_common::replay::{Leap, ReplayWindow};
+// The client stops sealing at the gateway's ceiling (spec section 8): going on could only be refused.
+use jvpn_common::version::NONCE_CEILING;
 use jvpn_common::wire::{Be64, MessageType, WireHeader};
-
-/// The client stops sealing before its nonce comes within the safety margin of `u64::MAX`; the
-/// gateway terminates a session there (spec section 8), so going on could only be refused.
-const NONCE_CEILING: u64 = u64::MAX - VERSION_SAFETY_MARGIN;
 
 /// REATTACH_REQUESTs in a row without a fresh authenticated gateway message after which the core
 /// closes itself: two whole jumps of the default driver (`ConnectOptions::reattach_attempts`,

@@ -14,10 +14,11 @@
 //! command line instead; [`ClientSettings::from_parts`] validates those.
 
 use super::keyfile::{self, KeyFileError};
-use super::source::{is_interface_name, ConfigError, Source};
+use super::source::{ConfigError, Source};
 use crate::crypto::handshake::ClientIdentity;
 use crate::crypto::keys::{KeyParseError, PresharedKey, PrivateKey, PublicKey};
 use crate::crypto::SecretText;
+use crate::iface::{check_interface_name, InterfaceNameError};
 use jvpn_common::abi::DEFAULT_PORT;
 use serde::Deserialize;
 use std::path::Path;
@@ -110,10 +111,8 @@ pub enum ClientArgsError {
     #[error(transparent)]
     KeyFile(#[from] KeyFileError),
     /// `--tun` is not an interface name.
-    #[error(
-        "--tun {0:?} is not a valid interface name: 1 to 15 characters, no '/', ':' or spaces"
-    )]
-    Tun(String),
+    #[error("--tun {0}")]
+    Tun(#[source] InterfaceNameError),
 }
 
 /// The validated client configuration.
@@ -198,8 +197,8 @@ impl ClientSettings {
             Some(path) => keyfile::read_psk_file(path)?,
             None => PresharedKey::none(),
         };
-        if let Some(tun) = tun.filter(|t| !is_interface_name(t)) {
-            return Err(ClientArgsError::Tun(tun.to_owned()));
+        if let Some(tun) = tun {
+            check_interface_name(tun).map_err(ClientArgsError::Tun)?;
         }
         Ok(Self {
             gateway_host,

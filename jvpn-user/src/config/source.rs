@@ -6,6 +6,7 @@
 use super::keyfile::{self, KeyFileError};
 use crate::crypto::keys::{KeyParseError, PresharedKey, PrivateKey};
 use crate::crypto::SecretText;
+use crate::iface::check_interface_name;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use toml::Spanned;
@@ -163,34 +164,18 @@ impl<'a> Source<'a> {
         }
     }
 
-    /// A network interface name, checked with [`is_interface_name`].
+    /// A network interface name, checked with [`check_interface_name`].
     pub(crate) fn interface_name(
         &self,
         field: &str,
         value: &Spanned<String>,
     ) -> Result<String, ConfigError> {
         let name = value.get_ref();
-        if is_interface_name(name) {
-            Ok(name.clone())
-        } else {
-            Err(self.at(
-                value,
-                format!("{field} {name:?} is not a valid interface name: 1 to 15 characters, no '/', ':' or spaces"),
-            ))
+        match check_interface_name(name) {
+            Ok(()) => Ok(name.clone()),
+            Err(e) => Err(self.at(value, format!("{field}: {e}"))),
         }
     }
-}
-
-/// Whether `name` is a valid Linux interface name: 1 to 15 bytes, no `/`, `:` or whitespace, not
-/// `.` or `..`.
-pub fn is_interface_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 15
-        && name != "."
-        && name != ".."
-        && !name
-            .chars()
-            .any(|c| c == '/' || c == ':' || c.is_whitespace())
 }
 
 #[cfg(test)]

@@ -144,7 +144,7 @@ pub struct ReasonCount {
 
 /// The dataplane's counters: what the XDP program accepted, passed up and dropped.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DataplaneCounters {
+pub struct DataplaneStats {
     /// DATA and KEEPALIVE accepted.
     pub accepted: PacketCount,
     /// HELLO and control messages passed to the controller.
@@ -153,7 +153,7 @@ pub struct DataplaneCounters {
     pub drops: Vec<ReasonCount>,
 }
 
-impl DataplaneCounters {
+impl DataplaneStats {
     /// Builds the totals from the per-CPU counter array: `slots` yields each slot index with its
     /// per-CPU values (as read from the `JVPN_COUNTERS` per-CPU array). Slots that name no known
     /// reason are ignored.
@@ -198,7 +198,7 @@ impl DataplaneCounters {
 
 /// The controller's own counters.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ControllerCounters {
+pub struct ControllerStats {
     /// Committed version increments (one per STATE_CHANGE record).
     pub transitions: u64,
     /// Compare-and-set attempts that lost to a concurrent mutation.
@@ -219,7 +219,7 @@ pub struct ControllerCounters {
 
 /// The tunnel's data path: packets between sessions and the gateway's TUN device.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TunnelCounters {
+pub struct TunnelStats {
     /// Opened DATA packets written to the TUN device (bytes: the inner IP packets).
     pub upstream: PacketCount,
     /// Opened DATA packets dropped by cryptokey routing: an inner source the session's client
@@ -235,12 +235,12 @@ pub struct TunnelCounters {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatsReport {
     /// The XDP program's counters, summed over CPUs.
-    pub dataplane: DataplaneCounters,
+    pub dataplane: DataplaneStats,
     /// The controller's counters.
-    pub controller: ControllerCounters,
+    pub controller: ControllerStats,
     /// The tunnel's data path (all zero when the gateway runs without a tunnel).
     #[serde(default)]
-    pub tunnel: TunnelCounters,
+    pub tunnel: TunnelStats,
     /// Event records lost so far.
     pub events_lost: StreamLosses,
 }

@@ -14,8 +14,8 @@ pub mod socket;
 
 pub use client::{ClientError, ControlClient};
 pub use dto::{
-    AuditEntry, ControllerCounters, DataplaneCounters, PacketCount, ReasonCount, SessionCounts,
-    SessionDetail, SessionSummary, StatsReport, StatusReport, TunnelCounters,
+    AuditEntry, ControllerStats, DataplaneStats, PacketCount, ReasonCount, SessionCounts,
+    SessionDetail, SessionSummary, StatsReport, StatusReport, TunnelStats,
 };
 pub use protocol::{Request, Response};
 pub use socket::{bind_control_socket, default_socket_path, SocketError, SocketGuard, RUN_DIR};

@@ -29,13 +29,13 @@ pub enum DataplaneError {
     },
 
     /// The interface name cannot name a network interface (or would escape the pin directory).
-    #[error(
-        "invalid interface name {iface:?}: it must be 1 to 15 bytes without '/', NUL or \
-         whitespace and not '.' or '..'; list interfaces with `ip link`"
-    )]
+    #[error("invalid interface name for the pin directory: {source}")]
     InvalidInterfaceName {
         /// The name given.
         iface: String,
+        /// What is wrong with it.
+        #[source]
+        source: crate::iface::InterfaceNameError,
     },
 
     /// No interface by that name exists in this network namespace.

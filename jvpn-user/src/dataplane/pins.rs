@@ -37,18 +37,12 @@ impl PinDir {
     /// The pin directory of `iface` under `root`. Refuses names that are not interface names,
     /// since the name becomes a path component.
     pub fn new(root: &Path, iface: &str) -> Result<Self, DataplaneError> {
-        let valid = !iface.is_empty()
-            && iface.len() < libc::IFNAMSIZ
-            && iface != "."
-            && iface != ".."
-            && !iface
-                .bytes()
-                .any(|b| b == b'/' || b == 0 || b.is_ascii_whitespace());
-        if !valid {
-            return Err(DataplaneError::InvalidInterfaceName {
+        crate::iface::check_interface_name(iface).map_err(|source| {
+            DataplaneError::InvalidInterfaceName {
                 iface: iface.to_owned(),
-            });
-        }
+                source,
+            }
+        })?;
         let iface_dir = root.join(iface);
         let dir = iface_dir.join(format!("v{}", abi::MAP_LAYOUT_VERSION));
         Ok(Self { iface_dir, dir })

@@ -12,7 +12,7 @@ use serde::{Deserialize, Deserializer, Serializer};
 
 /// A session id as printed everywhere: 16 lower-case hex digits.
 pub fn session_id_text(id: u64) -> String {
-    format!("{id:016x}")
+    crate::session::SessionId::show(id).to_string()
 }
 
 pub use crate::session::SessionIdError;

@@ -5,8 +5,8 @@
 
 use super::core::{ApplyError, Gateway};
 use crate::control::{
-    ApiError, AuditEntry, ControllerCounters, DataplaneCounters, GatewayApi, PacketCount,
-    ReasonCount, SessionCounts, SessionDetail, SessionSummary, StatsReport, StatusReport,
+    ApiError, AuditEntry, DataplaneStats, GatewayApi, PacketCount, ReasonCount, SessionCounts,
+    SessionDetail, SessionSummary, StatsReport, StatusReport,
 };
 use crate::crypto::PublicKey;
 use crate::events::EventSubscription;
@@ -152,7 +152,7 @@ impl GatewayApi for GatewayHandle {
                     packets: t.packets,
                     bytes: t.bytes,
                 };
-                DataplaneCounters {
+                DataplaneStats {
                     accepted: count(c.accepted()),
                     to_controller: count(c.to_controller()),
                     drops: jvpn_common::RejectReason::ALL
@@ -166,21 +166,13 @@ impl GatewayApi for GatewayHandle {
             }
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read the dataplane counters");
-                DataplaneCounters::default()
+                DataplaneStats::default()
             }
-        };
-        let counters = &self.0.counters;
-        let load = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
-        let controller = ControllerCounters {
-            seal_failures: load(&counters.seal_failures),
-            rejects_suppressed: load(&counters.rejects_suppressed),
-            map_failures: load(&counters.map_failures),
-            ..self.0.metrics.controller_counters()
         };
         StatsReport {
             dataplane,
-            controller,
-            tunnel: self.0.routes.counters.snapshot(),
+            controller: self.0.counters.controller_stats(),
+            tunnel: self.0.counters.tunnel_stats(),
             events_lost: self.0.bus.losses(),
         }
     }

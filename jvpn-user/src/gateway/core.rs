@@ -5,47 +5,19 @@
 //! only then, installs it in the cache, pushes it into the XDP session table, and publishes and
 //! logs its events. A refusal publishes its SECURITY_EVENT or POLICY_EVENT and changes nothing.
 
+use super::counters::{Count, Counters};
 use super::fault;
-use super::latency::LatencyHistogram;
 use super::live::SessionTable;
 use crate::config::GatewaySettings;
 use crate::crypto::SessionKeys;
 use crate::dataplane::{Dataplane, DataplaneError};
 use crate::events::{EventBus, EventRecord};
-use crate::metrics::Metrics;
 use crate::session::{Input, Millis, Reject, Session, SessionEvent, SessionMachine, Transition};
 use crate::store::{CasOutcome, CasRequest, Expected, GroupCommitter, SessionStore, StoreError};
 use jvpn_common::maps::TransportBinding;
 use jvpn_common::RejectReason;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::net::UdpSocket;
-
-/// Counters of controller events that [`Metrics`] does not keep (it keeps transitions, CAS
-/// conflicts and refusals by reason).
-#[derive(Debug, Default)]
-pub struct ControllerCounters {
-    /// REJECT replies not sent because the session was over its REJECT budget.
-    pub rejects_suppressed: AtomicU64,
-    /// Datagrams the XDP program passed whose AEAD or tag failed here.
-    pub seal_failures: AtomicU64,
-    /// DATA packets opened.
-    pub data_packets: AtomicU64,
-    /// Map updates that failed (the store still holds the commit; reconciled at restart).
-    pub map_failures: AtomicU64,
-    /// Messages not sealed because their session's gateway-to-client nonces of this epoch were
-    /// spent (the timers terminate such a session first; nonzero means they were late).
-    pub nonces_exhausted: AtomicU64,
-    /// Time from a durable commit to its XDP map entry being written.
-    pub commit_to_map: LatencyHistogram,
-}
-
-impl ControllerCounters {
-    /// Adds one to `counter`.
-    pub fn bump(counter: &AtomicU64) {
-        counter.fetch_add(1, Ordering::Relaxed);
-    }
-}
 
 /// What an accepted input did.
 #[derive(Debug)]
@@ -105,8 +77,8 @@ pub struct Gateway {
     pub sessions: SessionTable,
     /// The ordered event stream.
     pub bus: EventBus,
-    /// Counters of controller decisions.
-    pub counters: ControllerCounters,
+    /// Every counter `jvpn stats` and the metrics read ([`super::counters`]).
+    pub counters: Arc<Counters>,
     /// This run's boot epoch (high bits of gateway-to-client nonces).
     pub epoch: u64,
     /// The validated gateway configuration (keys, clients, timeouts).
@@ -118,8 +90,6 @@ pub struct Gateway {
     pub hellos: Arc<super::hello_replay::HelloReplay>,
     /// The mac1 key, the cookie secrets and the load flag.
     pub hello_guard: super::hello_guard::HelloGuard,
-    /// Transition, conflict and refusal counters for the metrics endpoint.
-    pub metrics: Arc<Metrics>,
     /// The interface the dataplane is attached to.
     pub iface: String,
     /// The UDP port.
@@ -172,8 +142,7 @@ impl Gateway {
             dataplane: Mutex::new(parts.dataplane),
             sessions: SessionTable::default(),
             bus: EventBus::default(),
-            counters: ControllerCounters::default(),
-            metrics: Arc::new(Metrics::new()),
+            counters: Arc::default(),
             epoch: parts.epoch,
             settings: parts.settings,
             socket: Arc::new(parts.socket),
@@ -201,7 +170,7 @@ impl Gateway {
         match result {
             Ok(()) => self.hello_guard.pushed(now),
             Err(error) => {
-                ControllerCounters::bump(&self.counters.map_failures);
+                self.counters.count(Count::MapFailure);
                 tracing::error!(%error, "cannot write the HELLO guard into the XDP config map");
             }
         }
@@ -215,7 +184,7 @@ impl Gateway {
             .ok_or(ApplyError::UnknownSession)?;
         match self.machine.transition(&current, &input, now) {
             Err(reject) => {
-                self.metrics.reject(reject.reason);
+                self.counters.reject(reject.reason);
                 self.publish(&reject.event);
                 Err(ApplyError::Rejected(reject))
             }
@@ -253,7 +222,7 @@ impl Gateway {
                     .map_or("", |c| c.cause.name());
                 fault::point(fault::AFTER_CAS, cause);
                 for change in t.events.iter().filter_map(SessionEvent::as_state_change) {
-                    self.metrics
+                    self.counters
                         .transition(Some(change.from_state), change.to_state);
                 }
                 self.sessions.install(
@@ -270,7 +239,7 @@ impl Gateway {
                 Ok(Applied::Committed(t.session))
             }
             CasOutcome::Conflict { current } => {
-                self.metrics.cas_conflict();
+                self.counters.cas_conflict();
                 let now_version = current.as_ref().map_or(0, |s| s.state_version);
                 if let Some(stored) = current {
                     let keys = self
@@ -282,7 +251,7 @@ impl Gateway {
                         .install(stored, keys, super::epoch::first_nonce(self.epoch));
                 }
                 tracing::warn!(
-                    session = %format_args!("{:016x}", t.session.id.get()),
+                    session = %t.session.id,
                     expected = ?expected,
                     current = now_version,
                     "compare-and-set lost to a concurrent mutation"
@@ -317,13 +286,13 @@ impl Gateway {
             Ok(()) => {}
             Err(DataplaneError::StaleUpdate { .. }) => {}
             Err(e) => {
-                ControllerCounters::bump(&self.counters.map_failures);
+                self.counters.count(Count::MapFailure);
                 let reason = match e {
                     DataplaneError::TableFull { .. } => RejectReason::TableFull,
                     _ => RejectReason::OwnershipAmbiguous,
                 };
                 tracing::error!(
-                    session = %format_args!("{:016x}", session.id.get()),
+                    session = %session.id,
                     version = session.state_version,
                     error = %e,
                     "could not push the session into the XDP map"
@@ -342,7 +311,7 @@ impl Gateway {
         let record = match event {
             SessionEvent::StateChange(c) => {
                 tracing::info!(
-                    session = %format_args!("{:016x}", c.session.get()),
+                    session = %c.session,
                     state_version = c.to_version,
                     from = c.from_state.name(),
                     to = c.to_state.name(),
@@ -364,7 +333,7 @@ impl Gateway {
             SessionEvent::Security(i) | SessionEvent::Policy(i) => {
                 tracing::warn!(
                     kind = event.kind(),
-                    session = %format_args!("{:016x}", i.session.get()),
+                    session = %i.session,
                     state_version = i.version,
                     reason = i.reason.name(),
                     detail = %i.detail,

@@ -145,7 +145,7 @@ impl Gateway {
 
     /// Counts, logs and publishes the refusal of a HELLO from `from`.
     fn refuse_hello(&self, from: SocketAddr, reason: RejectReason, detail: String) {
-        self.metrics.reject(reason);
+        self.counters.reject(reason);
         tracing::debug!(peer = %from, reason = reason.name(), detail, "HELLO refused");
         self.bus.publish(
             EventRecord::refusal(None, reason)
@@ -171,7 +171,7 @@ impl Gateway {
             .unwrap_or_else(|p| p.into_inner())
             .session_capacity() as usize;
         if self.sessions.lock().len() >= capacity && self.evict_terminated(now, 0) == 0 {
-            self.metrics.reject(RejectReason::TableFull);
+            self.counters.reject(RejectReason::TableFull);
             tracing::error!(capacity, peer = %from, "session table full; HELLO refused");
             self.bus.publish(
                 EventRecord::refusal(None, RejectReason::TableFull)
@@ -221,7 +221,7 @@ impl Gateway {
             Ok(_) => {
                 reservation.commit();
                 tracing::info!(
-                    session = %format_args!("{:016x}", id.get()),
+                    session = %id,
                     client = %entry.name,
                     peer = %from,
                     "session born"

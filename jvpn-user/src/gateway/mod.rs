@@ -29,6 +29,7 @@
 pub mod api;
 pub mod clock;
 pub mod core;
+pub mod counters;
 pub mod epoch;
 pub mod fault;
 pub mod handshake;
@@ -185,7 +186,10 @@ pub async fn run(
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(io(format!("bind the metrics address {addr}")))?;
-        let registry = Arc::new(gateway.metrics.registry(api.clone()));
+        let registry = Arc::new(crate::metrics::registry(
+            gateway.counters.clone(),
+            api.clone(),
+        ));
         tasks.spawn(crate::metrics::http::serve(listener, registry, stopped()));
     }
     if let Some(forwarder) = log_forwarder {
@@ -343,7 +347,7 @@ fn queue_hello(gateway: &Gateway, pool: &HandshakePool<HelloJob>, job: HelloJob,
         }
     }
     if let Err(full) = result {
-        gateway.metrics.reject(RejectReason::HandshakeBusy);
+        gateway.counters.reject(RejectReason::HandshakeBusy);
         gateway.bus.publish(
             EventRecord::refusal(None, RejectReason::HandshakeBusy)
                 .with_peer(from)

@@ -10,11 +10,12 @@
 use super::core::{Applied, Gateway};
 use super::live::{PendingChallenge, CHALLENGE_LIFETIME_MS};
 use crate::crypto::{open_body, Direction, SealError};
-use crate::session::{Input, Millis};
+use crate::session::{Input, Millis, SessionId};
 use jvpn_common::control::{
     PathChallenge, PathResponse, ReattachAck, ReattachRequest, PATH_TOKEN_LEN,
 };
 use jvpn_common::maps::{SessionState, TransportBinding};
+use jvpn_common::version::check_version;
 use jvpn_common::wire::Be64;
 use jvpn_common::{RejectReason, WireHeader};
 use rand::RngCore;
@@ -30,12 +31,10 @@ pub fn admit_claim(state: SessionState, current: u64, claimed: u64) -> Result<()
         SessionState::Attached | SessionState::Recovering => {
             let recovering_gap =
                 state == SessionState::Recovering && claimed.checked_add(1) == Some(current);
-            if claimed == current || recovering_gap {
+            if recovering_gap {
                 Ok(())
-            } else if claimed < current {
-                Err(RejectReason::StaleVersion)
             } else {
-                Err(RejectReason::VersionJump)
+                check_version(claimed, current)
             }
         }
     }
@@ -105,7 +104,7 @@ impl Gateway {
             });
         }
         tracing::info!(
-            session = %format_args!("{id:016x}"),
+            session = %SessionId::show(id),
             peer = %from,
             state_version = current,
             "path challenge sent"
@@ -148,17 +147,12 @@ impl Gateway {
                 )
                 .await;
         };
-        if header.state_version.get() != challenge.version {
+        if let Err(reason) = check_version(header.state_version.get(), challenge.version) {
             let detail = format!(
                 "PATH_RESPONSE carries version {}; the challenge was issued at {}",
                 header.state_version.get(),
                 challenge.version
             );
-            let reason = if header.state_version.get() < challenge.version {
-                RejectReason::StaleVersion
-            } else {
-                RejectReason::VersionJump
-            };
             return self
                 .refuse(id, from, &header, reason, current, detail, now)
                 .await;
@@ -185,7 +179,7 @@ impl Gateway {
                     self.send_reject(id, from, reason, version, header.nonce.get(), now)
                         .await;
                 } else {
-                    tracing::error!(session = %format_args!("{id:016x}"), error = %e, "reattach not committed");
+                    tracing::error!(session = %SessionId::show(id), error = %e, "reattach not committed");
                 }
             }
         }

@@ -21,7 +21,7 @@ use super::epoch::first_nonce;
 use super::replay::RxWindow;
 use crate::crypto::SessionKeys;
 use crate::dataplane::Origin;
-use crate::session::{Input, Millis, RecoverCause, TerminateCause};
+use crate::session::{Input, Millis, RecoverCause, SessionId, TerminateCause};
 use crate::store::StoreError;
 use jvpn_common::maps::SessionState;
 use std::fs::File;
@@ -117,7 +117,7 @@ impl Gateway {
                 .install(session.clone(), keys, first_nonce(self.epoch));
             if !usable {
                 tracing::warn!(
-                    session = %format_args!("{id:016x}"),
+                    session = %SessionId::show(id),
                     stored_key_bytes = session.secrets.len(),
                     "stored session has no usable keys (written by an older build, or damaged); \
                      terminating it: its client will start a new handshake"
@@ -146,7 +146,7 @@ impl Gateway {
                 Ok(_) => report.recovered += 1,
                 Err(e) => {
                     report.unrecovered += 1;
-                    tracing::error!(session = %format_args!("{id:016x}"), error = %e, "cannot move the session to RECOVERING; the next start retries");
+                    tracing::error!(session = %SessionId::show(id), error = %e, "cannot move the session to RECOVERING; the next start retries");
                 }
             }
         }
@@ -177,7 +177,7 @@ impl Gateway {
                 }
             }
             Err(e) => {
-                tracing::warn!(session = %format_args!("{id:016x}"), error = %e, "cannot read the dataplane's replay window; moving the session to RECOVERING");
+                tracing::warn!(session = %SessionId::show(id), error = %e, "cannot read the dataplane's replay window; moving the session to RECOVERING");
                 let input = Input::ForceRecover {
                     cause: RecoverCause::DataplaneLost,
                 };

@@ -27,6 +27,7 @@
 
 use super::core::Gateway;
 use crate::events::EventRecord;
+use crate::session::SessionId;
 use jvpn_common::replay::{Leap, ReplayWindow};
 use jvpn_common::{MessageType, RejectReason, WireHeader};
 use std::net::SocketAddr;
@@ -88,10 +89,10 @@ impl Gateway {
             // Admitted, or the session left the table meanwhile (its handler finds that out).
             return true;
         };
-        self.metrics.reject(reason);
+        self.counters.reject(reason);
         let message = header.message_type().unwrap_or(MessageType::Data);
         tracing::warn!(
-            session = %format_args!("{id:016x}"),
+            session = %SessionId::show(id),
             reason = reason.name(),
             ?message,
             nonce,

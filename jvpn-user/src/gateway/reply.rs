@@ -3,10 +3,11 @@
 //! caller names. REJECT replies go through the session's REJECT budget for their destination
 //! ([`super::reject_budget`]).
 
-use super::core::{ControllerCounters, Gateway};
+use super::core::Gateway;
+use super::counters::Count;
 use crate::crypto::{seal_message, Direction};
 use crate::events::{EventKind, EventRecord, EventSource};
-use crate::session::Millis;
+use crate::session::{Millis, SessionId};
 use jvpn_common::control::{Body, Reject};
 use jvpn_common::{MessageType, RejectReason, WireHeader};
 use std::net::SocketAddr;
@@ -27,9 +28,9 @@ impl Gateway {
             (live.take_nonce(), live.keys.clone())
         };
         let Some(nonce) = nonce else {
-            ControllerCounters::bump(&self.counters.nonces_exhausted);
+            self.counters.count(Count::NonceExhausted);
             tracing::error!(
-                session = %format_args!("{id:016x}"),
+                session = %SessionId::show(id),
                 "not sealed: the gateway-to-client nonces of this epoch are spent; the session ends"
             );
             self.bus.publish(
@@ -43,7 +44,7 @@ impl Gateway {
         match seal_message(&keys, Direction::GatewayToClient, header, body) {
             Ok(datagram) => Some(datagram),
             Err(e) => {
-                tracing::error!(session = %format_args!("{id:016x}"), error = %e, "cannot seal a reply");
+                tracing::error!(session = %SessionId::show(id), error = %e, "cannot seal a reply");
                 None
             }
         }
@@ -76,9 +77,9 @@ impl Gateway {
         detail: String,
         now: Millis,
     ) {
-        self.metrics.reject(reason);
+        self.counters.reject(reason);
         tracing::warn!(
-            session = %format_args!("{id:016x}"),
+            session = %SessionId::show(id),
             reason = reason.name(),
             claimed = header.state_version.get(),
             state_version = gateway_version,
@@ -113,7 +114,7 @@ impl Gateway {
             live.rejects.take(to, bound, now)
         });
         if !allowed {
-            ControllerCounters::bump(&self.counters.rejects_suppressed);
+            self.counters.count(Count::RejectSuppressed);
             return;
         }
         let body = Reject::new(reason, gateway_version, rejected_nonce);
@@ -124,10 +125,10 @@ impl Gateway {
     /// gets nothing to learn from, and nothing changes (the brief's "no unauthenticated message may
     /// change a session").
     pub fn unauthenticated(&self, header: &WireHeader, from: SocketAddr, reason: RejectReason) {
-        ControllerCounters::bump(&self.counters.seal_failures);
+        self.counters.count(Count::SealFailure);
         let message = header.message_type().unwrap_or(MessageType::Data);
         tracing::warn!(
-            session = %format_args!("{:016x}", header.session_id.get()),
+            session = %SessionId::show(header.session_id.get()),
             reason = reason.name(),
             peer = %from,
             "a datagram failed authentication in the controller"

@@ -9,7 +9,7 @@
 //! A HELLO that finds the table full evicts terminated sessions at once before it gives up.
 
 use super::core::Gateway;
-use crate::session::Millis;
+use crate::session::{Millis, SessionId};
 use jvpn_common::maps::SessionState;
 
 /// How long a terminated session stays in the table and the map.
@@ -55,7 +55,7 @@ impl Gateway {
             Ok(_) => true,
             Err(e) => {
                 tracing::warn!(
-                    session = %format_args!("{id:016x}"),
+                    session = %SessionId::show(id),
                     error = %e,
                     "cannot remove a terminated session from the XDP map"
                 );

@@ -16,7 +16,7 @@
 
 use super::core::Gateway;
 use crate::dataplane::DataplaneEvent;
-use crate::session::Millis;
+use crate::session::{Millis, SessionId};
 use jvpn_common::maps::{SessionState, TransportBinding};
 use jvpn_common::{MessageType, RejectReason};
 
@@ -47,7 +47,7 @@ impl Gateway {
             return;
         }
         tracing::info!(
-            session = %format_args!("{:016x}", event.session_id),
+            session = %SessionId::show(event.session_id),
             peer = %from,
             bound = %session.binding.to_socket_addr(),
             "traffic from a new transport; telling the client to reattach"

@@ -17,7 +17,7 @@
 use super::core::Gateway;
 use crate::crypto::SessionKeys;
 use crate::dataplane::DataplaneEvent;
-use crate::session::Millis;
+use crate::session::{Millis, SessionId};
 use jvpn_common::maps::SessionState;
 use jvpn_common::RejectReason;
 
@@ -33,7 +33,7 @@ impl Gateway {
             return;
         }
         tracing::info!(
-            session = %format_args!("{:016x}", event.session_id),
+            session = %SessionId::show(event.session_id),
             peer = %event.source,
             state_version = session.state_version,
             "traffic for a terminated session; telling the client"

@@ -9,12 +9,14 @@
 //! goes nowhere. DATA is handled inline in the receive loop: the replay check is a few atomic
 //! operations under the session table's lock, held for no await.
 
-use super::core::{ControllerCounters, Gateway};
+use super::core::Gateway;
+use super::counters::Count;
 use crate::crypto::{open_body, open_in_place, Direction};
 use crate::events::EventRecord;
 use crate::session::{Input, Millis, TerminateCause, NONCE_CEILING};
 use jvpn_common::control::Terminate;
 use jvpn_common::maps::{SessionState, TransportBinding};
+use jvpn_common::version::check_version;
 use jvpn_common::{MessageType, RejectReason};
 use std::net::SocketAddr;
 
@@ -39,19 +41,20 @@ impl Gateway {
         if !self.admit_nonce(id, &header, from) {
             return None;
         }
+        // In the XDP program's order: state, version, transport.
         let refusal = if session.state != SessionState::Attached {
-            Some(RejectReason::NotAttached)
-        } else if header.state_version.get() < session.state_version {
-            Some(RejectReason::StaleVersion)
-        } else if header.state_version.get() > session.state_version {
-            Some(RejectReason::VersionJump)
-        } else if TransportBinding::from_socket_addr(from) != session.binding {
-            Some(RejectReason::TransportMismatch)
+            Err(RejectReason::NotAttached)
         } else {
-            None
+            check_version(header.state_version.get(), session.state_version).and_then(|()| {
+                if TransportBinding::from_socket_addr(from) == session.binding {
+                    Ok(())
+                } else {
+                    Err(RejectReason::TransportMismatch)
+                }
+            })
         };
-        if let Some(reason) = refusal {
-            self.metrics.reject(reason);
+        if let Err(reason) = refusal {
+            self.counters.reject(reason);
             self.bus.publish(
                 EventRecord::refusal(Some(id), reason)
                     .with_peer(from)
@@ -76,7 +79,7 @@ impl Gateway {
             return None;
         }
         if header.msg_type == MessageType::Data as u8 {
-            ControllerCounters::bump(&self.counters.data_packets);
+            self.counters.count(Count::DataPacket);
             Some(payload)
         } else {
             // A KEEPALIVE is answered in kind: the client's acknowledgement that the path works

@@ -11,62 +11,15 @@
 use super::core::Gateway;
 use crate::config::GatewaySettings;
 use crate::events::{EventKind, EventRecord, EventSource};
-use crate::session::{Session, CLIENT_KEY_LEN};
+use crate::session::{Session, SessionId, CLIENT_KEY_LEN};
 use crate::tun::{packet_addresses, TunDevice};
 use jvpn_common::maps::SessionState;
 use jvpn_common::MessageType;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 type ClientKey = [u8; CLIENT_KEY_LEN];
-
-/// Counters of the tunnel's per-packet decisions.
-#[derive(Debug, Default)]
-pub struct TunnelCounters {
-    /// Opened DATA packets written to the TUN device, and their bytes.
-    pub upstream_written: AtomicU64,
-    /// Bytes of [`Self::upstream_written`].
-    pub upstream_bytes: AtomicU64,
-    /// Opened DATA packets dropped: their inner source is not their client's, or they are not
-    /// IP packets.
-    pub upstream_foreign_source: AtomicU64,
-    /// Packets from the TUN device sealed and sent to a session.
-    pub downstream_sent: AtomicU64,
-    /// Bytes of [`Self::downstream_sent`] (the inner packets).
-    pub downstream_bytes: AtomicU64,
-    /// Packets from the TUN device dropped: no client owns the destination, or it has no
-    /// attached session.
-    pub downstream_unroutable: AtomicU64,
-}
-
-impl TunnelCounters {
-    /// The counters as `jvpn stats` reports them.
-    pub fn snapshot(&self) -> crate::control::TunnelCounters {
-        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        crate::control::TunnelCounters {
-            upstream: crate::control::PacketCount {
-                packets: load(&self.upstream_written),
-                bytes: load(&self.upstream_bytes),
-            },
-            upstream_foreign_source: load(&self.upstream_foreign_source),
-            downstream: crate::control::PacketCount {
-                packets: load(&self.downstream_sent),
-                bytes: load(&self.downstream_bytes),
-            },
-            downstream_unroutable: load(&self.downstream_unroutable),
-        }
-    }
-}
-
-fn bump(counter: &AtomicU64) {
-    counter.fetch_add(1, Ordering::Relaxed);
-}
-
-fn add(counter: &AtomicU64, bytes: usize) {
-    counter.fetch_add(bytes as u64, Ordering::Relaxed);
-}
 
 /// Which client owns each tunnel address, and which session of each client carries its
 /// downstream traffic.
@@ -77,8 +30,6 @@ pub struct TunnelRoutes {
     /// Client key -> (session id, created_at) of its newest attached session; kept on commit and
     /// refreshed from the session table when it goes stale (e.g. after a restart's reconcile).
     carriers: Mutex<HashMap<ClientKey, (u64, u64)>>,
-    /// The per-packet counters.
-    pub counters: TunnelCounters,
 }
 
 impl TunnelRoutes {
@@ -97,7 +48,6 @@ impl TunnelRoutes {
         Self {
             owners,
             carriers: Mutex::default(),
-            counters: TunnelCounters::default(),
         }
     }
 
@@ -134,7 +84,7 @@ impl Gateway {
     /// Whether an opened DATA packet of session `id` may enter the TUN device: its inner source
     /// must be one of the session's client's addresses. A refusal is counted and reported.
     pub fn admit_upstream(&self, id: u64, packet: &[u8]) -> bool {
-        let counters = &self.routes.counters;
+        let counters = &self.counters;
         let client_key = self.sessions.lock().get(&id).map(|l| l.session.client_key);
         let source = packet_addresses(packet).map(|(src, _)| src);
         let client = client_key.and_then(|key| {
@@ -143,11 +93,10 @@ impl Gateway {
         });
         let allowed = matches!((client, source), (Some(c), Some(src)) if c.allows_source(src));
         if allowed {
-            bump(&counters.upstream_written);
-            add(&counters.upstream_bytes, packet.len());
+            counters.upstream(packet.len());
             return true;
         }
-        bump(&counters.upstream_foreign_source);
+        counters.upstream_foreign_source();
         let detail = match (client, source) {
             (Some(c), Some(src)) => format!(
                 "DATA with inner source {src}, which client {} does not own; dropped",
@@ -157,11 +106,11 @@ impl Gateway {
             (_, None) => {
                 // Not an IP packet: nothing to route and nothing spoofed; counted only, so a
                 // client sending filler does not flood the event stream.
-                tracing::debug!(session = %format_args!("{id:016x}"), "DATA body is not an IP packet; dropped");
+                tracing::debug!(session = %SessionId::show(id), "DATA body is not an IP packet; dropped");
                 return false;
             }
         };
-        tracing::warn!(session = %format_args!("{id:016x}"), %detail, "cryptokey routing refused a packet");
+        tracing::warn!(session = %SessionId::show(id), %detail, "cryptokey routing refused a packet");
         self.bus.publish(
             EventRecord::new(EventKind::SecurityEvent, EventSource::Controller)
                 .with_session(id)
@@ -173,18 +122,17 @@ impl Gateway {
     /// Seals a packet read from the TUN device for the session that owns its destination and
     /// sends it to that session's current binding; drops and counts it if there is none.
     pub async fn send_downstream(&self, packet: &[u8]) {
-        let counters = &self.routes.counters;
+        let counters = &self.counters;
         let Some(route) = packet_addresses(packet).and_then(|(_, dst)| self.route(dst)) else {
-            bump(&counters.downstream_unroutable);
+            counters.downstream_unroutable();
             return;
         };
         match self.seal_for(route.id, MessageType::Data, route.version, packet) {
             Some(datagram) => {
                 self.send(&datagram, route.to).await;
-                bump(&counters.downstream_sent);
-                add(&counters.downstream_bytes, packet.len());
+                counters.downstream(packet.len());
             }
-            None => bump(&counters.downstream_unroutable),
+            None => counters.downstream_unroutable(),
         }
     }
 

@@ -1,10 +1,9 @@
 //! Prometheus metrics for `jvpn gateway --metrics ADDR`, encoded by the `prometheus-client` crate.
 //!
-//! Two sources feed one registry. The controller's own counters (transitions, CAS conflicts,
-//! refusals) live in [`Metrics`], which the daemon core increments as things happen. Everything the
-//! core already counts elsewhere (the XDP program's per-CPU drop counters, sessions by state, lost
-//! events) is read at scrape time through [`GatewayApi`], so there is one source of truth for each
-//! number and `jvpn stats` and Prometheus never disagree.
+//! Nothing is counted here: the collector reads the gateway's one counters home
+//! ([`Counters`], which `jvpn stats` reads too) and, at scrape time, what the [`GatewayApi`]
+//! reports (the XDP program's per-CPU drop counters, sessions by state, lost events), so there is
+//! one source of truth for each number and `jvpn stats` and Prometheus never disagree.
 //!
 //! Families (all prefixed `jvpn_`): `dataplane_drops_total{reason}`,
 //! `dataplane_dropped_bytes_total{reason}`, `dataplane_accepted_total`,
@@ -16,104 +15,22 @@
 
 pub mod http;
 
-use crate::control::{ControllerCounters, GatewayApi, PacketCount, ReasonCount};
-use jvpn_common::{RejectReason, SessionState};
+use crate::control::GatewayApi;
+use crate::gateway::counters::{Counters, STATES};
+use jvpn_common::RejectReason;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, MetricEncoder};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-const REASONS: usize = RejectReason::ALL.len();
-/// Session states in code order; the transition table's "from" axis adds one row for birth.
-const STATES: [SessionState; 4] = [
-    SessionState::Birth,
-    SessionState::Attached,
-    SessionState::Recovering,
-    SessionState::Terminated,
-];
-
-/// The controller's counters; shared by the daemon core (which increments them) and the scrape.
-#[derive(Debug, Default)]
-pub struct Metrics {
-    /// `[from][to]`, where `from` 0 is "no previous state" (the birth record) and `from` i+1 is
-    /// `STATES[i]`.
-    transitions: [[AtomicU64; 4]; 5],
-    cas_conflicts: AtomicU64,
-    /// Indexed like [`RejectReason::ALL`].
-    rejects: [AtomicU64; REASONS],
-}
-
-fn state_index(state: SessionState) -> usize {
-    STATES.iter().position(|s| *s == state).unwrap_or(0)
-}
-
-fn reason_index(reason: RejectReason) -> usize {
-    RejectReason::ALL
-        .iter()
-        .position(|r| *r == reason)
-        .unwrap_or(0)
-}
-
-impl Metrics {
-    /// Fresh counters, all zero.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Counts one committed version increment (call it where the STATE_CHANGE record is made).
-    pub fn transition(&self, from: Option<SessionState>, to: SessionState) {
-        let row = from.map_or(0, |s| state_index(s) + 1);
-        self.transitions[row][state_index(to)].fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// Counts one compare-and-set that lost to a concurrent mutation.
-    pub fn cas_conflict(&self) {
-        self.cas_conflicts.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// Counts one message refused by the controller.
-    pub fn reject(&self, reason: RejectReason) {
-        self.rejects[reason_index(reason)].fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// A snapshot for [`StatsReport::controller`](crate::control::StatsReport::controller), so
-    /// `jvpn stats` shows the same numbers as the scrape.
-    pub fn controller_counters(&self) -> ControllerCounters {
-        ControllerCounters {
-            transitions: self
-                .transitions
-                .iter()
-                .flatten()
-                .map(|c| c.load(Ordering::Relaxed))
-                .sum(),
-            cas_conflicts: self.cas_conflicts.load(Ordering::Relaxed),
-            rejects: RejectReason::ALL
-                .into_iter()
-                .zip(&self.rejects)
-                .map(|(reason, c)| (reason, c.load(Ordering::Relaxed)))
-                .filter(|(_, n)| *n > 0)
-                .map(|(reason, packets)| ReasonCount {
-                    reason,
-                    count: PacketCount { packets, bytes: 0 },
-                })
-                .collect(),
-            ..ControllerCounters::default()
-        }
-    }
-
-    /// A registry serving these counters and, at each scrape, what `api` reports.
-    pub fn registry(self: &Arc<Self>, api: Arc<dyn GatewayApi>) -> Registry {
-        let mut registry = Registry::with_prefix("jvpn");
-        registry.register_collector(Box::new(GatewayCollector {
-            metrics: Arc::clone(self),
-            api,
-        }));
-        registry
-    }
+/// A registry serving `counters` and, at each scrape, what `api` reports.
+pub fn registry(counters: Arc<Counters>, api: Arc<dyn GatewayApi>) -> Registry {
+    let mut registry = Registry::with_prefix("jvpn");
+    registry.register_collector(Box::new(GatewayCollector { counters, api }));
+    registry
 }
 
 /// The registry in the Prometheus text format (0.0.4). Calls the [`GatewayApi`], so it may block.
@@ -128,14 +45,14 @@ pub fn render(registry: &Registry) -> String {
 pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
 
 struct GatewayCollector {
-    metrics: Arc<Metrics>,
+    counters: Arc<Counters>,
     api: Arc<dyn GatewayApi>,
 }
 
 impl std::fmt::Debug for GatewayCollector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GatewayCollector")
-            .field("metrics", &self.metrics)
+            .field("counters", &self.counters)
             .finish_non_exhaustive()
     }
 }
@@ -233,15 +150,12 @@ impl Collector for GatewayCollector {
             ConstGauge::new(count).encode(sessions.encode_family(&labels)?)?;
         }
 
-        let transitions = (0..5).flat_map(|row| {
-            let from = if row == 0 {
-                "NONE"
-            } else {
-                STATES[row - 1].name()
-            };
-            STATES.iter().enumerate().map(move |(col, to)| {
-                let value = self.metrics.transitions[row][col].load(Ordering::Relaxed);
-                ([("from", from), ("to", to.name())], value)
+        let froms = std::iter::once(None).chain(STATES.map(Some));
+        let transitions = froms.flat_map(|from| {
+            let name = from.map_or("NONE", |s: jvpn_common::SessionState| s.name());
+            STATES.iter().map(move |to| {
+                let value = self.counters.transitions(from, *to);
+                ([("from", name), ("to", to.name())], value)
             })
         });
         labelled_counters(
@@ -256,12 +170,11 @@ impl Collector for GatewayCollector {
             "cas_conflicts",
             "Compare-and-set attempts lost to a concurrent mutation.",
             None,
-            self.metrics.cas_conflicts.load(Ordering::Relaxed),
+            stats.controller.cas_conflicts,
         )?;
         let rejects = RejectReason::ALL
             .into_iter()
-            .zip(&self.metrics.rejects)
-            .map(|(reason, c)| ([("reason", reason.name())], c.load(Ordering::Relaxed)));
+            .map(|reason| ([("reason", reason.name())], self.counters.rejects(reason)));
         labelled_counters(
             e,
             "controller_rejects",

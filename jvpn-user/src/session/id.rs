@@ -72,6 +72,11 @@ pub enum SessionIdError {
 }
 
 impl SessionId {
+    /// A raw id as printed everywhere (16 hex digits), for logs and messages that hold the `u64`.
+    pub const fn show(raw: u64) -> ShownId {
+        ShownId(raw)
+    }
+
     /// The id with this value, or `None` for 0.
     pub const fn new(value: u64) -> Option<Self> {
         if value == 0 {
@@ -114,6 +119,21 @@ impl SessionId {
 impl fmt::Display for SessionId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{:016x}", self.0)
+    }
+}
+
+/// A raw session id (as a header or a map key carries it, 0 included) shown as [`SessionId`]
+/// shows it; from [`SessionId::show`].
+#[derive(Clone, Copy, Debug)]
+pub struct ShownId(u64);
+
+impl fmt::Display for ShownId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match SessionId::new(self.0) {
+            Some(id) => id.fmt(f),
+            // The id a HELLO carries: printed in the same width.
+            None => write!(f, "{:016x}", 0),
+        }
     }
 }
 

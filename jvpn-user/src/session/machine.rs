@@ -21,18 +21,10 @@
 use super::event::{Cause, Incident, SessionEvent, StateChange};
 use super::input::Input;
 use super::state::{Millis, Session, Timers};
-use jvpn_common::abi::VERSION_SAFETY_MARGIN;
 use jvpn_common::maps::SessionState;
+use jvpn_common::version::check_version;
+pub use jvpn_common::version::{NONCE_CEILING, VERSION_CEILING};
 use jvpn_common::RejectReason;
-
-/// The highest version a session may reach by a transition other than termination: a transition
-/// to a version above it terminates the session instead (spec section 8).
-pub const VERSION_CEILING: u64 = u64::MAX - VERSION_SAFETY_MARGIN;
-/// The highest nonce a session may use: a higher one ends the session (spec section 8). Below
-/// [`jvpn_common::abi::NONCE_LIMIT`], where the dataplane stops accepting.
-pub const NONCE_CEILING: u64 = u64::MAX - VERSION_SAFETY_MARGIN;
-
-const _: () = assert!(NONCE_CEILING < jvpn_common::abi::NONCE_LIMIT);
 
 /// The result of an accepted input: the session after it and what to report.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -156,12 +148,7 @@ impl SessionMachine {
                 },
             ) => {
                 let current = session.state_version;
-                if *claimed_version != current {
-                    let reason = if *claimed_version < current {
-                        RejectReason::StaleVersion
-                    } else {
-                        RejectReason::VersionJump
-                    };
+                if let Err(reason) = check_version(*claimed_version, current) {
                     let detail = format!("claimed version {claimed_version}, current {current}");
                     return Err(security(session, reason, now, detail));
                 }

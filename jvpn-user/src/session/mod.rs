@@ -22,7 +22,7 @@ mod prop_tests;
 mod spec_tests;
 
 pub use event::{Cause, Incident, SessionEvent, StateChange};
-pub use id::{NodeId, SessionId, SessionIdError};
+pub use id::{NodeId, SessionId, SessionIdError, ShownId};
 pub use input::{Input, RecoverCause, TerminateCause};
 pub use machine::{Reject, SessionMachine, Transition, NONCE_CEILING, VERSION_CEILING};
 pub use state::{Millis, Session, Timers, TimersError, CLIENT_KEY_LEN};

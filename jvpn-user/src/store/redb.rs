@@ -294,8 +294,12 @@ impl SessionStore for RedbStore {
             let (k, v) = row.map_err(|e| self.db_err("list sessions", e))?;
             let (id, part) = k.value();
             if part == CURRENT {
-                let s = codec::decode_session(v.value())
-                    .map_err(|e| self.corrupt(format!("session {id:016x}"), e))?;
+                let s = codec::decode_session(v.value()).map_err(|e| {
+                    self.corrupt(
+                        format!("session {}", crate::session::SessionId::show(id)),
+                        e,
+                    )
+                })?;
                 sessions.push(s);
             }
         }

@@ -15,15 +15,12 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::process::Command;
 use tokio::io::unix::AsyncFd;
 
-/// Longest interface name the kernel takes (IFNAMSIZ less the terminating zero).
-pub const MAX_NAME_LEN: usize = libc::IFNAMSIZ - 1;
-
 /// Why a TUN device could not be created, configured or used.
 #[derive(Debug, thiserror::Error)]
 pub enum TunError {
-    /// The name is empty or too long.
-    #[error("bad TUN device name {0:?}: use 1 to {MAX_NAME_LEN} characters")]
-    BadName(String),
+    /// The name is not an interface name ([`crate::iface`]).
+    #[error("bad TUN device name: {0}")]
+    BadName(#[source] crate::iface::InterfaceNameError),
     /// `/dev/net/tun` could not be opened or attached.
     #[error("cannot create the TUN device {name}: {source}; run as root with the tun module loaded (`modprobe tun`)")]
     Create {
@@ -66,9 +63,7 @@ impl TunDevice {
     /// Creates (or attaches to) the TUN device `name`, sets `mtu`, adds `addresses` and brings it
     /// up. Must be called within a tokio runtime.
     pub fn create(name: &str, mtu: u16, addresses: &[IpNet]) -> Result<Self, TunError> {
-        if name.is_empty() || name.len() > MAX_NAME_LEN || name.contains(['/', ' ', '\0']) {
-            return Err(TunError::BadName(name.to_owned()));
-        }
+        crate::iface::check_interface_name(name).map_err(TunError::BadName)?;
         let create = |source| TunError::Create {
             name: name.to_owned(),
             source,

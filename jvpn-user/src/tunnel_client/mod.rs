@@ -14,6 +14,7 @@ pub mod route_watch;
 
 use crate::client::{ClientConnection, ClientEvent, ConnectOptions, ConnectionError, LocalBinding};
 use crate::config::{ClientSettings, ConfigError};
+use crate::session::SessionId;
 use crate::tun::{TunDevice, TunError};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use jvpn_common::control::{TerminateCause, WelcomePayload};
@@ -367,7 +368,7 @@ pub async fn run(
     let listener = bind_control(&socket_path)?;
     let interval = connection.keepalive_interval().unwrap_or(DEFAULT_KEEPALIVE);
     tracing::info!(
-        session = %format_args!("{:016x}", connection.session_id()),
+        session = %SessionId::show(connection.session_id()),
         state_version = connection.state_version(),
         tun = tun.name(),
         ?addresses,

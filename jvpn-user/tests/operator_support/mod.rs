@@ -1,5 +1,5 @@
 //! A stand-in gateway for the operator-surface tests: a small in-memory implementation of
-//! `GatewayApi` with a real `EventBus` and `Metrics`, served on a real Unix socket in a temp dir.
+//! `GatewayApi` with a real `EventBus` and `Counters`, served on a real Unix socket in a temp dir.
 //!
 //! It is a fixture for the control protocol, not a model of the daemon: sessions live in a map,
 //! terminating one bumps its version, records the audit entry and publishes the STATE_CHANGE.
@@ -11,12 +11,12 @@
 
 use jvpn_common::{DropCounter, RejectReason, SessionState};
 use jvpn_user::control::{
-    bind_control_socket, server, ApiError, AuditEntry, ControllerCounters, DataplaneCounters,
-    GatewayApi, PacketCount, SessionCounts, SessionDetail, SessionSummary, StatsReport,
-    StatusReport, TunnelCounters,
+    bind_control_socket, server, ApiError, AuditEntry, ControllerStats, DataplaneStats, GatewayApi,
+    PacketCount, SessionCounts, SessionDetail, SessionSummary, StatsReport, StatusReport,
+    TunnelStats,
 };
 use jvpn_user::events::{EventBus, EventRecord, EventSubscription};
-use jvpn_user::metrics::Metrics;
+use jvpn_user::gateway::counters::Counters;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -30,7 +30,7 @@ pub const T0_MS: u64 = 1_700_000_000_000;
 /// The in-memory gateway.
 pub struct FixtureGateway {
     pub bus: EventBus,
-    pub metrics: Arc<Metrics>,
+    pub metrics: Arc<Counters>,
     sessions: Mutex<BTreeMap<u64, SessionSummary>>,
     audit: Mutex<BTreeMap<u64, Vec<AuditEntry>>>,
 }
@@ -40,7 +40,7 @@ impl FixtureGateway {
     pub fn new(capacity: usize, history: usize) -> Arc<Self> {
         Arc::new(Self {
             bus: EventBus::new(capacity, history),
-            metrics: Arc::new(Metrics::new()),
+            metrics: Arc::default(),
             sessions: Mutex::default(),
             audit: Mutex::default(),
         })
@@ -184,14 +184,14 @@ impl GatewayApi for FixtureGateway {
     fn stats(&self) -> StatsReport {
         let counters = per_cpu_counters();
         StatsReport {
-            dataplane: DataplaneCounters::from_per_cpu(
+            dataplane: DataplaneStats::from_per_cpu(
                 counters.iter().map(|(slot, v)| (*slot, v.as_slice())),
             ),
-            controller: ControllerCounters {
+            controller: ControllerStats {
                 seal_failures: 3,
-                ..self.metrics.controller_counters()
+                ..self.metrics.controller_stats()
             },
-            tunnel: TunnelCounters {
+            tunnel: TunnelStats {
                 upstream: PacketCount {
                     packets: 11,
                     bytes: 1100,

@@ -247,7 +247,7 @@ fn top_level_mistakes_are_refused_at_their_line() {
         ("syntax", "port = 1\nprivate_key = \"{GW} # <-\n", "invalid basic string"),
         ("network address", "private_key = \"{GW}\"\n[tunnel]\nipv4 = \"10.77.0.0/24\" # <-\n", "not a host address"),
         ("bad listen", "private_key = \"{GW}\"\nlisten = \"any\" # <-\n[tunnel]\nipv4 = \"10.77.0.1/24\"\n", "not an IP address"),
-        ("long tun", "private_key = \"{GW}\"\ntun = \"a-very-long-tun-name\" # <-\n[tunnel]\nipv4 = \"10.77.0.1/24\"\n", "not a valid interface name"),
+        ("long tun", "private_key = \"{GW}\"\ntun = \"a-very-long-tun-name\" # <-\n[tunnel]\nipv4 = \"10.77.0.1/24\"\n", "the limit for interface names"),
         ("relative state dir", "private_key = \"{GW}\"\nstate_dir = \"state\" # <-\n[tunnel]\nipv4 = \"10.77.0.1/24\"\n", "absolute path"),
         ("small mtu", "private_key = \"{GW}\"\nmtu = 500 # <-\n[tunnel]\nipv4 = \"10.77.0.1/24\"\n", "at least 576"),
         ("keepalive timeout", "private_key = \"{GW}\"\nkeepalive_interval_secs = 40 # <-\n[tunnel]\nipv4 = \"10.77.0.1/24\"\n", "must be longer than keepalive_interval_secs (40)"),

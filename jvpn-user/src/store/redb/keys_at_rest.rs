@@ -3,7 +3,7 @@
 //! when the store opens. The audit records never held keys.
 
 use super::{RedbStore, CURRENT};
-use crate::session::Session;
+use crate::session::{Session, SessionId};
 use crate::store::{codec, StoreError};
 use jvpn_common::abi::HEADER_KEY_LEN;
 use jvpn_common::maps::SessionState;
@@ -29,7 +29,7 @@ impl RedbStore {
             }
             // A record that does not decode is reported where it is read (get, list), with its key.
             let Ok(s) = codec::decode_session(v.value()) else {
-                tracing::warn!(session = %format_args!("{id:016x}"), "a stored session record is corrupt");
+                tracing::warn!(session = %SessionId::show(id), "a stored session record is corrupt");
                 continue;
             };
             if s.state == SessionState::Terminated && holds_keys(&s) {
