@@ -34,8 +34,7 @@ fn run(command: Command) -> Result<(), CliError> {
         Command::Gateway(options) => {
             preflight::gateway(&options)?;
             let runtime = cli::daemon_runtime()?;
-            runtime.block_on(jvpn_user::gateway::run(options, cli::shutdown_signal()))?;
-            Ok(())
+            runtime.block_on(cli::gateway_cmd::run(options, cli::shutdown_signal()))
         }
         Command::Client(invocation) => client_cmd::execute(invocation),
         Command::Detach { iface } => {

@@ -105,7 +105,7 @@ fn main() {
                 settings,
                 machine: SessionMachine::new(Timers::default()),
                 store: store.clone(),
-                dataplane,
+                dataplane: Box::new(dataplane),
                 socket,
                 epoch: 1,
                 iface: IFACE.into(),
@@ -117,13 +117,10 @@ fn main() {
         let single = single_cas_rate(&store);
         let (rate, p50, p99) = reattach_rate(&gateway, &client_key, sink_addr).await;
         let upsert = map_upsert_p50(&gateway);
-        let dataplane = Arc::try_unwrap(gateway)
-            .ok()
-            .expect("all tasks done")
-            .dataplane
-            .into_inner()
-            .expect("dataplane lock");
-        dataplane.detach().expect("detach");
+        drop(gateway);
+        Dataplane::adopt(IFACE)
+            .and_then(Dataplane::detach)
+            .expect("detach");
         (single, rate, p50, p99, upsert)
     });
     let (single, rate, p50, p99, upsert) = results;

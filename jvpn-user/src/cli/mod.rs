@@ -8,6 +8,7 @@
 pub mod args;
 pub mod client_cmd;
 pub mod error;
+pub mod gateway_cmd;
 pub mod keygen;
 pub mod output;
 pub mod preflight;

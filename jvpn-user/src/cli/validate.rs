@@ -54,7 +54,7 @@ pub enum Command {
     },
 }
 
-/// Validated `jvpn gateway` options: what `crate::gateway::run` is started with.
+/// Validated `jvpn gateway` options: what `super::gateway_cmd` builds the gateway from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GatewayOptions {
     /// The interface (a valid Linux name; existence is checked before start).

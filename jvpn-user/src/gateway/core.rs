@@ -8,9 +8,10 @@
 use super::counters::{Count, Counters};
 use super::fault;
 use super::live::SessionTable;
+use super::session_map::SessionMap;
 use crate::config::GatewaySettings;
 use crate::crypto::SessionKeys;
-use crate::dataplane::{Dataplane, DataplaneError};
+use crate::dataplane::DataplaneError;
 use crate::events::{EventBus, EventRecord};
 use crate::session::{Input, Millis, Reject, Session, SessionEvent, SessionMachine, Transition};
 use crate::store::{CasOutcome, CasRequest, Expected, GroupCommitter, SessionStore, StoreError};
@@ -72,7 +73,7 @@ pub struct Gateway {
     /// Batches concurrent compare-and-sets into durable group commits.
     pub committer: GroupCommitter,
     /// The XDP maps. Locked for every write so updates land in version order.
-    pub dataplane: Mutex<Dataplane>,
+    pub dataplane: Mutex<Box<dyn SessionMap>>,
     /// Live sessions.
     pub sessions: SessionTable,
     /// The ordered event stream.
@@ -101,7 +102,7 @@ pub struct Gateway {
     /// The monotonic clock every timer and the state machine read ([`super::clock`]).
     pub clock: super::clock::ControllerClock,
     /// Cryptokey routing: which client owns each tunnel address, which session carries it.
-    pub routes: super::tunnel::TunnelRoutes,
+    pub routes: super::routes::TunnelRoutes,
 }
 
 /// What a [`Gateway`] is assembled from.
@@ -112,8 +113,8 @@ pub struct GatewayParts {
     pub machine: SessionMachine,
     /// The authoritative store.
     pub store: Arc<dyn SessionStore>,
-    /// The loaded or adopted dataplane.
-    pub dataplane: Dataplane,
+    /// The XDP maps: the loaded or adopted dataplane, or a test's fake.
+    pub dataplane: Box<dyn SessionMap>,
     /// The bound UDP socket.
     pub socket: UdpSocket,
     /// This run's boot epoch.
@@ -131,7 +132,7 @@ impl Gateway {
     pub fn new(parts: GatewayParts) -> std::io::Result<Self> {
         let committer =
             GroupCommitter::spawn(parts.store.clone(), GroupCommitter::DEFAULT_MAX_BATCH)?;
-        let routes = super::tunnel::TunnelRoutes::new(&parts.settings);
+        let routes = super::routes::TunnelRoutes::new(&parts.settings);
         let clock = super::clock::ControllerClock::system();
         let hello_guard =
             super::hello_guard::HelloGuard::new(parts.settings.public_key(), clock.now());

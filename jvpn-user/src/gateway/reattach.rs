@@ -9,7 +9,7 @@
 
 use super::core::{Applied, Gateway};
 use super::live::{PendingChallenge, CHALLENGE_LIFETIME_MS};
-use crate::crypto::{open_body, Direction, SealError};
+use crate::crypto::{open_body, Direction};
 use crate::session::{Input, Millis, SessionId};
 use jvpn_common::control::{
     PathChallenge, PathResponse, ReattachAck, ReattachRequest, PATH_TOKEN_LEN,
@@ -17,7 +17,7 @@ use jvpn_common::control::{
 use jvpn_common::maps::{SessionState, TransportBinding};
 use jvpn_common::version::check_version;
 use jvpn_common::wire::Be64;
-use jvpn_common::{RejectReason, WireHeader};
+use jvpn_common::RejectReason;
 use rand::RngCore;
 use std::net::SocketAddr;
 
@@ -182,34 +182,6 @@ impl Gateway {
                     tracing::error!(session = %SessionId::show(id), error = %e, "reattach not committed");
                 }
             }
-        }
-    }
-
-    /// The live session a datagram names, or `None` (reported) if it has none.
-    pub fn session_of(
-        &self,
-        datagram: &[u8],
-        from: SocketAddr,
-    ) -> Option<(
-        u64,
-        crate::session::Session,
-        std::sync::Arc<crate::crypto::SessionKeys>,
-    )> {
-        let header = WireHeader::parse(datagram).ok()?;
-        let id = header.session_id.get();
-        match self.sessions.snapshot(id) {
-            Some((session, keys)) => Some((id, session, keys)),
-            None => {
-                self.unauthenticated(&header, from, RejectReason::UnknownSession);
-                None
-            }
-        }
-    }
-
-    /// Reports a datagram whose tag or seal failed here.
-    pub fn seal_failed(&self, datagram: &[u8], from: SocketAddr, error: &SealError) {
-        if let Ok(header) = WireHeader::parse(datagram) {
-            self.unauthenticated(&header, from, error.reason());
         }
     }
 }

@@ -1,11 +1,13 @@
 //! Messages the gateway sends to a session's client: sealed under the session's
 //! gateway-to-client key, numbered with its gateway-to-client nonce, carrying the version the
 //! caller names. REJECT replies go through the session's REJECT budget for their destination
-//! ([`super::reject_budget`]).
+//! ([`super::reject_budget`]). Also the other side of that coin, shared by every handler of a
+//! client message: finding the session a datagram names, and reporting (never answering) one that
+//! fails authentication.
 
 use super::core::Gateway;
 use super::counters::Count;
-use crate::crypto::{seal_message, Direction};
+use crate::crypto::{seal_message, Direction, SealError};
 use crate::events::{EventKind, EventRecord, EventSource};
 use crate::session::{Millis, SessionId};
 use jvpn_common::control::{Body, Reject};
@@ -139,5 +141,33 @@ impl Gateway {
                 .with_message(message, header.state_version.get(), header.nonce.get())
                 .with_detail("failed authentication in the controller; nothing changed"),
         );
+    }
+
+    /// The live session a datagram names, or `None` (reported) if it has none.
+    pub fn session_of(
+        &self,
+        datagram: &[u8],
+        from: SocketAddr,
+    ) -> Option<(
+        u64,
+        crate::session::Session,
+        std::sync::Arc<crate::crypto::SessionKeys>,
+    )> {
+        let header = WireHeader::parse(datagram).ok()?;
+        let id = header.session_id.get();
+        match self.sessions.snapshot(id) {
+            Some((session, keys)) => Some((id, session, keys)),
+            None => {
+                self.unauthenticated(&header, from, RejectReason::UnknownSession);
+                None
+            }
+        }
+    }
+
+    /// Reports a datagram whose tag or seal failed here.
+    pub fn seal_failed(&self, datagram: &[u8], from: SocketAddr, error: &SealError) {
+        if let Ok(header) = WireHeader::parse(datagram) {
+            self.unauthenticated(&header, from, error.reason());
+        }
     }
 }

@@ -1,7 +1,8 @@
 //! The gateway's data path: opened DATA packets into the TUN device, and packets the kernel
 //! routes into the TUN device back out to the session that owns their destination.
 //!
-//! Cryptokey routing as in WireGuard: each client key owns its tunnel addresses. Upstream, a
+//! Cryptokey routing ([`super::routes`]) as in WireGuard: each client key owns its tunnel
+//! addresses. Upstream, a
 //! packet is written only if its inner source is one the session's client may use; any other is
 //! dropped, counted and reported as a SECURITY_EVENT. Downstream, the inner destination names the
 //! client, and the client's newest ATTACHED session carries it, sealed at that session's current
@@ -9,69 +10,15 @@
 //! address no client owns, or whose client has no attached session, are dropped and counted.
 
 use super::core::Gateway;
+use super::GatewayError;
 use crate::config::GatewaySettings;
 use crate::events::{EventKind, EventRecord, EventSource};
-use crate::session::{Session, SessionId, CLIENT_KEY_LEN};
+use crate::session::{Session, SessionId};
 use crate::tun::{packet_addresses, TunDevice};
 use jvpn_common::maps::SessionState;
 use jvpn_common::MessageType;
-use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
-
-type ClientKey = [u8; CLIENT_KEY_LEN];
-
-/// Which client owns each tunnel address, and which session of each client carries its
-/// downstream traffic.
-#[derive(Debug, Default)]
-pub struct TunnelRoutes {
-    /// Tunnel address -> the client key that owns it (from the config; fixed for this run).
-    owners: HashMap<IpAddr, ClientKey>,
-    /// Client key -> (session id, created_at) of its newest attached session; kept on commit and
-    /// refreshed from the session table when it goes stale (e.g. after a restart's reconcile).
-    carriers: Mutex<HashMap<ClientKey, (u64, u64)>>,
-}
-
-impl TunnelRoutes {
-    /// The routes of the clients in `settings`.
-    pub fn new(settings: &GatewaySettings) -> Self {
-        let mut owners = HashMap::new();
-        for client in settings.clients() {
-            let key = *client.public_key.as_bytes();
-            if let Some(v4) = client.ipv4 {
-                owners.insert(IpAddr::V4(v4), key);
-            }
-            if let Some(v6) = client.ipv6 {
-                owners.insert(IpAddr::V6(v6), key);
-            }
-        }
-        Self {
-            owners,
-            carriers: Mutex::default(),
-        }
-    }
-
-    fn carriers(&self) -> std::sync::MutexGuard<'_, HashMap<ClientKey, (u64, u64)>> {
-        self.carriers
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// Notes a committed record: an attached session at least as new as its client's carrier
-    /// becomes the carrier; a carrier that leaves ATTACHED stops being one.
-    pub fn committed(&self, session: &Session) {
-        let id = session.id.get();
-        let mut carriers = self.carriers();
-        let current = carriers.get(&session.client_key).copied();
-        if session.state == SessionState::Attached {
-            if current.is_none_or(|(cid, created)| cid == id || session.created_at >= created) {
-                carriers.insert(session.client_key, (id, session.created_at));
-            }
-        } else if current.is_some_and(|(cid, _)| cid == id) {
-            carriers.remove(&session.client_key);
-        }
-    }
-}
+use std::sync::Arc;
 
 /// Where one downstream packet goes.
 struct Route {
@@ -138,8 +85,8 @@ impl Gateway {
 
     /// The attached session that carries traffic to `dst`, with its version and binding.
     fn route(&self, dst: IpAddr) -> Option<Route> {
-        let key = *self.routes.owners.get(&dst)?;
-        let cached = self.routes.carriers().get(&key).map(|&(id, _)| id);
+        let key = self.routes.owner(dst)?;
+        let cached = self.routes.carrier(&key);
         let table = self.sessions.lock();
         let usable = |s: &Session| s.state == SessionState::Attached && s.client_key == key;
         let session = match cached.and_then(|id| table.get(&id)).map(|l| &l.session) {
@@ -174,4 +121,27 @@ pub async fn run_tun_reader(gateway: Arc<Gateway>, tun: Arc<TunDevice>) {
             }
         }
     }
+}
+
+/// Creates the TUN device with the gateway's tunnel addresses, if the config has a tunnel
+/// (called by the composition root).
+pub fn open_device(settings: &GatewaySettings) -> Result<Option<Arc<TunDevice>>, GatewayError> {
+    let addresses: Vec<ipnet::IpNet> = settings
+        .tunnel
+        .ipv4
+        .map(ipnet::IpNet::V4)
+        .into_iter()
+        .chain(settings.tunnel.ipv6.map(ipnet::IpNet::V6))
+        .collect();
+    if addresses.is_empty() {
+        return Ok(None);
+    }
+    let tun = TunDevice::create(&settings.tun, settings.mtu, &addresses)?;
+    tracing::info!(
+        tun = tun.name(),
+        mtu = settings.mtu,
+        ?addresses,
+        "tunnel device up"
+    );
+    Ok(Some(Arc::new(tun)))
 }

@@ -1,0 +1,89 @@
+//! `jvpn gateway`: the composition root. It builds what the gateway serves on from the validated
+//! options (the config, the store and its boot epoch, the XDP dataplane, the TUN device, the UDP
+//! socket, the control socket, the metrics listener) and hands them to [`gateway::run`], which
+//! owns none of these choices (mini-redis's `bin/server.rs` and `server::run`).
+
+use super::error::CliError;
+use super::validate::GatewayOptions;
+use crate::config::GatewaySettings;
+use crate::control::bind_control_socket;
+use crate::dataplane::{Dataplane, DataplaneOptions, PinDir};
+use crate::gateway::{self, epoch, reconcile, tunnel, udp, GatewayError, GatewayIo, RunSettings};
+use crate::session::Timers;
+use crate::store::{RedbStore, SessionStore};
+use std::future::Future;
+use std::sync::Arc;
+
+/// Opens everything `options` names and runs the gateway on it until `shutdown` completes.
+pub async fn run(
+    options: GatewayOptions,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), CliError> {
+    let (io, settings, _control_guard) = open(&options).await?;
+    gateway::run(io, settings, shutdown).await?;
+    Ok(())
+}
+
+/// Builds the gateway's I/O and settings; the guard removes the control socket when dropped.
+async fn open(
+    options: &GatewayOptions,
+) -> Result<(GatewayIo, RunSettings, crate::control::SocketGuard), GatewayError> {
+    let config = GatewaySettings::load(&options.config)?;
+    let timers = Timers::new(
+        config.timeouts.keepalive_timeout.as_millis() as u64,
+        config.timeouts.idle_timeout.as_millis() as u64,
+    )?;
+    // Opening the store creates the state dir 0700 (or narrows it): it holds session keys.
+    let redb = RedbStore::open(&options.state_dir)?;
+    let epoch = epoch::advance(&options.state_dir, &redb)?;
+    let store: Arc<dyn SessionStore> = Arc::new(redb);
+    let mut dp_options = DataplaneOptions::new(options.iface.clone());
+    dp_options.port = options.port;
+    dp_options.max_sessions = options.max_sessions;
+    dp_options.xdp_mode = options.xdp_mode;
+    if !PinDir::new(&dp_options.pin_root, &options.iface)?.has_link() {
+        // The maps are lost: every live session owes a move to RECOVERING (see `reconcile`).
+        reconcile::RecoveryOwed::new(&options.state_dir)
+            .owe()
+            .map_err(GatewayError::io(
+                "record the owed RECOVERING pass in the state dir",
+            ))?;
+    }
+    let dataplane = Dataplane::open_or_load(&dp_options)?;
+    let origin = dataplane.origin();
+    let dataplane_events = dataplane.take_event_reader()?;
+    let program_logs = dataplane.take_log_forwarder();
+
+    let tun = tunnel::open_device(&config)?;
+    let socket = udp::bind(config.listen, options.port, &options.iface)?;
+    crate::socket_buffers::enlarge(&socket);
+    let (control, control_guard) = bind_control_socket(&options.socket)?;
+    let metrics = match options.metrics {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(GatewayError::io(format!("bind the metrics address {addr}")))?,
+        ),
+        None => None,
+    };
+    let io = GatewayIo {
+        socket,
+        store,
+        map: Box::new(dataplane),
+        origin,
+        dataplane_events,
+        program_logs,
+        tun,
+        control,
+        metrics,
+    };
+    let settings = RunSettings {
+        config,
+        timers,
+        epoch,
+        iface: options.iface.clone(),
+        port: options.port,
+        state_dir: options.state_dir.clone(),
+    };
+    Ok((io, settings, control_guard))
+}

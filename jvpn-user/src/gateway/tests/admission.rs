@@ -1,0 +1,165 @@
+//! Handshake admission, the version and transport checks on DATA, the controller's replay
+//! refusal and cryptokey routing, each case through the real handler.
+
+use super::*;
+use crate::crypto::ClientIdentity;
+use jvpn_common::{RejectReason, SessionState};
+
+/// HELLO admission (docs/protocol.md, "Handshake"): only a configured client with a valid mac1
+/// and a fresh timestamp gets a session; every refusal is counted under its reason and leaves
+/// the map as it was.
+#[tokio::test]
+async fn only_a_fresh_hello_of_a_configured_client_is_admitted() {
+    let h = Harness::new().await;
+    let (_, genuine) = Harness::hello(&h.identity);
+    let stranger = ClientIdentity {
+        private_key: PrivateKey::generate(),
+        ..h.identity.clone()
+    };
+    let (_, unknown) = Harness::hello(&stranger);
+    let mut bad_mac = Harness::hello(&h.identity).1;
+    let last = bad_mac.len() - 1;
+    bad_mac[last - 20] ^= 1;
+    let cases: [(&str, &[u8], Option<RejectReason>, usize); 5] = [
+        ("genuine", &genuine, None, 1),
+        (
+            "the same HELLO again",
+            &genuine,
+            Some(RejectReason::HandshakeReplay),
+            1,
+        ),
+        (
+            "unknown client",
+            &unknown,
+            Some(RejectReason::UnknownClient),
+            1,
+        ),
+        ("mac1 broken", &bad_mac, Some(RejectReason::BadMac), 1),
+        (
+            "truncated",
+            &genuine[..genuine.len() - 1],
+            Some(RejectReason::Malformed),
+            1,
+        ),
+    ];
+    for (case, hello, refusal, sessions) in cases {
+        let before = refusal.map(|r| h.gateway.counters.rejects(r));
+        h.gateway.on_hello(hello, h.client_addr, T0).await;
+        let answer = recv(&h.client).await;
+        match refusal {
+            None => {
+                let welcome = answer.unwrap_or_else(|| panic!("{case}: no WELCOME"));
+                let header = WireHeader::parse(&welcome).expect("header");
+                assert_eq!(header.message_type(), Some(MessageType::Welcome), "{case}");
+                let entry = h.entry(header.session_id.get()).expect("map entry");
+                assert_eq!(entry.state_version, 1, "{case}");
+                assert_eq!(entry.state, SessionState::Attached as u8, "{case}");
+            }
+            Some(reason) => {
+                assert!(answer.is_none(), "{case}: a refused HELLO gets no answer");
+                let after = h.gateway.counters.rejects(reason);
+                assert_eq!(
+                    after,
+                    before.unwrap_or(0) + 1,
+                    "{case}: counted as {reason:?}"
+                );
+            }
+        }
+        assert_eq!(h.map.lock().unwrap().len(), sessions, "{case}");
+    }
+}
+
+/// DATA the XDP program passed is checked again here (spec sections 4, 6 and 10): the nonce once
+/// (replay refusal), the version exactly (lower STALE_VERSION, higher VERSION_JUMP), the transport
+/// bound. Only an exact match reaches the tunnel; nothing else changes the session.
+#[tokio::test]
+async fn data_is_delivered_only_at_its_version_from_its_transport_once() {
+    let h = Harness::new().await;
+    let session = h.session().await;
+    let id = session.welcome.session_id.get();
+    let other: SocketAddr = "127.0.0.1:9".parse().expect("addr");
+    let packet = ipv4_packet(CLIENT_V4, [10, 99, 0, 1]);
+    let cases: [(&str, u64, u64, SocketAddr, Option<RejectReason>); 5] = [
+        ("current", 1, 1, h.client_addr, None),
+        (
+            "replayed nonce",
+            1,
+            1,
+            h.client_addr,
+            Some(RejectReason::DuplicateNonce),
+        ),
+        (
+            "lower version",
+            0,
+            2,
+            h.client_addr,
+            Some(RejectReason::StaleVersion),
+        ),
+        (
+            "higher version",
+            2,
+            3,
+            h.client_addr,
+            Some(RejectReason::VersionJump),
+        ),
+        (
+            "other transport",
+            1,
+            4,
+            other,
+            Some(RejectReason::TransportMismatch),
+        ),
+    ];
+    for (case, version, nonce, from, refusal) in cases {
+        let before = refusal.map(|r| h.gateway.counters.rejects(r));
+        let mut datagram = sealed(&session, MessageType::Data, version, nonce, &packet);
+        let opened = h
+            .gateway
+            .on_traffic(&mut datagram, from, T0 + 1)
+            .await
+            .map(|p| p.to_vec());
+        match refusal {
+            None => assert_eq!(opened.as_deref(), Some(&packet[..]), "{case}"),
+            Some(reason) => {
+                assert_eq!(opened, None, "{case}");
+                let after = h.gateway.counters.rejects(reason);
+                assert_eq!(
+                    after,
+                    before.unwrap_or(0) + 1,
+                    "{case}: counted as {reason:?}"
+                );
+            }
+        }
+        assert_eq!(h.entry(id).expect("entry").state_version, 1, "{case}");
+    }
+    assert_eq!(h.gateway.counters.data_packets(), 1);
+}
+
+/// Cryptokey routing: an opened packet enters the TUN device only if its inner source is one
+/// of the session's client's addresses; anything else is dropped and counted.
+#[tokio::test]
+async fn only_the_clients_own_inner_source_enters_the_tunnel() {
+    let h = Harness::new().await;
+    let session = h.session().await;
+    let id = session.welcome.session_id.get();
+    let cases: [(&str, Vec<u8>, bool); 4] = [
+        ("own address", ipv4_packet(CLIENT_V4, [8, 8, 8, 8]), true),
+        (
+            "a neighbour's",
+            ipv4_packet([10, 99, 0, 3], [8, 8, 8, 8]),
+            false,
+        ),
+        (
+            "the gateway's",
+            ipv4_packet([10, 99, 0, 1], [8, 8, 8, 8]),
+            false,
+        ),
+        ("not IP", vec![0x00; 24], false),
+    ];
+    for (case, packet, admitted) in &cases {
+        assert_eq!(h.gateway.admit_upstream(id, packet), *admitted, "{case}");
+    }
+    let stats = h.gateway.counters.tunnel_stats();
+    assert_eq!(stats.upstream.packets, 1);
+    assert_eq!(stats.upstream_foreign_source, 3);
+}
