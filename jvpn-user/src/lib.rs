@@ -6,6 +6,7 @@ pub mod client;
 pub mod config;
 pub mod control;
 pub mod crypto;
+pub mod datapath;
 pub mod dataplane;
 pub mod events;
 pub mod gateway;

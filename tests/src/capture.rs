@@ -5,6 +5,10 @@
 //! every frame (with its Ethernet header) that `keep` accepts until [`Capture::stop`]. [`inject`]
 //! sends recorded frames out of an interface unchanged, so a frame recorded on the client's old
 //! uplink reaches the gateway again with its original addresses, ports, header and tag.
+//!
+//! The capture turns UDP segmentation offload off on its interface first: `jvpn client` sends runs
+//! of datagrams with UDP GSO, which a veth carries as one frame, and a tap would record that frame
+//! rather than the datagrams a real wire (and the gateway's XDP program) sees.
 
 use crate::netns::Netns;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -178,6 +182,12 @@ fn receive(fd: &OwnedFd, buf: &mut [u8]) -> std::io::Result<Option<Frame>> {
 impl Capture {
     /// Starts recording the frames on `iface` (in `ns`) that `keep` accepts.
     pub fn start(ns: &Netns, iface: &str, keep: impl Fn(&Frame) -> bool + Send + 'static) -> Self {
+        crate::netns::run_ok(ns.command("ethtool").args([
+            "-K",
+            iface,
+            "tx-udp-segmentation",
+            "off",
+        ]));
         let fd = ns
             .run(|| packet_socket(iface))
             .unwrap_or_else(|e| panic!("an AF_PACKET socket on {iface} in {}: {e}", ns.name()));

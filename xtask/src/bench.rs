@@ -27,6 +27,8 @@ pub enum BenchName {
     Tunnel,
     /// An established tunnel's throughput and a new handshake's latency under floods (issue 8).
     Flood,
+    /// jvpn beside boringtun and the bare veth: TCP throughput and CPU per GB (issue 10).
+    Peers,
     /// Every benchmark above, in that order.
     All,
 }
@@ -39,7 +41,8 @@ impl BenchName {
             BenchName::Controller => &["controller"],
             BenchName::Tunnel => &["tunnel"],
             BenchName::Flood => &["flood"],
-            BenchName::All => &["dataplane", "controller", "tunnel", "flood"],
+            BenchName::Peers => &["peers"],
+            BenchName::All => &["dataplane", "controller", "tunnel", "flood", "peers"],
         }
     }
 }

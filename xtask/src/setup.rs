@@ -11,7 +11,8 @@ use anyhow::{bail, Context, Result};
 use crate::util;
 
 /// Debian packages: LLVM 22 to build bpf-linker, bpftool and iproute2 for the dataplane, and the tools the
-/// tests, benchmarks and demo drive (iperf3, tcpdump, nftables, scapy, ping).
+/// tests, benchmarks and demo drive (iperf3, tcpdump, nftables, scapy, ping; wireguard-tools to configure
+/// boringtun and ethtool to read offloads in `bench peers`).
 const APT_PACKAGES: &[&str] = &[
     "llvm-22-dev",
     "libpolly-22-dev",
@@ -24,6 +25,8 @@ const APT_PACKAGES: &[&str] = &[
     "nftables",
     "python3-scapy",
     "iputils-ping",
+    "wireguard-tools",
+    "ethtool",
 ];
 
 /// The bpf-linker release that links with Debian's LLVM 22 (its default feature wants LLVM 23).
@@ -37,6 +40,9 @@ const NIGHTLY: &str = "nightly";
 
 /// Components of the toolchain that runs `cargo xtask` that the test tiers use.
 const STABLE_COMPONENTS: &[&str] = &["rustfmt", "clippy"];
+
+/// The boringtun-cli release `cargo xtask bench peers` compares jvpn with (it builds with rustc 1.95).
+const BORINGTUN_VERSION: &str = "0.7.1";
 
 /// The cargo-fuzz release `cargo xtask fuzz` and the test tier `fuzz` drive (with the nightly toolchain).
 const CARGO_FUZZ_VERSION: &str = "0.13.2";
@@ -61,6 +67,8 @@ pub enum Missing {
     BpfFs,
     /// cargo-fuzz is absent (`None`) or reports another version (`Some(what it printed)`).
     CargoFuzz(Option<String>),
+    /// boringtun-cli is absent (`None`) or reports another version (`Some(what it printed)`).
+    Boringtun(Option<String>),
 }
 
 impl Missing {
@@ -96,6 +104,10 @@ impl fmt::Display for Missing {
             Missing::CargoFuzz(Some(found)) => {
                 write!(f, "cargo-fuzz {CARGO_FUZZ_VERSION} (found `{found}`)")
             }
+            Missing::Boringtun(None) => write!(f, "boringtun-cli {BORINGTUN_VERSION}"),
+            Missing::Boringtun(Some(found)) => {
+                write!(f, "boringtun-cli {BORINGTUN_VERSION} (found `{found}`)")
+            }
         }
     }
 }
@@ -127,6 +139,10 @@ pub fn missing() -> Result<Vec<Missing>> {
     match cargo_fuzz_version() {
         Some(version) if version.split_whitespace().last() == Some(CARGO_FUZZ_VERSION) => {}
         found => missing.push(Missing::CargoFuzz(found)),
+    }
+    match boringtun_version() {
+        Some(version) if version.split_whitespace().last() == Some(BORINGTUN_VERSION) => {}
+        found => missing.push(Missing::Boringtun(found)),
     }
     Ok(missing)
 }
@@ -225,7 +241,11 @@ fn install_one(item: &Missing) -> Result<()> {
     match item {
         Missing::AptPackages(packages) => {
             util::run(apt_get().arg("update"))?;
-            util::run(apt_get().args(["install", "-y"]).args(packages))
+            util::run(
+                apt_get()
+                    .args(["install", "-y", "--no-install-recommends"])
+                    .args(packages),
+            )
         }
         Missing::NightlyToolchain => util::run(util::rustup().args([
             "toolchain",
@@ -251,6 +271,13 @@ fn install_one(item: &Missing) -> Result<()> {
             "cargo-fuzz",
             "--version",
             CARGO_FUZZ_VERSION,
+            "--locked",
+        ])),
+        Missing::Boringtun(_) => util::run(Command::new("cargo").args([
+            "install",
+            "boringtun-cli",
+            "--version",
+            BORINGTUN_VERSION,
             "--locked",
         ])),
     }
@@ -341,6 +368,17 @@ fn absent_stable_components() -> Result<Vec<&'static str>> {
 
 fn bpf_linker_version() -> Option<String> {
     let output = Command::new("bpf-linker").arg("--version").output().ok()?;
+    output
+        .status
+        .success()
+        .then(|| String::from_utf8_lossy(&output.stdout).trim().to_string())
+}
+
+fn boringtun_version() -> Option<String> {
+    let output = Command::new("boringtun-cli")
+        .arg("--version")
+        .output()
+        .ok()?;
     output
         .status
         .success()

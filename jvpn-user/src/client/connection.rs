@@ -24,6 +24,8 @@ use super::stats::{ConnectionCounters, Liveness, Stats};
 use super::ClientEvent;
 use crate::config::ClientSettings;
 use crate::crypto::ClientIdentity;
+use crate::datapath::gso::Datagrams;
+use crate::datapath::segment::Packets;
 use jvpn_common::control::{TerminateCause, WelcomePayload};
 use std::io::ErrorKind;
 use std::net::SocketAddr;
@@ -216,6 +218,40 @@ impl ClientConnection {
         send(&socket, &datagram).await?;
         self.stats.sent(packet.len());
         Ok(())
+    }
+
+    /// Seals a batch of IP packets (one TUN read, cut) into `datagrams` under one lock of the
+    /// core, and sends them on the current transport with UDP GSO. A packet that cannot be
+    /// sealed is skipped (counted by the caller's error); the rest still go.
+    pub async fn send_packets(
+        &self,
+        packets: &Packets,
+        datagrams: &mut Datagrams,
+    ) -> Result<(), ConnectionError> {
+        datagrams.clear();
+        let mut bytes = 0;
+        let (socket, refused) = {
+            let mut core = self.core();
+            let mut refused = None;
+            for packet in packets.iter() {
+                match datagrams.push_with(|out| core.seal_data_append(packet, out)) {
+                    Ok(()) => bytes += packet.len(),
+                    Err(e) => refused = Some(e),
+                }
+            }
+            (self.current_socket(), refused)
+        };
+        if !datagrams.is_empty() {
+            datagrams
+                .send(&socket, None)
+                .await
+                .map_err(ConnectionError::io("send to the gateway"))?;
+            self.stats.sent_many(datagrams.len(), bytes);
+        }
+        match refused {
+            Some(e) => Err(e.into()),
+            None => Ok(()),
+        }
     }
 
     /// Sends a KEEPALIVE on the current transport.

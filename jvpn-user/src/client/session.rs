@@ -24,7 +24,8 @@ use super::error::{ClientError, Closed};
 use super::event::ClientEvent;
 use super::versions::{judge, PendingReattach, VersionView};
 use crate::crypto::{
-    open_message, seal_body, seal_into, ClientSession, Direction, SealError, SessionKeys,
+    open_message, seal_append, seal_body, seal_into, ClientSession, Direction, SealError,
+    SessionKeys,
 };
 use jvpn_common::control::{
     Body, PathResponse, ReattachRequest, Terminate, TerminateCause, WelcomePayload,
@@ -157,6 +158,17 @@ impl ClientSessionState {
     pub fn seal_data_into(&mut self, payload: &[u8], out: &mut Vec<u8>) -> Result<(), ClientError> {
         let header = self.next_header(MessageType::Data, self.acked_version)?;
         seal_into(&self.keys, Direction::ClientToGateway, header, payload, out)
+            .map_err(ClientError::Seal)
+    }
+
+    /// Seals one IP packet as DATA at the end of `out` (a batch of datagrams laid end to end).
+    pub fn seal_data_append(
+        &mut self,
+        payload: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), ClientError> {
+        let header = self.next_header(MessageType::Data, self.acked_version)?;
+        seal_append(&self.keys, Direction::ClientToGateway, header, payload, out)
             .map_err(ClientError::Seal)
     }
 

@@ -79,6 +79,13 @@ impl Stats {
         self.liveness_mut().last_sent = Instant::now();
     }
 
+    /// Counts `datagrams` DATA messages carrying `data_bytes` in all, sent at once.
+    pub(crate) fn sent_many(&self, datagrams: usize, data_bytes: usize) {
+        self.sent.fetch_add(datagrams as u64, Relaxed);
+        self.data_bytes_sent.fetch_add(data_bytes as u64, Relaxed);
+        self.liveness_mut().last_sent = Instant::now();
+    }
+
     pub(crate) fn received(&self, data_bytes: usize) {
         self.received.fetch_add(1, Relaxed);
         self.data_bytes_received

@@ -24,7 +24,8 @@ pub use handshake::{
 };
 pub use keys::{KeyParseError, PresharedKey, PrivateKey, PublicKey};
 pub use seal::{
-    open_body, open_in_place, open_message, seal_body, seal_into, seal_message, SealError,
+    open_body, open_in_place, open_message, seal_append, seal_body, seal_into, seal_message,
+    SealError,
 };
 pub use secret::{Secret, SecretText};
 pub use session_keys::{Direction, SessionKeys};

@@ -103,22 +103,45 @@ fn check_header(header: &WireHeader, direction: Direction) -> Result<MessageType
 pub fn seal_into(
     keys: &SessionKeys,
     direction: Direction,
+    header: WireHeader,
+    body: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<(), SealError> {
+    out.clear();
+    seal_append(keys, direction, header, body, out)
+}
+
+/// Seals `body` behind `header` at the end of `out`, after what it holds (a batch of datagrams
+/// laid end to end); encrypts in place there. On error `out` is as it was.
+pub fn seal_append(
+    keys: &SessionKeys,
+    direction: Direction,
     mut header: WireHeader,
     body: &[u8],
     out: &mut Vec<u8>,
 ) -> Result<(), SealError> {
     check_header(&header, direction)?;
     header.seal(keys.sip_key(direction));
-    out.clear();
+    let start = out.len();
     out.reserve(sealed_len(body.len()));
     out.extend_from_slice(header.as_bytes());
     out.extend_from_slice(body);
-    let (head, payload) = out.split_at_mut(HEADER_LEN);
-    let tag = cipher(keys, direction)
-        .encrypt_in_place_detached(&aead_nonce(header.nonce.get()), head, payload)
-        .map_err(|_| SealError::TooLong(body.len()))?;
-    out.extend_from_slice(&tag);
-    Ok(())
+    let (head, payload) = out[start..].split_at_mut(HEADER_LEN);
+    let sealed = cipher(keys, direction).encrypt_in_place_detached(
+        &aead_nonce(header.nonce.get()),
+        head,
+        payload,
+    );
+    match sealed {
+        Ok(tag) => {
+            out.extend_from_slice(&tag);
+            Ok(())
+        }
+        Err(_) => {
+            out.truncate(start);
+            Err(SealError::TooLong(body.len()))
+        }
+    }
 }
 
 /// Seals `body` behind `header` into a new datagram.

@@ -12,11 +12,14 @@
 use super::core::Gateway;
 use super::GatewayError;
 use crate::config::GatewaySettings;
+use crate::crypto::{seal_append, Direction};
+use crate::datapath::gso::Datagrams;
+use crate::datapath::segment::Packets;
 use crate::events::{EventKind, EventRecord, EventSource};
 use crate::session::{Session, SessionId};
-use crate::tun::{packet_addresses, TunDevice};
+use crate::tun::{packet_addresses, ReadBatch, TunDevice};
 use jvpn_common::maps::SessionState;
-use jvpn_common::MessageType;
+use jvpn_common::{MessageType, WireHeader};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
@@ -66,21 +69,72 @@ impl Gateway {
         false
     }
 
-    /// Seals a packet read from the TUN device for the session that owns its destination and
-    /// sends it to that session's current binding; drops and counts it if there is none.
-    pub async fn send_downstream(&self, packet: &[u8]) {
+    /// Seals the packets of one TUN read (cut into wire-sized packets) for the sessions that own
+    /// their destinations, each under its own nonce, and sends them with UDP GSO: one `sendmsg`
+    /// per run of packets to one binding. The route is looked up once per change of destination
+    /// (a superpacket's segments share theirs); unroutable packets are dropped and counted.
+    pub async fn send_downstream_packets(&self, packets: &Packets, datagrams: &mut Datagrams) {
         let counters = &self.counters;
-        let Some(route) = packet_addresses(packet).and_then(|(_, dst)| self.route(dst)) else {
-            counters.downstream_unroutable();
-            return;
-        };
-        match self.seal_for(route.id, MessageType::Data, route.version, packet) {
-            Some(datagram) => {
-                self.send(&datagram, route.to).await;
-                counters.downstream(packet.len());
+        let mut route: Option<(IpAddr, Route)> = None;
+        let mut pending_to: Option<SocketAddr> = None;
+        datagrams.clear();
+        for packet in packets.iter() {
+            let Some((_, dst)) = packet_addresses(packet) else {
+                counters.downstream_unroutable();
+                continue;
+            };
+            if route.as_ref().is_none_or(|(to, _)| *to != dst) {
+                route = self.route(dst).map(|found| (dst, found));
             }
-            None => counters.downstream_unroutable(),
+            let Some((_, current)) = &route else {
+                counters.downstream_unroutable();
+                continue;
+            };
+            if let Some(to) = pending_to.filter(|to| *to != current.to) {
+                self.send_datagrams(datagrams, to).await;
+            }
+            pending_to = Some(current.to);
+            if self.seal_data_append(current, packet, datagrams) {
+                counters.downstream(packet.len());
+            } else {
+                counters.downstream_unroutable();
+            }
         }
+        if let Some(to) = pending_to {
+            self.send_datagrams(datagrams, to).await;
+        }
+    }
+
+    /// Seals `packet` as DATA of `route`'s session at the end of `datagrams`; false if the
+    /// session is gone or out of nonces (which [`Gateway::seal_for`] reports).
+    fn seal_data_append(&self, route: &Route, packet: &[u8], datagrams: &mut Datagrams) -> bool {
+        let taken = self
+            .sessions
+            .lock()
+            .get_mut(&route.id)
+            .map(|live| (live.take_nonce(), live.keys.clone()));
+        let (nonce, keys) = match taken {
+            Some((Some(nonce), keys)) => (nonce, keys),
+            // Out of nonces: the single-message path reports it (and seals nothing).
+            Some((None, _)) => {
+                return self
+                    .seal_for(route.id, MessageType::Data, route.version, packet)
+                    .is_some()
+            }
+            None => return false,
+        };
+        let header = WireHeader::new(MessageType::Data, route.id, route.version, nonce);
+        datagrams
+            .push_with(|out| seal_append(&keys, Direction::GatewayToClient, header, packet, out))
+            .is_ok()
+    }
+
+    /// Sends the sealed datagrams to `to` and forgets them; a failure is logged (TCP resends).
+    async fn send_datagrams(&self, datagrams: &mut Datagrams, to: SocketAddr) {
+        if let Err(e) = datagrams.send(&self.socket, Some(to)).await {
+            tracing::warn!(%to, error = %e, "send failed");
+        }
+        datagrams.clear();
     }
 
     /// The attached session that carries traffic to `dst`, with its version and binding.
@@ -109,12 +163,18 @@ impl Gateway {
     }
 }
 
-/// Reads packets from the TUN device and sends each downstream until the device fails.
+/// Reads packets from the TUN device and sends them downstream until the device fails; the
+/// buffers live as long as the loop.
 pub async fn run_tun_reader(gateway: Arc<Gateway>, tun: Arc<TunDevice>) {
-    let mut buf = vec![0u8; 65_536];
+    let mut batch = ReadBatch::default();
+    let mut datagrams = Datagrams::default();
     loop {
-        match tun.recv(&mut buf).await {
-            Ok(len) => gateway.send_downstream(&buf[..len]).await,
+        match tun.recv_packets(&mut batch).await {
+            Ok(packets) => {
+                gateway
+                    .send_downstream_packets(packets, &mut datagrams)
+                    .await
+            }
             Err(e) => {
                 tracing::error!(error = %e, "the tunnel stopped: cannot read the TUN device");
                 return;

@@ -14,8 +14,9 @@ pub mod route_watch;
 
 use crate::client::{ClientConnection, ClientEvent, ConnectOptions, ConnectionError, LocalBinding};
 use crate::config::{ClientSettings, ConfigError};
+use crate::datapath::gso::Datagrams;
 use crate::session::SessionId;
-use crate::tun::{TunDevice, TunError};
+use crate::tun::{ReadBatch, TunDevice, TunError};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use jvpn_common::control::{TerminateCause, WelcomePayload};
 use jvpn_common::RejectReason;
@@ -145,12 +146,14 @@ impl Client {
         Ok(self.connection.state_version())
     }
 
-    /// TUN -> session.
+    /// TUN -> session: each read (up to a 64 KiB TCP superpacket, cut into wire-sized packets)
+    /// is sealed under one lock and sent with UDP GSO; the buffers live as long as the loop.
     async fn upstream(&self) -> Result<(), TunnelClientError> {
-        let mut buf = vec![0u8; 65_536];
+        let mut batch = ReadBatch::default();
+        let mut datagrams = Datagrams::default();
         loop {
-            let len = self.tun.recv(&mut buf).await?;
-            if let Err(e) = self.connection.send(&buf[..len]).await {
+            let packets = self.tun.recv_packets(&mut batch).await?;
+            if let Err(e) = self.connection.send_packets(packets, &mut datagrams).await {
                 tracing::debug!(error = %e, "a tunnel packet was not sent");
             }
         }

@@ -1,0 +1,192 @@
+//! `cargo xtask bench peers` (`cargo bench -p jvpn-user --bench peers`, as root): jvpn beside the
+//! best-known userspace WireGuard and the bare link, in one topology and one run (issue 10).
+//!
+//! Two namespaces joined by one veth pair (see `topology.rs`). For each path, iperf3 TCP up
+//! (client to gateway) and down (`-R`), with 1 and 4 parallel streams:
+//! - **bare**: the veth addresses, nothing attached;
+//! - **boringtun**: `boringtun-cli` at both ends, configured with `wg`;
+//! - **jvpn**: `jvpn gateway` (XDP native on the gateway's veth) and `jvpn client`; with the
+//!   gateway running, the bare path again (**bare_xdp**: what the XDP program costs the traffic
+//!   that merely passes it);
+//! - variants (unless `--no-variants`): native XDP with GRO turned on at the gateway's veth
+//!   (**bare_xdp_gro**); the gateway with generic XDP (`--xdp-mode skb`), bare and tunnelled
+//!   (**bare_xdp_skb**, **jvpn_xdp_skb**).
+//!
+//! For every row: goodput, and CPU-seconds per GB received, of the VPN's processes at both ends
+//! (`/proc/PID/stat`, all threads) and of the whole machine (`/proc/stat`, softirq included).
+//! Options (after `--`): `--seconds N` per iperf3 test (5), `--quick` (2 s), `--no-variants`.
+//! Prints a table and writes `peers.json`. Namespaces are `jvbp-*`; leftovers of a killed run are
+//! removed at the start. Makes no performance assertions.
+
+mod iperf;
+#[allow(
+    dead_code,
+    reason = "shared with the tunnel benchmark, which uses all of it"
+)]
+#[path = "../tunnel/report.rs"]
+mod report;
+mod topology;
+mod vpn;
+
+use iperf::{IperfServer, Test};
+use report::Report;
+use topology::{machine_busy_seconds, Topology, CLIENT_IF, GATEWAY_ADDR, GATEWAY_IF};
+use vpn::{Vpn, XdpMode};
+
+/// What a run does; see the crate doc for the flags.
+#[derive(Clone, Copy, Debug)]
+struct Options {
+    seconds: u64,
+    variants: bool,
+}
+
+impl Options {
+    fn parse() -> Self {
+        let mut options = Self {
+            seconds: 5,
+            variants: true,
+        };
+        let mut args = std::env::args().skip(1);
+        while let Some(arg) = args.next() {
+            match arg.as_str() {
+                "--seconds" => {
+                    options.seconds = args
+                        .next()
+                        .and_then(|n| n.parse::<u64>().ok())
+                        .unwrap_or_else(|| panic!("--seconds takes a number"))
+                        .max(1)
+                }
+                "--quick" => options.seconds = 2,
+                "--no-variants" => options.variants = false,
+                // `cargo bench` passes `--bench` to every benchmark binary.
+                "--bench" => {}
+                other => {
+                    panic!("unknown option {other}; use --seconds N, --quick or --no-variants")
+                }
+            }
+        }
+        options
+    }
+}
+
+/// Runs the four tests over one path and records them as `PATH.tcp_*` rows, each compared with
+/// the same test of `baseline` when given; `vpn`'s processes are the ones whose CPU is counted.
+struct Runner<'a> {
+    topology: &'a Topology,
+    report: Report,
+    seconds: u64,
+}
+
+impl Runner<'_> {
+    fn path(
+        &mut self,
+        name: &str,
+        server: std::net::Ipv4Addr,
+        vpn: Option<&mut Vpn>,
+        baseline: Option<&str>,
+    ) {
+        let mut vpn = vpn;
+        for test in Test::ALL {
+            eprintln!("{name}, {} ({} s)", test.key(), self.seconds);
+            let vpn_before = vpn.as_ref().map_or(0.0, |v| v.cpu_seconds());
+            let machine_before = machine_busy_seconds();
+            let result = iperf::tcp(&self.topology.client, server, self.seconds, test);
+            let machine = machine_busy_seconds() - machine_before;
+            let gigabytes = result.bytes / 1e9;
+            let metric = format!("{name}.{}", test.key());
+            match baseline {
+                Some(base) => self.report.add_vs(
+                    &metric,
+                    result.mbit_per_s,
+                    "Mbit/s",
+                    &format!("{base}.{}", test.key()),
+                ),
+                None => self.report.add(&metric, result.mbit_per_s, "Mbit/s"),
+            }
+            let machine_metric = format!("{metric}.machine_cpu");
+            let per_gb = machine / gigabytes.max(1e-9);
+            match baseline {
+                Some(base) => self.report.add_vs(
+                    &machine_metric,
+                    per_gb,
+                    "s/GB",
+                    &format!("{base}.{}.machine_cpu", test.key()),
+                ),
+                None => self.report.add(&machine_metric, per_gb, "s/GB"),
+            }
+            if let Some(vpn) = vpn.as_mut() {
+                vpn.check_running();
+                let used = vpn.cpu_seconds() - vpn_before;
+                let vpn_metric = format!("{metric}.vpn_cpu");
+                let per_gb = used / gigabytes.max(1e-9);
+                match baseline.filter(|base| *base != "bare") {
+                    Some(base) => self.report.add_vs(
+                        &vpn_metric,
+                        per_gb,
+                        "s/GB",
+                        &format!("{base}.{}.vpn_cpu", test.key()),
+                    ),
+                    None => self.report.add(&vpn_metric, per_gb, "s/GB"),
+                }
+            }
+        }
+    }
+
+    fn offloads(&mut self, label: &str) {
+        for (ns, device) in [
+            (&self.topology.client, CLIENT_IF),
+            (&self.topology.gateway, GATEWAY_IF),
+        ] {
+            println!("offloads {label} {device}: {}", ns.offloads(device));
+        }
+    }
+}
+
+fn main() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "the peers benchmark creates network namespaces and loads XDP: run it as root, e.g. \
+         `cargo xtask bench peers` in a root shell"
+    );
+    let options = Options::parse();
+    let topology = Topology::build();
+    let _iperf = IperfServer::start(&topology.gateway);
+    let mut runner = Runner {
+        topology: &topology,
+        report: Report::new(),
+        seconds: options.seconds,
+    };
+
+    runner.offloads("bare");
+    runner.path("bare", GATEWAY_ADDR, None, None);
+    {
+        let mut boringtun = Vpn::boringtun(&topology);
+        let server = boringtun.server;
+        runner.path("boringtun", server, Some(&mut boringtun), Some("bare"));
+    }
+    {
+        let mut jvpn = Vpn::jvpn(&topology, XdpMode::Driver);
+        runner.offloads("xdp-driver");
+        runner.path("bare_xdp", GATEWAY_ADDR, None, Some("bare"));
+        if options.variants {
+            // GRO on the XDP end re-aggregates what its peer, stripped of TSO, sends.
+            topology.gateway.set_offload(GATEWAY_IF, "gro", true);
+            runner.offloads("xdp-driver-gro");
+            runner.path("bare_xdp_gro", GATEWAY_ADDR, None, Some("bare"));
+            topology.gateway.set_offload(GATEWAY_IF, "gro", false);
+        }
+        let server = jvpn.server;
+        runner.path("jvpn", server, Some(&mut jvpn), Some("boringtun"));
+    }
+    if options.variants {
+        let mut jvpn = Vpn::jvpn(&topology, XdpMode::Skb);
+        runner.offloads("xdp-skb");
+        runner.path("bare_xdp_skb", GATEWAY_ADDR, None, Some("bare"));
+        let server = jvpn.server;
+        runner.path("jvpn_xdp_skb", server, Some(&mut jvpn), Some("jvpn"));
+    }
+
+    runner.report.print();
+    let path = runner.report.write_as("peers");
+    println!("\nresults written to {}", path.display());
+}
