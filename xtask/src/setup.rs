@@ -10,20 +10,21 @@ use anyhow::{bail, Context, Result};
 
 use crate::util;
 
-/// Debian packages: LLVM 22 to build bpf-linker, bpftool and iproute2 for the dataplane, and the tools the
-/// tests, benchmarks and demo drive (iperf3, tcpdump, nftables, scapy, ping).
+/// Debian packages, each used by something in the repository (installed without recommends, which
+/// would pull in hundreds of MB nothing here uses): LLVM 22 to build bpf-linker; the tools the tests,
+/// benchmarks and demo drive (`ip`, `nft`, `ping`, `iperf3`); and for the `package` tier, `man` to
+/// read the packaged man page and `systemd-analyze` to check the unit.
 const APT_PACKAGES: &[&str] = &[
     "llvm-22-dev",
     "libpolly-22-dev",
     "libzstd-dev",
     "zlib1g-dev",
-    "bpftool",
     "iproute2",
     "iperf3",
-    "tcpdump",
     "nftables",
-    "python3-scapy",
     "iputils-ping",
+    "man-db",
+    "systemd",
 ];
 
 /// The bpf-linker release that links with Debian's LLVM 22 (its default feature wants LLVM 23).
@@ -225,7 +226,11 @@ fn install_one(item: &Missing) -> Result<()> {
     match item {
         Missing::AptPackages(packages) => {
             util::run(apt_get().arg("update"))?;
-            util::run(apt_get().args(["install", "-y"]).args(packages))
+            util::run(
+                apt_get()
+                    .args(["install", "-y", "--no-install-recommends"])
+                    .args(packages),
+            )
         }
         Missing::NightlyToolchain => util::run(util::rustup().args([
             "toolchain",
