@@ -10,6 +10,7 @@ pub mod dataplane;
 pub mod events;
 pub mod gateway;
 pub mod metrics;
+pub mod service;
 pub mod session;
 pub mod socket_buffers;
 pub mod store;

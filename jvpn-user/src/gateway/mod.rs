@@ -92,6 +92,9 @@ pub enum GatewayError {
     /// The tunnel device could not be created.
     #[error(transparent)]
     Tun(#[from] crate::tun::TunError),
+    /// Capabilities could not be dropped or systemd not told the gateway is ready.
+    #[error(transparent)]
+    Service(#[from] crate::service::ServiceError),
     /// A socket could not be bound or a thread started.
     #[error("cannot {what}: {source}")]
     Io {
@@ -219,6 +222,7 @@ pub async fn run(
         tasks.spawn(tunnel::run_tun_reader(gateway.clone(), tun.clone()));
     }
 
+    crate::service::serving()?;
     let pool = start_handshake_pool(&gateway)?;
     let receive = receive_loop(gateway.clone(), tun, pool);
     tokio::pin!(shutdown);
