@@ -7,6 +7,7 @@ pub mod config;
 pub mod control;
 pub mod crypto;
 pub mod dataplane;
+pub mod dist;
 pub mod events;
 pub mod gateway;
 pub mod metrics;

@@ -42,6 +42,9 @@ const STABLE_COMPONENTS: &[&str] = &["rustfmt", "clippy"];
 /// The cargo-fuzz release `cargo xtask fuzz` and the test tier `fuzz` drive (with the nightly toolchain).
 const CARGO_FUZZ_VERSION: &str = "0.13.2";
 
+/// The cargo-deb release `cargo xtask package` drives.
+const CARGO_DEB_VERSION: &str = "3.8.0";
+
 /// Where jvpn pins its maps and XDP link (the mount must be a bpffs).
 const BPFFS_MOUNT_POINT: &str = "/sys/fs/bpf";
 
@@ -62,6 +65,8 @@ pub enum Missing {
     BpfFs,
     /// cargo-fuzz is absent (`None`) or reports another version (`Some(what it printed)`).
     CargoFuzz(Option<String>),
+    /// cargo-deb is absent (`None`) or reports another version (`Some(what it printed)`).
+    CargoDeb(Option<String>),
 }
 
 impl Missing {
@@ -97,6 +102,10 @@ impl fmt::Display for Missing {
             Missing::CargoFuzz(Some(found)) => {
                 write!(f, "cargo-fuzz {CARGO_FUZZ_VERSION} (found `{found}`)")
             }
+            Missing::CargoDeb(None) => write!(f, "cargo-deb {CARGO_DEB_VERSION}"),
+            Missing::CargoDeb(Some(found)) => {
+                write!(f, "cargo-deb {CARGO_DEB_VERSION} (found `{found}`)")
+            }
         }
     }
 }
@@ -128,6 +137,10 @@ pub fn missing() -> Result<Vec<Missing>> {
     match cargo_fuzz_version() {
         Some(version) if version.split_whitespace().last() == Some(CARGO_FUZZ_VERSION) => {}
         found => missing.push(Missing::CargoFuzz(found)),
+    }
+    match cargo_subcommand_version("deb") {
+        Some(version) if version.split_whitespace().last() == Some(CARGO_DEB_VERSION) => {}
+        found => missing.push(Missing::CargoDeb(found)),
     }
     Ok(missing)
 }
@@ -258,6 +271,13 @@ fn install_one(item: &Missing) -> Result<()> {
             CARGO_FUZZ_VERSION,
             "--locked",
         ])),
+        Missing::CargoDeb(_) => util::run(Command::new("cargo").args([
+            "install",
+            "cargo-deb",
+            "--version",
+            CARGO_DEB_VERSION,
+            "--locked",
+        ])),
     }
 }
 
@@ -353,8 +373,13 @@ fn bpf_linker_version() -> Option<String> {
 }
 
 fn cargo_fuzz_version() -> Option<String> {
+    cargo_subcommand_version("fuzz")
+}
+
+/// What `cargo SUBCOMMAND --version` prints, if it runs.
+fn cargo_subcommand_version(subcommand: &str) -> Option<String> {
     let output = Command::new("cargo")
-        .args(["fuzz", "--version"])
+        .args([subcommand, "--version"])
         .output()
         .ok()?;
     output
