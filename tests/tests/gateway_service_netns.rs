@@ -2,7 +2,8 @@
 //! exactly the capabilities of `jvpn-user/dist/jvpn-gateway@.service` (`setpriv` sets the bounding
 //! set as `CapabilityBoundingSet=` does) and a `NOTIFY_SOCKET` that the test reads. `READY=1`
 //! must come only once the XDP program is attached, the store open and the socket bound, and by
-//! then every thread must have dropped its capabilities. Also: the log in a file has no escape
+//! then every thread must have dropped its capabilities (started as plain root, its bounding set
+//! too). Also: the log in a file has no escape
 //! codes, and on the journal stream (`JOURNAL_STREAM` naming stderr) its lines carry a `<N>`
 //! priority and no timestamp.
 //!
@@ -193,6 +194,25 @@ fn logs_in_a_file_have_no_escape_codes_and_journal_lines_carry_priorities() {
     let log = f.log();
     assert!(log.contains("jvpn gateway running"), "{log}");
     assert!(!log.contains('\x1b'), "escape codes in a log file:\n{log}");
+
+    // Started as plain root (every capability, CAP_SETPCAP among them), the gateway also empties
+    // its bounding set of what it dropped, so no execve could bring anything back.
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").expect("kernel release");
+    let keep = kept_while_serving(&release).0;
+    let pid = f.pid();
+    for (tid, effective, permitted) in thread_capabilities(pid) {
+        assert!(
+            (effective | permitted) & !keep == 0,
+            "thread {tid} of a root-started gateway still holds {effective:#x}/{permitted:#x}"
+        );
+    }
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    let bounding = status
+        .lines()
+        .find_map(|line| line.strip_prefix("CapBnd:"))
+        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        .expect("CapBnd");
+    assert_eq!(bounding & !keep, 0, "the bounding set after the drop");
     f.kill();
 
     // The same file as the journal stream: systemd's JOURNAL_STREAM names it by device:inode.
