@@ -33,6 +33,7 @@ fn run(command: Command) -> Result<(), CliError> {
     match command {
         Command::Gateway(options) => {
             preflight::gateway(&options)?;
+            jvpn_user::service::drop_capabilities_when_serving();
             let runtime = cli::daemon_runtime()?;
             runtime.block_on(cli::gateway_cmd::run(options, cli::shutdown_signal()))
         }

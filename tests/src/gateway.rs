@@ -44,6 +44,9 @@ pub struct GatewayFixture {
     pub gateway_public_key: PublicKey,
     /// Arguments added to `jvpn gateway` at every start.
     pub extra_args: Vec<String>,
+    /// A program (and its arguments) that runs `jvpn gateway`, inside the namespace: e.g.
+    /// `setpriv` with the systemd unit's capabilities. Empty: `jvpn` runs directly.
+    pub launcher: Vec<String>,
     child: Option<ChildGuard>,
     _pins: PinDirGuard,
 }
@@ -84,6 +87,7 @@ impl GatewayFixture {
             },
             gateway_public_key,
             extra_args: Vec::new(),
+            launcher: Vec::new(),
             dir,
             child: None,
             _pins: pins,
@@ -137,6 +141,7 @@ impl GatewayFixture {
         let mut command = Command::new("nsenter");
         command
             .arg(format!("--net={}", self.hosts.gateway.path().display()))
+            .args(&self.launcher)
             .arg(jvpn_binary())
             .args(["gateway", "--iface", &self.hosts.gateway_if, "--config"])
             .arg(self.dir.path().join("gateway.toml"))
@@ -187,6 +192,15 @@ impl GatewayFixture {
             );
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// The running gateway's process id (`nsenter` and any launcher exec it in place).
+    pub fn pid(&mut self) -> u32 {
+        self.child
+            .as_mut()
+            .expect("the gateway is not running")
+            .child()
+            .id()
     }
 
     /// Kills the gateway with SIGKILL.
@@ -282,7 +296,8 @@ impl GatewayFixture {
             .collect()
     }
 
-    fn log_path(&self) -> PathBuf {
+    /// The file the gateway's standard error goes to.
+    pub fn log_path(&self) -> PathBuf {
         self.dir.path().join("gateway.log")
     }
 

@@ -8,6 +8,7 @@ mod bench;
 mod demo;
 mod fuzz;
 mod netns;
+mod package;
 mod setup;
 mod test;
 mod util;
@@ -47,6 +48,15 @@ enum Task {
     },
     /// Run the demo in network namespaces (needs root); cleans up after itself, also on Ctrl-C.
     Demo,
+    /// Build the .deb (cargo-deb): jvpn, its systemd unit, an example config, man pages, completions.
+    Package {
+        /// The cargo profile to build with (`dev` reuses the test build).
+        #[arg(long, default_value = "release")]
+        profile: String,
+        /// Then install it with dpkg, try it and remove it again (needs root).
+        #[arg(long)]
+        check: bool,
+    },
     /// Build the cargo-fuzz targets (nightly) and run each for a bounded time on its corpus in fuzz/corpus.
     Fuzz {
         /// How long each target runs.
@@ -66,6 +76,7 @@ fn main() -> ExitCode {
         Task::Bench { name, args } => bench::run(name, &args),
         Task::Demo => demo::run(),
         Task::Fuzz { seconds, targets } => fuzz::run(seconds, &targets),
+        Task::Package { profile, check } => package::run(&profile, check),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

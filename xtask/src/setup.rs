@@ -10,23 +10,24 @@ use anyhow::{bail, Context, Result};
 
 use crate::util;
 
-/// Debian packages: LLVM 22 to build bpf-linker, bpftool and iproute2 for the dataplane, and the tools the
-/// tests, benchmarks and demo drive (iperf3, tcpdump, nftables, scapy, ping; wireguard-tools to configure
-/// boringtun and ethtool to read offloads in `bench peers`).
+/// Debian packages, each used by something in the repository (installed without recommends, which
+/// would pull in hundreds of MB nothing here uses): LLVM 22 to build bpf-linker; the tools the tests,
+/// benchmarks and demo drive (`ip`, `nft`, `ping`, `iperf3`; `wg` to configure boringtun and `ethtool`
+/// to read offloads in `bench peers`); and for the `package` tier, `man` to read the packaged man page
+/// and `systemd-analyze` to check the unit.
 const APT_PACKAGES: &[&str] = &[
     "llvm-22-dev",
     "libpolly-22-dev",
     "libzstd-dev",
     "zlib1g-dev",
-    "bpftool",
     "iproute2",
     "iperf3",
-    "tcpdump",
     "nftables",
-    "python3-scapy",
     "iputils-ping",
     "wireguard-tools",
     "ethtool",
+    "man-db",
+    "systemd",
 ];
 
 /// The bpf-linker release that links with Debian's LLVM 22 (its default feature wants LLVM 23).
@@ -46,6 +47,9 @@ const BORINGTUN_VERSION: &str = "0.7.1";
 
 /// The cargo-fuzz release `cargo xtask fuzz` and the test tier `fuzz` drive (with the nightly toolchain).
 const CARGO_FUZZ_VERSION: &str = "0.13.2";
+
+/// The cargo-deb release `cargo xtask package` drives.
+const CARGO_DEB_VERSION: &str = "3.8.0";
 
 /// Where jvpn pins its maps and XDP link (the mount must be a bpffs).
 const BPFFS_MOUNT_POINT: &str = "/sys/fs/bpf";
@@ -69,6 +73,8 @@ pub enum Missing {
     CargoFuzz(Option<String>),
     /// boringtun-cli is absent (`None`) or reports another version (`Some(what it printed)`).
     Boringtun(Option<String>),
+    /// cargo-deb is absent (`None`) or reports another version (`Some(what it printed)`).
+    CargoDeb(Option<String>),
 }
 
 impl Missing {
@@ -108,6 +114,10 @@ impl fmt::Display for Missing {
             Missing::Boringtun(Some(found)) => {
                 write!(f, "boringtun-cli {BORINGTUN_VERSION} (found `{found}`)")
             }
+            Missing::CargoDeb(None) => write!(f, "cargo-deb {CARGO_DEB_VERSION}"),
+            Missing::CargoDeb(Some(found)) => {
+                write!(f, "cargo-deb {CARGO_DEB_VERSION} (found `{found}`)")
+            }
         }
     }
 }
@@ -143,6 +153,10 @@ pub fn missing() -> Result<Vec<Missing>> {
     match boringtun_version() {
         Some(version) if version.split_whitespace().last() == Some(BORINGTUN_VERSION) => {}
         found => missing.push(Missing::Boringtun(found)),
+    }
+    match cargo_subcommand_version("deb") {
+        Some(version) if version.split_whitespace().last() == Some(CARGO_DEB_VERSION) => {}
+        found => missing.push(Missing::CargoDeb(found)),
     }
     Ok(missing)
 }
@@ -280,6 +294,13 @@ fn install_one(item: &Missing) -> Result<()> {
             BORINGTUN_VERSION,
             "--locked",
         ])),
+        Missing::CargoDeb(_) => util::run(Command::new("cargo").args([
+            "install",
+            "cargo-deb",
+            "--version",
+            CARGO_DEB_VERSION,
+            "--locked",
+        ])),
     }
 }
 
@@ -386,8 +407,13 @@ fn boringtun_version() -> Option<String> {
 }
 
 fn cargo_fuzz_version() -> Option<String> {
+    cargo_subcommand_version("fuzz")
+}
+
+/// What `cargo SUBCOMMAND --version` prints, if it runs.
+fn cargo_subcommand_version(subcommand: &str) -> Option<String> {
     let output = Command::new("cargo")
-        .args(["fuzz", "--version"])
+        .args([subcommand, "--version"])
         .output()
         .ok()?;
     output

@@ -68,6 +68,7 @@ pub fn run(extra_args: &[String]) -> Result<()> {
         result
     }));
 
+    outcomes.push(run_tier(package_tier(), util::run));
     outcomes.push(run_tier(fuzz_tier(), util::run));
 
     print_summary(&outcomes, counts.as_ref());
@@ -114,6 +115,23 @@ fn fuzz_tier() -> Tier {
     Tier {
         name: "fuzz",
         what: "every cargo-fuzz target for a bounded time on fuzz/corpus",
+        command,
+    }
+}
+
+/// Seconds the `package` tier may take: it reuses the `tests` tier's dev build, so packaging and
+/// the dpkg round trip take well under a minute; the bound keeps a hung dpkg from stalling CI.
+const PACKAGE_TIER_SECONDS: u64 = 600;
+
+fn package_tier() -> Tier {
+    let mut command = Command::new("timeout");
+    command
+        .arg(PACKAGE_TIER_SECONDS.to_string())
+        .arg("cargo")
+        .args(["xtask", "package", "--profile", "dev", "--check"]);
+    Tier {
+        name: "package",
+        what: "the .deb installs with dpkg, runs, has its man pages and removes cleanly",
         command,
     }
 }

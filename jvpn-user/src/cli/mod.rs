@@ -24,16 +24,15 @@ pub use validate::{
 };
 
 /// Sets up a long-running command (the gateway, the tunnel client): `tracing` output on stderr
-/// (where the tests and the demo collect it) filtered by `RUST_LOG` (default `info`), and a
-/// multi-threaded tokio runtime.
+/// (where the tests and the demo collect it) filtered by `RUST_LOG` (default `info`), styled for
+/// where stderr goes ([`crate::service::log_style`]), and a multi-threaded tokio runtime.
 pub fn daemon_runtime() -> Result<tokio::runtime::Runtime, CliError> {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+    use crate::service::log_style;
+    let no_color = std::env::var_os("NO_COLOR");
+    log_style::install(log_style::choose(
+        log_style::Stderr::inspect(),
+        no_color.as_deref(),
+    ));
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

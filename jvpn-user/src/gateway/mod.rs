@@ -104,6 +104,9 @@ pub enum GatewayError {
     /// The tunnel device could not be created.
     #[error(transparent)]
     Tun(#[from] crate::tun::TunError),
+    /// Capabilities could not be dropped or systemd not told the gateway is ready.
+    #[error(transparent)]
+    Service(#[from] crate::service::ServiceError),
     /// A socket could not be bound or a thread started.
     #[error("cannot {what}: {source}")]
     Io {

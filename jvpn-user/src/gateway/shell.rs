@@ -160,6 +160,8 @@ pub async fn run(
         tasks.spawn(tunnel::run_tun_reader(gateway.clone(), tun.clone()));
     }
 
+    // Everything is open: XDP attached, the store open, every socket bound.
+    crate::service::serving()?;
     let pool = start_handshake_pool(&gateway)?;
     let receive = receive_loop(gateway.clone(), tun, pool);
     tokio::pin!(shutdown);
