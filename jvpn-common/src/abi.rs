@@ -171,13 +171,16 @@ pub const DEFAULT_EVENTS_PER_SECOND: u32 = 1_000;
 /// adopts maps of another layout (aya reuses a pinned map without checking its layout).
 /// 2: `SessionEntry` carries its session id; the config entry carries the HELLO guard
 /// ([`crate::maps::HandshakeGuard`]); the HELLO budget and scratch maps exist.
-pub const MAP_LAYOUT_VERSION: u32 = 2;
+/// 3: the replay windows are an array indexed by `SessionEntry::replay_slot`, each naming its
+/// owner session, instead of a hash map by session id; the zeroed-window scratch map is gone.
+pub const MAP_LAYOUT_VERSION: u32 = 3;
 /// Root of the pins: maps and the XDP link live in `PIN_ROOT/<iface>/v<MAP_LAYOUT_VERSION>/`.
 pub const PIN_ROOT: &str = "/sys/fs/bpf/jvpn";
 
 /// Name of the session table (hash, key `u64` session id, value [`crate::SessionEntry`]).
 pub const MAP_SESSIONS: &str = "JVPN_SESSIONS";
-/// Name of the replay windows (hash, key `u64` session id, value [`crate::ReplayState`]).
+/// Name of the replay windows (array, index `SessionEntry::replay_slot`, value
+/// [`crate::ReplayState`]; as many slots as the session table has room for).
 pub const MAP_REPLAY: &str = "JVPN_REPLAY";
 /// Name of the per-CPU drop/pass counters (array indexed by [`crate::RejectReason`], value
 /// [`crate::DropCounter`]).
@@ -201,8 +204,6 @@ pub const MAP_HELLO_BUDGET: &str = "JVPN_HELLO_BUDGET";
 /// Name of the per-CPU scratch word through which the XDP program passes the HELLO's offset, so
 /// the verifier checks the HELLO code once for every parse path instead of once per path.
 pub const MAP_SCRATCH: &str = "JVPN_SCRATCH";
-/// Name of the per-CPU zeroed replay state used to create a new window (too big for the BPF stack).
-pub const MAP_REPLAY_ZERO: &str = "JVPN_REPLAY_ZERO";
 /// Name of the XDP program in the object file.
 pub const PROGRAM_NAME: &str = "jvpn_xdp";
 /// File name of the pinned XDP link inside the pin directory.

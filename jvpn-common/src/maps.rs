@@ -1,9 +1,10 @@
 //! Values stored in the BPF maps, and the security event record of the ring buffer.
 //!
-//! Ownership is split so no value has two writers: the controller writes [`SessionEntry`] (whole
-//! values, so the XDP program sees the old entry or the new one, never a mix) and [`GatewayConfig`];
-//! the XDP program writes [`ReplayState`], [`TokenBucket`], [`DropCounter`], [`EventLoss`] and
-//! [`EventBudget`]. Map integers are native-endian unless their type says otherwise.
+//! Ownership is split so no value has two writers at once: the controller writes [`SessionEntry`]
+//! (whole values, so the XDP program sees the old entry or the new one, never a mix) and
+//! [`GatewayConfig`], and resets a [`ReplayState`] only while no entry points at it; the XDP
+//! program writes [`ReplayState`] between those resets, and [`TokenBucket`], [`DropCounter`],
+//! [`EventLoss`] and [`EventBudget`]. Map integers are native-endian unless their type says otherwise.
 
 use crate::abi::REPLAY_SLOTS;
 use crate::wire::Be16;
@@ -125,7 +126,13 @@ pub struct SessionEntry {
     /// [`SessionState`] as a byte.
     pub state: u8,
     /// Explicit padding, zero.
-    pub _pad: [u8; 7],
+    pub _pad: [u8; 3],
+    /// The index of the session's replay window in the replay array (`abi::MAP_REPLAY`),
+    /// assigned by the dataplane's userspace when the session enters the table and freed when it
+    /// leaves, so the XDP program finds the window without a second hash lookup. The program
+    /// refuses the packet (`REPLAY_SLOT`) if the index is out of range or the window there does
+    /// not name this session as its [`ReplayState::owner`].
+    pub replay_slot: u32,
     /// The session id this entry belongs to, equal to its map key. A preallocated hash map may
     /// hand a deleted element to another key while a program still reads it (RCU reuse), so the
     /// XDP program checks this after its copy and refuses an entry that names another session.
@@ -134,11 +141,19 @@ pub struct SessionEntry {
 
 const _: () = assert!(core::mem::size_of::<SessionEntry>() == 64);
 
-/// The replay window of one session (client to gateway direction). Written only by the XDP program,
-/// with atomic operations; see [`crate::replay`] for the algorithm.
+/// The replay window of one session (client to gateway direction), one element of the replay
+/// array. Userspace writes it whole only while no session entry points at it: zeroed with the
+/// new owner just before a session's entry is published, zeroed without an owner after the entry
+/// is deleted. In between only the XDP program writes it, with atomic operations; see
+/// [`crate::replay`] for the algorithm.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
 pub struct ReplayState {
+    /// The session id whose window this is; 0 while the slot is free (no session id is 0). The
+    /// XDP program checks it against the packet's session before touching anything else, so an
+    /// entry can never act on another session's window (a stale copy of a removed session's
+    /// entry, a slot since reused, a corrupted entry): it fails closed.
+    pub owner: u64,
     /// The highest nonce ever accepted (0 before the first).
     pub max: u64,
     /// Slot `i` holds the nonces of blocks `b` with `b % REPLAY_SLOTS == i`: generation in the high
@@ -146,7 +161,7 @@ pub struct ReplayState {
     pub slots: [u64; REPLAY_SLOTS],
 }
 
-const _: () = assert!(core::mem::size_of::<ReplayState>() == 8 + 8 * REPLAY_SLOTS);
+const _: () = assert!(core::mem::size_of::<ReplayState>() == 16 + 8 * REPLAY_SLOTS);
 
 /// Dataplane mode, in [`GatewayConfig::mode`].
 #[repr(u8)]

@@ -63,6 +63,10 @@ pub enum RejectReason {
     HandshakeBusy = 26,
     /// The client already has as many live sessions as its key may hold.
     ClientSessionLimit = 27,
+    /// The session entry's replay slot is outside the replay array, or the window there belongs
+    /// to another session (a stale entry of a removed session, a reused slot): the packet is
+    /// refused rather than checked against a window that is not its session's.
+    ReplaySlot = 28,
 }
 
 /// Number of slots in the per-CPU counter array: slot 0 counts accepted packets, slot
@@ -75,7 +79,7 @@ pub const COUNTER_TO_CONTROLLER: u32 = COUNTER_SLOTS - 1;
 
 impl RejectReason {
     /// Every reason, in code order.
-    pub const ALL: [RejectReason; 27] = [
+    pub const ALL: [RejectReason; 28] = [
         Self::Malformed,
         Self::HandshakeRate,
         Self::UnknownSession,
@@ -103,6 +107,7 @@ impl RejectReason {
         Self::CookieRequired,
         Self::HandshakeBusy,
         Self::ClientSessionLimit,
+        Self::ReplaySlot,
     ];
 
     /// The code carried in events, REJECT bodies and counter indexes.
@@ -145,6 +150,7 @@ impl RejectReason {
             Self::CookieRequired => "COOKIE_REQUIRED",
             Self::HandshakeBusy => "HANDSHAKE_BUSY",
             Self::ClientSessionLimit => "CLIENT_SESSION_LIMIT",
+            Self::ReplaySlot => "REPLAY_SLOT",
         }
     }
 

@@ -1,6 +1,14 @@
-//! Replay windows in map memory: finds or creates a session's window and runs
-//! `jvpn_common::replay::check_and_record` (RFC 6479 style, lock-free; see that module for the
-//! algorithm) on it through BPF atomic instructions.
+//! Replay windows in map memory: finds a session's window by the slot its entry names, checks
+//! the window is the session's, and runs `jvpn_common::replay::check_and_record` (RFC 6479 style,
+//! lock-free; see that module for the algorithm) on it through BPF atomic instructions.
+//!
+//! Slot rules (userspace, `jvpn-user/src/dataplane/slots.rs`, keeps them): a window is reset to
+//! zero with its new owner before the entry pointing at it is published, and reset without an
+//! owner after that entry is deleted; a freed slot is reused last. A packet judged on a stale copy
+//! of a deleted entry therefore finds the slot free or another session's, and is refused; if it
+//! read the owner just before the reset, its at most one bit or `max` lands in a window no entry
+//! points at, or in the next owner's fresh window, where it can only make a nonce look used or
+//! old: a drop, never a second acceptance.
 //!
 //! `ReplayMemory` asks for sequentially consistent operations. The compare-and-swap is
 //! `BPF_CMPXCHG`, fully ordered in the BPF memory model (the x86-64 JIT emits `lock cmpxchg`;
@@ -8,12 +16,11 @@
 //! loads: LLVM selects atomic loads for BPF only from CPU v4 on, which aya-build cannot ask for
 //! (see `build.rs`). On x86-64 that is still sequentially consistent here: TSO never reorders a
 //! load with an earlier load or a locked instruction, and its one reordering (a plain store
-//! overtaken by a later load) cannot occur, as every store to a window is a `lock cmpxchg`. A JIT
+//! overtaken by a later load) cannot occur, as every store to a window in use is a `lock cmpxchg`. A JIT
 //! for a weakly ordered CPU would need load-acquire; `tests/xdp_concurrency.rs` checks the x86-64
 //! build (it catches a non-atomic compare-and-swap within one run).
 
-use crate::maps::{JVPN_REPLAY, JVPN_REPLAY_ZERO};
-use aya_ebpf::bindings::BPF_NOEXIST;
+use crate::maps::JVPN_REPLAY;
 use aya_ebpf::programs::XdpContext;
 use core::intrinsics::{atomic_cxchg, AtomicOrdering};
 use jvpn_common::abi::REPLAY_SLOTS;
@@ -21,41 +28,42 @@ use jvpn_common::maps::ReplayState;
 use jvpn_common::replay::{Leap, ReplayMemory};
 use jvpn_common::RejectReason;
 
-/// Accepts `nonce` for `session_id` exactly once, or says why not. Every window here serves the
-/// client-to-gateway direction, so a nonce more than `NONCE_MAX_LEAP` above the newest accepted
-/// one is refused as `NONCE_TOO_FAR` ([`Leap::Bounded`]).
+/// Accepts `nonce` for `session_id` exactly once in the window at `slot` (the session entry's
+/// `replay_slot`), or says why not. Every window here serves the client-to-gateway direction, so
+/// a nonce more than `NONCE_MAX_LEAP` above the newest accepted one is refused as
+/// `NONCE_TOO_FAR` ([`Leap::Bounded`]).
 ///
-/// A window that cannot be created (the replay table is full) refuses with `TABLE_FULL`: a packet
-/// is never accepted without its nonce recorded. That is also logged (aya-log), off the hot path:
-/// only authenticated packets of sessions without a window get there.
+/// A slot outside the array, or a window that names another owner, refuses with `REPLAY_SLOT`
+/// before anything is written: a packet is never checked against, nor recorded in, a window that
+/// is not its session's. That is also logged (aya-log): only a packet whose tag verified under
+/// its entry gets here, so an attacker without the session's key cannot flood the log.
 #[inline(always)]
-pub fn check_and_record(ctx: &XdpContext, session_id: u64, nonce: u64) -> Result<(), RejectReason> {
-    let Some(window) = window(session_id) else {
+pub fn check_and_record(
+    ctx: &XdpContext,
+    session_id: u64,
+    slot: u32,
+    nonce: u64,
+) -> Result<(), RejectReason> {
+    let Some(window) = window(session_id, slot) else {
         aya_log_ebpf::warn!(
             ctx,
-            "replay table full: session {:x} refused; raise the session capacity",
+            "replay slot {} is not session {:x}'s window: packet refused",
+            slot,
             session_id
         );
-        return Err(RejectReason::TableFull);
+        return Err(RejectReason::ReplaySlot);
     };
     jvpn_common::replay::check_and_record(&window, nonce, Leap::Bounded).map_err(|r| r.reason())
 }
 
-/// The session's window, created zeroed on first use. Two CPUs creating it at once both end up on
-/// the one that was inserted first (`BPF_NOEXIST`); the other insert fails harmlessly.
+/// The window at `slot` if it is `session_id`'s. The array lookup is inlined by the verifier
+/// (an index check and an address computation), and the owner is the first word the program
+/// reads from the window.
 #[inline(always)]
-fn window(session_id: u64) -> Option<MapWindow> {
-    if let Some(state) = JVPN_REPLAY.get_ptr_mut(session_id) {
-        return Some(MapWindow(state));
-    }
-    let zero = JVPN_REPLAY_ZERO.get_ptr(0)?;
-    // SAFETY: `zero` points to this CPU's value of an array map, valid for the whole run and never
-    // written; the kernel only reads it to copy the new element.
-    let zero = unsafe { &*zero };
-    // An error here is either EEXIST (another CPU won the race; the lookup below finds its window)
-    // or a full table (the lookup below fails and the caller refuses the packet).
-    let _ = JVPN_REPLAY.insert(session_id, zero, BPF_NOEXIST as u64);
-    JVPN_REPLAY.get_ptr_mut(session_id).map(MapWindow)
+fn window(session_id: u64, slot: u32) -> Option<MapWindow> {
+    let state = JVPN_REPLAY.get_ptr_mut(slot)?;
+    let window = MapWindow(state);
+    (load(window.owner()) == session_id).then_some(window)
 }
 
 /// A replay window in a map value, accessed only through atomic instructions.
@@ -69,6 +77,12 @@ impl MapWindow {
         // SAFETY: `self.0` is a live map value (see `window`) and `index < REPLAY_SLOTS`, so the
         // pointer stays inside its `slots` array.
         unsafe { (&raw mut (*self.0).slots).cast::<u64>().add(index) }
+    }
+
+    #[inline(always)]
+    fn owner(&self) -> *mut u64 {
+        // SAFETY: `self.0` is a live map value (see `window`).
+        unsafe { &raw mut (*self.0).owner }
     }
 
     #[inline(always)]

@@ -74,7 +74,8 @@ pub fn try_jvpn_xdp(
     match msg_type {
         // 5. Control messages: replay-checked here, decided by the controller (CAS).
         MessageType::ReattachRequest | MessageType::PathResponse | MessageType::Terminate => {
-            replay::check_and_record(ctx, session_id, nonce).map_err(|r| seen.refuse(r))?;
+            replay::check_and_record(ctx, session_id, session.replay_slot, nonce)
+                .map_err(|r| seen.refuse(r))?;
             Ok(Verdict::ToController)
         }
         // 6. DATA and KEEPALIVE: the full versioning check.
@@ -87,7 +88,8 @@ pub fn try_jvpn_xdp(
             if datagram.source != session.transport {
                 return Err(seen.refuse(RejectReason::TransportMismatch));
             }
-            replay::check_and_record(ctx, session_id, nonce).map_err(|r| seen.refuse(r))?;
+            replay::check_and_record(ctx, session_id, session.replay_slot, nonce)
+                .map_err(|r| seen.refuse(r))?;
             Ok(Verdict::Accepted)
         }
         // HELLO was handled in step 2 and gateway-only types refused in step 1.

@@ -273,7 +273,8 @@ fn session_entry(
         header_key: key,
         transport: binding,
         state,
-        _pad: [0; 7],
+        _pad: [0; 3],
+        replay_slot: 0,
         session_id: id,
     }
 }

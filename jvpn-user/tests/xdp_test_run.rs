@@ -1,7 +1,7 @@
 //! The real jvpn XDP object through `BPF_PROG_TEST_RUN`, around the decision list (which
 //! `xdp_decision_list.rs` covers row by row): the object's maps, foreign traffic, an unconfigured
-//! program, monitor mode, the HELLO rate limit, event rate limiting, a full ring buffer and a full
-//! replay table.
+//! program, monitor mode, the HELLO rate limit, event rate limiting and a full ring buffer (the
+//! replay slots have `xdp_replay_slots.rs`).
 //!
 //! Runs as root (loading BPF programs needs it); each test loads its own copy of the object.
 
@@ -9,7 +9,7 @@ mod xdp_support;
 
 use jvpn_common::abi::{
     MAP_CONFIG, MAP_COUNTERS, MAP_EVENTS, MAP_EVENT_BUDGET, MAP_EVENT_LOSS, MAP_HELLO_BUCKETS,
-    MAP_HELLO_BUDGET, MAP_REPLAY, MAP_REPLAY_ZERO, MAP_SCRATCH, MAP_SESSIONS,
+    MAP_HELLO_BUDGET, MAP_REPLAY, MAP_SCRATCH, MAP_SESSIONS,
 };
 use jvpn_common::maps::DataplaneMode;
 use jvpn_common::reason::{COUNTER_ACCEPTED, COUNTER_TO_CONTROLLER};
@@ -42,7 +42,6 @@ fn object_declares_every_abi_map() {
         MAP_HELLO_BUCKETS,
         MAP_HELLO_BUDGET,
         MAP_SCRATCH,
-        MAP_REPLAY_ZERO,
     ] {
         assert!(dp.ebpf().map(name).is_some(), "the object lacks map {name}");
     }
@@ -349,38 +348,4 @@ fn a_full_ring_buffer_loses_no_event_uncounted() {
         "emitted {emitted}, lost {loss:?}"
     );
     assert_eq!(dp.counters()[slot as usize].packets, DROPS);
-}
-
-#[test]
-fn a_window_that_cannot_be_created_refuses_with_table_full() {
-    require_root("xdp_test_run");
-    let mut dp = TestDataplane::load_with(16, 1);
-    dp.set_config(config(DataplaneMode::Enforce));
-    let f = Family::v4(None);
-    let other = SESSION + 1;
-    dp.set_session(
-        SESSION,
-        session(SessionState::Attached, VERSION, KEY, f.client),
-    );
-    dp.set_session(
-        other,
-        session(SessionState::Attached, VERSION, KEY, f.client),
-    );
-    let mut logs = dp.capture_logs();
-    assert_eq!(
-        dp.run(&f.frame(msg(MessageType::Data, VERSION, 1))),
-        XDP_PASS
-    );
-    let second = f.frame(message(MessageType::Data, other, VERSION, 1, &KEY, BODY));
-    assert_eq!(dp.run(&second), XDP_DROP, "no window, no acceptance");
-    let events = dp.events();
-    assert_eq!(events.len(), 1);
-    assert_eq!(events[0].reason, RejectReason::TableFull.code());
-    assert_eq!(events[0].session_id, other);
-    let logs = logs.drain();
-    assert!(
-        logs.iter()
-            .any(|l| l.starts_with("WARN replay table full") && l.contains(&format!("{other:x}"))),
-        "the refusal is logged for the operator: {logs:?}"
-    );
 }

@@ -32,7 +32,8 @@ impl TestSession {
             header_key: self.header_key,
             transport: TransportBinding::from_socket_addr(transport),
             state: state as u8,
-            _pad: [0; 7],
+            _pad: [0; 3],
+            replay_slot: 0,
             session_id: self.id,
         }
     }

@@ -207,6 +207,60 @@ fn a_full_session_table_is_a_typed_error() {
     dataplane.detach().unwrap();
 }
 
+/// Replay slots follow the sessions: a new session gets a never-used slot before a freed one, an
+/// update keeps its slot (whatever the caller wrote there), and an adopted dataplane knows which
+/// slots are taken.
+#[test]
+fn replay_slots_follow_sessions_and_survive_adoption() {
+    require_root();
+    let host = OneHost::new();
+    let _pins = host.pins();
+    let mut options = host.options();
+    options.max_sessions = 4;
+    let dataplane = host.netns.run(|| Dataplane::load(&options)).unwrap();
+    let put = |dp: &Dataplane, id: u64, version: u64| {
+        let mut entry = TestSession::new(id).entry(SessionState::Attached, version, client());
+        entry.replay_slot = 99;
+        dp.upsert_session(id, &entry)
+    };
+    let slot = |dp: &Dataplane, id: u64| dp.session(id).unwrap().expect("in the table").replay_slot;
+    for id in [1, 2] {
+        put(&dataplane, id, 1).unwrap();
+    }
+    assert_eq!((slot(&dataplane, 1), slot(&dataplane, 2)), (0, 1));
+    assert!(dataplane.remove_session(1).unwrap());
+    put(&dataplane, 3, 1).unwrap();
+    assert_eq!(slot(&dataplane, 3), 2, "never-used slots first");
+    put(&dataplane, 2, 2).unwrap();
+    assert_eq!(slot(&dataplane, 2), 1, "an update keeps its slot");
+    put(&dataplane, 4, 1).unwrap();
+    put(&dataplane, 5, 1).unwrap();
+    assert_eq!(slot(&dataplane, 5), 0, "then the freed one");
+    assert!(matches!(
+        put(&dataplane, 6, 1),
+        Err(DataplaneError::TableFull { capacity: 4 })
+    ));
+    assert_eq!(dataplane.highest_nonce(2).unwrap(), None, "no traffic yet");
+    drop(dataplane);
+
+    let adopted = host
+        .netns
+        .run(|| Dataplane::open_or_load(&options))
+        .expect("adopt");
+    assert_eq!(adopted.origin(), Origin::Adopted);
+    for (id, expected) in [(2, 1), (3, 2), (4, 3), (5, 0)] {
+        assert_eq!(slot(&adopted, id), expected, "session {id} kept its slot");
+    }
+    assert!(matches!(
+        put(&adopted, 6, 1),
+        Err(DataplaneError::TableFull { capacity: 4 })
+    ));
+    assert!(adopted.remove_session(3).unwrap());
+    put(&adopted, 6, 1).unwrap();
+    assert_eq!(slot(&adopted, 6), 2, "the one slot freed since adoption");
+    adopted.detach().unwrap();
+}
+
 #[test]
 fn operator_mistakes_get_errors_that_say_what_to_do() {
     require_root();

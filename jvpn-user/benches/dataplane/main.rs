@@ -12,6 +12,9 @@
 //! are interleaved within a round, so drift of the machine touches all alike. Every run is
 //! checked: the counter slot of its path must have moved by exactly the packets run.
 //!
+//! First, unless `--quick`, the kernel memory per session of a full table (`memory.rs`;
+//! `--memory` measures only that).
+//!
 //! Prints a table and writes `dataplane.json` (a list of `{metric, value, unit, baseline, ratio}`)
 //! into `$JVPN_BENCH_DIR` (set by `cargo xtask bench`), else `<workspace>/target/bench/`.
 
@@ -19,6 +22,7 @@
 mod xdp_support;
 
 mod driver;
+mod memory;
 mod paths;
 
 use driver::{Bench, BASELINE_DROP, BASELINE_LOOKUP};
@@ -34,10 +38,20 @@ fn main() {
         .nth(1)
         .map_or(5, |n| n.parse().expect("--rounds takes a number"));
     let quick = args.iter().any(|a| a == "--quick");
+    let memory_only = args.iter().any(|a| a == "--memory");
     // One CPU for every run: per-CPU state and caches stay where the runs are.
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     xdp_support::pin_to_cpu(cpus - 1);
 
+    // Before the benchmark's own tables exist, so it measures only the session maps.
+    let memory = (!quick).then(|| {
+        eprintln!("memory: {} sessions", memory::SESSIONS);
+        memory::measure()
+    });
+    if memory_only {
+        report(&BTreeMap::new(), &BTreeMap::new(), memory.as_ref());
+        return;
+    }
     let mut bench = Bench::load();
     let mut samples: BTreeMap<(Path, Scenario), Vec<u64>> = BTreeMap::new();
     let mut bare: BTreeMap<String, Vec<u64>> = BTreeMap::new();
@@ -76,7 +90,7 @@ fn main() {
             eprintln!("{label}: round {round} of {rounds} done");
         }
     }
-    report(&samples, &bare);
+    report(&samples, &bare, memory.as_ref());
 }
 
 fn median(values: &[u64]) -> f64 {
@@ -90,7 +104,11 @@ fn median(values: &[u64]) -> f64 {
     }
 }
 
-fn report(samples: &BTreeMap<(Path, Scenario), Vec<u64>>, bare: &BTreeMap<String, Vec<u64>>) {
+fn report(
+    samples: &BTreeMap<(Path, Scenario), Vec<u64>>,
+    bare: &BTreeMap<String, Vec<u64>>,
+    memory: Option<&memory::PerSession>,
+) {
     let figure = |path: Path, scenario: Scenario| samples.get(&(path, scenario)).map(|v| median(v));
     let metric = |path: Path, scenario: Scenario| format!("{}.{}", path.name(), scenario.key());
     let mut json = Vec::new();
@@ -172,6 +190,20 @@ fn report(samples: &BTreeMap<(Path, Scenario), Vec<u64>>, bare: &BTreeMap<String
         println!("  {label:<20} XDP_DROP {d:>6.0} ns, lookup {l:>6.0} ns");
         entry(drop.clone(), d, None);
         entry(lookup, l, Some((drop, d)));
+    }
+    if let Some(m) = memory {
+        println!(
+            "\nkernel memory per session ({} sessions, each window in use): memlock {:.0} B, allocated {:.0} B",
+            memory::SESSIONS,
+            m.memlock,
+            m.allocated
+        );
+        for (metric, value) in [
+            ("memory.memlock_per_session", m.memlock),
+            ("memory.allocated_per_session", m.allocated),
+        ] {
+            json.push(serde_json::json!({"metric": metric, "value": value, "unit": "bytes", "baseline": null, "ratio": null}));
+        }
     }
     let dir = std::env::var_os("JVPN_BENCH_DIR")
         .map(std::path::PathBuf::from)

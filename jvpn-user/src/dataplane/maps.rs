@@ -1,8 +1,10 @@
 //! Typed handles on the pinned maps userspace reads and writes. Both a fresh load and an adoption
 //! open the maps the same way, from their pins, so the two paths cannot drift apart; opening also
-//! checks each pinned map's key and value sizes against this build's types.
+//! checks each pinned map's key and value sizes against this build's types, and rebuilds the
+//! replay slot bookkeeping from the session table (`sessions.rs`, `SessionMaps::adopt`).
 
 use super::pins::PinDir;
+use super::slots::ReplaySlots;
 use super::DataplaneError;
 use aya::maps::{Array, HashMap, Map, MapData, PerCpuArray, RingBuf};
 use jvpn_common::abi;
@@ -10,13 +12,17 @@ use jvpn_common::maps::{EventLoss, ReplayState};
 use jvpn_common::{DropCounter, GatewayConfig, SessionEntry};
 use std::sync::Mutex;
 
-/// The two per-session maps, kept under one lock so a read-compare-write of a session and the
-/// removal of its replay window are each atomic with respect to this process.
+/// The two per-session maps and the slot bookkeeping, kept under one lock so a
+/// read-compare-write of a session, with the slot handed to it or taken back, is atomic with
+/// respect to this process.
 pub(crate) struct SessionMaps {
     /// Session table, written only by the controller (through this handle).
     pub(crate) sessions: HashMap<MapData, u64, SessionEntry>,
-    /// Replay windows, written by the XDP program; userspace only deletes them.
-    pub(crate) replay: HashMap<MapData, u64, ReplayState>,
+    /// Replay windows by slot: reset by userspace while no entry points at them, written by the
+    /// XDP program otherwise.
+    pub(crate) replay: Array<MapData, ReplayState>,
+    /// Which session owns which replay slot.
+    pub(crate) slots: ReplaySlots,
 }
 
 /// Every map handle a [`super::Dataplane`] holds.
@@ -48,8 +54,9 @@ impl PinnedMaps {
             .max_entries();
         let sessions = typed(pins, abi::MAP_SESSIONS, sessions_data)?;
         let replay = typed(pins, abi::MAP_REPLAY, open_data(pins, abi::MAP_REPLAY)?)?;
+        let session_maps = SessionMaps::adopt(sessions, replay)?;
         Ok(Self {
-            session_maps: Mutex::new(SessionMaps { sessions, replay }),
+            session_maps: Mutex::new(session_maps),
             capacity,
             counters: open(pins, abi::MAP_COUNTERS)?,
             event_loss: open(pins, abi::MAP_EVENT_LOSS)?,

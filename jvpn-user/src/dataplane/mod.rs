@@ -8,13 +8,13 @@
 //!   [`Dataplane::open_or_load`] picks; [`Dataplane::detach`] undoes it. Dropping a `Dataplane`
 //!   never detaches: enforcement outlives the controller.
 //! - The session table (`upsert_session`, `remove_session`, `session`, `session_count`), written in
-//!   version order.
+//!   version order, each session with its replay window's slot ([`ReplaySlots`]).
 //! - [`Dataplane::counters`]: per-reason packet and byte totals and event losses.
 //! - [`Dataplane::take_event_reader`]: the security event stream ([`EventReader`]).
 //! - [`Dataplane::take_log_forwarder`]: the program's aya-log records into `tracing`.
 //!
 //! Module map: `arch` (the CPUs the program is proven on), `loader` (load, adopt, detach), `options`, `pins`, `maps` (typed pinned-map
-//! handles), `sessions`, `counters`, `events`, `logs`, `privileges`, `error`, and `sys`, the only
+//! handles), `sessions`, `slots`, `counters`, `events`, `logs`, `privileges`, `error`, and `sys`, the only
 //! module with `unsafe` code (two raw `bpf(2)` commands aya does not wrap).
 
 pub mod arch;
@@ -29,6 +29,7 @@ mod options;
 mod pins;
 mod privileges;
 mod sessions;
+mod slots;
 mod sys;
 
 pub use counters::{CounterSnapshot, EventLossTotals, PacketTotals};
@@ -39,3 +40,4 @@ pub use loader::{Dataplane, Origin};
 pub use logs::{ProgramLogForwarder, TracingLog};
 pub use options::{DataplaneOptions, XdpAttachMode};
 pub use pins::PinDir;
+pub use slots::{ReplaySlots, SlotConflict};

@@ -9,7 +9,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 /// Every map the dataplane pins, by object name.
-pub(crate) const PINNED_MAPS: [&str; 9] = [
+pub(crate) const PINNED_MAPS: [&str; 8] = [
     abi::MAP_SESSIONS,
     abi::MAP_REPLAY,
     abi::MAP_COUNTERS,
@@ -18,7 +18,6 @@ pub(crate) const PINNED_MAPS: [&str; 9] = [
     abi::MAP_EVENTS,
     abi::MAP_CONFIG,
     abi::MAP_HELLO_BUCKETS,
-    abi::MAP_REPLAY_ZERO,
 ];
 
 /// The mount point the BPF filesystem is expected at.

@@ -1,14 +1,23 @@
-//! The session table as the controller writes it: whole entries, in version order.
+//! The session table as the controller writes it: whole entries, in version order, each with
+//! the replay slot this module assigns (`slots.rs`).
 //!
 //! The XDP program reads an entry by id and sees either the old value or the new one (a hash map
 //! update replaces the element under RCU). This module adds the ordering rule of the versioning
 //! model: an entry never moves to an older `state_version`, so a delayed write of an old state can
 //! never roll enforcement back. The read-compare-write runs under the session lock, which makes
 //! it atomic among the writers of this process; the controller is the table's only writer.
+//!
+//! A session's replay window follows its entry: a new session gets a free slot whose window is
+//! reset to zero naming it, before its entry is published; a replaced entry keeps its slot (and
+//! so its window); a removed session's window is reset without an owner after its entry is
+//! deleted, and only then is the slot free.
 
 use super::error::map_errno;
+use super::maps::SessionMaps;
+use super::slots::ReplaySlots;
 use super::{Dataplane, DataplaneError};
-use aya::maps::MapError;
+use aya::maps::{Array, HashMap, MapData, MapError};
+use jvpn_common::maps::ReplayState;
 use jvpn_common::{abi, SessionEntry};
 use std::sync::PoisonError;
 
@@ -23,8 +32,9 @@ impl Dataplane {
     /// Refuses with [`DataplaneError::StaleUpdate`] if the table holds the session at a higher
     /// `state_version` (an equal version is rewritten, so replaying the controller's store after
     /// a restart is harmless), and with [`DataplaneError::TableFull`] if a new session does not
-    /// fit. A new session always starts with a fresh replay window. The entry's `session_id` is
-    /// written as `session_id`: the XDP program refuses an entry that names another session.
+    /// fit. A new session always starts with a fresh replay window; a replaced one keeps its
+    /// window. The entry's `session_id` and `replay_slot` are this module's to set: whatever the
+    /// caller put there is replaced.
     pub fn upsert_session(
         &self,
         session_id: u64,
@@ -33,12 +43,14 @@ impl Dataplane {
         if session_id == 0 {
             return Err(DataplaneError::ReservedSessionId);
         }
-        let mut maps = self
+        let mut guard = self
             .maps
             .session_maps
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        let flags = match lookup(&maps.sessions, session_id)? {
+        let maps = &mut *guard;
+        let current = lookup(&maps.sessions, session_id)?;
+        let kept_slot = match current {
             Some(current) if current.state_version > entry.state_version => {
                 return Err(DataplaneError::StaleUpdate {
                     session_id,
@@ -46,37 +58,77 @@ impl Dataplane {
                     attempted: entry.state_version,
                 });
             }
-            Some(_) => BPF_EXIST,
-            None => {
-                // A window can outlive its session when a packet was in flight during removal;
-                // a new session must never inherit it.
-                remove_if_present(&mut maps.replay, session_id, abi::MAP_REPLAY)?;
-                BPF_NOEXIST
+            Some(current) if maps.slots.is_owned_by(current.replay_slot, session_id) => {
+                Some(current.replay_slot)
             }
+            Some(current) => {
+                // Only a table written behind this process's back gets here (adoption drops
+                // such entries): fail closed onto a window of its own.
+                tracing::warn!(
+                    session = %format_args!("{session_id:016x}"),
+                    slot = current.replay_slot,
+                    "the session's entry names a replay slot that is not its own; giving it a fresh window"
+                );
+                None
+            }
+            None => None,
+        };
+        let table_full = DataplaneError::TableFull {
+            capacity: self.maps.capacity,
+        };
+        let slot = match kept_slot {
+            Some(slot) => slot,
+            None => {
+                let slot = maps.slots.allocate(session_id).ok_or(table_full)?;
+                if let Err(error) = reset_window(&mut maps.replay, slot, session_id) {
+                    maps.slots.release(slot, session_id);
+                    return Err(error);
+                }
+                slot
+            }
+        };
+        let flags = if current.is_some() {
+            BPF_EXIST
+        } else {
+            BPF_NOEXIST
         };
         let entry = SessionEntry {
             session_id,
+            replay_slot: slot,
             ..*entry
         };
-        maps.sessions
-            .insert(session_id, entry, flags)
-            .map_err(|error| match map_errno(&error) {
+        let written = maps.sessions.insert(session_id, entry, flags);
+        if let Err(error) = written {
+            if kept_slot.is_none() {
+                free_slot(maps, slot, session_id)?;
+            }
+            return Err(match map_errno(&error) {
                 Some(libc::E2BIG) => DataplaneError::TableFull {
                     capacity: self.maps.capacity,
                 },
                 _ => DataplaneError::map("writing a session to", abi::MAP_SESSIONS)(error),
-            })
+            });
+        }
+        if let Some(old) = current.filter(|c| c.replay_slot != slot) {
+            free_slot(maps, old.replay_slot, session_id)?;
+        }
+        Ok(())
     }
 
-    /// Removes `session_id` and its replay window; `Ok(false)` if there was no such session.
+    /// Removes `session_id` and frees its replay window; `Ok(false)` if there was no such
+    /// session.
     pub fn remove_session(&self, session_id: u64) -> Result<bool, DataplaneError> {
-        let mut maps = self
+        let mut guard = self
             .maps
             .session_maps
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
+        let maps = &mut *guard;
+        let Some(entry) = lookup(&maps.sessions, session_id)? else {
+            return Ok(false);
+        };
         let existed = remove_if_present(&mut maps.sessions, session_id, abi::MAP_SESSIONS)?;
-        remove_if_present(&mut maps.replay, session_id, abi::MAP_REPLAY)?;
+        free_slot(maps, entry.replay_slot, session_id)?;
         Ok(existed)
     }
 
@@ -98,7 +150,17 @@ impl Dataplane {
             .session_maps
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        Ok(lookup(&maps.replay, session_id)?.map(|state| state.max))
+        let Some(entry) = lookup(&maps.sessions, session_id)? else {
+            return Ok(None);
+        };
+        if !maps.slots.is_owned_by(entry.replay_slot, session_id) {
+            return Ok(None);
+        }
+        let window = maps
+            .replay
+            .get(&entry.replay_slot, 0)
+            .map_err(DataplaneError::map("reading", abi::MAP_REPLAY))?;
+        Ok((window.owner == session_id && window.max != 0).then_some(window.max))
     }
 
     /// Number of sessions in the table. Walks every key (one syscall each), so it costs O(n):
@@ -150,4 +212,78 @@ fn remove_if_present<V: aya::Pod>(
         Err(MapError::KeyNotFound) => Ok(false),
         Err(error) => Err(DataplaneError::map("deleting from", name)(error)),
     }
+}
+
+impl SessionMaps {
+    /// The session maps of a pinned dataplane, with the slot bookkeeping rebuilt from its
+    /// entries. An entry that cannot keep its slot (out of range, claimed by another entry, or a
+    /// window naming another owner) is deleted, with a warning: its packets are refused as
+    /// unknown until the controller writes the session again, as new, with a fresh window. A new
+    /// load's tables are empty, and this finds nothing to do.
+    pub(crate) fn adopt(
+        sessions: HashMap<MapData, u64, SessionEntry>,
+        replay: Array<MapData, ReplayState>,
+    ) -> Result<Self, DataplaneError> {
+        let mut entries = Vec::new();
+        for item in sessions.iter() {
+            let (id, entry) = item.map_err(DataplaneError::map("reading", abi::MAP_SESSIONS))?;
+            let owner = match replay.get(&entry.replay_slot, 0) {
+                Ok(window) => Some(window.owner),
+                Err(MapError::OutOfBounds { .. }) => None,
+                Err(error) => return Err(DataplaneError::map("reading", abi::MAP_REPLAY)(error)),
+            };
+            entries.push((id, entry.replay_slot, owner));
+        }
+        let (slots, conflicts) = ReplaySlots::rebuild(
+            replay.len(),
+            entries.iter().map(|&(id, slot, _)| (id, slot)),
+        );
+        let mut dropped: Vec<u64> = conflicts.iter().map(|c| c.session_id()).collect();
+        let mut maps = Self {
+            sessions,
+            replay,
+            slots,
+        };
+        for &(id, slot, owner) in &entries {
+            if owner.is_some_and(|owner| owner != id) && maps.slots.release(slot, id) {
+                dropped.push(id);
+            }
+        }
+        for id in dropped {
+            tracing::warn!(
+                session = %format_args!("{id:016x}"),
+                "the adopted session entry names a replay window that is not its own; removed from the table, to be written again with a fresh window"
+            );
+            remove_if_present(&mut maps.sessions, id, abi::MAP_SESSIONS)?;
+        }
+        Ok(maps)
+    }
+}
+
+/// Writes a zeroed window naming `owner` (0: free) at `slot`.
+fn reset_window(
+    replay: &mut Array<MapData, ReplayState>,
+    slot: u32,
+    owner: u64,
+) -> Result<(), DataplaneError> {
+    let window = ReplayState {
+        owner,
+        ..bytemuck::Zeroable::zeroed()
+    };
+    replay.set(slot, window, 0).map_err(DataplaneError::map(
+        "resetting a window of",
+        abi::MAP_REPLAY,
+    ))
+}
+
+/// Resets `slot`'s window without an owner and frees the slot, if it is `session_id`'s (its
+/// entry is already gone or never pointed at it). The slot is freed even if the reset fails:
+/// the next owner's window is written whole before use.
+fn free_slot(maps: &mut SessionMaps, slot: u32, session_id: u64) -> Result<(), DataplaneError> {
+    if !maps.slots.is_owned_by(slot, session_id) {
+        return Ok(());
+    }
+    let reset = reset_window(&mut maps.replay, slot, 0);
+    maps.slots.release(slot, session_id);
+    reset
 }

@@ -86,7 +86,9 @@ impl Session {
             header_key: self.header_key,
             transport: self.binding,
             state: self.state as u8,
-            _pad: [0; 7],
+            _pad: [0; 3],
+            // Assigned by the dataplane when it writes the entry.
+            replay_slot: 0,
             session_id: self.id.get(),
         }
     }

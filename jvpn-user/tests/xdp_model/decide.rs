@@ -138,12 +138,19 @@ impl Model {
         }
     }
 
-    /// Writes (or with `None` deletes) a session, as the controller does.
+    /// Writes (or with `None` deletes) a session, as the controller does. A deleted session's
+    /// replay window goes with it (the dataplane frees its slot), so a session written again
+    /// under the same id starts with a fresh one.
     pub fn set_session(&mut self, id: u64, session: Option<Session>) {
         match session {
-            Some(s) => self.sessions.insert(id, s),
-            None => self.sessions.remove(&id),
-        };
+            Some(s) => {
+                self.sessions.insert(id, s);
+            }
+            None => {
+                self.sessions.remove(&id);
+                self.windows.remove(&id);
+            }
+        }
     }
 
     /// The newest nonce accepted for `id` (0 if none).

@@ -9,6 +9,7 @@
 use aya::maps::{Array, HashMap, MapData, PerCpuArray, RingBuf};
 use aya::programs::{TestRun, TestRunOptions, Xdp};
 use aya::{Ebpf, EbpfLoader};
+use bytemuck::Zeroable;
 use jvpn_common::abi::{
     HEADER_KEY_LEN, MAP_CONFIG, MAP_COUNTERS, MAP_EVENTS, MAP_EVENT_LOSS, MAP_REPLAY, MAP_SESSIONS,
     PROGRAM_NAME,
@@ -19,6 +20,7 @@ use jvpn_common::wire::Be16;
 use jvpn_common::{
     DropCounter, GatewayConfig, SecurityEvent, SessionEntry, SessionState, TransportBinding,
 };
+use jvpn_user::dataplane::ReplaySlots;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
@@ -72,7 +74,8 @@ pub fn session(
         header_key: key,
         transport: TransportBinding::from_socket_addr(transport),
         state: state as u8,
-        _pad: [0; 7],
+        _pad: [0; 3],
+        replay_slot: 0,
         session_id: 0,
     }
 }
@@ -105,9 +108,14 @@ pub const COOKIE_SECRET: [u8; 16] = [0xc1; 16];
 /// The previous cookie secret of [`config`].
 pub const PREVIOUS_COOKIE_SECRET: [u8; 16] = [0xc0; 16];
 
-/// The real XDP object, loaded (not attached, not pinned) for test runs.
+/// The real XDP object, loaded (not attached, not pinned) for test runs. Sessions get their
+/// replay slots from the dataplane's own bookkeeping ([`ReplaySlots`]), with the same map writes
+/// as `Dataplane::upsert_session` and `remove_session`.
 pub struct TestDataplane {
     ebpf: Ebpf,
+    slots: ReplaySlots,
+    /// The slot of every session with one (the bookkeeping has no reverse index).
+    slot_of: std::collections::HashMap<u64, u32>,
 }
 
 impl TestDataplane {
@@ -116,7 +124,7 @@ impl TestDataplane {
         Self::load_with(max_sessions, max_sessions)
     }
 
-    /// Loads the object with the given capacities of the session and replay tables.
+    /// Loads the object with the given capacities of the session table and the replay array.
     pub fn load_with(max_sessions: u32, max_replay_windows: u32) -> Self {
         let mut ebpf = EbpfLoader::new()
             .map_max_entries(MAP_SESSIONS, max_sessions)
@@ -131,7 +139,11 @@ impl TestDataplane {
         program
             .load()
             .unwrap_or_else(|e| panic!("the verifier refused jvpn_xdp: {e:#?}"));
-        Self { ebpf }
+        Self {
+            ebpf,
+            slots: ReplaySlots::new(max_replay_windows),
+            slot_of: Default::default(),
+        }
     }
 
     /// The loaded object.
@@ -167,33 +179,82 @@ impl TestDataplane {
         );
     }
 
-    /// Writes `entry` under `id` exactly as given, even if it names another session.
+    /// Writes `entry` under `id` with `id`'s replay slot (a new session's window reset first),
+    /// and otherwise exactly as given, even if it names another session.
     pub fn set_raw_session(&mut self, id: u64, entry: SessionEntry) {
+        let replay_slot = match self.slot_of(id) {
+            Some(slot) => slot,
+            None => {
+                let slot = self.slots.allocate(id).expect("a free replay slot");
+                self.write_window(
+                    slot,
+                    ReplayState {
+                        owner: id,
+                        ..Zeroable::zeroed()
+                    },
+                );
+                self.slot_of.insert(id, slot);
+                slot
+            }
+        };
+        self.set_exact_session(
+            id,
+            SessionEntry {
+                replay_slot,
+                ..entry
+            },
+        );
+    }
+
+    /// Writes `entry` under `id` exactly as given, replay slot included.
+    pub fn set_exact_session(&mut self, id: u64, entry: SessionEntry) {
         let mut map: HashMap<&mut MapData, u64, SessionEntry> =
             HashMap::try_from(self.ebpf.map_mut(MAP_SESSIONS).expect("session map"))
                 .expect("session map type");
         map.insert(id, entry, 0).expect("writing a session");
     }
 
-    /// The newest nonce the session's replay window accepted (its `max`), or `None` if the
-    /// session has no window yet.
-    pub fn replay_max(&self, id: u64) -> Option<u64> {
-        let map: HashMap<&MapData, u64, ReplayState> =
-            HashMap::try_from(self.ebpf.map(MAP_REPLAY).expect("replay map"))
-                .expect("replay map type");
-        match map.get(&id, 0) {
-            Ok(state) => Some(state.max),
-            Err(aya::maps::MapError::KeyNotFound) => None,
-            Err(e) => panic!("reading the replay window of {id:x}: {e}"),
-        }
+    /// The replay slot `id` owns, if any.
+    pub fn slot_of(&self, id: u64) -> Option<u32> {
+        self.slot_of.get(&id).copied()
     }
 
-    /// Deletes a session.
+    /// The window at `slot`.
+    pub fn window(&self, slot: u32) -> ReplayState {
+        let map: Array<&MapData, ReplayState> =
+            Array::try_from(self.ebpf.map(MAP_REPLAY).expect("replay map"))
+                .expect("replay map type");
+        map.get(&slot, 0)
+            .unwrap_or_else(|e| panic!("reading replay window {slot}: {e}"))
+    }
+
+    /// Writes the window at `slot` as given.
+    pub fn write_window(&mut self, slot: u32, window: ReplayState) {
+        let mut map: Array<&mut MapData, ReplayState> =
+            Array::try_from(self.ebpf.map_mut(MAP_REPLAY).expect("replay map"))
+                .expect("replay map type");
+        map.set(slot, window, 0)
+            .unwrap_or_else(|e| panic!("writing replay window {slot}: {e}"));
+    }
+
+    /// The newest nonce the session's replay window accepted (its `max`), or `None` if the
+    /// session has no slot or its window accepted nothing yet.
+    pub fn replay_max(&self, id: u64) -> Option<u64> {
+        let window = self.window(self.slot_of(id)?);
+        assert_eq!(window.owner, id, "the window of {id:x} names another owner");
+        (window.max != 0).then_some(window.max)
+    }
+
+    /// Deletes a session, then resets and frees its replay slot.
     pub fn remove_session(&mut self, id: u64) {
         let mut map: HashMap<&mut MapData, u64, SessionEntry> =
             HashMap::try_from(self.ebpf.map_mut(MAP_SESSIONS).expect("session map"))
                 .expect("session map type");
         map.remove(&id).expect("deleting a session");
+        if let Some(slot) = self.slot_of.remove(&id) {
+            self.write_window(slot, Zeroable::zeroed());
+            self.slots.release(slot, id);
+        }
     }
 
     /// Takes the event ring buffer out of the object, for a caller that drains it often (each
