@@ -11,7 +11,8 @@ use anyhow::{bail, Context, Result};
 use crate::util;
 
 /// Debian packages: LLVM 22 to build bpf-linker, bpftool and iproute2 for the dataplane, and the tools the
-/// tests, benchmarks and demo drive (iperf3, tcpdump, nftables, scapy, ping).
+/// tests, benchmarks and demo drive (iperf3, tcpdump, nftables, scapy, ping); protoc for the etcd client's
+/// build (with protobuf's own .proto files), and etcd with etcdctl for the clustered store's tests.
 const APT_PACKAGES: &[&str] = &[
     "llvm-22-dev",
     "libpolly-22-dev",
@@ -24,6 +25,10 @@ const APT_PACKAGES: &[&str] = &[
     "nftables",
     "python3-scapy",
     "iputils-ping",
+    "protobuf-compiler",
+    "libprotobuf-dev",
+    "etcd-server",
+    "etcd-client",
 ];
 
 /// The bpf-linker release that links with Debian's LLVM 22 (its default feature wants LLVM 23).
