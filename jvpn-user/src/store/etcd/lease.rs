@@ -55,12 +55,11 @@ impl NodeLease {
             let sent = Instant::now();
             match tokio::time::timeout(period, self.renew(&mut client)).await {
                 Ok(Ok(ttl)) if ttl > 0 => self.extend(sent, ttl),
-                Ok(Ok(_)) => {
-                    tracing::warn!(lease = self.id(), "the node's etcd lease expired; its sessions lost their owner; granting a new lease");
-                    if let Ok(granted) = client.lease_grant(ttl_secs(self.ttl), None).await {
-                        self.id.store(granted.id(), Ordering::Release);
-                        self.extend(sent, granted.ttl());
-                    }
+                // etcd answers a renewal of an expired lease with TTL 0; the client reports that
+                // as "lease not found".
+                Ok(Ok(_)) => self.replace(&mut client, sent).await,
+                Ok(Err(e)) if e.to_string().contains("lease not found") => {
+                    self.replace(&mut client, sent).await
                 }
                 Ok(Err(e)) => {
                     tracing::warn!(lease = self.id(), error = %e, "renewing the node's etcd lease failed; mutations stop when it runs out")
@@ -70,6 +69,18 @@ impl NodeLease {
                     "renewing the node's etcd lease timed out; mutations stop when it runs out"
                 ),
             }
+        }
+    }
+
+    /// Grants a new lease in place of the expired one.
+    async fn replace(&self, client: &mut Client, sent: Instant) {
+        tracing::warn!(
+            lease = self.id(),
+            "the node's etcd lease expired; its sessions lost their owner; granting a new lease"
+        );
+        if let Ok(granted) = client.lease_grant(ttl_secs(self.ttl), None).await {
+            self.id.store(granted.id(), Ordering::Release);
+            self.extend(sent, granted.ttl());
         }
     }
 

@@ -5,8 +5,14 @@ use super::layout::KeyKind;
 use super::{within, Inner, RecordError};
 use crate::session::{NodeId, Session, SessionId, StateChange};
 use crate::store::{codec, StoreError};
-use etcd_client::{EventType, GetOptions, SortOrder, SortTarget, WatchOptions};
+use etcd_client::{EventType, GetOptions, KvClient, SortOrder, SortTarget, WatchOptions};
+use std::future::Future;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Pause between tries of a read: a member that is down refuses at once, and the client's
+/// balancer may pick it again before it notices.
+const RETRY_PAUSE: Duration = Duration::from_millis(25);
 
 /// A session's owner changed: `owner` is the new owner, `None` when the owner key went away
 /// (its node's lease expired).
@@ -19,6 +25,26 @@ pub struct OwnerChange {
 }
 
 impl Inner {
+    /// Runs the read `f` until it succeeds or the request timeout passes. Reads change nothing,
+    /// so trying again (on another member) is always safe.
+    pub(super) async fn read<T, F, Fut>(&self, op: &'static str, mut f: F) -> Result<T, StoreError>
+    where
+        F: FnMut(KvClient) -> Fut,
+        Fut: Future<Output = Result<T, etcd_client::Error>>,
+    {
+        let deadline = Instant::now() + self.timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match within(left.max(RETRY_PAUSE), op, f(self.client.kv_client())).await {
+                Ok(value) => return Ok(value),
+                Err(_) if Instant::now() + RETRY_PAUSE < deadline => {
+                    tokio::time::sleep(RETRY_PAUSE).await
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     /// Unseals and decodes a session record read from `key`.
     pub(super) fn open_session(&self, key: &str, value: &[u8]) -> Result<Session, StoreError> {
         let plain = self
@@ -30,8 +56,12 @@ impl Inner {
 
     pub(super) async fn get(&self, id: SessionId) -> Result<Option<Session>, StoreError> {
         let key = self.layout.session(id);
-        let mut kv = self.client.kv_client();
-        let response = within(self.timeout, "read a session", kv.get(key.clone(), None)).await?;
+        let response = self
+            .read("read a session", |mut kv| {
+                let key = key.clone();
+                async move { kv.get(key, None).await }
+            })
+            .await?;
         response
             .kvs()
             .first()
@@ -40,16 +70,13 @@ impl Inner {
     }
 
     pub(super) async fn list(&self) -> Result<Vec<Session>, StoreError> {
-        let mut kv = self.client.kv_client();
-        let options = GetOptions::new()
-            .with_prefix()
-            .with_sort(SortTarget::Key, SortOrder::Ascend);
-        let response = within(
-            self.timeout * 4,
-            "list sessions",
-            kv.get(self.layout.sessions(), Some(options)),
-        )
-        .await?;
+        let key = self.layout.sessions();
+        let response = self
+            .read("list sessions", |mut kv| {
+                let key = key.clone();
+                async move { kv.get(key, Some(sorted_prefix())).await }
+            })
+            .await?;
         response
             .kvs()
             .iter()
@@ -58,16 +85,13 @@ impl Inner {
     }
 
     pub(super) async fn audit(&self, id: SessionId) -> Result<Vec<StateChange>, StoreError> {
-        let mut kv = self.client.kv_client();
-        let options = GetOptions::new()
-            .with_prefix()
-            .with_sort(SortTarget::Key, SortOrder::Ascend);
-        let response = within(
-            self.timeout * 4,
-            "read an audit",
-            kv.get(self.layout.audits(id), Some(options)),
-        )
-        .await?;
+        let key = self.layout.audits(id);
+        let response = self
+            .read("read an audit", |mut kv| {
+                let key = key.clone();
+                async move { kv.get(key, Some(sorted_prefix())).await }
+            })
+            .await?;
         response
             .kvs()
             .iter()
@@ -83,25 +107,24 @@ impl Inner {
     }
 
     pub(super) async fn is_issued(&self, id: SessionId) -> Result<bool, StoreError> {
-        let mut kv = self.client.kv_client();
-        let options = GetOptions::new().with_count_only();
-        let response = within(
-            self.timeout,
-            "read an issued id",
-            kv.get(self.layout.issued(id), Some(options)),
-        )
-        .await?;
+        let key = self.layout.issued(id);
+        let response = self
+            .read("read an issued id", |mut kv| {
+                let key = key.clone();
+                async move { kv.get(key, Some(GetOptions::new().with_count_only())).await }
+            })
+            .await?;
         Ok(response.count() > 0)
     }
 
     pub(super) async fn owner(&self, id: SessionId) -> Result<Option<NodeId>, StoreError> {
-        let mut kv = self.client.kv_client();
-        let response = within(
-            self.timeout,
-            "read an owner",
-            kv.get(self.layout.owner(id), None),
-        )
-        .await?;
+        let key = self.layout.owner(id);
+        let response = self
+            .read("read an owner", |mut kv| {
+                let key = key.clone();
+                async move { kv.get(key, None).await }
+            })
+            .await?;
         Ok(response.kvs().first().and_then(|kv| parse_node(kv.value())))
     }
 
@@ -151,6 +174,12 @@ impl Inner {
         });
         Ok(receiver)
     }
+}
+
+fn sorted_prefix() -> GetOptions {
+    GetOptions::new()
+        .with_prefix()
+        .with_sort(SortTarget::Key, SortOrder::Ascend)
 }
 
 /// The node id an owner key holds.

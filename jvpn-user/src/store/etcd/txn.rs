@@ -112,14 +112,12 @@ impl Inner {
                 if Instant::now() >= deadline {
                     return Err(StoreError::OutcomeUnknown { id: first });
                 }
-                let mut kv = self.client.kv_client();
-                match within(
-                    self.timeout,
-                    "re-read a witness",
-                    kv.get(witness.0.clone(), None),
-                )
-                .await
-                {
+                let key = witness.0.clone();
+                let read = self.read("re-read a witness", |mut kv| {
+                    let key = key.clone();
+                    async move { kv.get(key, None).await }
+                });
+                match read.await {
                     Ok(response) => match response.kvs().first() {
                         Some(kv) => return Ok(kv.value() == witness.1.as_slice()),
                         None => break,
@@ -150,13 +148,12 @@ impl Inner {
                 ]
             })
             .collect();
-        let mut kv = self.client.kv_client();
-        let response = within(
-            self.timeout,
-            "read sessions",
-            kv.txn(Txn::new().and_then(gets)),
-        )
-        .await?;
+        let response = self
+            .read("read sessions", |mut kv| {
+                let txn = Txn::new().and_then(gets.clone());
+                async move { kv.txn(txn).await }
+            })
+            .await?;
         let responses = response.op_responses();
         let mut reads = BTreeMap::new();
         for (i, &id) in ids.iter().enumerate() {
