@@ -28,6 +28,7 @@
 
 pub mod api;
 pub mod clock;
+pub mod cluster;
 pub mod core;
 pub mod epoch;
 pub mod fault;
@@ -58,7 +59,7 @@ use crate::control::{bind_control_socket, SocketError};
 use crate::dataplane::{Dataplane, DataplaneError, DataplaneOptions};
 use crate::events::EventRecord;
 use crate::session::{SessionMachine, Timers, TimersError};
-use crate::store::{RedbStore, SessionStore, StoreError};
+use crate::store::{RedbStore, StoreError};
 use crate::tun::TunDevice;
 use handshake::HelloJob;
 use handshake_pool::HandshakePool;
@@ -80,6 +81,9 @@ pub enum GatewayError {
     /// The store could not be opened or read.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The clustered store could not be opened.
+    #[error(transparent)]
+    Cluster(#[from] cluster::ClusterError),
     /// The boot epoch could not be advanced.
     #[error(transparent)]
     Epoch(#[from] epoch::EpochError),
@@ -121,7 +125,12 @@ pub async fn run(
     // Opening the store creates the state dir 0700 (or narrows it): it holds session keys.
     let redb = RedbStore::open(&options.state_dir)?;
     let epoch = epoch::advance(&options.state_dir, &redb)?;
-    let store: Arc<dyn SessionStore> = Arc::new(redb);
+    let (store, _state_dir_lock) = cluster::session_store(
+        &options.store,
+        settings.cluster.as_ref(),
+        &options.config,
+        redb,
+    )?;
     let mut dp_options = DataplaneOptions::new(options.iface.clone());
     dp_options.port = options.port;
     dp_options.max_sessions = options.max_sessions;

@@ -193,6 +193,7 @@ impl SessionStore for EtcdStore {
         self.call(move |inner| async move { inner.get(id).await })
     }
 
+    /// The sessions this node owns: a node serves those, and only those.
     fn list(&self) -> Result<Vec<Session>, StoreError> {
         self.call(move |inner| async move { inner.list().await })
     }

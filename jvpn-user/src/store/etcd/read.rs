@@ -69,19 +69,29 @@ impl Inner {
             .transpose()
     }
 
+    /// The sessions this node owns (whose owner key names it), in id order: what a node loads
+    /// into its maps and serves. Another node's sessions are never forwarded here.
     pub(super) async fn list(&self) -> Result<Vec<Session>, StoreError> {
-        let key = self.layout.sessions();
-        let response = self
-            .read("list sessions", |mut kv| {
-                let key = key.clone();
-                async move { kv.get(key, Some(sorted_prefix())).await }
+        let owners = self.layout.owners();
+        let owned = self
+            .read("list owners", |mut kv| {
+                let owners = owners.clone();
+                async move { kv.get(owners, Some(sorted_prefix())).await }
             })
             .await?;
-        response
-            .kvs()
-            .iter()
-            .map(|kv| self.open_session(&String::from_utf8_lossy(kv.key()), kv.value()))
-            .collect()
+        let mut sessions = Vec::new();
+        for kv in owned.kvs() {
+            let Some(KeyKind::Owner(id)) = self.layout.parse(kv.key()) else {
+                continue;
+            };
+            if parse_node(kv.value()) != Some(self.node) {
+                continue;
+            }
+            if let Some(session) = self.get(id).await? {
+                sessions.push(session);
+            }
+        }
+        Ok(sessions)
     }
 
     pub(super) async fn audit(&self, id: SessionId) -> Result<Vec<StateChange>, StoreError> {
