@@ -30,11 +30,19 @@ pub struct StoreNode {
 impl StoreNode {
     /// Connects node `node` to `cluster` from a new namespace on its hub.
     pub fn connect(cluster: &mut EtcdCluster, node: u16) -> Self {
+        Self::connect_with_key(cluster, node, TEST_CLUSTER_KEY)
+    }
+
+    /// As [`Self::connect`], sealing under `key` (id 1).
+    pub fn connect_with_key(
+        cluster: &mut EtcdCluster,
+        node: u16,
+        key: [u8; CLUSTER_KEY_LEN],
+    ) -> Self {
         let net = cluster.node_ns();
         let endpoints = cluster.endpoints();
         let store = net.ns.run(move || {
-            let keyring =
-                Keyring::new(ClusterKey::new(1, TEST_CLUSTER_KEY), vec![]).expect("keyring");
+            let keyring = Keyring::new(ClusterKey::new(1, key), vec![]).expect("keyring");
             let mut options = EtcdOptions::new(endpoints, NodeId::new(node), keyring);
             options.lease_ttl = TEST_LEASE_TTL;
             options.request_timeout = TEST_REQUEST_TIMEOUT;

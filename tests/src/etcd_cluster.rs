@@ -84,10 +84,26 @@ impl EtcdCluster {
 
     /// A new namespace linked to the hub, for a node (addresses .11, .12, ...).
     pub fn node_ns(&mut self) -> NodeNs {
-        self.nodes += 1;
-        let addr = format!("{SUBNET}.{}", 10 + self.nodes);
+        let addr = self.next_node_addr();
         let (ns, hub_if) = self.link("n", &addr);
         NodeNs { ns, hub_if, addr }
+    }
+
+    /// Links the existing namespace `ns` (e.g. a gateway's) to the hub through its interface
+    /// `etcd0`; returns the hub side of the link, for [`Self::set_hub_link`].
+    pub fn attach(&mut self, ns: &Netns) -> String {
+        let addr = self.next_node_addr();
+        self.link_into(ns, &addr, "etcd0")
+    }
+
+    /// Cuts (`up == false`) or restores the link whose hub side is `hub_if`.
+    pub fn set_hub_link(&self, hub_if: &str, up: bool) {
+        self.set_link(hub_if, up);
+    }
+
+    fn next_node_addr(&mut self) -> String {
+        self.nodes += 1;
+        format!("{SUBNET}.{}", 10 + self.nodes)
     }
 
     /// `host:port` of every member's client URL, as `--store etcd://` takes them.
@@ -193,6 +209,12 @@ impl EtcdCluster {
     /// A namespace with a veth to the hub's bridge, addressed `addr`/24.
     fn link(&self, suffix: &str, addr: &str) -> (Netns, String) {
         let ns = Netns::new(suffix);
+        let hub_if = self.link_into(&ns, addr, "eth0");
+        (ns, hub_if)
+    }
+
+    /// A veth from the hub's bridge to `inner` in `ns`, addressed `addr`/24; the hub side's name.
+    fn link_into(&self, ns: &Netns, addr: &str, inner: &str) -> String {
         let hub_if = crate::netns::unique_name("b");
         run_ok(Command::new("ip").args([
             "-n",
@@ -204,15 +226,15 @@ impl EtcdCluster {
             "veth",
             "peer",
             "name",
-            "eth0",
+            inner,
             "netns",
             ns.name(),
         ]));
         self.hub
             .ip(&["link", "set", &hub_if, "master", "br0", "up"]);
-        ns.ip(&["addr", "add", &format!("{addr}/24"), "dev", "eth0"]);
-        ns.ip(&["link", "set", "eth0", "up"]);
-        (ns, hub_if)
+        ns.ip(&["addr", "add", &format!("{addr}/24"), "dev", inner]);
+        ns.ip(&["link", "set", inner, "up"]);
+        hub_if
     }
 
     fn set_link(&self, hub_if: &str, up: bool) {

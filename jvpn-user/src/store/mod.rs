@@ -232,6 +232,7 @@ impl StoreError {
             | Self::EtcdTimeout { .. } => {
                 Some(jvpn_common::reason::RejectReason::OwnershipAmbiguous)
             }
+            Self::GroupCommit(cause) => cause.reject_reason(),
             _ => None,
         }
     }

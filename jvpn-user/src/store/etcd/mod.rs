@@ -105,7 +105,14 @@ impl EtcdStore {
                 max_txn_ops: options.max_txn_ops,
             })
         };
-        let inner = runtime.block_on(connect)?;
+        // Not `block_on`: the gateway connects from inside its own runtime, where that panics.
+        let (done, result) = std::sync::mpsc::sync_channel(1);
+        runtime.spawn(async move {
+            let _ = done.send(connect.await);
+        });
+        let inner = result
+            .recv()
+            .map_err(|_| StoreError::EtcdRuntime("stopped while connecting".into()))??;
         Ok(Self {
             inner: Arc::new(inner),
             runtime: Some(runtime),
