@@ -260,3 +260,44 @@ async fn within<T>(
         Err(_) => Err(StoreError::EtcdTimeout { op, after }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jvpn_common::RejectReason;
+
+    #[test]
+    fn cluster_failures_are_refused_as_ownership_ambiguous_and_others_get_no_reason() {
+        let id = SessionId::new(1).unwrap();
+        let ambiguous = Some(RejectReason::OwnershipAmbiguous);
+        let cases: Vec<(StoreError, Option<RejectReason>)> = vec![
+            (
+                StoreError::OwnershipAmbiguous {
+                    node: 1,
+                    why: "test",
+                },
+                ambiguous,
+            ),
+            (StoreError::OutcomeUnknown { id }, ambiguous),
+            (
+                StoreError::EtcdTimeout {
+                    op: "test",
+                    after: Duration::from_secs(1),
+                },
+                ambiguous,
+            ),
+            (
+                StoreError::GroupCommit(Arc::new(StoreError::EtcdTimeout {
+                    op: "test",
+                    after: Duration::from_secs(1),
+                })),
+                ambiguous,
+            ),
+            (StoreError::CommitterStopped, None),
+            (StoreError::EtcdRuntime("test".into()), None),
+        ];
+        for (error, want) in cases {
+            assert_eq!(error.reject_reason(), want, "{error}");
+        }
+    }
+}
