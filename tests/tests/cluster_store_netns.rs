@@ -132,7 +132,7 @@ fn with_one_member_killed_everything_continues() {
         cluster.kill(victim);
         for to in 0..5 {
             session = eventually(
-                Duration::from_secs(5),
+                Duration::from_secs(10),
                 "a reattach with one member down",
                 || match try_reattach(&a.store, &session, to) {
                     (next, Ok(CasOutcome::Committed)) => Some(next),

@@ -88,12 +88,19 @@ impl EtcdStore {
                 Client::connect(&options.endpoints, Some(connect_options(&options)?)).await
             })
             .await?;
-            let lease = within(
-                timeout,
-                "grant the node's lease",
-                NodeLease::grant(&mut client, options.lease_ttl),
-            )
-            .await?;
+            // A member still starting, or one that is down, refuses at once and the client's
+            // balancer may pick it again; an extra lease granted by a retry just expires.
+            let deadline = std::time::Instant::now() + timeout * 5;
+            let lease = loop {
+                let grant = NodeLease::grant(&mut client, options.lease_ttl);
+                match within(timeout, "grant the node's lease", grant).await {
+                    Ok(lease) => break lease,
+                    Err(_) if std::time::Instant::now() < deadline => {
+                        tokio::time::sleep(timeout / 16).await
+                    }
+                    Err(e) => return Err(e),
+                }
+            };
             tokio::spawn(lease.clone().keep_alive(client.clone()));
             Ok::<_, StoreError>(Inner {
                 client,
