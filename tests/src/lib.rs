@@ -8,6 +8,8 @@
 
 pub mod attacker;
 pub mod capture;
+pub mod cluster_node;
+pub mod etcd_cluster;
 pub mod event_follower;
 pub mod gateway;
 pub mod guard;

@@ -14,7 +14,8 @@ use crate::util;
 /// would pull in hundreds of MB nothing here uses): LLVM 22 to build bpf-linker; the tools the tests,
 /// benchmarks and demo drive (`ip`, `nft`, `ping`, `iperf3`; `wg` to configure boringtun and `ethtool`
 /// to read offloads in `bench peers`); and for the `package` tier, `man` to read the packaged man page
-/// and `systemd-analyze` to check the unit.
+/// and `systemd-analyze` to check the unit; protoc (with protobuf's own .proto files) for the etcd
+/// client's build, and etcd with etcdctl for the clustered store's tests.
 const APT_PACKAGES: &[&str] = &[
     "llvm-22-dev",
     "libpolly-22-dev",
@@ -28,6 +29,10 @@ const APT_PACKAGES: &[&str] = &[
     "ethtool",
     "man-db",
     "systemd",
+    "protobuf-compiler",
+    "libprotobuf-dev",
+    "etcd-server",
+    "etcd-client",
 ];
 
 /// The bpf-linker release that links with Debian's LLVM 22 (its default feature wants LLVM 23).

@@ -181,6 +181,10 @@ pub struct RawGatewayArgs {
     /// Where the durable session store lives.
     #[arg(long, value_name = "DIR", default_value = DEFAULT_STATE_DIR)]
     pub state_dir: PathBuf,
+    /// Keep sessions in an etcd cluster shared with other gateways (etcd://HOST:PORT,...; needs
+    /// a [cluster] table in the config) instead of the embedded store in --state-dir.
+    #[arg(long, value_name = "URL")]
+    pub store: Option<String>,
     /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9151).
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<String>,

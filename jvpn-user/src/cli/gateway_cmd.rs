@@ -8,26 +8,30 @@ use super::validate::GatewayOptions;
 use crate::config::GatewaySettings;
 use crate::control::bind_control_socket;
 use crate::dataplane::{Dataplane, DataplaneOptions, PinDir};
-use crate::gateway::{self, epoch, reconcile, tunnel, udp, GatewayError, GatewayIo, RunSettings};
+use crate::gateway::{self, cluster, epoch, reconcile, tunnel, udp, GatewayError, GatewayIo, RunSettings};
 use crate::session::Timers;
-use crate::store::{RedbStore, SessionStore};
+use crate::store::RedbStore;
 use std::future::Future;
-use std::sync::Arc;
 
 /// Opens everything `options` names and runs the gateway on it until `shutdown` completes.
 pub async fn run(
     options: GatewayOptions,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), CliError> {
-    let (io, settings, _control_guard) = open(&options).await?;
+    let (io, settings, _guards) = open(&options).await?;
     gateway::run(io, settings, shutdown).await?;
     Ok(())
 }
 
-/// Builds the gateway's I/O and settings; the guard removes the control socket when dropped.
-async fn open(
-    options: &GatewayOptions,
-) -> Result<(GatewayIo, RunSettings, crate::control::SocketGuard), GatewayError> {
+/// What must live as long as the gateway runs: the control socket's guard removes the socket
+/// when dropped; with a clustered store, the embedded store stays open as the state dir's lock.
+struct Guards {
+    _control: crate::control::SocketGuard,
+    _state_dir_lock: Option<RedbStore>,
+}
+
+/// Builds the gateway's I/O and settings, and the guards that must outlive them.
+async fn open(options: &GatewayOptions) -> Result<(GatewayIo, RunSettings, Guards), GatewayError> {
     let config = GatewaySettings::load(&options.config)?;
     let timers = Timers::new(
         config.timeouts.keepalive_timeout.as_millis() as u64,
@@ -36,7 +40,12 @@ async fn open(
     // Opening the store creates the state dir 0700 (or narrows it): it holds session keys.
     let redb = RedbStore::open(&options.state_dir)?;
     let epoch = epoch::advance(&options.state_dir, &redb)?;
-    let store: Arc<dyn SessionStore> = Arc::new(redb);
+    let (store, state_dir_lock) = cluster::session_store(
+        &options.store,
+        config.cluster.as_ref(),
+        &options.config,
+        redb,
+    )?;
     let mut dp_options = DataplaneOptions::new(options.iface.clone());
     dp_options.port = options.port;
     dp_options.max_sessions = options.max_sessions;
@@ -85,5 +94,9 @@ async fn open(
         port: options.port,
         state_dir: options.state_dir.clone(),
     };
-    Ok((io, settings, control_guard))
+    let guards = Guards {
+        _control: control_guard,
+        _state_dir_lock: state_dir_lock,
+    };
+    Ok((io, settings, guards))
 }

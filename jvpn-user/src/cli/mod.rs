@@ -21,6 +21,7 @@ mod validate_tests;
 pub use error::CliError;
 pub use validate::{
     parse_args, ClientAction, ClientInvocation, Command, GatewayOptions, Invocation, SocketChoice,
+    StoreChoice,
 };
 
 /// Sets up a long-running command (the gateway, the tunnel client): `tracing` output on stderr

@@ -63,8 +63,10 @@ pub struct GatewayOptions {
     pub port: u16,
     /// The gateway config file.
     pub config: PathBuf,
-    /// The durable store's directory.
+    /// The durable store's directory (with `--store etcd://`, only the node's boot epoch).
     pub state_dir: PathBuf,
+    /// Which session store to use.
+    pub store: StoreChoice,
     /// Where to serve Prometheus metrics, if anywhere.
     pub metrics: Option<SocketAddr>,
     /// Session table size, 1 ..= [`MAX_SESSIONS_LIMIT`].
@@ -73,6 +75,15 @@ pub struct GatewayOptions {
     pub xdp_mode: XdpAttachMode,
     /// The control socket to serve.
     pub socket: PathBuf,
+}
+
+/// The session store `jvpn gateway` uses.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoreChoice {
+    /// The embedded store in the state directory (the default).
+    Embedded,
+    /// An etcd cluster shared with other gateways: its members' `host:port`.
+    Etcd(Vec<String>),
 }
 
 /// Which gateway a client command talks to.
@@ -292,11 +303,21 @@ fn gateway_options(args: RawGatewayArgs) -> Result<GatewayOptions, CliError> {
         Some(path) => socket_path("--socket", path)?,
         None => crate::control::default_socket_path(&iface),
     };
+    let store = match args.store {
+        None => StoreChoice::Embedded,
+        Some(url) => crate::store::etcd::parse_store_url(&url)
+            .map(StoreChoice::Etcd)
+            .map_err(|e| CliError::InvalidArgument {
+                flag: "--store",
+                problem: e.to_string(),
+            })?,
+    };
     Ok(GatewayOptions {
         iface,
         port: args.port,
         config: args.config,
         state_dir: args.state_dir,
+        store,
         metrics,
         max_sessions,
         xdp_mode: match args.xdp_mode {

@@ -131,6 +131,30 @@ fn gateway_defaults_and_options() {
 }
 
 #[test]
+fn store_selects_the_embedded_store_by_default_and_etcd_by_url() {
+    let gateway = |line: &str| match parse(line) {
+        Ok(Command::Gateway(g)) => Ok(g.store),
+        Ok(_) => panic!("not a gateway command"),
+        Err(e) => Err(e.to_string()),
+    };
+    assert_eq!(gateway("gateway -i eth0"), Ok(StoreChoice::Embedded));
+    assert_eq!(
+        gateway("gateway -i eth0 --store etcd://10.0.0.1:2379,10.0.0.2:2379"),
+        Ok(StoreChoice::Etcd(vec![
+            "10.0.0.1:2379".into(),
+            "10.0.0.2:2379".into()
+        ]))
+    );
+    for bad in ["redis://h:1", "etcd://h", "etcd://h:2379,"] {
+        let error = gateway(&format!("gateway -i eth0 --store {bad}")).unwrap_err();
+        assert!(
+            error.contains("--store") && error.contains("etcd://"),
+            "{bad}: {error}"
+        );
+    }
+}
+
+#[test]
 fn hostile_command_lines_are_one_line_usage_errors() {
     let long_id = "f".repeat(5000);
     let cases = [

@@ -22,6 +22,9 @@
 //! ipv4 = "10.77.0.1/24"              # clients get their addresses from (at least one)
 //! ipv6 = "fd77::1/64"
 //!
+//! [cluster]                          # a node of a cluster on etcd (see `gateway::cluster`)
+//! node_id = 1
+//!
 //! [[client]]
 //! name = "laptop"                    # for logs (default: client-N)
 //! public_key = "<base64>"            # printed by `jvpn keygen` on the client
@@ -49,7 +52,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use toml::Spanned;
 
+pub mod cluster;
 mod validate;
+
+pub use cluster::ClusterSettings;
 
 /// Where the gateway looks for its config unless told otherwise.
 pub const DEFAULT_GATEWAY_CONFIG: &str = "/etc/jvpn/gateway.toml";
@@ -111,6 +117,7 @@ pub(crate) struct RawGateway {
     pub(crate) handshake_workers: Option<Spanned<usize>>,
     pub(crate) handshake_queue: Option<Spanned<usize>>,
     pub(crate) tunnel: Option<Spanned<RawTunnel>>,
+    pub(crate) cluster: Option<Spanned<cluster::RawCluster>>,
     #[serde(default)]
     pub(crate) client: Vec<Spanned<RawClient>>,
 }
@@ -206,6 +213,8 @@ pub struct GatewaySettings {
     pub tunnel: TunnelNetworks,
     /// The limits of the handshake path.
     pub handshake: HandshakeLimits,
+    /// The `[cluster]` table: this gateway as a node of a cluster on the etcd store.
+    pub cluster: Option<ClusterSettings>,
     clients: Vec<ClientEntry>,
     by_key: HashMap<PublicKey, usize>,
 }
@@ -222,6 +231,14 @@ impl GatewaySettings {
         let source = Source { path, text };
         let raw: RawGateway = source.parse()?;
         validate::gateway(&source, raw)
+    }
+
+    /// This gateway's node id: the high bits of the session ids it issues (0 unless it is a
+    /// node of a cluster).
+    pub fn node_id(&self) -> crate::session::NodeId {
+        self.cluster
+            .as_ref()
+            .map_or(crate::session::NodeId::SINGLE, |c| c.node)
     }
 
     /// The gateway's static public key (what clients configure as `gateway_public_key`).

@@ -59,7 +59,8 @@ impl ApplyError {
             Self::Rejected(r) => Some(r.reason),
             Self::Conflict { .. } => Some(RejectReason::ConcurrentMutation),
             Self::UnknownSession => Some(RejectReason::UnknownSession),
-            Self::Store(_) | Self::IdAlreadyIssued => None,
+            Self::Store(e) => e.reject_reason(),
+            Self::IdAlreadyIssued => None,
         }
     }
 }

@@ -18,7 +18,7 @@ use super::epoch::EPOCH_SHIFT;
 use super::hello_replay::Reservation;
 use crate::crypto::{AcceptedHandshake, Direction, GatewayHandshake, Secret};
 use crate::events::EventRecord;
-use crate::session::{Input, Millis, NodeId, Session, SessionId};
+use crate::session::{Input, Millis, Session, SessionId};
 use crate::store::Expected;
 use jvpn_common::hello::HelloMessage;
 use jvpn_common::maps::TransportBinding;
@@ -188,7 +188,7 @@ impl Gateway {
         let Some(entry) = self.settings.client(&client).cloned() else {
             return;
         };
-        let id = SessionId::generate(NodeId::SINGLE, &mut rand::thread_rng());
+        let id = SessionId::generate(self.settings.node_id(), &mut rand::thread_rng());
         let welcome = self.settings.welcome_payload(&entry, id.get());
         // The WELCOME takes counter 0 of this run's epoch; the session's later messages follow.
         let header = WireHeader::new(MessageType::Welcome, id.get(), 1, self.epoch << EPOCH_SHIFT);

@@ -41,6 +41,7 @@
 
 pub mod api;
 pub mod clock;
+pub mod cluster;
 pub mod core;
 pub mod counters;
 pub mod epoch;
@@ -92,6 +93,9 @@ pub enum GatewayError {
     /// The store could not be opened or read.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The clustered store could not be opened.
+    #[error(transparent)]
+    Cluster(#[from] cluster::ClusterError),
     /// The boot epoch could not be advanced.
     #[error(transparent)]
     Epoch(#[from] epoch::EpochError),

@@ -49,7 +49,7 @@ impl GroupCommitter {
     /// transaction (at least 1).
     pub fn spawn(store: Arc<dyn SessionStore>, max_batch: usize) -> std::io::Result<Self> {
         let (queue, requests) = mpsc::channel();
-        let max_batch = max_batch.max(1);
+        let max_batch = max_batch.min(store.max_batch()).max(1);
         let worker = thread::Builder::new()
             .name("jvpn-store-commit".into())
             .spawn(move || run(store.as_ref(), &requests, max_batch))?;

@@ -9,12 +9,14 @@
 //! that commit.
 //!
 //! - [`redb`]: the embedded default, [`RedbStore`], in a state directory.
+//! - [`etcd`]: [`EtcdStore`], the clustered store shared by gateway nodes (`--store etcd://...`).
 //! - [`codec`]: the byte layout of stored records.
 //! - [`group`]: [`GroupCommitter`], which batches concurrent CASes into one durable commit.
 //! - [`private`]: the state directory's modes (0700, files 0600): it holds session keys.
 //! - [`validate`]: the checks every CAS request passes before it may be written.
 
 pub mod codec;
+pub mod etcd;
 pub mod group;
 pub mod private;
 pub mod redb;
@@ -32,7 +34,9 @@ mod tests;
 use crate::session::{Session, SessionId, StateChange, Transition};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
+pub use self::etcd::EtcdStore;
 pub use self::redb::RedbStore;
 pub use codec::CodecError;
 pub use group::{CasTicket, GroupCommitter};
@@ -171,6 +175,67 @@ pub enum StoreError {
     /// The group committer is gone (the gateway is stopping).
     #[error("the store's group committer has stopped; the gateway is shutting down")]
     CommitterStopped,
+    /// An etcd request failed.
+    #[error("etcd store: {op} failed: {source}; check that a majority of the etcd members in --store is reachable from this node")]
+    Etcd {
+        /// What was being done.
+        op: &'static str,
+        /// The client's error.
+        source: Box<etcd_client::Error>,
+    },
+    /// An etcd request did not answer in time.
+    #[error("etcd store: {op} got no answer within {after:?}; check that a majority of the etcd members in --store is reachable from this node")]
+    EtcdTimeout {
+        /// What was being done.
+        op: &'static str,
+        /// The time it was given.
+        after: Duration,
+    },
+    /// The store's own runtime could not start or has stopped.
+    #[error("etcd store: its I/O thread {0}; restart the gateway")]
+    EtcdRuntime(String),
+    /// A record in etcd does not unseal or decode.
+    #[error("etcd store: record {key} is unreadable: {source}")]
+    EtcdRecord {
+        /// The etcd key.
+        key: String,
+        /// What is wrong with it.
+        source: etcd::RecordError,
+    },
+    /// This node cannot prove it owns its sessions (its lease ran out or etcd refused it): it
+    /// accepts no mutation until it can (REJECT `OWNERSHIP_AMBIGUOUS`).
+    #[error("node {node}: ownership of its sessions is ambiguous ({why}); no mutation is accepted until its etcd lease is renewed; check this node's link to the etcd members")]
+    OwnershipAmbiguous {
+        /// This node.
+        node: u16,
+        /// What showed it.
+        why: &'static str,
+    },
+    /// A compare-and-set got no answer and re-reading the store did not settle whether it was
+    /// applied. Nothing acts on the session until a later re-read does.
+    #[error("the outcome of the compare-and-set on session {id} is unknown (etcd did not answer and re-reads did not settle it); the session is re-read before its next mutation")]
+    OutcomeUnknown {
+        /// The (first) session of the request.
+        id: SessionId,
+    },
+}
+
+impl StoreError {
+    /// The REJECT reason a client gets when its mutation failed with this error, if any: a node
+    /// that cannot reach its cluster's quorum or prove its lease cannot tell who owns the
+    /// session, so it refuses with `OWNERSHIP_AMBIGUOUS` (spec section 7) rather than guess.
+    pub fn reject_reason(&self) -> Option<jvpn_common::reason::RejectReason> {
+        match self {
+            Self::OwnershipAmbiguous { .. }
+            | Self::OutcomeUnknown { .. }
+            | Self::Etcd { .. }
+            | Self::EtcdTimeout { .. } => {
+                Some(jvpn_common::reason::RejectReason::OwnershipAmbiguous)
+            }
+            Self::GroupCommit(cause) => cause.reject_reason(),
+            _ => None,
+        }
+    }
 }
 
 /// Per-item result of a batch: an outcome, or the reason the item was refused unwritten.
@@ -205,4 +270,10 @@ pub trait SessionStore: Send + Sync {
 
     /// Whether `id` was ever issued on this gateway (even if its record is gone).
     fn is_issued(&self, id: SessionId) -> Result<bool, StoreError>;
+
+    /// Most requests one [`SessionStore::compare_and_set_batch`] should carry (a group
+    /// committer cuts its batches to this). Unbounded unless the backend says otherwise.
+    fn max_batch(&self) -> usize {
+        usize::MAX
+    }
 }

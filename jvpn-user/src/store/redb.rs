@@ -23,7 +23,7 @@
 //! Submodules: `meta` (the boot epoch in `meta`), `keys_at_rest` (a TERMINATED record is written
 //! without keys).
 
-mod keys_at_rest;
+pub(super) mod keys_at_rest;
 mod meta;
 
 use self::keys_at_rest::at_rest;

@@ -69,6 +69,7 @@ pub(super) fn gateway(source: &Source, raw: RawGateway) -> Result<GatewaySetting
     let handshake = handshake_limits(source, &raw)?;
     let tunnel = tunnel(source, raw.tunnel.as_ref())?;
     let clients = clients(source, &raw.client, &tunnel, psk.as_ref())?;
+    let cluster = cluster::cluster(source, &raw)?;
     let by_key = clients
         .iter()
         .enumerate()
@@ -85,6 +86,7 @@ pub(super) fn gateway(source: &Source, raw: RawGateway) -> Result<GatewaySetting
         timeouts,
         tunnel,
         handshake,
+        cluster,
         clients,
         by_key,
     })

@@ -50,7 +50,7 @@ impl RedbStore {
 
 /// The record as it is written: a TERMINATED session's keys are wiped in the same transaction
 /// as its termination commits (nothing may use them again; the audit keeps its history).
-pub(super) fn at_rest(session: &Session) -> Cow<'_, Session> {
+pub(in crate::store) fn at_rest(session: &Session) -> Cow<'_, Session> {
     if session.state != SessionState::Terminated || !holds_keys(session) {
         return Cow::Borrowed(session);
     }
