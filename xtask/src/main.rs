@@ -7,6 +7,7 @@
 mod bench;
 mod demo;
 mod fuzz;
+mod kernels;
 mod netns;
 mod setup;
 mod test;
@@ -32,6 +33,9 @@ enum Task {
     Build,
     /// Run every test tier as CI does (needs root): fmt, clippy, then `cargo test [ARGS]` over the default members.
     Test {
+        /// Also run the `kernels` tier: the BPF tests on distribution kernels in VMs (`cargo xtask kernels`).
+        #[arg(long)]
+        kernels: bool,
         /// Passed to `cargo test`, e.g. a test name filter.
         #[arg(last = true)]
         args: Vec<String>,
@@ -47,6 +51,12 @@ enum Task {
     },
     /// Run the demo in network namespaces (needs root); cleans up after itself, also on Ctrl-C.
     Demo,
+    /// Boot distribution kernels in VMs (virtme-ng, software emulation) and run the BPF tests in each (needs root).
+    Kernels {
+        /// Kernels to boot, by label (default: all of them).
+        #[arg(long = "kernel", value_name = "LABEL")]
+        kernels: Vec<String>,
+    },
     /// Build the cargo-fuzz targets (nightly) and run each for a bounded time on its corpus in fuzz/corpus.
     Fuzz {
         /// How long each target runs.
@@ -62,9 +72,10 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Task::Setup => setup::run(),
         Task::Build => setup::ensure_buildable().and_then(|()| util::build_release().map(drop)),
-        Task::Test { args } => test::run(&args),
+        Task::Test { kernels, args } => test::run(&args, kernels),
         Task::Bench { name, args } => bench::run(name, &args),
         Task::Demo => demo::run(),
+        Task::Kernels { kernels } => kernels::run(&kernels),
         Task::Fuzz { seconds, targets } => fuzz::run(seconds, &targets),
     };
     match result {

@@ -28,6 +28,20 @@ pub enum DataplaneError {
         arch: String,
     },
 
+    /// The running kernel lacks BPF features the XDP program uses.
+    #[error(
+        "this kernel (Linux {release}) lacks {}, which the jvpn XDP program uses; jvpn needs \
+         Linux {} or later: boot a newer kernel (or a distribution kernel with these backported)",
+        super::kernel_features::describe_missing(missing),
+        super::kernel_features::OLDEST_SUPPORTED_LINUX
+    )]
+    KernelTooOld {
+        /// The running kernel's release (`uname -r`).
+        release: String,
+        /// What it lacks, each with the mainline version that brought it.
+        missing: Vec<super::KernelFeature>,
+    },
+
     /// The interface name cannot name a network interface (or would escape the pin directory).
     #[error(
         "invalid interface name {iface:?}: it must be 1 to 15 bytes without '/', NUL or \
