@@ -42,6 +42,20 @@ pub enum DataplaneError {
         missing: Vec<super::KernelFeature>,
     },
 
+    /// The verifier refused a call to a BPF helper this kernel does not have (one the feature
+    /// list does not name).
+    #[error(
+        "this kernel (Linux {release}) lacks BPF helper #{helper} (see `enum bpf_func_id` in \
+         linux/bpf.h for the version that added it), which the jvpn XDP program uses: boot a \
+         newer kernel"
+    )]
+    KernelLacksHelper {
+        /// The running kernel's release (`uname -r`).
+        release: String,
+        /// The helper's number.
+        helper: u32,
+    },
+
     /// The interface name cannot name a network interface (or would escape the pin directory).
     #[error(
         "invalid interface name {iface:?}: it must be 1 to 15 bytes without '/', NUL or \

@@ -51,7 +51,7 @@ pub const COARSE_CLOCK: KernelFeature = KernelFeature {
     since: "5.11",
     probe: Probe::Helper(BpfHelper::BPF_FUNC_ktime_get_coarse_ns),
     // A kernel older than a helper does not know its name, only the number the program calls.
-    refusals: &["invalid func unknown#160"],
+    refusals: &["invalid func unknown#160\n"],
 };
 
 /// The replay window's lock-free update.
@@ -90,15 +90,38 @@ pub(crate) fn require_kernel_features() -> Result<(), DataplaneError> {
     }
 }
 
-/// The [`DataplaneError::KernelTooOld`] behind a program load failure, if the verifier refused
-/// a feature this kernel lacks; `None` if the refusal is something else (a jvpn bug).
+/// The [`DataplaneError::KernelTooOld`] (or [`DataplaneError::KernelLacksHelper`]) behind a
+/// program load failure, if the verifier refused a feature this kernel lacks; `None` if the
+/// refusal is something else (a jvpn bug).
 pub(crate) fn load_refusal(error: &ProgramError) -> Option<DataplaneError> {
     let ProgramError::LoadError { verifier_log, .. } = error else {
         return None;
     };
-    let missing = features_refused_in(&verifier_log.to_string());
-    (!missing.is_empty()).then(|| too_old(missing))
+    refusal_in(&verifier_log.to_string())
 }
+
+fn refusal_in(verifier_log: &str) -> Option<DataplaneError> {
+    let missing = features_refused_in(verifier_log);
+    if !missing.is_empty() {
+        return Some(too_old(missing));
+    }
+    // A helper this list does not know yet (the program grew a new one): the kernel is older
+    // than the helper, which is all the verifier says.
+    unknown_helper_in(verifier_log).map(|helper| DataplaneError::KernelLacksHelper {
+        release: running_release(),
+        helper,
+    })
+}
+
+/// The number in the verifier's `invalid func unknown#N`.
+fn unknown_helper_in(verifier_log: &str) -> Option<u32> {
+    let (_, rest) = verifier_log.split_once(UNKNOWN_HELPER)?;
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
+/// How the verifier refuses a call to a helper the kernel does not have.
+const UNKNOWN_HELPER: &str = "invalid func unknown#";
 
 /// The required features whose refusal text appears in a verifier log.
 fn features_refused_in(verifier_log: &str) -> Vec<KernelFeature> {
@@ -198,6 +221,25 @@ mod tests {
             };
             assert_eq!(names(features_refused_in(log)), names(expected), "{log}");
         }
+    }
+
+    #[test]
+    fn an_unlisted_helper_is_named_by_number() {
+        let log = "7: (85) call unknown#186\ninvalid func unknown#186\nprocessed 8 insns\n";
+        match refusal_in(log) {
+            Some(DataplaneError::KernelLacksHelper { helper: 186, .. }) => {}
+            other => panic!("expected KernelLacksHelper(186), got {other:?}"),
+        }
+        let text = DataplaneError::KernelLacksHelper {
+            release: "5.10.0-46-amd64".to_owned(),
+            helper: 186,
+        }
+        .to_string();
+        assert!(
+            !text.contains('\n') && text.contains("#186") && text.contains("Linux 5.10.0-46"),
+            "{text}"
+        );
+        assert!(refusal_in("R1 invalid mem access 'scalar'\n").is_none());
     }
 
     #[test]

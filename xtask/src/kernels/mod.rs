@@ -95,17 +95,28 @@ pub struct GuestTest {
     pub on: Expectation,
     /// Variables set for it in the guest.
     pub env: &'static [(&'static str, &'static str)],
+    /// Arguments for libtest (a filter), none to run every test of the binary.
+    pub args: &'static [&'static str],
 }
 
 /// Every `BPF_PROG_TEST_RUN` test binary, the native-XDP netns test and the gateway's start on a
-/// supported kernel; the gateway's refusal on a kernel too old.
+/// supported kernel; the gateway's refusal on a kernel too old. Quickest first, so a VM that runs
+/// out of time has still run most of them.
 pub const GUEST_TESTS: [GuestTest; 10] = [
-    GuestTest::new("jvpn-user", "xdp_test_run", Expectation::Supported),
-    GuestTest::new("jvpn-user", "xdp_decision_list", Expectation::Supported),
+    GuestTest {
+        env: SHOW_OUTPUT,
+        ..GuestTest::new("jvpn-tests", "kernel_floor_netns", Expectation::TooOld)
+    },
+    GuestTest {
+        env: SHOW_OUTPUT,
+        ..GuestTest::new("jvpn-tests", "kernel_floor_netns", Expectation::Supported)
+    },
     GuestTest::new("jvpn-user", "xdp_concurrency", Expectation::Supported),
+    GuestTest::new("jvpn-user", "xdp_reflection", Expectation::Supported),
     GuestTest::new("jvpn-user", "xdp_hello", Expectation::Supported),
     GuestTest::new("jvpn-user", "xdp_encapsulation", Expectation::Supported),
-    GuestTest::new("jvpn-user", "xdp_reflection", Expectation::Supported),
+    GuestTest::new("jvpn-tests", "dataplane_netns", Expectation::Supported),
+    GuestTest::new("jvpn-user", "xdp_test_run", Expectation::Supported),
     GuestTest {
         // The model test's bound of 200,000 frames in 180 s assumes this machine's speed; the VM
         // runs about ten times slower, so it judges 20,000 frames (which must all agree).
@@ -115,14 +126,12 @@ pub const GUEST_TESTS: [GuestTest; 10] = [
         ],
         ..GuestTest::new("jvpn-user", "xdp_model_test_run", Expectation::Supported)
     },
-    GuestTest::new("jvpn-tests", "dataplane_netns", Expectation::Supported),
     GuestTest {
-        env: SHOW_OUTPUT,
-        ..GuestTest::new("jvpn-tests", "kernel_floor_netns", Expectation::Supported)
-    },
-    GuestTest {
-        env: SHOW_OUTPUT,
-        ..GuestTest::new("jvpn-tests", "kernel_floor_netns", Expectation::TooOld)
+        // Each row loads its own copy of the program, and the verifier runs about ten times
+        // slower in the VM: the IPv4 table (every row of the decision list) runs there; the IPv6
+        // and VLAN tables repeat it over other headers, which the other binaries also cover.
+        args: &["decision_list_ipv4", "--exact"],
+        ..GuestTest::new("jvpn-user", "xdp_decision_list", Expectation::Supported)
     },
 ];
 
@@ -137,6 +146,7 @@ impl GuestTest {
             target,
             on,
             env: &[],
+            args: &[],
         }
     }
 }
