@@ -56,6 +56,9 @@ enum Task {
         /// Kernels to boot, by label (default: all of them).
         #[arg(long = "kernel", value_name = "LABEL")]
         kernels: Vec<String>,
+        /// Test binaries to run in each VM, by target name (default: all that apply to the kernel).
+        #[arg(long = "test", value_name = "TARGET")]
+        tests: Vec<String>,
     },
     /// Build the cargo-fuzz targets (nightly) and run each for a bounded time on its corpus in fuzz/corpus.
     Fuzz {
@@ -75,7 +78,7 @@ fn main() -> ExitCode {
         Task::Test { kernels, args } => test::run(&args, kernels),
         Task::Bench { name, args } => bench::run(name, &args),
         Task::Demo => demo::run(),
-        Task::Kernels { kernels } => kernels::run(&kernels),
+        Task::Kernels { kernels, tests } => kernels::run(&kernels, &tests),
         Task::Fuzz { seconds, targets } => fuzz::run(seconds, &targets),
     };
     match result {

@@ -151,23 +151,46 @@ impl GuestTest {
     }
 }
 
-/// `cargo xtask kernels`: runs the tier on the kernels whose labels are given (all if none).
-pub fn run(labels: &[String]) -> Result<()> {
+/// `cargo xtask kernels`: runs the tier on the kernels whose labels are given (all if none), with
+/// the test binaries whose targets are given (all if none).
+pub fn run(labels: &[String], targets: &[String]) -> Result<()> {
     util::require_root(
         "cargo xtask kernels",
         "the VMs' tests load XDP programs; installing qemu and extracting kernels needs root too",
     )?;
     let kernels = select(labels)?;
+    if let Some(unknown) = targets
+        .iter()
+        .find(|t| !GUEST_TESTS.iter().any(|g| g.target == t.as_str()))
+    {
+        let known: std::collections::BTreeSet<&str> =
+            GUEST_TESTS.iter().map(|g| g.target).collect();
+        bail!(
+            "no test {unknown:?} in the tier; known: {}",
+            known.into_iter().collect::<Vec<_>>().join(", ")
+        );
+    }
     tools::ensure()?;
     let binaries = build_guest_tests()?;
     let mut reports = Vec::new();
     for kernel in kernels {
+        let applies = GUEST_TESTS.iter().any(|t| {
+            t.on == kernel.expectation
+                && (targets.is_empty() || targets.iter().any(|name| name == t.target))
+        });
+        if !applies {
+            println!(
+                "\nkernel {}: none of the chosen tests applies to it; skipped",
+                kernel.label
+            );
+            continue;
+        }
         println!(
             "\n--- kernel {} ({}) ---",
             kernel.label, kernel.distribution
         );
         let report = fetch::kernel(&kernel)
-            .and_then(|image| vm::run(&kernel, &image, &binaries))
+            .and_then(|image| vm::run(&kernel, &image, &binaries, targets))
             .unwrap_or_else(|error| vm::KernelReport::failed(&kernel, format!("{error:#}")));
         report.print_details();
         reports.push(report);

@@ -127,11 +127,12 @@ impl KernelReport {
     }
 }
 
-/// Boots `image` and runs the kernel's tests in it.
+/// Boots `image` and runs the kernel's tests in it (only those named in `targets`, if any are).
 pub fn run(
     kernel: &DistroKernel,
     image: &KernelImage,
     binaries: &GuestBinaries,
+    targets: &[String],
 ) -> Result<KernelReport> {
     let out = util::target_dir()?.join("kernels").join(kernel.label);
     if out.exists() {
@@ -141,6 +142,7 @@ pub fn run(
     let tests: Vec<&GuestTest> = GUEST_TESTS
         .iter()
         .filter(|t| t.on == kernel.expectation)
+        .filter(|t| targets.is_empty() || targets.iter().any(|name| name == t.target))
         .collect();
     let script = out.join("guest.sh");
     std::fs::write(&script, guest_script(kernel, &out, &tests, binaries)?)
