@@ -7,6 +7,7 @@
 mod bench;
 mod demo;
 mod fuzz;
+mod kernels;
 mod netns;
 mod package;
 mod setup;
@@ -33,6 +34,9 @@ enum Task {
     Build,
     /// Run every test tier as CI does (needs root): fmt, clippy, then `cargo test [ARGS]` over the default members.
     Test {
+        /// Also run the `kernels` tier: the BPF tests on distribution kernels in VMs (`cargo xtask kernels`).
+        #[arg(long)]
+        kernels: bool,
         /// Passed to `cargo test`, e.g. a test name filter.
         #[arg(last = true)]
         args: Vec<String>,
@@ -57,6 +61,15 @@ enum Task {
         #[arg(long)]
         check: bool,
     },
+    /// Boot distribution kernels in VMs (virtme-ng, software emulation) and run the BPF tests in each (needs root).
+    Kernels {
+        /// Kernels to boot, by label (default: all of them).
+        #[arg(long = "kernel", value_name = "LABEL")]
+        kernels: Vec<String>,
+        /// Test binaries to run in each VM, by target name (default: all that apply to the kernel).
+        #[arg(long = "test", value_name = "TARGET")]
+        tests: Vec<String>,
+    },
     /// Build the cargo-fuzz targets (nightly) and run each for a bounded time on its corpus in fuzz/corpus.
     Fuzz {
         /// How long each target runs.
@@ -72,9 +85,10 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Task::Setup => setup::run(),
         Task::Build => setup::ensure_buildable().and_then(|()| util::build_release().map(drop)),
-        Task::Test { args } => test::run(&args),
+        Task::Test { kernels, args } => test::run(&args, kernels),
         Task::Bench { name, args } => bench::run(name, &args),
         Task::Demo => demo::run(),
+        Task::Kernels { kernels, tests } => kernels::run(&kernels, &tests),
         Task::Fuzz { seconds, targets } => fuzz::run(seconds, &targets),
         Task::Package { profile, check } => package::run(&profile, check),
     };

@@ -1,7 +1,8 @@
 //! `cargo xtask test`: every test tier in one command, as CI runs it. Static checks first (format, lint),
 //! then `cargo test` over the default members, which runs the unit tests, the BPF_PROG_TEST_RUN tests of the real XDP
 //! object (jvpn-user/tests) and the network-namespace end-to-end tests (the tests crate), and last the fuzz
-//! targets for a few seconds each (`cargo xtask fuzz`). Every tier runs
+//! targets for a few seconds each (`cargo xtask fuzz`); with `--kernels`, the tests of the XDP
+//! program on distribution kernels in VMs (`cargo xtask kernels`). Every tier runs
 //! even after an earlier one failed, so one run reports everything; the exit status is non-zero if any did.
 
 use std::io::{BufRead, BufReader};
@@ -37,8 +38,9 @@ struct TestCounts {
     suites: u64,
 }
 
-/// `cargo xtask test [-- ARGS]`: ARGS go to `cargo test` (e.g. a test name filter).
-pub fn run(extra_args: &[String]) -> Result<()> {
+/// `cargo xtask test [--kernels] [-- ARGS]`: ARGS go to `cargo test` (e.g. a test name filter);
+/// `--kernels` adds the `kernels` tier last.
+pub fn run(extra_args: &[String], kernels: bool) -> Result<()> {
     util::require_root(
         "cargo xtask test",
         "its BPF_PROG_TEST_RUN tests load XDP programs and its end-to-end tests create network namespaces",
@@ -70,6 +72,9 @@ pub fn run(extra_args: &[String]) -> Result<()> {
 
     outcomes.push(run_tier(package_tier(), util::run));
     outcomes.push(run_tier(fuzz_tier(), util::run));
+    if kernels {
+        outcomes.push(run_tier(kernels_tier(), util::run));
+    }
 
     print_summary(&outcomes, counts.as_ref());
     let failed: Vec<&str> = outcomes
@@ -132,6 +137,16 @@ fn package_tier() -> Tier {
     Tier {
         name: "package",
         what: "the .deb installs with dpkg, runs, has its man pages and removes cleanly",
+        command,
+    }
+}
+
+fn kernels_tier() -> Tier {
+    let mut command = util::cargo();
+    command.args(["xtask", "kernels"]);
+    Tier {
+        name: "kernels",
+        what: "BPF_PROG_TEST_RUN, native XDP and gateway start on distribution kernels in VMs",
         command,
     }
 }

@@ -28,6 +28,34 @@ pub enum DataplaneError {
         arch: String,
     },
 
+    /// The running kernel lacks BPF features the XDP program uses.
+    #[error(
+        "this kernel (Linux {release}) lacks {}, which the jvpn XDP program uses; jvpn needs \
+         Linux {} or later: boot a newer kernel (or a distribution kernel with these backported)",
+        super::kernel_features::describe_missing(missing),
+        super::kernel_features::OLDEST_SUPPORTED_LINUX
+    )]
+    KernelTooOld {
+        /// The running kernel's release (`uname -r`).
+        release: String,
+        /// What it lacks, each with the mainline version that brought it.
+        missing: Vec<super::KernelFeature>,
+    },
+
+    /// The verifier refused a call to a BPF helper this kernel does not have (one the feature
+    /// list does not name).
+    #[error(
+        "this kernel (Linux {release}) lacks BPF helper #{helper} (see `enum bpf_func_id` in \
+         linux/bpf.h for the version that added it), which the jvpn XDP program uses: boot a \
+         newer kernel"
+    )]
+    KernelLacksHelper {
+        /// The running kernel's release (`uname -r`).
+        release: String,
+        /// The helper's number.
+        helper: u32,
+    },
+
     /// The interface name cannot name a network interface (or would escape the pin directory).
     #[error("invalid interface name for the pin directory: {source}")]
     InvalidInterfaceName {

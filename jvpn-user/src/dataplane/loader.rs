@@ -7,6 +7,7 @@
 //! enforcement off.
 
 use super::arch::check_this_architecture;
+use super::kernel_features::{load_refusal, require_kernel_features};
 use super::logs::ProgramLogForwarder;
 use super::maps::PinnedMaps;
 use super::object::JVPN_XDP_OBJECT;
@@ -65,6 +66,7 @@ impl Dataplane {
         check_this_architecture()?;
         options.validate()?;
         require_bpf_privileges("loading the XDP dataplane")?;
+        require_kernel_features()?;
         let pins = PinDir::new(&options.pin_root, &options.iface)?;
         let if_index = interface_index(&options.iface)?;
         pins.create()?;
@@ -105,7 +107,9 @@ impl Dataplane {
             })?
             .try_into()
             .map_err(program_error)?;
-        program.load().map_err(program_error)?;
+        program
+            .load()
+            .map_err(|e| load_refusal(&e).unwrap_or_else(|| program_error(e)))?;
         let program_id = program.info().map_err(program_error)?.id();
 
         // Configure before attaching, so the first packet already meets the configured port.

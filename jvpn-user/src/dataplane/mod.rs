@@ -13,14 +13,17 @@
 //! - [`Dataplane::take_event_reader`]: the security event stream ([`EventReader`]).
 //! - [`Dataplane::take_log_forwarder`]: the program's aya-log records into `tracing`.
 //!
-//! Module map: `arch` (the CPUs the program is proven on), `loader` (load, adopt, detach), `options`, `pins`, `maps` (typed pinned-map
-//! handles), `sessions`, `slots`, `counters`, `events`, `logs`, `privileges`, `error`, and `sys`, the only
-//! module with `unsafe` code (two raw `bpf(2)` commands aya does not wrap).
+//! Module map: `arch` (the CPUs the program is proven on), `kernel_features` (what the program
+//! needs from the kernel, probed before a load), `loader` (load, adopt, detach), `options`, `pins`,
+//! `maps` (typed pinned-map handles), `sessions`, `slots`, `counters`, `events`, `logs`,
+//! `privileges`, `error`, and `sys`, the only module with `unsafe` code (the raw `bpf(2)` commands
+//! aya does not wrap).
 
 pub mod arch;
 mod counters;
 mod error;
 mod events;
+pub mod kernel_features;
 mod loader;
 mod logs;
 mod maps;
@@ -36,6 +39,7 @@ pub use counters::{CounterSnapshot, EventLossTotals, PacketTotals};
 pub use error::DataplaneError;
 pub use events::{DataplaneEvent, EventReader};
 pub use jvpn_common::maps::DataplaneMode;
+pub use kernel_features::KernelFeature;
 pub use loader::{Dataplane, Origin};
 pub use logs::{ProgramLogForwarder, TracingLog};
 pub use options::{DataplaneOptions, XdpAttachMode};

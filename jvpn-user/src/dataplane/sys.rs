@@ -1,7 +1,8 @@
-//! The two BPF commands aya 0.14 does not expose and the loader needs: opening a pinned link as
-//! a file descriptor (`BPF_OBJ_GET`) and forcibly detaching a link (`BPF_LINK_DETACH`). Forcing
-//! matters because closing our descriptor only detaches XDP once no other process (say, a
-//! controller that was replaced but not yet dead) holds the link open.
+//! The BPF commands aya 0.14 does not expose and the loader needs: opening a pinned link as a file
+//! descriptor (`BPF_OBJ_GET`), forcibly detaching a link (`BPF_LINK_DETACH`), and loading a
+//! hand-assembled probe program (`BPF_PROG_LOAD`) for a kernel feature aya has no probe for.
+//! Forcing a detach matters because closing our descriptor only detaches XDP once no other
+//! process (say, a controller that was replaced but not yet dead) holds the link open.
 //!
 //! This is the only module of the dataplane with `unsafe` code.
 #![allow(unsafe_code, reason = "raw bpf(2) calls aya does not wrap")]
@@ -16,6 +17,10 @@ use std::path::Path;
 const BPF_OBJ_GET: libc::c_long = 7;
 /// `BPF_LINK_DETACH` from `enum bpf_cmd`.
 const BPF_LINK_DETACH: libc::c_long = 34;
+/// `BPF_PROG_LOAD` from `enum bpf_cmd`.
+const BPF_PROG_LOAD: libc::c_long = 5;
+/// `BPF_PROG_TYPE_XDP` from `enum bpf_prog_type`.
+const BPF_PROG_TYPE_XDP: u32 = 6;
 
 /// The `BPF_OBJ_*` member of `union bpf_attr`.
 #[repr(C)]
@@ -33,6 +38,90 @@ struct ObjAttr {
 #[derive(Default)]
 struct LinkDetachAttr {
     link_fd: u32,
+}
+
+/// The `BPF_PROG_LOAD` prefix of `union bpf_attr`, up to `prog_flags`; the kernel zero-fills the
+/// rest.
+#[repr(C)]
+#[derive(Default)]
+struct ProgLoadAttr {
+    prog_type: u32,
+    insn_cnt: u32,
+    insns: u64,
+    license: u64,
+    log_level: u32,
+    log_size: u32,
+    log_buf: u64,
+    kern_version: u32,
+    prog_flags: u32,
+}
+
+/// `struct bpf_insn`: opcode, destination register (low nibble) and source register (high
+/// nibble), offset, immediate.
+#[repr(C)]
+struct Insn {
+    code: u8,
+    regs: u8,
+    off: i16,
+    imm: i32,
+}
+
+impl Insn {
+    const fn new(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> Self {
+        Self {
+            code,
+            regs: (src << 4) | dst,
+            off,
+            imm,
+        }
+    }
+}
+
+/// Whether the kernel's verifier accepts a 64-bit atomic compare-and-exchange (Linux 5.12), the
+/// instruction the replay window is built on: an XDP program that runs
+/// `r0 = atomic64_cmpxchg(*(u64 *)(r10 - 8), r0, r1)` on a zeroed stack slot.
+/// `Ok(false)` when the verifier refuses it (`EINVAL`).
+pub(crate) fn xdp_atomic_cmpxchg_loads() -> io::Result<bool> {
+    const R0: u8 = 0;
+    const R1: u8 = 1;
+    const R10: u8 = 10;
+    // BPF_ST | BPF_MEM | BPF_DW, BPF_ALU64 | BPF_MOV | BPF_K, BPF_STX | BPF_ATOMIC | BPF_DW,
+    // BPF_JMP | BPF_EXIT.
+    const STORE_IMM_DW: u8 = 0x7a;
+    const MOV_IMM: u8 = 0xb7;
+    const ATOMIC_DW: u8 = 0xdb;
+    const EXIT: u8 = 0x95;
+    // BPF_CMPXCHG (0xf0 | BPF_FETCH).
+    const CMPXCHG: i32 = 0xf1;
+    const XDP_PASS: i32 = 2;
+    let insns = [
+        Insn::new(STORE_IMM_DW, R10, 0, -8, 0),
+        Insn::new(MOV_IMM, R0, 0, 0, 0),
+        Insn::new(MOV_IMM, R1, 0, 0, 1),
+        Insn::new(ATOMIC_DW, R10, R1, -8, CMPXCHG),
+        Insn::new(MOV_IMM, R0, 0, 0, XDP_PASS),
+        Insn::new(EXIT, 0, 0, 0, 0),
+    ];
+    let license = c"GPL";
+    let mut attr = ProgLoadAttr {
+        prog_type: BPF_PROG_TYPE_XDP,
+        insn_cnt: insns.len() as u32,
+        insns: insns.as_ptr() as u64,
+        license: license.as_ptr() as u64,
+        ..ProgLoadAttr::default()
+    };
+    match bpf(BPF_PROG_LOAD, &mut attr) {
+        Ok(fd) => {
+            let fd = i32::try_from(fd)
+                .map_err(|_| io::Error::other("bpf(BPF_PROG_LOAD) returned a bad fd"))?;
+            // SAFETY: a successful BPF_PROG_LOAD returns a new file descriptor that nothing else
+            // owns; dropping it unloads the probe.
+            drop(unsafe { OwnedFd::from_raw_fd(fd) });
+            Ok(true)
+        }
+        Err(error) if error.raw_os_error() == Some(libc::EINVAL) => Ok(false),
+        Err(error) => Err(error),
+    }
 }
 
 /// Calls `bpf(cmd, attr, size_of(attr))`.

@@ -1,0 +1,285 @@
+//! `cargo xtask kernels [--kernel LABEL...]` (and the `kernels` tier of `cargo xtask test --kernels`):
+//! the BPF tests on the kernels gateways actually run, not only on this machine's.
+//!
+//! Each distribution kernel of [`KERNELS`] is fetched from Debian's archive (`apt-get download` and
+//! `dpkg -x`, cached under `~/.cache/jvpn/kernels`), booted with virtme-ng in software emulation
+//! (this machine's KVM cannot boot stock kernels) with two vCPUs, and runs there the test binaries
+//! built on the host: on a supported kernel the `BPF_PROG_TEST_RUN` tests (the two-CPU concurrency
+//! one included), the native-XDP netns test and the real gateway's start; on a kernel older than
+//! jvpn's floor, the gateway's start, which must refuse in one line. A result per kernel and per
+//! test binary follows; each VM is bounded in time.
+//!
+//! Layout: [`tools`] installs qemu, busybox, kmod and virtme-ng; [`fetch`] finds and caches the
+//! kernels; [`vm`] writes the guest's script, boots it and reads the results back.
+
+mod fetch;
+mod tools;
+mod vm;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+
+use crate::util;
+
+/// Where a kernel's package comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Archive {
+    /// This machine's own apt sources (Debian 12, bookworm and bookworm-security).
+    Host,
+    /// Debian 11 (bullseye and bullseye-security), through a private apt state in the cache, so the
+    /// machine's sources are left alone.
+    Bullseye,
+}
+
+/// What the tier expects of a kernel, stated from the kernel's version, never from jvpn's probe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expectation {
+    /// Every BPF feature is there: the full set of tests must pass.
+    Supported,
+    /// Older than jvpn's floor: the gateway must refuse to start, in one line.
+    TooOld,
+}
+
+/// One distribution kernel the tier boots.
+#[derive(Debug, Clone, Copy)]
+pub struct DistroKernel {
+    /// How the operator names it (`--kernel`), e.g. `6.1`.
+    pub label: &'static str,
+    /// Where it ships, for the report.
+    pub distribution: &'static str,
+    /// The package name, as an `apt-cache search --names-only` regular expression; the newest
+    /// match (by ABI number) is taken.
+    pub package_pattern: &'static str,
+    /// Which archive has it.
+    pub archive: Archive,
+    /// What must happen on it.
+    pub expectation: Expectation,
+}
+
+/// The kernels of the tier. Debian has no 5.15 package any more (bullseye-backports, which had
+/// one, is gone from the archive), so Ubuntu 22.04's 5.15 is not among them.
+pub const KERNELS: [DistroKernel; 3] = [
+    DistroKernel {
+        label: "5.10",
+        distribution: "Debian 11",
+        package_pattern: r"^linux-image-5\.10\.0-[0-9]+-amd64-unsigned$",
+        archive: Archive::Bullseye,
+        expectation: Expectation::TooOld,
+    },
+    DistroKernel {
+        label: "6.1",
+        distribution: "Debian 12",
+        package_pattern: r"^linux-image-6\.1\.0-[0-9]+-amd64-unsigned$",
+        archive: Archive::Host,
+        expectation: Expectation::Supported,
+    },
+    DistroKernel {
+        label: "6.12",
+        distribution: "Debian 12 (bookworm-security)",
+        package_pattern: r"^linux-image-6\.12\.[0-9]+\+deb12-amd64-unsigned$",
+        archive: Archive::Host,
+        expectation: Expectation::Supported,
+    },
+];
+
+/// The test binaries run in a VM, by cargo package and test target.
+#[derive(Debug, Clone, Copy)]
+pub struct GuestTest {
+    /// The cargo package.
+    pub package: &'static str,
+    /// The `[[test]]` target.
+    pub target: &'static str,
+    /// On which kernels it runs.
+    pub on: Expectation,
+    /// Variables set for it in the guest.
+    pub env: &'static [(&'static str, &'static str)],
+    /// Arguments for libtest (a filter), none to run every test of the binary.
+    pub args: &'static [&'static str],
+}
+
+/// Every `BPF_PROG_TEST_RUN` test binary, the native-XDP netns test and the gateway's start on a
+/// supported kernel; the gateway's refusal on a kernel too old. Quickest first, so a VM that runs
+/// out of time has still run most of them.
+pub const GUEST_TESTS: [GuestTest; 10] = [
+    GuestTest {
+        env: SHOW_OUTPUT,
+        ..GuestTest::new("jvpn-tests", "kernel_floor_netns", Expectation::TooOld)
+    },
+    GuestTest {
+        env: SHOW_OUTPUT,
+        ..GuestTest::new("jvpn-tests", "kernel_floor_netns", Expectation::Supported)
+    },
+    GuestTest::new("jvpn-user", "xdp_concurrency", Expectation::Supported),
+    GuestTest::new("jvpn-user", "xdp_reflection", Expectation::Supported),
+    GuestTest::new("jvpn-user", "xdp_hello", Expectation::Supported),
+    GuestTest::new("jvpn-user", "xdp_encapsulation", Expectation::Supported),
+    GuestTest::new("jvpn-tests", "dataplane_netns", Expectation::Supported),
+    GuestTest::new("jvpn-user", "xdp_test_run", Expectation::Supported),
+    GuestTest {
+        // The model test's bound of 200,000 frames in 180 s assumes this machine's speed; the VM
+        // runs about ten times slower, so it judges 20,000 frames (which must all agree).
+        env: &[
+            ("JVPN_MODEL_FRAMES", "20000"),
+            ("JVPN_MODEL_SECONDS", "600"),
+        ],
+        ..GuestTest::new("jvpn-user", "xdp_model_test_run", Expectation::Supported)
+    },
+    GuestTest {
+        // Each row loads its own copy of the program, and the verifier runs about ten times
+        // slower in the VM: the IPv4 table (every row of the decision list) runs there; the IPv6
+        // and VLAN tables repeat it over other headers, which the other binaries also cover.
+        args: &["decision_list_ipv4", "--exact"],
+        ..GuestTest::new("jvpn-user", "xdp_decision_list", Expectation::Supported)
+    },
+];
+
+/// libtest keeps a passing test's output unless asked; the gateway test's `report:` line (what the
+/// gateway said) goes into the tier's report.
+const SHOW_OUTPUT: &[(&str, &str)] = &[("RUST_TEST_NOCAPTURE", "1")];
+
+impl GuestTest {
+    const fn new(package: &'static str, target: &'static str, on: Expectation) -> Self {
+        Self {
+            package,
+            target,
+            on,
+            env: &[],
+            args: &[],
+        }
+    }
+}
+
+/// `cargo xtask kernels`: runs the tier on the kernels whose labels are given (all if none), with
+/// the test binaries whose targets are given (all if none).
+pub fn run(labels: &[String], targets: &[String]) -> Result<()> {
+    util::require_root(
+        "cargo xtask kernels",
+        "the VMs' tests load XDP programs; installing qemu and extracting kernels needs root too",
+    )?;
+    let kernels = select(labels)?;
+    if let Some(unknown) = targets
+        .iter()
+        .find(|t| !GUEST_TESTS.iter().any(|g| g.target == t.as_str()))
+    {
+        let known: std::collections::BTreeSet<&str> =
+            GUEST_TESTS.iter().map(|g| g.target).collect();
+        bail!(
+            "no test {unknown:?} in the tier; known: {}",
+            known.into_iter().collect::<Vec<_>>().join(", ")
+        );
+    }
+    tools::ensure()?;
+    let binaries = build_guest_tests()?;
+    let mut reports = Vec::new();
+    for kernel in kernels {
+        let applies = GUEST_TESTS.iter().any(|t| {
+            t.on == kernel.expectation
+                && (targets.is_empty() || targets.iter().any(|name| name == t.target))
+        });
+        if !applies {
+            println!(
+                "\nkernel {}: none of the chosen tests applies to it; skipped",
+                kernel.label
+            );
+            continue;
+        }
+        println!(
+            "\n--- kernel {} ({}) ---",
+            kernel.label, kernel.distribution
+        );
+        let report = fetch::kernel(&kernel)
+            .and_then(|image| vm::run(&kernel, &image, &binaries, targets))
+            .unwrap_or_else(|error| vm::KernelReport::failed(&kernel, format!("{error:#}")));
+        report.print_details();
+        reports.push(report);
+    }
+    println!("\n=== kernels ===");
+    for report in &reports {
+        report.print_summary();
+    }
+    let failed: Vec<&str> = reports
+        .iter()
+        .filter(|r| !r.passed())
+        .map(|r| r.label)
+        .collect();
+    if !failed.is_empty() {
+        bail!(
+            "kernels failed: {}; see their test output above",
+            failed.join(", ")
+        );
+    }
+    Ok(())
+}
+
+fn select(labels: &[String]) -> Result<Vec<DistroKernel>> {
+    if labels.is_empty() {
+        return Ok(KERNELS.to_vec());
+    }
+    labels
+        .iter()
+        .map(|label| {
+            KERNELS
+                .iter()
+                .find(|k| k.label == label)
+                .copied()
+                .with_context(|| {
+                    let known: Vec<&str> = KERNELS.iter().map(|k| k.label).collect();
+                    format!(
+                        "no kernel {label:?} in the tier; known: {}",
+                        known.join(", ")
+                    )
+                })
+        })
+        .collect()
+}
+
+/// The host-built test binaries by target name, and the `jvpn` binary the gateway tests spawn.
+pub struct GuestBinaries {
+    /// Test executables by `[[test]]` target name.
+    pub tests: BTreeMap<&'static str, PathBuf>,
+}
+
+/// Builds `jvpn` and every [`GUEST_TESTS`] binary (debug, as `cargo test` does) and finds them in
+/// cargo's JSON messages.
+fn build_guest_tests() -> Result<GuestBinaries> {
+    util::run(util::cargo().args(["build", "-p", "jvpn-user", "--bin", "jvpn"]))?;
+    let mut command = util::cargo();
+    command.args([
+        "test",
+        "--no-run",
+        "--message-format=json-render-diagnostics",
+    ]);
+    for package in ["jvpn-user", "jvpn-tests"] {
+        command.args(["-p", package]);
+    }
+    let targets: std::collections::BTreeSet<&str> = GUEST_TESTS.iter().map(|t| t.target).collect();
+    for target in targets {
+        command.args(["--test", target]);
+    }
+    let stdout = util::output(&mut command)?;
+    let mut tests = BTreeMap::new();
+    for line in stdout.lines() {
+        let Ok(message) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        let (Some(name), Some(executable)) = (
+            message["target"]["name"].as_str(),
+            message["executable"].as_str(),
+        ) else {
+            continue;
+        };
+        if let Some(test) = GUEST_TESTS.iter().find(|t| t.target == name) {
+            tests.insert(test.target, PathBuf::from(executable));
+        }
+    }
+    if let Some(missing) = GUEST_TESTS.iter().find(|t| !tests.contains_key(t.target)) {
+        bail!(
+            "`cargo test --no-run` built no executable for {} (package {}); build it by hand to see why",
+            missing.target,
+            missing.package
+        );
+    }
+    Ok(GuestBinaries { tests })
+}
