@@ -2,7 +2,7 @@
 #![deny(missing_docs)]
 pub mod accept;
 pub mod cli;
-pub mod client;
+pub mod client_session;
 pub mod config;
 pub mod control;
 pub mod crypto;

@@ -19,7 +19,7 @@ use jvpn_tests::attacker::Noise;
 use jvpn_tests::probe::{client_socket, drops, gateway, started};
 use jvpn_tests::topology::{Family, CLIENT_V4, GATEWAY_V4};
 use jvpn_tests::wire_client::WireClient;
-use jvpn_user::client::{ClientConnection, ConnectOptions, LocalBinding};
+use jvpn_user::client_session::{ClientConnection, ConnectOptions, LocalBinding};
 use jvpn_user::crypto::cookie::mac1_sip_key;
 use jvpn_user::crypto::handshake::tai64n;
 use jvpn_user::crypto::ClientHandshake;

@@ -45,7 +45,7 @@ use jvpn_common::abi::DEFAULT_PORT;
 use jvpn_common::hello::HelloMessage;
 use jvpn_common::siphash::SipKey;
 use jvpn_common::{MessageType, WireHeader};
-use jvpn_user::client::{ClientConnection, ConnectOptions, LocalBinding};
+use jvpn_user::client_session::{ClientConnection, ConnectOptions, LocalBinding};
 use jvpn_user::config::read_private_key_file;
 use jvpn_user::crypto::cookie::mac1_sip_key;
 use jvpn_user::crypto::handshake::tai64n;

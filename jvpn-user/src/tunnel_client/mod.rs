@@ -12,7 +12,9 @@
 pub mod control;
 pub mod route_watch;
 
-use crate::client::{ClientConnection, ClientEvent, ConnectOptions, ConnectionError, LocalBinding};
+use crate::client_session::{
+    ClientConnection, ClientEvent, ConnectOptions, ConnectionError, LocalBinding,
+};
 use crate::config::{ClientSettings, ConfigError};
 use crate::tun::{TunDevice, TunError};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};

@@ -3,8 +3,8 @@
 //! REJECT and TERMINATE.
 
 use super::*;
-use crate::client::error::Ambiguity;
-use crate::client::test_gateway::{TestGateway, TEST_KEEPALIVE_SECS, TEST_SESSION};
+use crate::client_session::refusal::Ambiguity;
+use crate::client_session::test_gateway::{TestGateway, TEST_KEEPALIVE_SECS, TEST_SESSION};
 use crate::crypto::handshake::tai64n;
 use crate::crypto::ClientHandshake;
 use jvpn_common::control::{PathChallenge, ReattachAck, Reject};
@@ -66,7 +66,7 @@ fn welcome_at_another_version_than_1_is_refused() {
     let welcome = gateway.accept_hello_at(&hello, 2);
     let session = handshake.finish(&welcome).unwrap();
     let refusal = ClientSessionState::new(session).unwrap_err();
-    assert_eq!(refusal, ClientError::WelcomeVersion(2));
+    assert_eq!(refusal, SessionRefusal::WelcomeVersion(2));
     assert!(refusal.is_fatal());
 }
 
@@ -96,7 +96,7 @@ fn data_and_keepalives_flow_both_ways() {
 #[test]
 fn unexpected_jump_fails_closed_and_everything_after_is_refused() {
     let (mut gateway, mut client) = established();
-    let jump = ClientError::Ambiguous(Ambiguity::VersionJump {
+    let jump = SessionRefusal::Ambiguous(Ambiguity::VersionJump {
         message: MessageType::Data,
         version: 3,
         acked: 1,
@@ -105,7 +105,7 @@ fn unexpected_jump_fails_closed_and_everything_after_is_refused() {
         client.handle(&gateway.seal_raw(MessageType::Data, 3, b"?")),
         Err(jump)
     );
-    let closed = ClientError::Closed(Closed::Ambiguous(Ambiguity::VersionJump {
+    let closed = SessionRefusal::Closed(Closed::Ambiguous(Ambiguity::VersionJump {
         message: MessageType::Data,
         version: 3,
         acked: 1,
@@ -126,7 +126,7 @@ fn replayed_gateway_datagrams_are_refused() {
     let nonce = WireHeader::parse(&data).unwrap().nonce.get();
     assert_eq!(
         client.handle(&data),
-        Err(ClientError::Replayed {
+        Err(SessionRefusal::Replayed {
             nonce,
             reason: ReplayReject::Duplicate
         })
@@ -139,7 +139,7 @@ fn replayed_gateway_datagrams_are_refused() {
     let before = client.snapshot();
     assert!(matches!(
         client.handle(&ack),
-        Err(ClientError::Replayed {
+        Err(SessionRefusal::Replayed {
             reason: ReplayReject::Duplicate,
             ..
         })
@@ -208,7 +208,7 @@ fn reject_from_a_gateway_ahead_fails_closed() {
     let reject = Reject::new(RejectReason::StaleVersion, 4, 1);
     assert_eq!(
         client.handle(&gateway.seal(4, &reject)),
-        Err(ClientError::Ambiguous(Ambiguity::RejectedAhead {
+        Err(SessionRefusal::Ambiguous(Ambiguity::RejectedAhead {
             reason: RejectReason::StaleVersion,
             gateway_version: 4,
             acked: 1
@@ -229,7 +229,7 @@ fn terminate_from_the_gateway_closes_the_session() {
     );
     assert_eq!(
         client.seal_data(b"x"),
-        Err(ClientError::Closed(Closed::ByGateway(
+        Err(SessionRefusal::Closed(Closed::ByGateway(
             TerminateCause::Operator
         )))
     );
@@ -244,7 +244,7 @@ fn client_terminate_is_sealed_and_closes_the_core() {
     assert_eq!(body.cause(), Some(TerminateCause::ClientClosed));
     assert_eq!(
         client.keepalive(),
-        Err(ClientError::Closed(Closed::ByClient(
+        Err(SessionRefusal::Closed(Closed::ByClient(
             TerminateCause::ClientClosed
         )))
     );
@@ -258,11 +258,11 @@ fn nonce_exhaustion_closes_the_core_before_the_safety_margin() {
     assert_eq!(header.nonce.get(), NONCE_CEILING - 1);
     assert_eq!(
         client.seal_data(b"one more"),
-        Err(ClientError::NonceExhausted)
+        Err(SessionRefusal::NonceExhausted)
     );
     assert_eq!(
         client.keepalive(),
-        Err(ClientError::Closed(Closed::NonceExhausted))
+        Err(SessionRefusal::Closed(Closed::NonceExhausted))
     );
 }
 

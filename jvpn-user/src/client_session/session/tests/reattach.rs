@@ -110,7 +110,7 @@ fn only_the_current_attempt_is_answered() {
     client.reattach_request().unwrap();
     assert_eq!(
         client.handle(&gateway.seal(1, &challenge(1))),
-        Err(ClientError::StaleAttempt {
+        Err(SessionRefusal::StaleAttempt {
             attempt: 1,
             current: 2
         })
@@ -131,7 +131,7 @@ fn lower_version_is_refused_and_the_session_goes_on() {
         assert!(
             matches!(
                 refusal,
-                ClientError::StaleVersion {
+                SessionRefusal::StaleVersion {
                     version: 1,
                     acked: 2,
                     ..
@@ -157,7 +157,7 @@ fn reattach_ack_with_a_wrong_version_fails_closed() {
     let refusal = client.handle(&gateway.seal(3, &ack(3))).unwrap_err();
     assert_eq!(
         refusal,
-        ClientError::Ambiguous(Ambiguity::AckMismatch {
+        SessionRefusal::Ambiguous(Ambiguity::AckMismatch {
             expected: 2,
             got: 3
         })
@@ -188,7 +188,7 @@ fn data_ahead_of_its_ack_is_dropped_without_closing() {
     let early = client.handle(&gateway.seal_raw(MessageType::Data, 2, b"early"));
     assert!(matches!(
         early,
-        Err(ClientError::AheadOfAck { version: 2, .. })
+        Err(SessionRefusal::AheadOfAck { version: 2, .. })
     ));
     assert!(client.closed().is_none());
     assert!(client.handle(&gateway.seal(2, &ack(2))).is_ok());

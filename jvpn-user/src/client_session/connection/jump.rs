@@ -3,10 +3,10 @@
 //! that replaces a session which cannot go on.
 
 use super::{establish, ClientConnection, Transport, RECEIVE_BUFFER};
-use crate::client::bind::{open_transport, LocalBinding};
-use crate::client::birth::send;
-use crate::client::connection_error::ConnectionError;
-use crate::client::ClientEvent;
+use crate::client_session::bind::{open_transport, LocalBinding};
+use crate::client_session::birth::send;
+use crate::client_session::connection_error::ConnectionError;
+use crate::client_session::ClientEvent;
 use jvpn_common::RejectReason;
 use std::io::ErrorKind;
 use std::sync::Arc;

@@ -21,12 +21,15 @@ fn reject_terminated_closes_the_core_at_any_version_from_acked_up() {
         let refusal = client.handle(&gateway.seal(gateway_version, &reject));
         assert_eq!(
             refusal,
-            Err(ClientError::Closed(closed)),
+            Err(SessionRefusal::Closed(closed)),
             "{gateway_version}"
         );
         assert!(refusal.unwrap_err().is_fatal());
         assert_eq!(client.closed(), Some(closed));
-        assert_eq!(client.reattach_request(), Err(ClientError::Closed(closed)));
+        assert_eq!(
+            client.reattach_request(),
+            Err(SessionRefusal::Closed(closed))
+        );
     }
 }
 
@@ -39,14 +42,14 @@ fn a_stale_or_forged_reject_terminated_changes_nothing() {
     let stale = gateway.seal(1, &Reject::new(RejectReason::Terminated, 1, 1));
     assert!(matches!(
         client.handle(&stale),
-        Err(ClientError::StaleVersion { .. })
+        Err(SessionRefusal::StaleVersion { .. })
     ));
     let mut forged = gateway.seal(4, &Reject::new(RejectReason::Terminated, 4, 1));
     let last = forged.len() - 1;
     forged[last] ^= 1;
     assert!(matches!(
         client.handle(&forged),
-        Err(ClientError::Unauthenticated(_))
+        Err(SessionRefusal::Unauthenticated(_))
     ));
     assert_eq!(client.closed(), None);
 }
@@ -73,13 +76,13 @@ fn unanswered_reattaches_close_the_core_after_the_limit() {
     }
     let closed = Closed::Unanswered(UNANSWERED_REATTACH_LIMIT);
     let refusal = client.reattach_request();
-    assert_eq!(refusal, Err(ClientError::Closed(closed)));
+    assert_eq!(refusal, Err(SessionRefusal::Closed(closed)));
     assert!(
         refusal.unwrap_err().is_fatal(),
         "the driver must rehandshake"
     );
     assert_eq!(client.closed(), Some(closed));
-    assert_eq!(client.keepalive(), Err(ClientError::Closed(closed)));
+    assert_eq!(client.keepalive(), Err(SessionRefusal::Closed(closed)));
 }
 
 /// Any fresh authenticated gateway message proves the gateway knows the session and starts the

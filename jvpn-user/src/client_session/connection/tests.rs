@@ -9,9 +9,9 @@
 //! ```
 
 use super::*;
-use crate::client::bind::BindError;
-use crate::client::test_gateway::{TestGateway, TEST_KEEPALIVE_SECS, TEST_SESSION};
-use crate::client::test_peer::{Behaviour, ReattachAnswer, Seen, TestPeer};
+use crate::client_session::bind::BindError;
+use crate::client_session::test_gateway::{TestGateway, TEST_KEEPALIVE_SECS, TEST_SESSION};
+use crate::client_session::test_peer::{Behaviour, ReattachAnswer, Seen, TestPeer};
 use jvpn_common::control::{Body, ReattachRequest};
 use jvpn_common::wire::MessageType;
 use jvpn_common::RejectReason;

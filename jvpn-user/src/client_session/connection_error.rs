@@ -1,7 +1,7 @@
 //! Why the client driver could not connect, send, receive or jump, and what to do next.
 
 use super::bind::BindError;
-use super::error::ClientError;
+use super::refusal::SessionRefusal;
 use crate::crypto::HandshakeError;
 use jvpn_common::control::TerminateCause;
 use jvpn_common::RejectReason;
@@ -49,9 +49,9 @@ pub enum ConnectionError {
         /// HELLOs sent.
         attempts: u32,
     },
-    /// The session core refused; when [`ClientError::is_fatal`], the session is over.
+    /// The session core refused; when [`SessionRefusal::is_fatal`], the session is over.
     #[error(transparent)]
-    Session(#[from] ClientError),
+    Session(#[from] SessionRefusal),
     /// No REATTACH_ACK came back; the old transport stays in use.
     #[error("no REATTACH_ACK for the jump to {binding} after {attempts} requests; the old transport stays in use; check the new uplink's route to the gateway")]
     ReattachTimedOut {

@@ -10,18 +10,18 @@
 //! header rules and session id, header tag and AEAD seal, body layout, replay window, then the
 //! version rules of [`super::versions`]. Nothing is recorded before the seal has opened, so a forged
 //! datagram changes nothing. An authenticated message that contradicts the session fails closed:
-//! the core closes itself, returns [`ClientError::Ambiguous`], and refuses everything after.
+//! the core closes itself, returns [`SessionRefusal::Ambiguous`], and refuses everything after.
 //!
 //! A client the gateway no longer knows finds out and starts a new handshake (spec section 6
 //! forbids the silent retry): a sealed REJECT TERMINATED (the gateway still holds the session's
 //! keys) closes the core at once; without keys the gateway cannot answer at all, so after
 //! [`UNANSWERED_REATTACH_LIMIT`] REATTACH_REQUESTs in a row with no fresh authenticated gateway
 //! message between them the core closes itself ([`Closed::Unanswered`]). Both closures are fatal
-//! ([`ClientError::is_fatal`]): the driver's way out is a new handshake.
+//! ([`SessionRefusal::is_fatal`]): the driver's way out is a new handshake.
 
 use super::body::GatewayMessage;
-use super::error::{ClientError, Closed};
 use super::event::ClientEvent;
+use super::refusal::{Closed, SessionRefusal};
 use super::versions::{judge, PendingReattach, VersionView};
 use crate::crypto::{
     open_message, seal_body, seal_into, ClientSession, Direction, SealError, SessionKeys,
@@ -83,16 +83,16 @@ pub struct ClientSessionState {
 impl ClientSessionState {
     /// The session a finished handshake opened. The WELCOME must carry version 1 (BIRTH 0, then
     /// ATTACHED 1); its nonce is the first gateway nonce of the replay window.
-    pub fn new(session: ClientSession) -> Result<Self, ClientError> {
+    pub fn new(session: ClientSession) -> Result<Self, SessionRefusal> {
         let version = session.header.state_version.get();
         if version != 1 {
-            return Err(ClientError::WelcomeVersion(version));
+            return Err(SessionRefusal::WelcomeVersion(version));
         }
         // Unbounded: a restarted gateway's nonces start at its new boot epoch (2^40 higher).
         let gateway_nonces = ReplayWindow::new(Leap::Unbounded);
         gateway_nonces
             .check_and_record(session.header.nonce.get())
-            .map_err(|reason| ClientError::Replayed {
+            .map_err(|reason| SessionRefusal::Replayed {
                 nonce: session.header.nonce.get(),
                 reason,
             })?;
@@ -150,21 +150,25 @@ impl ClientSessionState {
     }
 
     /// Seals one IP packet as DATA at the acknowledged version.
-    pub fn seal_data(&mut self, payload: &[u8]) -> Result<Vec<u8>, ClientError> {
+    pub fn seal_data(&mut self, payload: &[u8]) -> Result<Vec<u8>, SessionRefusal> {
         let mut out = Vec::new();
         self.seal_data_into(payload, &mut out)?;
         Ok(out)
     }
 
     /// Seals one IP packet as DATA into `out` (replacing its contents), reusing its allocation.
-    pub fn seal_data_into(&mut self, payload: &[u8], out: &mut Vec<u8>) -> Result<(), ClientError> {
+    pub fn seal_data_into(
+        &mut self,
+        payload: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), SessionRefusal> {
         let header = self.next_header(MessageType::Data, self.acked_version)?;
         seal_into(&self.keys, Direction::ClientToGateway, header, payload, out)
-            .map_err(ClientError::Seal)
+            .map_err(SessionRefusal::Seal)
     }
 
     /// A KEEPALIVE at the acknowledged version.
-    pub fn keepalive(&mut self) -> Result<Vec<u8>, ClientError> {
+    pub fn keepalive(&mut self) -> Result<Vec<u8>, SessionRefusal> {
         let header = self.next_header(MessageType::Keepalive, self.acked_version)?;
         let mut out = Vec::new();
         seal_into(
@@ -174,7 +178,7 @@ impl ClientSessionState {
             &[],
             &mut out,
         )
-        .map_err(ClientError::Seal)?;
+        .map_err(SessionRefusal::Seal)?;
         Ok(out)
     }
 
@@ -183,12 +187,12 @@ impl ClientSessionState {
     ///
     /// After [`UNANSWERED_REATTACH_LIMIT`] requests without an answer the core closes itself
     /// instead ([`Closed::Unanswered`]): start a new handshake.
-    pub fn reattach_request(&mut self) -> Result<Vec<u8>, ClientError> {
+    pub fn reattach_request(&mut self) -> Result<Vec<u8>, SessionRefusal> {
         self.ensure_open()?;
         if self.unanswered_reattaches >= UNANSWERED_REATTACH_LIMIT {
             let closed = Closed::Unanswered(self.unanswered_reattaches);
             self.closed = Some(closed);
-            return Err(ClientError::Closed(closed));
+            return Err(SessionRefusal::Closed(closed));
         }
         let attempt = self.latest_attempt + 1;
         let body = ReattachRequest {
@@ -209,28 +213,28 @@ impl ClientSessionState {
     }
 
     /// A TERMINATE for `cause`; the core is closed afterwards.
-    pub fn terminate(&mut self, cause: TerminateCause) -> Result<Vec<u8>, ClientError> {
+    pub fn terminate(&mut self, cause: TerminateCause) -> Result<Vec<u8>, SessionRefusal> {
         let datagram = self.seal_control(self.acked_version, &Terminate::new(cause))?;
         self.closed = Some(Closed::ByClient(cause));
         Ok(datagram)
     }
 
     /// Judges one datagram from the gateway; see the module documentation for the order of the
-    /// checks. A refusal that [`ClientError::is_fatal`] leaves the core closed.
-    pub fn handle(&mut self, datagram: &[u8]) -> Result<ClientEvent, ClientError> {
+    /// checks. A refusal that [`SessionRefusal::is_fatal`] leaves the core closed.
+    pub fn handle(&mut self, datagram: &[u8]) -> Result<ClientEvent, SessionRefusal> {
         self.ensure_open()?;
         let header = WireHeader::parse(datagram)
-            .map_err(|e| ClientError::Malformed(SealError::Header(e)))?;
+            .map_err(|e| SessionRefusal::Malformed(SealError::Header(e)))?;
         if header.session_id.get() != self.session_id {
-            return Err(ClientError::WrongSession {
+            return Err(SessionRefusal::WrongSession {
                 expected: self.session_id,
                 got: header.session_id.get(),
             });
         }
         let (header, body) = open_message(&self.keys, Direction::GatewayToClient, datagram)
             .map_err(|e| match e {
-                SealError::BadTag | SealError::BadSeal => ClientError::Unauthenticated(e),
-                other => ClientError::Malformed(other),
+                SealError::BadTag | SealError::BadSeal => SessionRefusal::Unauthenticated(e),
+                other => SessionRefusal::Malformed(other),
             })?;
         let message_type = header
             .message_type()
@@ -239,7 +243,7 @@ impl ClientSessionState {
         let nonce = header.nonce.get();
         self.gateway_nonces
             .check_and_record(nonce)
-            .map_err(|reason| ClientError::Replayed { nonce, reason })?;
+            .map_err(|reason| SessionRefusal::Replayed { nonce, reason })?;
         // Authentic and fresh (a replayed answer does not count): the gateway knows the session.
         self.unanswered_reattaches = 0;
         let version = header.state_version.get();
@@ -248,7 +252,7 @@ impl ClientSessionState {
             pending: self.pending,
         };
         if let Err(refusal) = judge(view, version, &message) {
-            if let ClientError::Ambiguous(ambiguity) = refusal {
+            if let SessionRefusal::Ambiguous(ambiguity) = refusal {
                 self.closed = Some(Closed::Ambiguous(ambiguity));
             }
             return Err(refusal);
@@ -257,7 +261,11 @@ impl ClientSessionState {
     }
 
     /// Acts on a message whose version the rules accepted.
-    fn apply(&mut self, version: u64, message: GatewayMessage) -> Result<ClientEvent, ClientError> {
+    fn apply(
+        &mut self,
+        version: u64,
+        message: GatewayMessage,
+    ) -> Result<ClientEvent, SessionRefusal> {
         Ok(match message {
             GatewayMessage::Data(packet) => ClientEvent::Data(packet),
             GatewayMessage::Keepalive => ClientEvent::Keepalive,
@@ -287,7 +295,7 @@ impl ClientSessionState {
             {
                 let closed = Closed::TerminatedAtGateway(version);
                 self.closed = Some(closed);
-                return Err(ClientError::Closed(closed));
+                return Err(SessionRefusal::Closed(closed));
             }
             GatewayMessage::Reject(reject) => ClientEvent::Rejected {
                 reason: reject
@@ -306,9 +314,9 @@ impl ClientSessionState {
         })
     }
 
-    fn ensure_open(&self) -> Result<(), ClientError> {
+    fn ensure_open(&self) -> Result<(), SessionRefusal> {
         match self.closed {
-            Some(closed) => Err(ClientError::Closed(closed)),
+            Some(closed) => Err(SessionRefusal::Closed(closed)),
             None => Ok(()),
         }
     }
@@ -318,11 +326,11 @@ impl ClientSessionState {
         &mut self,
         message_type: MessageType,
         version: u64,
-    ) -> Result<WireHeader, ClientError> {
+    ) -> Result<WireHeader, SessionRefusal> {
         self.ensure_open()?;
         if self.next_nonce >= NONCE_CEILING {
             self.closed = Some(Closed::NonceExhausted);
-            return Err(ClientError::NonceExhausted);
+            return Err(SessionRefusal::NonceExhausted);
         }
         let nonce = self.next_nonce;
         self.next_nonce += 1;
@@ -334,9 +342,10 @@ impl ClientSessionState {
         ))
     }
 
-    fn seal_control<B: Body>(&mut self, version: u64, body: &B) -> Result<Vec<u8>, ClientError> {
+    fn seal_control<B: Body>(&mut self, version: u64, body: &B) -> Result<Vec<u8>, SessionRefusal> {
         let header = self.next_header(B::MESSAGE_TYPE, version)?;
-        seal_body(&self.keys, Direction::ClientToGateway, header, body).map_err(ClientError::Seal)
+        seal_body(&self.keys, Direction::ClientToGateway, header, body)
+            .map_err(SessionRefusal::Seal)
     }
 
     /// Moves the nonce counter, so tests can reach the safety margin without sealing 2^64 messages.

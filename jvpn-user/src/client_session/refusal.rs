@@ -2,7 +2,7 @@
 //!
 //! Two kinds of refusal exist. Most are *drops*: the datagram is forged, replayed, stale or simply
 //! not expected now; the core changes nothing and the session goes on. A few are *fatal*
-//! ([`ClientError::is_fatal`]): the gateway, speaking authentically, said something that does not
+//! ([`SessionRefusal::is_fatal`]): the gateway, speaking authentically, said something that does not
 //! fit the client's view of the session ([`Ambiguity`]), the session ended, or the client's nonces
 //! ran out. The core then closes itself for good ([`Closed`]) and refuses everything after; the
 //! driver tears the session down and starts a new handshake (spec sections 5 and 10: fail closed,
@@ -94,7 +94,7 @@ pub enum Closed {
 
 /// Why the client core refused a datagram or a request.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum ClientError {
+pub enum SessionRefusal {
     /// The session is closed; nothing more is accepted or sent.
     #[error("the session is closed: {0}; start a new handshake")]
     Closed(Closed),
@@ -169,7 +169,7 @@ pub enum ClientError {
     Seal(SealError),
 }
 
-impl ClientError {
+impl SessionRefusal {
     /// Whether the session cannot go on: tear it down and start a new handshake.
     pub fn is_fatal(&self) -> bool {
         matches!(

@@ -291,7 +291,7 @@ impl ClientConnection {
     /// Counts the outcome of one datagram; `None` for a refusal the session survives.
     fn account(
         &self,
-        result: Result<ClientEvent, super::ClientError>,
+        result: Result<ClientEvent, super::SessionRefusal>,
     ) -> Result<Option<ClientEvent>, ConnectionError> {
         match result {
             Ok(event) => {

@@ -24,7 +24,7 @@
 //! other version is an [`Ambiguity`]. Everything here is a pure function of its inputs.
 
 use super::body::GatewayMessage;
-use super::error::{Ambiguity, ClientError};
+use super::refusal::{Ambiguity, SessionRefusal};
 use jvpn_common::wire::MessageType;
 
 /// A reattach the client asked for and the gateway has not yet acknowledged.
@@ -50,17 +50,17 @@ pub(crate) fn judge(
     view: VersionView,
     version: u64,
     message: &GatewayMessage,
-) -> Result<(), ClientError> {
+) -> Result<(), SessionRefusal> {
     let kind = message.message_type();
     let acked = view.acked;
     if version < acked {
-        return Err(ClientError::StaleVersion {
+        return Err(SessionRefusal::StaleVersion {
             message: kind,
             version,
             acked,
         });
     }
-    let jump = ClientError::Ambiguous(Ambiguity::VersionJump {
+    let jump = SessionRefusal::Ambiguous(Ambiguity::VersionJump {
         message: kind,
         version,
         acked,
@@ -71,7 +71,7 @@ pub(crate) fn judge(
             if version == acked {
                 Ok(())
             } else if challenged.and_then(|c| c.checked_add(1)) == Some(version) {
-                Err(ClientError::AheadOfAck {
+                Err(SessionRefusal::AheadOfAck {
                     message: kind,
                     version,
                 })
@@ -82,7 +82,7 @@ pub(crate) fn judge(
         GatewayMessage::PathChallenge(challenge) => {
             let Some(pending) = view.pending else {
                 return Err(if version == acked {
-                    ClientError::Unexpected {
+                    SessionRefusal::Unexpected {
                         message: kind,
                         version,
                     }
@@ -95,19 +95,19 @@ pub(crate) fn judge(
             }
             let attempt = challenge.attempt.get();
             if attempt > pending.attempt {
-                return Err(ClientError::Ambiguous(Ambiguity::FutureAttempt {
+                return Err(SessionRefusal::Ambiguous(Ambiguity::FutureAttempt {
                     attempt,
                     latest: pending.attempt,
                 }));
             }
             if attempt < pending.attempt {
-                return Err(ClientError::StaleAttempt {
+                return Err(SessionRefusal::StaleAttempt {
                     attempt,
                     current: pending.attempt,
                 });
             }
             match challenged {
-                Some(earlier) if version < earlier => Err(ClientError::StaleVersion {
+                Some(earlier) if version < earlier => Err(SessionRefusal::StaleVersion {
                     message: kind,
                     version,
                     acked: earlier,
@@ -118,13 +118,13 @@ pub(crate) fn judge(
         GatewayMessage::ReattachAck(ack) => {
             let body = ack.new_version.get();
             if body != version {
-                return Err(ClientError::Ambiguous(Ambiguity::BodyMismatch {
+                return Err(SessionRefusal::Ambiguous(Ambiguity::BodyMismatch {
                     message: kind,
                     header: version,
                     body,
                 }));
             }
-            let late_duplicate = ClientError::Unexpected {
+            let late_duplicate = SessionRefusal::Unexpected {
                 message: kind,
                 version,
             };
@@ -132,20 +132,20 @@ pub(crate) fn judge(
                 (None, _) if version == acked => Err(late_duplicate),
                 (None, _) => Err(jump),
                 (Some(_), None) if version == acked => Ok(()),
-                (Some(_), None) => Err(ClientError::Ambiguous(Ambiguity::AckMismatch {
+                (Some(_), None) => Err(SessionRefusal::Ambiguous(Ambiguity::AckMismatch {
                     expected: acked,
                     got: version,
                 })),
                 (Some(_), Some(c)) => {
                     let expected = c
                         .checked_add(1)
-                        .ok_or(ClientError::Ambiguous(Ambiguity::VersionOverflow(c)))?;
+                        .ok_or(SessionRefusal::Ambiguous(Ambiguity::VersionOverflow(c)))?;
                     if version == expected {
                         Ok(())
                     } else if version == acked {
                         Err(late_duplicate)
                     } else {
-                        Err(ClientError::Ambiguous(Ambiguity::AckMismatch {
+                        Err(SessionRefusal::Ambiguous(Ambiguity::AckMismatch {
                             expected,
                             got: version,
                         }))
@@ -156,7 +156,7 @@ pub(crate) fn judge(
         GatewayMessage::Reject(reject) => {
             let body = reject.gateway_version.get();
             if body != version {
-                return Err(ClientError::Ambiguous(Ambiguity::BodyMismatch {
+                return Err(SessionRefusal::Ambiguous(Ambiguity::BodyMismatch {
                     message: MessageType::Reject,
                     header: version,
                     body,
@@ -169,7 +169,7 @@ pub(crate) fn judge(
                 return Ok(());
             }
             Err(match reject.reason() {
-                Some(reason) => ClientError::Ambiguous(Ambiguity::RejectedAhead {
+                Some(reason) => SessionRefusal::Ambiguous(Ambiguity::RejectedAhead {
                     reason,
                     gateway_version: version,
                     acked,
@@ -204,7 +204,7 @@ mod tests {
     }
     use Class::*;
 
-    fn classify(result: Result<(), ClientError>) -> Class {
+    fn classify(result: Result<(), SessionRefusal>) -> Class {
         match result {
             Ok(()) => Accept,
             Err(e) if e.is_fatal() => Fatal,
@@ -381,7 +381,9 @@ mod tests {
         };
         assert_eq!(
             judge(view, u64::MAX, &ack(u64::MAX)),
-            Err(ClientError::Ambiguous(Ambiguity::VersionOverflow(u64::MAX)))
+            Err(SessionRefusal::Ambiguous(Ambiguity::VersionOverflow(
+                u64::MAX
+            )))
         );
     }
 }

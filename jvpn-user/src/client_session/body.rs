@@ -1,6 +1,6 @@
 //! The authenticated body of a gateway message, decoded by its type.
 
-use super::error::ClientError;
+use super::refusal::SessionRefusal;
 use crate::crypto::{Direction, SealError};
 use jvpn_common::control::{Body, BodyError, PathChallenge, ReattachAck, Reject, Terminate};
 use jvpn_common::wire::MessageType;
@@ -24,8 +24,8 @@ pub(crate) enum GatewayMessage {
 
 impl GatewayMessage {
     /// Parses the opened `body` of a message of `message_type`.
-    pub(crate) fn decode(message_type: MessageType, body: Vec<u8>) -> Result<Self, ClientError> {
-        let malformed = |e: BodyError| ClientError::Malformed(SealError::Body(e));
+    pub(crate) fn decode(message_type: MessageType, body: Vec<u8>) -> Result<Self, SessionRefusal> {
+        let malformed = |e: BodyError| SessionRefusal::Malformed(SealError::Body(e));
         Ok(match message_type {
             MessageType::Data => Self::Data(body),
             MessageType::Keepalive if body.is_empty() => Self::Keepalive,
@@ -51,7 +51,7 @@ impl GatewayMessage {
             | MessageType::CookieReply
             | MessageType::ReattachRequest
             | MessageType::PathResponse) => {
-                return Err(ClientError::Malformed(SealError::WrongDirection(
+                return Err(SessionRefusal::Malformed(SealError::WrongDirection(
                     other,
                     Direction::GatewayToClient,
                 )))

@@ -1,7 +1,7 @@
 //! The CLI's side of the control socket: connect, send a request, read the typed answer.
 //!
 //! Connection failures are sorted into what the operator must do: start a daemon
-//! ([`ClientError::NotRunning`]), become root ([`ClientError::PermissionDenied`]), or look at a
+//! ([`ControlClientError::NotRunning`]), become root ([`ControlClientError::PermissionDenied`]), or look at a
 //! daemon that answered something unexpected.
 
 use super::dto::{AuditEntry, SessionDetail, SessionSummary, StatsReport, StatusReport};
@@ -16,7 +16,7 @@ use tokio::net::UnixStream;
 
 /// Why a control request did not get an answer.
 #[derive(Debug, thiserror::Error)]
-pub enum ClientError {
+pub enum ControlClientError {
     /// Nothing listens on the socket (no file, or a stale one).
     #[error("no jvpn gateway is listening on {path}")]
     NotRunning {
@@ -66,17 +66,19 @@ pub struct ControlClient {
 
 impl ControlClient {
     /// Connects to the control socket at `path`.
-    pub async fn connect(path: &Path) -> Result<Self, ClientError> {
+    pub async fn connect(path: &Path) -> Result<Self, ControlClientError> {
         let stream = UnixStream::connect(path)
             .await
             .map_err(|e| match e.kind() {
-                ErrorKind::NotFound | ErrorKind::ConnectionRefused => ClientError::NotRunning {
+                ErrorKind::NotFound | ErrorKind::ConnectionRefused => {
+                    ControlClientError::NotRunning {
+                        path: path.to_path_buf(),
+                    }
+                }
+                ErrorKind::PermissionDenied => ControlClientError::PermissionDenied {
                     path: path.to_path_buf(),
                 },
-                ErrorKind::PermissionDenied => ClientError::PermissionDenied {
-                    path: path.to_path_buf(),
-                },
-                _ => ClientError::Io {
+                _ => ControlClientError::Io {
                     path: path.to_path_buf(),
                     source: e,
                 },
@@ -95,24 +97,24 @@ impl ControlClient {
     }
 
     /// Sends one request without reading an answer.
-    pub async fn send(&mut self, request: &Request) -> Result<(), ClientError> {
+    pub async fn send(&mut self, request: &Request) -> Result<(), ControlClientError> {
         self.write
             .write_all(to_line(request).as_bytes())
             .await
             .map_err(|source| self.io_error(source))
     }
 
-    /// Reads one response; an `error` response becomes [`ClientError::Api`].
-    pub async fn receive(&mut self) -> Result<Response, ClientError> {
+    /// Reads one response; an `error` response becomes [`ControlClientError::Api`].
+    pub async fn receive(&mut self) -> Result<Response, ControlClientError> {
         let line = match read_line(&mut self.read, MAX_RESPONSE_LINE).await {
             Ok(Some(line)) => line,
             Ok(None) | Err(FrameError::Truncated) => {
-                return Err(ClientError::Closed {
+                return Err(ControlClientError::Closed {
                     path: self.path.clone(),
                 })
             }
             Err(FrameError::Io(e)) if e.kind() == ErrorKind::ConnectionReset => {
-                return Err(ClientError::Closed {
+                return Err(ControlClientError::Closed {
                     path: self.path.clone(),
                 })
             }
@@ -120,20 +122,20 @@ impl ControlClient {
             Err(e) => return Err(self.protocol_error(e.to_string())),
         };
         match serde_json::from_str::<Response>(&line) {
-            Ok(Response::Error(e)) => Err(ClientError::Api(e)),
+            Ok(Response::Error(e)) => Err(ControlClientError::Api(e)),
             Ok(response) => Ok(response),
             Err(e) => Err(self.protocol_error(e.to_string())),
         }
     }
 
     /// Sends `request` and reads its one response.
-    pub async fn request(&mut self, request: &Request) -> Result<Response, ClientError> {
+    pub async fn request(&mut self, request: &Request) -> Result<Response, ControlClientError> {
         self.send(request).await?;
         self.receive().await
     }
 
     /// The daemon's status.
-    pub async fn status(&mut self) -> Result<StatusReport, ClientError> {
+    pub async fn status(&mut self) -> Result<StatusReport, ControlClientError> {
         match self.request(&Request::Status).await? {
             Response::Status(report) => Ok(report),
             other => Err(self.unexpected("status", &other)),
@@ -141,7 +143,7 @@ impl ControlClient {
     }
 
     /// Every session.
-    pub async fn sessions(&mut self) -> Result<Vec<SessionSummary>, ClientError> {
+    pub async fn sessions(&mut self) -> Result<Vec<SessionSummary>, ControlClientError> {
         match self.request(&Request::ListSessions).await? {
             Response::Sessions(list) => Ok(list),
             other => Err(self.unexpected("sessions", &other)),
@@ -149,7 +151,7 @@ impl ControlClient {
     }
 
     /// One session in full.
-    pub async fn session(&mut self, id: u64) -> Result<SessionDetail, ClientError> {
+    pub async fn session(&mut self, id: u64) -> Result<SessionDetail, ControlClientError> {
         match self.request(&Request::ShowSession { id }).await? {
             Response::Session(detail) => Ok(detail),
             other => Err(self.unexpected("session", &other)),
@@ -157,7 +159,7 @@ impl ControlClient {
     }
 
     /// Terminates a session; returns it as it is after the change.
-    pub async fn terminate(&mut self, id: u64) -> Result<SessionSummary, ClientError> {
+    pub async fn terminate(&mut self, id: u64) -> Result<SessionSummary, ControlClientError> {
         match self.request(&Request::TerminateSession { id }).await? {
             Response::Terminated(summary) => Ok(summary),
             other => Err(self.unexpected("terminated", &other)),
@@ -165,7 +167,7 @@ impl ControlClient {
     }
 
     /// Every counter.
-    pub async fn stats(&mut self) -> Result<StatsReport, ClientError> {
+    pub async fn stats(&mut self) -> Result<StatsReport, ControlClientError> {
         match self.request(&Request::Stats).await? {
             Response::Stats(report) => Ok(report),
             other => Err(self.unexpected("stats", &other)),
@@ -173,7 +175,7 @@ impl ControlClient {
     }
 
     /// A session's history.
-    pub async fn audit(&mut self, id: u64) -> Result<Vec<AuditEntry>, ClientError> {
+    pub async fn audit(&mut self, id: u64) -> Result<Vec<AuditEntry>, ControlClientError> {
         match self.request(&Request::Audit { id }).await? {
             Response::Audit(entries) => Ok(entries),
             other => Err(self.unexpected("audit", &other)),
@@ -185,13 +187,13 @@ impl ControlClient {
         &mut self,
         follow: bool,
         filter: EventFilter,
-    ) -> Result<(), ClientError> {
+    ) -> Result<(), ControlClientError> {
         self.send(&Request::Events { follow, filter }).await
     }
 
     /// The next record of a stream started with [`start_events`](Self::start_events), or `None`
     /// at its end.
-    pub async fn next_event(&mut self) -> Result<Option<EventRecord>, ClientError> {
+    pub async fn next_event(&mut self) -> Result<Option<EventRecord>, ControlClientError> {
         match self.receive().await? {
             Response::Event(record) => Ok(Some(record)),
             Response::EndOfEvents => Ok(None),
@@ -199,21 +201,21 @@ impl ControlClient {
         }
     }
 
-    fn io_error(&self, source: std::io::Error) -> ClientError {
-        ClientError::Io {
+    fn io_error(&self, source: std::io::Error) -> ControlClientError {
+        ControlClientError::Io {
             path: self.path.clone(),
             source,
         }
     }
 
-    fn protocol_error(&self, problem: String) -> ClientError {
-        ClientError::Protocol {
+    fn protocol_error(&self, problem: String) -> ControlClientError {
+        ControlClientError::Protocol {
             path: self.path.clone(),
             problem,
         }
     }
 
-    fn unexpected(&self, expected: &str, got: &Response) -> ClientError {
+    fn unexpected(&self, expected: &str, got: &Response) -> ControlClientError {
         self.protocol_error(format!("expected {expected}, got {}", got.name()))
     }
 }
