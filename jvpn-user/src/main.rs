@@ -1,5 +1,6 @@
 //! The `jvpn` binary: parse the command line, run the command, and turn any failure into one line
 //! on standard error and a non-zero exit code.
+#![deny(unsafe_code)]
 
 use jvpn_user::cli::{self, control_cmd, keygen, preflight, CliError, Command, Invocation};
 use std::io::Write;

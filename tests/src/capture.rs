@@ -5,6 +5,10 @@
 //! every frame (with its Ethernet header) that `keep` accepts until [`Capture::stop`]. [`inject`]
 //! sends recorded frames out of an interface unchanged, so a frame recorded on the client's old
 //! uplink reaches the gateway again with its original addresses, ports, header and tag.
+#![expect(
+    unsafe_code,
+    reason = "an AF_PACKET socket bound to one interface: libc calls std does not wrap"
+)]
 
 use crate::netns::Netns;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};

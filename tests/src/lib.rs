@@ -5,6 +5,7 @@
 //! Every test here needs root: call [`require_root`] first, so a run without it fails with a
 //! message saying so rather than with a confusing `EPERM` from deep inside.
 #![deny(missing_docs)]
+#![deny(unsafe_code)]
 
 pub mod attacker;
 pub mod capture;

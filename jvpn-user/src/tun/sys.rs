@@ -1,5 +1,9 @@
 //! The one system call the TUN device needs that std does not offer: `TUNSETIFF`, which turns an
 //! open `/dev/net/tun` descriptor into a named layer-3 device without packet-information headers.
+#![expect(
+    unsafe_code,
+    reason = "the TUNSETIFF ioctl and tokio's AsyncFd::register, which std and tokio offer only unsafe"
+)]
 
 use std::fs::File;
 use std::os::fd::AsRawFd;
