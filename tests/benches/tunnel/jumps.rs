@@ -11,7 +11,7 @@
 //! for the window it was sent in.
 
 use crate::stream::{now_ns, Recording};
-use crate::topology::{other, Topology, Uplink};
+use jvpn_tests::bench::topology::{other, Topology, Uplink};
 use std::time::Duration;
 
 /// Whether the old uplink keeps working through a jump.

@@ -1,4 +1,4 @@
-//! `cargo xtask bench flood` (`cargo bench -p jvpn-user --bench flood`, as root): what floods at
+//! `cargo xtask bench flood` (`cargo bench -p jvpn-tests --bench flood`, as root): what floods at
 //! the gateway port cost an established tunnel and a new client (issue 8, defect 4), beside the
 //! same measured without a flood in the same run.
 //!
@@ -14,47 +14,26 @@
 //! Options: `--seconds N` per iperf3 run (5), `--count N` (1000000), `--quick` (2 s, 300000).
 //! Writes `flood.json`. Makes no performance assertions.
 
-#[allow(
-    dead_code,
-    reason = "shared with the tunnel benchmark, which uses all of it"
-)]
-#[path = "../tunnel/daemons.rs"]
-mod daemons;
-#[allow(
-    dead_code,
-    reason = "shared with the tunnel benchmark, which uses all of it"
-)]
-#[path = "../tunnel/iperf.rs"]
-mod iperf;
-#[allow(
-    dead_code,
-    reason = "shared with the tunnel benchmark, which uses all of it"
-)]
-#[path = "../tunnel/report.rs"]
-mod report;
-#[allow(
-    dead_code,
-    reason = "shared with the tunnel benchmark, which uses all of it"
-)]
-#[path = "../tunnel/topology.rs"]
-mod topology;
+#![deny(unsafe_code)]
 
-use daemons::Vpn;
-use iperf::IperfServer;
 use jvpn_common::abi::DEFAULT_PORT;
-use jvpn_common::hello::HelloMessage;
 use jvpn_common::siphash::SipKey;
 use jvpn_common::{MessageType, WireHeader};
+use jvpn_tests::attacker::Noise;
+use jvpn_tests::bench::daemons::Vpn;
+use jvpn_tests::bench::iperf::{self, IperfServer};
+use jvpn_tests::bench::report::Report;
+use jvpn_tests::bench::topology::{Topology, GATEWAY_ADDR, TUNNEL_GATEWAY_ADDR};
+use jvpn_tests::spoof::{fresh_hello, ipv4_udp, RawSender, StopOnDrop};
 use jvpn_user::client_session::{ClientConnection, ConnectOptions, LocalBinding};
 use jvpn_user::config::read_private_key_file;
 use jvpn_user::crypto::cookie::mac1_sip_key;
 use jvpn_user::crypto::handshake::tai64n;
 use jvpn_user::crypto::{ClientHandshake, ClientIdentity, PresharedKey};
-use report::Report;
-use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant, SystemTime};
-use topology::{enter_netns, Topology, CLIENT_NS, GATEWAY_ADDR, ROUTER_NS, TUNNEL_GATEWAY_ADDR};
 
 /// New handshakes per phase (the client key holds at most 8 live sessions: 1 + 3 phases x 2).
 const HANDSHAKES: usize = 2;
@@ -108,109 +87,42 @@ impl Flood {
     }
 }
 
-/// IPv4 + UDP + `payload` from `source` (the kernel fills the IP checksum; UDP checksum 0).
-fn datagram(source: Ipv4Addr, port: u16, payload: &[u8]) -> Vec<u8> {
-    let udp_len = 8 + payload.len();
-    let mut p = vec![0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, 17, 0, 0];
-    p[2..4].copy_from_slice(&((20 + udp_len) as u16).to_be_bytes());
-    p.extend_from_slice(&source.octets());
-    p.extend_from_slice(&GATEWAY_ADDR.octets());
-    p.extend_from_slice(&port.to_be_bytes());
-    p.extend_from_slice(&DEFAULT_PORT.to_be_bytes());
-    p.extend_from_slice(&(udp_len as u16).to_be_bytes());
-    p.extend_from_slice(&[0, 0]);
-    p.extend_from_slice(payload);
-    p
-}
-
-/// A xorshift stream: the flood's bytes, reproducible.
-struct Noise(u64);
-
-impl Noise {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn bytes(&mut self, len: usize) -> Vec<u8> {
-        (0..len).map(|_| self.next() as u8).collect()
-    }
-}
-
 /// The frames of a flood, rotated until it ends.
 fn frames(flood: Flood, template: &[u8], mac1_key: SipKey) -> Vec<Vec<u8>> {
-    let mut noise = Noise(0x9e37_79b9_7f4a_7c15);
+    let mut noise = Noise::new(0x9e37_79b9_7f4a_7c15);
+    let gateway = SocketAddrV4::new(GATEWAY_ADDR, DEFAULT_PORT);
     (0..4096u32)
         .map(|i| {
             let source = Ipv4Addr::new(10, 200, 0, 10 + (i % 240) as u8);
             let port = 1024 + i as u16;
             let payload = match flood {
-                Flood::SpoofedHellos => {
-                    let mut hello = HelloMessage::from_bytes(template).expect("a HELLO");
-                    let bytes = noise.bytes(hello.noise.len());
-                    hello.noise.copy_from_slice(&bytes);
-                    hello.seal_mac1(mac1_key);
-                    hello.as_bytes().to_vec()
-                }
+                Flood::SpoofedHellos => fresh_hello(template, &mut noise, mac1_key),
                 Flood::GarbageAndForged if i % 2 == 0 => noise.bytes(64 + i as usize % 512),
                 _ => {
-                    let session = noise.next() | 1;
+                    let session = noise.next_u64() | 1;
                     let mut header = WireHeader::new(MessageType::Data, session, 1, 1 + i as u64);
-                    header.tag = jvpn_common::wire::Be64::new(noise.next());
+                    header.tag = jvpn_common::wire::Be64::new(noise.next_u64());
                     [header.as_bytes().as_slice(), &noise.bytes(64)].concat()
                 }
             };
-            datagram(source, port, &payload)
+            ipv4_udp(SocketAddrV4::new(source, port), gateway, &payload)
         })
         .collect()
 }
 
-/// Sends `frames` in rotation from a raw socket until `done` and at least `count`; returns the
-/// datagrams sent.
-fn run_flood(frames: &[Vec<u8>], count: u64, done: &AtomicBool) -> u64 {
-    enter_netns(ROUTER_NS);
-    // SAFETY: plain socket(2); the result is checked.
-    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_RAW) };
-    assert!(fd >= 0, "a raw socket: {}", std::io::Error::last_os_error());
-    let to = libc::sockaddr_in {
-        sin_family: libc::AF_INET as libc::sa_family_t,
-        sin_port: 0,
-        sin_addr: libc::in_addr {
-            s_addr: u32::from_ne_bytes(GATEWAY_ADDR.octets()),
-        },
-        sin_zero: [0; 8],
-    };
-    let sent = AtomicU64::new(0);
-    while !done.load(Ordering::Relaxed) || sent.load(Ordering::Relaxed) < count {
-        for frame in frames {
-            // SAFETY: `frame` and `to` outlive the call; the lengths are theirs.
-            let n = unsafe {
-                libc::sendto(
-                    fd,
-                    frame.as_ptr().cast(),
-                    frame.len(),
-                    0,
-                    (&to as *const libc::sockaddr_in).cast(),
-                    std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
-                )
-            };
-            if n > 0 {
-                sent.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-    }
-    // SAFETY: closing the socket opened above, once.
-    unsafe { libc::close(fd) };
-    sent.into_inner()
+/// Sends `frames` in rotation from a raw socket in the router namespace until `done` and at
+/// least `count`; returns the datagrams sent.
+fn run_flood(router: &Path, frames: &[Vec<u8>], count: u64, done: &AtomicBool) -> u64 {
+    jvpn_tests::netns::enter(router);
+    RawSender::open().flood(frames, count, done)
 }
 
 /// Times `HANDSHAKES` new handshakes from the client namespace, in seconds (infinite: failed).
-fn handshakes(identity: &ClientIdentity) -> Vec<f64> {
+fn handshakes(client: &Path, identity: &ClientIdentity) -> Vec<f64> {
     let identity = identity.clone();
     std::thread::scope(|s| {
         s.spawn(move || {
-            enter_netns(CLIENT_NS);
+            jvpn_tests::netns::enter(client);
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
@@ -240,13 +152,9 @@ fn handshakes(identity: &ClientIdentity) -> Vec<f64> {
 }
 
 fn main() {
-    assert!(
-        nix::unistd::geteuid().is_root(),
-        "the flood benchmark creates network namespaces and loads XDP: run it as root, e.g. \
-         `cargo xtask bench flood` in a root shell"
-    );
+    jvpn_tests::require_root();
     let options = Options::parse();
-    let mut report = Report::new();
+    let mut report = Report::start();
     let topology = Topology::build();
     let _iperf = IperfServer::start(&topology.gateway);
     let mut vpn = Vpn::start(&topology);
@@ -260,6 +168,7 @@ fn main() {
     let (_, template) = ClientHandshake::start(&identity, tai64n(SystemTime::now())).unwrap();
     let mac1_key = mac1_sip_key(&identity.gateway_public_key);
 
+    let (router, client) = (topology.router.path(), topology.client.path());
     for flood in [Flood::None, Flood::SpoofedHellos, Flood::GarbageAndForged] {
         eprintln!("phase {}", flood.key());
         let frames = frames(flood, &template, mac1_key);
@@ -267,7 +176,8 @@ fn main() {
         let (sent, throughput, took, flood_seconds) = std::thread::scope(|s| {
             let started = Instant::now();
             let flooder = (flood != Flood::None)
-                .then(|| s.spawn(|| run_flood(&frames, options.count, &done)));
+                .then(|| s.spawn(|| run_flood(&router, &frames, options.count, &done)));
+            let stop = StopOnDrop(&done);
             if flooder.is_some() {
                 // The flood first fills the buckets and the handshake queue.
                 std::thread::sleep(Duration::from_millis(500));
@@ -278,8 +188,8 @@ fn main() {
                 options.seconds,
                 false,
             );
-            let took = handshakes(&identity);
-            done.store(true, Ordering::Relaxed);
+            let took = handshakes(&client, &identity);
+            drop(stop);
             let sent = flooder.map_or(0, |f| f.join().expect("the flood"));
             (sent, throughput, took, started.elapsed().as_secs_f64())
         });

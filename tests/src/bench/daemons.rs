@@ -1,27 +1,26 @@
 //! The real `jvpn gateway` (XDP on `jvbt-g`, TUN `jvbt-gtun`) and the real `jvpn client` (TUN
-//! `jvbt-tun`, starting on wifi), run from the release binary cargo builds beside the benchmark,
-//! and asked to jump through the client's control socket. Everything they leave is undone on drop:
-//! the processes are killed by pid, the gateway's pins and the client's socket removed.
+//! `jvbt-tun`, starting on wifi), run from the release binary (`cargo xtask bench` builds it beside
+//! the benchmark), and asked to jump through the client's control socket. Everything they leave is
+//! undone on drop: the processes are stopped by their [`ChildGuard`]s, the gateway's pins and the
+//! client's socket removed.
 
-use crate::topology::{
+use super::topology::{
     Topology, Uplink, CLIENT_TUN, GATEWAY_ADDR, GATEWAY_IF, GATEWAY_TUN, TUNNEL_CLIENT_ADDR,
     UPLINKS,
 };
+use crate::gateway::{jvpn_binary, one_client_config};
+use crate::guard::ChildGuard;
+use crate::probe::eventually_within;
 use jvpn_user::tunnel_client::{control_socket_path, request_jump};
 use std::cell::Cell;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 /// How long the gateway and the client may take to come up; a failure bound, not a sleep.
 const START_PATIENCE: Duration = Duration::from_secs(20);
 /// The gateway's UDP port.
 const GATEWAY_PORT: u16 = 51_900;
-
-/// The `jvpn` binary cargo built (release, for `cargo bench`) for this benchmark.
-pub fn jvpn_binary() -> &'static Path {
-    Path::new(env!("CARGO_BIN_EXE_jvpn"))
-}
 
 /// Removes what the daemons leave outside their namespaces: the gateway's pins
 /// (`<PIN_ROOT>/jvbt-g`, which outlive it on purpose) and the killed client's control socket.
@@ -35,50 +34,23 @@ pub fn remove_host_files() {
     let _ = std::fs::remove_file(control_socket_path(CLIENT_TUN));
 }
 
-/// A child process, killed (SIGKILL, by pid) and reaped when dropped.
-#[derive(Debug)]
-pub struct ChildGuard {
-    child: Child,
-}
-
-impl ChildGuard {
-    /// Spawns `command` under guard.
-    pub fn spawn(command: &mut Command) -> Self {
-        let child = command
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawning {command:?}: {e}"));
-        Self { child }
-    }
-
-    /// Whether the child is still running.
-    pub fn running(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
-    }
-
-    /// CPU time (user + system) the child used so far, in seconds, from `/proc/<pid>/stat`.
-    /// `nsenter` execs the program, so the pid is the program's.
-    pub fn cpu_seconds(&self) -> f64 {
-        let path = format!("/proc/{}/stat", self.child.id());
-        let stat = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {path}: {e}"));
-        // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
-        let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-        let ticks: f64 = after_name
-            .split_whitespace()
-            .skip(11)
-            .take(2)
-            .map(|field| field.parse::<f64>().expect("a tick count"))
-            .sum();
-        // SAFETY: sysconf has no preconditions; _SC_CLK_TCK is a valid name.
-        let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-        ticks / per_second as f64
-    }
-}
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// CPU time (user + system) process `pid` used so far, in seconds, from `/proc/<pid>/stat`.
+pub fn cpu_seconds(pid: u32) -> f64 {
+    let path = format!("/proc/{pid}/stat");
+    let stat = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {path}: {e}"));
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let ticks: f64 = after_name
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .map(|field| field.parse::<f64>().expect("a tick count"))
+        .sum();
+    let per_second = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .expect("the kernel's clock tick rate");
+    ticks / per_second as f64
 }
 
 /// Removes the daemons' files outside their namespaces when dropped (after both are gone).
@@ -112,27 +84,15 @@ impl Vpn {
             .expect("writing the gateway key");
         let client_key = jvpn_user::config::keygen(&dir.path().join("client.key"))
             .expect("writing the client key");
-        let config = format!(
-            "private_key_file = \"gateway.key\"\n\
-             tun = \"{GATEWAY_TUN}\"\n\
-             keepalive_interval_secs = 5\n\
-             keepalive_timeout_secs = 60\n\
-             idle_timeout_secs = 600\n\
-             [tunnel]\n\
-             ipv4 = \"10.99.0.1/24\"\n\
-             [[client]]\n\
-             name = \"bench\"\n\
-             public_key = \"{}\"\n\
-             ipv4 = \"{TUNNEL_CLIENT_ADDR}\"\n",
-            client_key.to_base64()
-        );
+        // The config's client address is the bench's TUNNEL_CLIENT_ADDR.
+        let config = one_client_config("bench", &client_key, Some(GATEWAY_TUN));
         std::fs::write(dir.path().join("gateway.toml"), config).expect("writing the config");
         let log = |name: &str| std::fs::File::create(dir.path().join(name)).expect("a log file");
 
         let mut gateway = ChildGuard::spawn(
-            Command::new("nsenter")
-                .arg(topology.gateway.nsenter_arg())
-                .arg(jvpn_binary())
+            topology
+                .gateway
+                .nsenter(jvpn_binary())
                 .args(["gateway", "--iface", GATEWAY_IF, "--config"])
                 .arg(dir.path().join("gateway.toml"))
                 .arg("--state-dir")
@@ -146,7 +106,7 @@ impl Vpn {
         );
         let read_log =
             |name: &str| std::fs::read_to_string(dir.path().join(name)).unwrap_or_default();
-        wait_for("the gateway's control socket", || {
+        eventually_within("the gateway's control socket", START_PATIENCE, || {
             assert!(
                 gateway.running(),
                 "jvpn gateway exited:\n{}",
@@ -160,9 +120,9 @@ impl Vpn {
         });
 
         let mut client = ChildGuard::spawn(
-            Command::new("nsenter")
-                .arg(topology.client.nsenter_arg())
-                .arg(jvpn_binary())
+            topology
+                .client
+                .nsenter(jvpn_binary())
                 .arg("client")
                 .arg("--gateway")
                 .arg(format!("{GATEWAY_ADDR}:{GATEWAY_PORT}"))
@@ -176,7 +136,7 @@ impl Vpn {
                 .stdout(Stdio::null())
                 .stderr(log("client.log")),
         );
-        wait_for("the client's TUN device", || {
+        eventually_within("the client's TUN device", START_PATIENCE, || {
             assert!(
                 client.running(),
                 "jvpn client exited:\n{}",
@@ -195,10 +155,6 @@ impl Vpn {
     }
 
     /// The directory of the keys (`gateway.key`, `client.key`), config, store and logs.
-    #[allow(
-        dead_code,
-        reason = "used by the flood benchmark, which shares this module"
-    )]
     pub fn dir(&self) -> &std::path::Path {
         self.dir.path()
     }
@@ -227,7 +183,10 @@ impl Vpn {
 
     /// CPU seconds used so far by the client and by the gateway.
     pub fn cpu_seconds(&self) -> [f64; 2] {
-        [self.client.cpu_seconds(), self.gateway.cpu_seconds()]
+        [
+            cpu_seconds(self.client.id()),
+            cpu_seconds(self.gateway.id()),
+        ]
     }
 
     /// Panics with both logs unless both processes still run.
@@ -244,17 +203,5 @@ impl Vpn {
     fn log(&self, name: &str) -> String {
         let path: PathBuf = self.dir.path().join(name);
         std::fs::read_to_string(path).unwrap_or_default()
-    }
-}
-
-/// Polls `ready` every 50 ms until it holds; panics naming `what` after [`START_PATIENCE`].
-fn wait_for(what: &str, mut ready: impl FnMut() -> bool) {
-    let deadline = Instant::now() + START_PATIENCE;
-    while !ready() {
-        assert!(
-            Instant::now() < deadline,
-            "{what} did not come up within {START_PATIENCE:?}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
     }
 }

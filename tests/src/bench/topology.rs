@@ -13,12 +13,12 @@
 //! ```
 //! The client reaches 10.200.0.0/24 through wifi (metric 1) or lte (metric 2); a socket bound to
 //! an uplink (`SO_BINDTODEVICE`) takes that uplink's route. The layout is the one of the tunnel
-//! end-to-end tests (tests/src/tunnel.rs), rebuilt here because benches cannot use that crate.
+//! end-to-end tests ([`crate::tunnel`]) with fixed names: the tests' unique names would not let a
+//! later run find what a killed one left.
 
-use std::fs::File;
+use crate::netns::{remove_leftover, run_ok, Netns};
+use crate::tunnel::link;
 use std::net::Ipv4Addr;
-use std::os::fd::AsRawFd;
-use std::process::{Command, Output};
 
 /// The gateway's namespace.
 pub const GATEWAY_NS: &str = "jvbt-gw";
@@ -51,126 +51,13 @@ pub fn other(uplink: Uplink) -> Uplink {
     1 - uplink
 }
 
-/// Runs `command` and panics with its output unless it succeeds.
-pub fn run_ok(command: &mut Command) -> Output {
-    let out = command
-        .output()
-        .unwrap_or_else(|e| panic!("running {command:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{command:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-/// A network namespace of this benchmark; dropping it ends what still runs in it and deletes it.
-#[derive(Debug)]
-pub struct Netns {
-    name: &'static str,
-}
-
-impl Netns {
-    /// Creates namespace `name` and brings its loopback up.
-    fn create(name: &'static str) -> Self {
-        run_ok(Command::new("ip").args(["netns", "add", name]));
-        let netns = Self { name };
-        netns.ip(&["link", "set", "lo", "up"]);
-        netns
-    }
-
-    /// The namespace's name.
-    pub fn name(&self) -> &'static str {
-        self.name
-    }
-
-    /// `--net=<bind mount>` for `nsenter`, which (unlike `ip netns exec`) keeps the host's `/sys`
-    /// and with it the BPF filesystem the gateway pins into.
-    pub fn nsenter_arg(&self) -> String {
-        format!("--net=/run/netns/{}", self.name)
-    }
-
-    /// Runs `ip -n <ns> <args>`; panics if it fails.
-    pub fn ip(&self, args: &[&str]) -> Output {
-        run_ok(Command::new("ip").args(["-n", self.name]).args(args))
-    }
-
-    /// A command running `program` in this namespace (`ip netns exec`).
-    pub fn command(&self, program: &str) -> Command {
-        let mut command = Command::new("ip");
-        command.args(["netns", "exec", self.name, program]);
-        command
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        delete_netns(self.name);
-    }
-}
-
-/// Moves the calling thread into the network namespace `name`; sockets it creates afterwards
-/// live there wherever they are used.
-pub fn enter_netns(name: &str) {
-    let path = format!("/run/netns/{name}");
-    let file = File::open(&path).unwrap_or_else(|e| panic!("opening {path}: {e}"));
-    // SAFETY: `file` is an open namespace descriptor for the duration of the call; setns with
-    // CLONE_NEWNET only changes the calling thread's network namespace.
-    let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-    assert_eq!(
-        rc,
-        0,
-        "entering netns {name}: {}",
-        std::io::Error::last_os_error()
-    );
-}
-
-/// Kills (SIGKILL, by pid) whatever still runs in namespace `name`, then deletes it. Only
-/// processes this benchmark started live in its namespaces.
-fn delete_netns(name: &str) {
-    if let Ok(out) = Command::new("ip").args(["netns", "pids", name]).output() {
-        for pid in String::from_utf8_lossy(&out.stdout)
-            .split_whitespace()
-            .filter_map(|p| p.parse::<i32>().ok())
-        {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-        }
-    }
-    match Command::new("ip").args(["netns", "del", name]).output() {
-        Ok(out) if out.status.success() => {}
-        Ok(out) => eprintln!(
-            "could not delete netns {name}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        ),
-        Err(e) => eprintln!("could not run `ip netns del {name}`: {e}"),
-    }
-}
-
 /// Removes what a killed earlier run left: its namespaces (and what ran in them), its pins and its
 /// control socket.
 pub fn remove_leftovers() {
     for name in [CLIENT_NS, ROUTER_NS, GATEWAY_NS] {
-        if std::path::Path::new("/run/netns").join(name).exists() {
-            eprintln!("removing netns {name} left by an earlier run");
-            delete_netns(name);
-        }
+        remove_leftover(name);
     }
-    crate::daemons::remove_host_files();
-}
-
-/// Adds a veth pair `a`@`ns_a` -- `b`@`ns_b`, addresses both ends and brings them up.
-fn link(ns_a: &Netns, a: &str, addr_a: &str, ns_b: &Netns, b: &str, addr_b: &str) {
-    ns_a.ip(&[
-        "link", "add", a, "type", "veth", "peer", "name", b, "netns", ns_b.name,
-    ]);
-    ns_a.ip(&["addr", "add", addr_a, "dev", a]);
-    ns_b.ip(&["addr", "add", addr_b, "dev", b]);
-    ns_a.ip(&["link", "set", a, "up"]);
-    ns_b.ip(&["link", "set", b, "up"]);
+    super::daemons::remove_host_files();
 }
 
 /// The three namespaces; fields drop (and namespaces go) client first.
@@ -188,9 +75,9 @@ impl Topology {
     /// Removes leftovers of earlier runs and builds the topology of the module diagram.
     pub fn build() -> Self {
         remove_leftovers();
-        let gateway = Netns::create(GATEWAY_NS);
-        let router = Netns::create(ROUTER_NS);
-        let client = Netns::create(CLIENT_NS);
+        let gateway = Netns::named(GATEWAY_NS);
+        let router = Netns::named(ROUTER_NS);
+        let client = Netns::named(CLIENT_NS);
         let topology = Self {
             client,
             router,

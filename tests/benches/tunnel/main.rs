@@ -1,4 +1,4 @@
-//! `cargo xtask bench tunnel` (`cargo bench -p jvpn-user --bench tunnel`, as root): what the jvpn
+//! `cargo xtask bench tunnel` (`cargo bench -p jvpn-tests --bench tunnel`, as root): what the jvpn
 //! tunnel costs, beside the same measured without it in the same run.
 //!
 //! - **Throughput**: iperf3 TCP from the client namespace to the gateway namespace, upstream and
@@ -19,22 +19,22 @@
 //! (3 s, 10 jumps). Prints a table and writes `tunnel.json` (see `report.rs`). Namespaces are
 //! `jvbt-*`; leftovers of a killed run are removed at the start. Makes no performance assertions.
 
-mod daemons;
-mod drops;
-mod iperf;
-mod jumps;
-mod report;
-mod stream;
-mod topology;
+#![deny(unsafe_code)]
 
-use daemons::Vpn;
+mod drops;
+mod jumps;
+mod stream;
+
 use drops::Drops;
-use iperf::{IperfServer, Throughput};
 use jumps::{JumpFigures, Mode};
-use report::{mean, percentile, Report};
+use jvpn_tests::bench::daemons::Vpn;
+use jvpn_tests::bench::iperf::{self, IperfServer, Throughput};
+use jvpn_tests::bench::report::{mean, percentile, Report};
+use jvpn_tests::bench::topology::{
+    Topology, CLIENT_TUN, GATEWAY_ADDR, GATEWAY_TUN, TUNNEL_GATEWAY_ADDR,
+};
 use std::time::Duration;
 use stream::{Route, Stream};
-use topology::{Topology, CLIENT_TUN, GATEWAY_ADDR, GATEWAY_TUN, TUNNEL_GATEWAY_ADDR};
 
 /// What a run does; see the crate doc for the flags.
 #[derive(Clone, Copy, Debug)]
@@ -81,14 +81,10 @@ impl Options {
 }
 
 fn main() {
-    assert!(
-        nix::unistd::geteuid().is_root(),
-        "the tunnel benchmark creates network namespaces and loads XDP: run it as root, e.g. \
-         `cargo xtask bench tunnel` in a root shell"
-    );
+    jvpn_tests::require_root();
     let options = Options::parse();
     stream::now_ns();
-    let mut report = Report::new();
+    let mut report = Report::start();
     let topology = Topology::build();
     let _iperf = IperfServer::start(&topology.gateway);
 

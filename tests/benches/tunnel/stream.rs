@@ -9,7 +9,7 @@
 //! [`Stream::switch`] is the baseline's "jump": later datagrams leave from the other uplink's
 //! socket.
 
-use crate::topology::{Topology, Uplink, GATEWAY_ADDR, TUNNEL_GATEWAY_ADDR, UPLINKS};
+use jvpn_tests::bench::topology::{Topology, Uplink, GATEWAY_ADDR, TUNNEL_GATEWAY_ADDR, UPLINKS};
 use std::net::{SocketAddr, SocketAddrV4, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -80,9 +80,9 @@ impl Stream {
         let (ready, bound) = std::sync::mpsc::channel();
         let receiver = {
             let stop = stop_receiver.clone();
-            let ns = topology.gateway.name();
+            let ns = topology.gateway.path();
             std::thread::spawn(move || {
-                crate::topology::enter_netns(ns);
+                jvpn_tests::netns::enter(&ns);
                 let socket = UdpSocket::bind(SocketAddrV4::new(0.into(), STREAM_PORT))
                     .expect("binding the stream receiver");
                 socket
@@ -96,9 +96,9 @@ impl Stream {
         let sender = {
             let stop = stop_sender.clone();
             let uplink = uplink.clone();
-            let ns = topology.client.name();
+            let ns = topology.client.path();
             std::thread::spawn(move || {
-                crate::topology::enter_netns(ns);
+                jvpn_tests::netns::enter(&ns);
                 let sockets = open_senders(route);
                 send(&sockets, &uplink, tag, interval, &stop)
             })

@@ -2,7 +2,7 @@
 //! full (`RcvbufErrors` of `/proc/net/snmp`, per namespace) and a TUN device whose queue toward
 //! its reader was full (the device's `tx.dropped`). Read before and after a throughput test.
 
-use crate::topology::{run_ok, Netns};
+use jvpn_tests::netns::{run_ok, Netns};
 
 /// Drop counters of one namespace and its TUN device.
 #[derive(Clone, Copy, Debug, Default)]

@@ -22,7 +22,7 @@ pub struct Report {
 
 impl Report {
     /// An empty report; notes the machine's load now, before the benchmark adds to it.
-    pub fn new() -> Self {
+    pub fn start() -> Self {
         Self {
             rows: Vec::new(),
             load_at_start: Machine::read().load_average,
@@ -85,10 +85,6 @@ impl Report {
     }
 
     /// Writes `tunnel.json` and returns its path.
-    #[allow(
-        dead_code,
-        reason = "the flood benchmark, which shares this module, names its own file"
-    )]
     pub fn write(&self) -> std::path::PathBuf {
         self.write_as("tunnel")
     }

@@ -1,8 +1,8 @@
 //! Throughput with iperf3 (installed by `cargo xtask setup`): a server in the gateway namespace for
 //! the whole run, and one TCP test at a time from the client namespace, read from its JSON report.
 
-use crate::daemons::ChildGuard;
-use crate::topology::Netns;
+use crate::guard::ChildGuard;
+use crate::netns::Netns;
 use std::net::Ipv4Addr;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
