@@ -24,6 +24,7 @@ use jvpn_tests::bench::daemons::Vpn;
 use jvpn_tests::bench::iperf::{self, IperfServer};
 use jvpn_tests::bench::report::Report;
 use jvpn_tests::bench::topology::{Topology, GATEWAY_ADDR, TUNNEL_GATEWAY_ADDR};
+use jvpn_tests::bench::Args;
 use jvpn_tests::spoof::{fresh_hello, ipv4_udp, RawSender, StopOnDrop};
 use jvpn_user::client_session::{ClientConnection, ConnectOptions, LocalBinding};
 use jvpn_user::config::read_private_key_file;
@@ -50,18 +51,12 @@ impl Options {
             seconds: 5,
             count: 1_000_000,
         };
-        let mut args = std::env::args().skip(1);
-        while let Some(arg) = args.next() {
-            let mut number = |flag: &str| -> u64 {
-                args.next()
-                    .and_then(|n| n.parse().ok())
-                    .unwrap_or_else(|| panic!("{flag} takes a number"))
-            };
+        let mut args = Args::from_env();
+        while let Some(arg) = args.next_flag() {
             match arg.as_str() {
-                "--seconds" => options.seconds = number("--seconds").max(1),
-                "--count" => options.count = number("--count"),
+                "--seconds" => options.seconds = args.number("--seconds").max(1),
+                "--count" => options.count = args.number("--count"),
                 "--quick" => (options.seconds, options.count) = (2, 300_000),
-                "--bench" => {}
                 other => panic!("unknown option {other}; use --seconds N, --count N or --quick"),
             }
         }

@@ -33,6 +33,7 @@ use jvpn_tests::bench::report::{mean, percentile, Report};
 use jvpn_tests::bench::topology::{
     Topology, CLIENT_TUN, GATEWAY_ADDR, GATEWAY_TUN, TUNNEL_GATEWAY_ADDR,
 };
+use jvpn_tests::bench::Args;
 use std::time::Duration;
 use stream::{Route, Stream};
 
@@ -53,23 +54,16 @@ impl Options {
             interval: Duration::from_micros(200),
             settle: Duration::from_millis(250),
         };
-        let mut args = std::env::args().skip(1);
-        while let Some(arg) = args.next() {
-            let mut number = |flag: &str| -> u64 {
-                args.next()
-                    .and_then(|n| n.parse().ok())
-                    .unwrap_or_else(|| panic!("{flag} takes a number"))
-            };
+        let mut args = Args::from_env();
+        while let Some(arg) = args.next_flag() {
             match arg.as_str() {
-                "--seconds" => options.seconds = number("--seconds").max(1),
-                "--jumps" => options.jumps = number("--jumps") as usize,
+                "--seconds" => options.seconds = args.number("--seconds").max(1),
+                "--jumps" => options.jumps = args.number("--jumps") as usize,
                 "--interval-us" => {
-                    options.interval = Duration::from_micros(number("--interval-us"))
+                    options.interval = Duration::from_micros(args.number("--interval-us"))
                 }
-                "--settle-ms" => options.settle = Duration::from_millis(number("--settle-ms")),
+                "--settle-ms" => options.settle = Duration::from_millis(args.number("--settle-ms")),
                 "--quick" => (options.seconds, options.jumps) = (3, 10),
-                // `cargo bench` passes `--bench` to every benchmark binary.
-                "--bench" => {}
                 other => panic!(
                     "unknown option {other}; use --seconds N, --jumps N, --interval-us N, \
                      --settle-ms N or --quick"
