@@ -1,7 +1,8 @@
 //! The `jvpn` binary: parse the command line, run the command, and turn any failure into one line
 //! on standard error and a non-zero exit code.
+#![deny(unsafe_code)]
 
-use jvpn_user::cli::{self, client_cmd, keygen, preflight, CliError, Command, Invocation};
+use jvpn_user::cli::{self, control_cmd, keygen, preflight, CliError, Command, Invocation};
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -37,7 +38,7 @@ fn run(command: Command) -> Result<(), CliError> {
             let runtime = cli::daemon_runtime()?;
             runtime.block_on(cli::gateway_cmd::run(options, cli::shutdown_signal()))
         }
-        Command::Client(invocation) => client_cmd::execute(invocation),
+        Command::Control(invocation) => control_cmd::execute(invocation),
         Command::Detach { iface } => {
             if !preflight::is_root() {
                 return Err(CliError::NotRoot {
@@ -52,6 +53,6 @@ fn run(command: Command) -> Result<(), CliError> {
             Ok(())
         }
         Command::Keygen { path, psk } => keygen::execute(&path, psk),
-        Command::Tunnel(command) => cli::tunnel_cmd::execute(command),
+        Command::Client(command) => cli::client_cmd::execute(command),
     }
 }

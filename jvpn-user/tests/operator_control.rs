@@ -9,7 +9,7 @@
 mod operator_support;
 
 use jvpn_common::{RejectReason, SessionState};
-use jvpn_user::control::{ApiError, ClientError, ControlClient};
+use jvpn_user::control::{ApiError, ControlClient, ControlClientError};
 use jvpn_user::events::{EventFilter, EventKind, EventRecord};
 use jvpn_user::metrics::{self, http};
 use operator_support::{serve, FixtureGateway, T0_MS};
@@ -92,12 +92,12 @@ async fn every_request_round_trips_over_a_real_unix_socket() {
     let again = client.terminate(A).await.expect_err("already terminated");
     assert!(matches!(
         again,
-        ClientError::Api(ApiError::AlreadyTerminated { id: A, version: 2 })
+        ControlClientError::Api(ApiError::AlreadyTerminated { id: A, version: 2 })
     ));
     let unknown = client.session(0x42).await.expect_err("unknown session");
     assert!(matches!(
         unknown,
-        ClientError::Api(ApiError::UnknownSession { id: 0x42 })
+        ControlClientError::Api(ApiError::UnknownSession { id: 0x42 })
     ));
     assert_eq!(
         unknown.to_string(),
@@ -106,7 +106,7 @@ async fn every_request_round_trips_over_a_real_unix_socket() {
     let unknown = client.audit(0x42).await.expect_err("unknown session");
     assert!(matches!(
         unknown,
-        ClientError::Api(ApiError::UnknownSession { .. })
+        ControlClientError::Api(ApiError::UnknownSession { .. })
     ));
 
     drop(client);

@@ -9,7 +9,12 @@
 //! The capture turns UDP segmentation offload off on its interface first: `jvpn client` sends runs
 //! of datagrams with UDP GSO, which a veth carries as one frame, and a tap would record that frame
 //! rather than the datagrams a real wire (and the gateway's XDP program) sees.
+#![expect(
+    unsafe_code,
+    reason = "an AF_PACKET socket bound to one interface: libc calls std does not wrap"
+)]
 
+use crate::frames::internet_checksum;
 use crate::netns::Netns;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -270,11 +275,8 @@ pub fn with_payload(template: &Frame, payload: &[u8]) -> Frame {
         let total = u16::try_from(udp_start - ip_start + udp_len).expect("fits an IPv4 packet");
         bytes[ip_start + 2..ip_start + 4].copy_from_slice(&total.to_be_bytes());
         bytes[ip_start + 10..ip_start + 12].fill(0);
-        let mut sum = sum_words(&bytes[ip_start..udp_start]);
-        while sum > 0xffff {
-            sum = (sum & 0xffff) + (sum >> 16);
-        }
-        bytes[ip_start + 10..ip_start + 12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+        let sum = internet_checksum(&[&bytes[ip_start..udp_start]]);
+        bytes[ip_start + 10..ip_start + 12].copy_from_slice(&sum.to_be_bytes());
     } else {
         bytes[ip_start + 4..ip_start + 6].copy_from_slice(&udp_len16.to_be_bytes());
     }
@@ -287,14 +289,6 @@ pub fn with_payload(template: &Frame, payload: &[u8]) -> Frame {
 /// Whether `frame` is a UDP datagram the host sent to `port`.
 pub fn outgoing_udp_to(frame: &Frame, port: u16) -> bool {
     frame.outgoing && frame.udp().is_some_and(|u| u.destination.port() == port)
-}
-
-/// Sums 16-bit big-endian words (one's complement, not yet folded).
-fn sum_words(bytes: &[u8]) -> u64 {
-    bytes
-        .chunks(2)
-        .map(|pair| u64::from(u16::from_be_bytes([pair[0], *pair.get(1).unwrap_or(&0)])))
-        .sum()
 }
 
 /// The frame with its UDP checksum computed. A host's outgoing frames on a veth carry only the
@@ -318,15 +312,15 @@ fn with_udp_checksum(frame: &Frame) -> Vec<u8> {
     };
     bytes[udp_start + 6] = 0;
     bytes[udp_start + 7] = 0;
-    let mut sum = sum_words(&source)
-        + sum_words(&destination)
-        + u64::from(PROTOCOL_UDP)
-        + udp_len as u64
-        + sum_words(&bytes[udp_start..udp_start + udp_len]);
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    let checksum = match !(sum as u16) {
+    let udp_len = u16::try_from(udp_len).expect("a UDP datagram's length fits its field");
+    let sum = internet_checksum(&[
+        &source,
+        &destination,
+        &[0, PROTOCOL_UDP],
+        &udp_len.to_be_bytes(),
+        &bytes[udp_start..udp_start + usize::from(udp_len)],
+    ]);
+    let checksum = match sum {
         0 => 0xffff,
         c => c,
     };

@@ -32,6 +32,27 @@ pub fn jvpn_binary() -> PathBuf {
     bin
 }
 
+/// A gateway config (`private_key_file = "gateway.key"` beside it) with one authorised client,
+/// `name` with `client_public_key`, at tunnel address 10.99.0.2 in 10.99.0.0/24, and the gateway's
+/// TUN device named `tun` (or the gateway's default).
+pub fn one_client_config(name: &str, client_public_key: &PublicKey, tun: Option<&str>) -> String {
+    let tun = tun.map_or(String::new(), |tun| format!("tun = \"{tun}\"\n"));
+    format!(
+        "private_key_file = \"gateway.key\"\n\
+         {tun}\
+         keepalive_interval_secs = 5\n\
+         keepalive_timeout_secs = 60\n\
+         idle_timeout_secs = 600\n\
+         [tunnel]\n\
+         ipv4 = \"10.99.0.1/24\"\n\
+         [[client]]\n\
+         name = \"{name}\"\n\
+         public_key = \"{}\"\n\
+         ipv4 = \"10.99.0.2\"\n",
+        client_public_key.to_base64()
+    )
+}
+
 /// A gateway with one authorised client, on the gateway side of a two-host topology.
 pub struct GatewayFixture {
     /// The namespaces and the veth between them.
@@ -59,19 +80,7 @@ impl GatewayFixture {
         let gateway_public_key =
             jvpn_user::config::keygen(&dir.path().join("gateway.key")).expect("gateway key");
         let client_key = PrivateKey::generate();
-        let config = format!(
-            "private_key_file = \"gateway.key\"\n\
-             keepalive_interval_secs = 5\n\
-             keepalive_timeout_secs = 60\n\
-             idle_timeout_secs = 600\n\
-             [tunnel]\n\
-             ipv4 = \"10.99.0.1/24\"\n\
-             [[client]]\n\
-             name = \"laptop\"\n\
-             public_key = \"{}\"\n\
-             ipv4 = \"10.99.0.2\"\n",
-            client_key.public_key().to_base64()
-        );
+        let config = one_client_config("laptop", &client_key.public_key(), None);
         std::fs::write(dir.path().join("gateway.toml"), config).expect("write config");
         let pins = PinDirGuard::new(
             PinDir::new(Path::new(jvpn_common::abi::PIN_ROOT), &hosts.gateway_if)
@@ -138,11 +147,16 @@ impl GatewayFixture {
     /// injected fault ends ([`Self::wait_exit`]).
     pub fn spawn(&mut self, env: &[(&str, &str)]) {
         assert!(self.child.is_none(), "the gateway is already running");
-        let mut command = Command::new("nsenter");
+        // A launcher (e.g. `setpriv` with the unit's capabilities) runs between nsenter and jvpn.
+        let mut command = match self.launcher.split_first() {
+            None => self.hosts.gateway.nsenter(jvpn_binary()),
+            Some((program, args)) => {
+                let mut command = self.hosts.gateway.nsenter(program);
+                command.args(args).arg(jvpn_binary());
+                command
+            }
+        };
         command
-            .arg(format!("--net={}", self.hosts.gateway.path().display()))
-            .args(&self.launcher)
-            .arg(jvpn_binary())
             .args(["gateway", "--iface", &self.hosts.gateway_if, "--config"])
             .arg(self.dir.path().join("gateway.toml"))
             .arg("--state-dir")

@@ -32,8 +32,8 @@ impl Drop for PinDirGuard {
     }
 }
 
-/// A child process, stopped (SIGTERM, then SIGKILL) and reaped when dropped unless already
-/// waited for.
+/// A child process, stopped (SIGTERM, then SIGKILL after [`STOP_PATIENCE`]) and reaped when
+/// dropped unless already waited for: the one guard of every test's and benchmark's processes.
 #[derive(Debug)]
 pub struct ChildGuard {
     child: Option<std::process::Child>,
@@ -43,6 +43,24 @@ impl ChildGuard {
     /// Guards `child`.
     pub fn new(child: std::process::Child) -> Self {
         Self { child: Some(child) }
+    }
+
+    /// Spawns `command` under guard; panics naming the command if it cannot start.
+    pub fn spawn(command: &mut std::process::Command) -> Self {
+        let child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawning {command:?}: {e}"));
+        Self::new(child)
+    }
+
+    /// Whether the child is still running.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child().try_wait(), Ok(None))
+    }
+
+    /// The child's pid.
+    pub fn id(&self) -> u32 {
+        self.child.as_ref().expect("child already reaped").id()
     }
 
     /// The child.
@@ -59,7 +77,7 @@ impl ChildGuard {
 }
 
 /// How long a guarded child may take to stop after SIGTERM before it gets SIGKILL.
-const STOP_PATIENCE: std::time::Duration = std::time::Duration::from_secs(3);
+pub const STOP_PATIENCE: std::time::Duration = std::time::Duration::from_secs(3);
 
 impl Drop for ChildGuard {
     /// SIGTERM first, so a `jvpn client` or gateway stops as an operator would stop it (the

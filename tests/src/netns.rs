@@ -1,8 +1,10 @@
-//! Network namespaces for tests: created with unique names, deleted on drop, and entered either
-//! by one thread (`setns`, for code of this process) or by a child process (`ip netns exec`).
+//! Network namespaces for tests and benchmarks: created with unique names (or, for a benchmark
+//! that must find a killed run's leftovers, fixed ones), deleted on drop, and entered either by one
+//! thread (`setns`, for code of this process) or by a child process (`nsenter --net` or `ip netns
+//! exec`).
 
 use std::fs::File;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -35,6 +37,19 @@ impl Netns {
             name: unique_name(suffix),
         };
         run_ok(Command::new("ip").args(["netns", "add", &netns.name]));
+        netns.ip(&["link", "set", "lo", "up"]);
+        netns
+    }
+
+    /// Creates namespace `name` (a fixed name, for a benchmark whose leftovers a later run must
+    /// find) and brings its loopback up, first removing a namespace of that name left by a run
+    /// that was killed before it could clean up ([`remove_leftover`]).
+    pub fn named(name: &str) -> Self {
+        remove_leftover(name);
+        run_ok(Command::new("ip").args(["netns", "add", name]));
+        let netns = Self {
+            name: name.to_owned(),
+        };
         netns.ip(&["link", "set", "lo", "up"]);
         netns
     }
@@ -77,6 +92,18 @@ impl Netns {
         })
     }
 
+    /// A command that runs `program` inside this namespace through `nsenter --net`, which (unlike
+    /// `ip netns exec`) keeps the host's `/sys` and with it the BPF filesystem: for `jvpn gateway`,
+    /// which pins there, and whatever must see its pins. `nsenter` execs `program`, so the child's
+    /// pid is the program's.
+    pub fn nsenter(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut command = Command::new("nsenter");
+        command
+            .arg(format!("--net={}", self.path().display()))
+            .arg(program);
+        command
+    }
+
     /// A command that runs `program` inside this namespace through `ip netns exec`. Note that
     /// `ip netns exec` remounts `/sys`, hiding the BPF filesystem: a child that pins or adopts
     /// BPF objects should enter the namespace itself (see [`enter`]).
@@ -104,8 +131,30 @@ impl Drop for Netns {
     }
 }
 
+/// Removes the namespace `name` if it exists, after killing (SIGKILL) whatever still runs in it:
+/// what a killed run of a benchmark with fixed names left behind. Only for fixed names that belong
+/// to the caller (`jvbt-*`); namespaces of [`unique_name`] never outlive their [`Netns`] otherwise.
+pub fn remove_leftover(name: &str) {
+    if !Path::new("/run/netns").join(name).exists() {
+        return;
+    }
+    eprintln!("removing netns {name} left by an earlier run");
+    if let Ok(out) = Command::new("ip").args(["netns", "pids", name]).output() {
+        for pid in String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .filter_map(|p| p.parse::<i32>().ok())
+        {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+    run_ok(Command::new("ip").args(["netns", "del", name]));
+}
+
 /// Moves the calling thread into the network namespace bound at `path`.
-pub fn enter(path: &std::path::Path) {
+pub fn enter(path: &Path) {
     let file = File::open(path).unwrap_or_else(|e| panic!("opening netns {}: {e}", path.display()));
     nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET)
         .unwrap_or_else(|e| panic!("entering netns {}: {e}", path.display()));

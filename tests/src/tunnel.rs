@@ -263,9 +263,8 @@ impl Tunnel {
         let log = std::fs::File::create(f.dir.path().join("client.log")).expect("client log");
         let gateway_public_key = f.gateway_public_key.to_base64();
         let mut vpn = ChildGuard::new(
-            Command::new("nsenter")
-                .arg(format!("--net={}", client.path().display()))
-                .arg(jvpn_binary())
+            client
+                .nsenter(jvpn_binary())
                 .args(["client", "--gateway", plan.gateway, "--gateway-public-key"])
                 .arg(&gateway_public_key)
                 .arg("--key")
@@ -348,9 +347,8 @@ impl Tunnel {
 
     /// Runs `jvpn client jump --uplink <uplink>` in the client namespace and returns its output.
     pub fn jump_command(&self, uplink: &str) -> Output {
-        Command::new("nsenter")
-            .arg(format!("--net={}", self.client.path().display()))
-            .arg(jvpn_binary())
+        self.client
+            .nsenter(jvpn_binary())
             .args(["client", "jump", "--tun", &self.tun, "--uplink", uplink])
             .output()
             .expect("run jvpn client jump")

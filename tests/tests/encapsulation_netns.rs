@@ -19,15 +19,9 @@
 //! generated frames (`xdp_model::generate`, the model of `jvpn-user/tests/xdp_model`) and holds
 //! the gateway's counters against the model's, and its TUN against the model's accepted DATA.
 
-/// The frame builders of jvpn-user's `BPF_PROG_TEST_RUN` tests.
-#[path = "../../jvpn-user/tests/xdp_support/frames.rs"]
-#[allow(dead_code, reason = "this test uses part of the builders")]
-mod frames;
-/// The gateway's port, as the frame builders name it.
-const PORT: u16 = jvpn_common::abi::DEFAULT_PORT;
 mod xdp_support {
     //! Where the model finds the frame builders, as in jvpn-user's tests.
-    pub use super::frames::*;
+    pub use jvpn_tests::frames::*;
 }
 #[path = "../../jvpn-user/tests/xdp_model/mod.rs"]
 mod xdp_model;

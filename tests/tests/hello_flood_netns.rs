@@ -13,18 +13,19 @@
 //! ```
 
 use jvpn_common::abi::DEFAULT_PORT;
-use jvpn_common::hello::HelloMessage;
+use jvpn_common::siphash::SipKey;
 use jvpn_common::{MessageType, RejectReason};
 use jvpn_tests::attacker::Noise;
 use jvpn_tests::probe::{client_socket, drops, gateway, started};
+use jvpn_tests::spoof::{fresh_hello, ipv4_udp, RawSender, StopOnDrop};
 use jvpn_tests::topology::{Family, CLIENT_V4, GATEWAY_V4};
 use jvpn_tests::wire_client::WireClient;
-use jvpn_user::client::{ClientConnection, ConnectOptions, LocalBinding};
+use jvpn_user::client_session::{ClientConnection, ConnectOptions, LocalBinding};
 use jvpn_user::crypto::cookie::mac1_sip_key;
 use jvpn_user::crypto::handshake::tai64n;
 use jvpn_user::crypto::ClientHandshake;
-use std::net::Ipv4Addr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant, SystemTime};
 
 /// Spoofed sources: the client's /24 (routable back onto the link, as an on-link spoofer's are).
@@ -32,67 +33,18 @@ const SPOOFED: std::ops::Range<u8> = 10..250;
 /// The new client's handshake must complete within this, flood or not.
 const HANDSHAKE_PATIENCE: Duration = Duration::from_secs(5);
 
-/// IPv4 + UDP + a HELLO from `source` (the kernel fills the IP checksum; UDP checksum 0 = none).
-fn spoofed_datagram(source: Ipv4Addr, port: u16, hello: &[u8]) -> Vec<u8> {
-    let udp_len = 8 + hello.len();
-    let mut p = vec![0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, 17, 0, 0];
-    p[2..4].copy_from_slice(&((20 + udp_len) as u16).to_be_bytes());
-    p.extend_from_slice(&source.octets());
-    p.extend_from_slice(&GATEWAY_V4.octets());
-    p.extend_from_slice(&port.to_be_bytes());
-    p.extend_from_slice(&DEFAULT_PORT.to_be_bytes());
-    p.extend_from_slice(&(udp_len as u16).to_be_bytes());
-    p.extend_from_slice(&[0, 0]);
-    p.extend_from_slice(hello);
-    p
-}
-
 /// Sends spoofed HELLOs with a valid mac1 from a raw socket until `done`; returns how many.
-fn flood(hello_template: &[u8], key: jvpn_common::siphash::SipKey, done: &AtomicBool) -> u64 {
-    // SAFETY: plain socket(2); the result is checked.
-    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_RAW) };
-    assert!(fd >= 0, "a raw socket: {}", std::io::Error::last_os_error());
+fn flood(hello_template: &[u8], key: SipKey, done: &AtomicBool) -> u64 {
     let mut noise = Noise::new(8);
-    let frames: Vec<Vec<u8>> = (0..2048)
+    let gateway = SocketAddrV4::new(GATEWAY_V4, DEFAULT_PORT);
+    let packets: Vec<Vec<u8>> = (0..2048)
         .map(|i| {
-            let mut hello = HelloMessage::from_bytes(hello_template).expect("a HELLO");
-            let bytes = noise.bytes(hello.noise.len());
-            hello.noise.copy_from_slice(&bytes);
-            hello.seal_mac1(key);
             let source = Ipv4Addr::new(10, 200, 0, SPOOFED.start + (i % SPOOFED.len()) as u8);
-            spoofed_datagram(source, 1024 + i as u16, hello.as_bytes())
+            let hello = fresh_hello(hello_template, &mut noise, key);
+            ipv4_udp(SocketAddrV4::new(source, 1024 + i as u16), gateway, &hello)
         })
         .collect();
-    let to = libc::sockaddr_in {
-        sin_family: libc::AF_INET as libc::sa_family_t,
-        sin_port: 0,
-        sin_addr: libc::in_addr {
-            s_addr: u32::from_ne_bytes(GATEWAY_V4.octets()),
-        },
-        sin_zero: [0; 8],
-    };
-    let sent = AtomicU64::new(0);
-    while !done.load(Ordering::Relaxed) {
-        for frame in &frames {
-            // SAFETY: `frame` and `to` outlive the call; the lengths are theirs.
-            let n = unsafe {
-                libc::sendto(
-                    fd,
-                    frame.as_ptr().cast(),
-                    frame.len(),
-                    0,
-                    (&to as *const libc::sockaddr_in).cast(),
-                    std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
-                )
-            };
-            if n > 0 {
-                sent.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-    }
-    // SAFETY: closing the socket opened above, once.
-    unsafe { libc::close(fd) };
-    sent.into_inner()
+    RawSender::open().flood(&packets, 0, done)
 }
 
 #[test]
@@ -118,6 +70,7 @@ fn a_spoofed_hello_flood_stops_neither_the_tunnel_nor_a_new_handshake() {
     let done = AtomicBool::new(false);
     let (sent, handshake_took, keepalives) = std::thread::scope(|scope| {
         let flooder = scope.spawn(|| f.hosts.client.run(|| flood(&template, key, &done)));
+        let stop = StopOnDrop(&done);
         // Let the flood fill the buckets and the queue first.
         std::thread::sleep(Duration::from_millis(1500));
         let mut keepalives = 0;
@@ -143,7 +96,7 @@ fn a_spoofed_hello_flood_stops_neither_the_tunnel_nor_a_new_handshake() {
             ))
         });
         let took = started_at.elapsed();
-        done.store(true, Ordering::Relaxed);
+        drop(stop);
         let sent = flooder.join().expect("the flood");
         connected.unwrap_or_else(|e| panic!("the new client's handshake under the flood: {e}"));
         (sent, took, keepalives)

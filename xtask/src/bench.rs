@@ -1,6 +1,8 @@
-//! `cargo xtask bench NAME`: runs jvpn-user's benchmark NAME (`cargo bench -p jvpn-user --bench NAME`) and
-//! checks that it wrote its results to `<target>/bench/NAME.json`, the file BENCHMARKS.md figures come from.
-//! The benchmarks themselves live in jvpn-user/benches; this only orchestrates them.
+//! `cargo xtask bench NAME`: runs benchmark NAME (`cargo bench -p PACKAGE --bench NAME`) and checks that
+//! it wrote its results to `<target>/bench/NAME.json`, the file BENCHMARKS.md figures come from. The
+//! benchmarks of one process live in jvpn-user/benches (`dataplane`, `controller`); those that run the
+//! real daemons in network namespaces live in tests/benches (`tunnel`, `flood`), beside the harness they
+//! share. This only orchestrates them.
 
 use std::path::Path;
 use std::time::SystemTime;
@@ -10,8 +12,10 @@ use clap::ValueEnum;
 
 use crate::{setup, util};
 
-/// The package whose `[[bench]]` targets are jvpn's benchmarks.
-const BENCH_PACKAGE: &str = "jvpn-user";
+/// The package of the benchmarks of one process, and of the `jvpn` binary.
+const USER_PACKAGE: &str = "jvpn-user";
+/// The package of the netns benchmarks, which run the release `jvpn` binary.
+const TESTS_PACKAGE: &str = "jvpn-tests";
 
 /// Environment variable that tells a benchmark the absolute directory to write NAME.json into.
 const BENCH_DIR_VARIABLE: &str = "JVPN_BENCH_DIR";
@@ -47,6 +51,14 @@ impl BenchName {
     }
 }
 
+/// The package that declares bench `target`.
+fn package_of(target: &str) -> &'static str {
+    match target {
+        "tunnel" | "flood" => TESTS_PACKAGE,
+        _ => USER_PACKAGE,
+    }
+}
+
 /// `cargo xtask bench NAME [-- ARGS]`: ARGS go to the benchmark binary.
 pub fn run(name: BenchName, extra_args: &[String]) -> Result<()> {
     util::require_root(
@@ -54,13 +66,14 @@ pub fn run(name: BenchName, extra_args: &[String]) -> Result<()> {
         "the benchmarks load XDP programs and create network namespaces",
     )?;
     setup::ensure()?;
-    let available = declared_benches()?;
     let bench_dir = util::target_dir()?.join("bench");
     std::fs::create_dir_all(&bench_dir)
         .with_context(|| format!("creating {}", bench_dir.display()))?;
 
     let mut failed = Vec::new();
     for target in name.targets() {
+        let package = package_of(target);
+        let available = declared_benches(package)?;
         if !available.iter().any(|declared| declared == target) {
             let declared = if available.is_empty() {
                 "none yet".to_string()
@@ -68,13 +81,13 @@ pub fn run(name: BenchName, extra_args: &[String]) -> Result<()> {
                 available.join(", ")
             };
             eprintln!(
-                "bench {target}: {BENCH_PACKAGE} declares no bench target `{target}` (declared: {declared}); \
-                 add it as {BENCH_PACKAGE}/benches/{target}.rs"
+                "bench {target}: {package} declares no bench target `{target}` (declared: {declared}); \
+                 add it under the package's benches/ and as a [[bench]] in its Cargo.toml"
             );
             failed.push(*target);
             continue;
         }
-        if let Err(error) = run_one(target, &bench_dir, extra_args) {
+        if let Err(error) = run_one(package, target, &bench_dir, extra_args) {
             eprintln!("bench {target} failed: {error:#}");
             failed.push(*target);
         }
@@ -85,18 +98,18 @@ pub fn run(name: BenchName, extra_args: &[String]) -> Result<()> {
     Ok(())
 }
 
-fn run_one(target: &str, bench_dir: &Path, extra_args: &[String]) -> Result<()> {
+fn run_one(package: &str, target: &str, bench_dir: &Path, extra_args: &[String]) -> Result<()> {
     println!("\n=== bench {target} ===");
+    if package != USER_PACKAGE {
+        // The bench runs the `jvpn` binary beside it, which `cargo bench -p jvpn-tests` does not build.
+        util::run(util::cargo().args(["build", "--release", "-p", USER_PACKAGE, "--bin", "jvpn"]))?;
+    }
     let results = bench_dir.join(format!("{target}.json"));
     let started = SystemTime::now();
     let mut command = util::cargo();
-    command.env(BENCH_DIR_VARIABLE, bench_dir).args([
-        "bench",
-        "-p",
-        BENCH_PACKAGE,
-        "--bench",
-        target,
-    ]);
+    command
+        .env(BENCH_DIR_VARIABLE, bench_dir)
+        .args(["bench", "-p", package, "--bench", target]);
     if !extra_args.is_empty() {
         command.arg("--").args(extra_args);
     }
@@ -125,17 +138,17 @@ fn check_results_written(results: &Path, started: SystemTime) -> Result<()> {
     Ok(())
 }
 
-/// Names of the `[[bench]]` targets jvpn-user declares, from `cargo metadata`.
-fn declared_benches() -> Result<Vec<String>> {
+/// Names of the `[[bench]]` targets `package` declares, from `cargo metadata`.
+fn declared_benches(package: &str) -> Result<Vec<String>> {
     let metadata = util::cargo_metadata()?;
     let package = metadata["packages"]
         .as_array()
         .and_then(|packages| {
             packages
                 .iter()
-                .find(|package| package["name"] == BENCH_PACKAGE)
+                .find(|candidate| candidate["name"] == package)
         })
-        .with_context(|| format!("`cargo metadata` lists no package {BENCH_PACKAGE}"))?;
+        .with_context(|| format!("`cargo metadata` lists no package {package}"))?;
     let targets = package["targets"].as_array().cloned().unwrap_or_default();
     Ok(targets
         .iter()
@@ -146,4 +159,21 @@ fn declared_benches() -> Result<Vec<String>> {
         })
         .filter_map(|target| target["name"].as_str().map(str::to_string))
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_benchmark_is_declared_by_the_package_xtask_runs_it_from() {
+        for target in BenchName::All.targets() {
+            let package = package_of(target);
+            let declared = declared_benches(package).expect("cargo metadata");
+            assert!(
+                declared.iter().any(|name| name == target),
+                "{package} does not declare bench {target} (it declares {declared:?})"
+            );
+        }
+    }
 }

@@ -28,7 +28,7 @@ pub enum RawCommand {
     /// Run the gateway daemon in the foreground (stops on SIGINT or SIGTERM).
     Gateway(RawGatewayArgs),
     /// Show the running gateway's status.
-    Status(RawClientArgs),
+    Status(RawControlArgs),
     /// List, show or terminate sessions.
     Sessions {
         /// What to do with sessions (default: list).
@@ -36,10 +36,10 @@ pub enum RawCommand {
         action: Option<RawSessionsAction>,
         /// Which gateway to ask, and how to print.
         #[command(flatten)]
-        client: RawClientArgs,
+        control: RawControlArgs,
     },
     /// Show packet, drop and transition counters.
-    Stats(RawClientArgs),
+    Stats(RawControlArgs),
     /// Print a session's whole version history.
     Audit {
         /// The session id, as printed by `jvpn sessions list`.
@@ -47,7 +47,7 @@ pub enum RawCommand {
         id: String,
         /// Which gateway to ask, and how to print.
         #[command(flatten)]
-        client: RawClientArgs,
+        control: RawControlArgs,
     },
     /// Print the gateway's event stream.
     Events {
@@ -63,7 +63,7 @@ pub enum RawCommand {
         kind: Option<String>,
         /// Which gateway to ask, and how to print.
         #[command(flatten)]
-        client: RawClientArgs,
+        control: RawControlArgs,
     },
     /// Detach the XDP program from IF and remove its pins: enforcement on IF stops. Stop the
     /// gateway on IF first; `jvpn gateway` leaves the program attached on purpose, so that
@@ -85,16 +85,16 @@ pub enum RawCommand {
     },
     /// Run the VPN client in the foreground (stops on SIGINT or SIGTERM): handshake, TUN device,
     /// traffic, keepalives, reattaches. `jvpn client jump` makes a running client reattach.
-    Client(RawTunnelClientArgs),
+    Client(RawClientArgs),
 }
 
 /// `jvpn client` options.
 #[derive(Debug, Args)]
 #[command(args_conflicts_with_subcommands = true)]
-pub struct RawTunnelClientArgs {
+pub struct RawClientArgs {
     /// Act on a running client instead of starting one.
     #[command(subcommand)]
-    pub action: Option<RawTunnelClientAction>,
+    pub action: Option<RawClientAction>,
     /// A client config file (gateway, keys, tun) instead of the flags below.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -120,7 +120,7 @@ pub struct RawTunnelClientArgs {
 
 /// `jvpn client` actions on a running client.
 #[derive(Debug, Subcommand)]
-pub enum RawTunnelClientAction {
+pub enum RawClientAction {
     /// Make the running client reattach now, from --uplink IF if given.
     Jump {
         /// The running client's TUN device (default jvpn0).
@@ -151,9 +151,9 @@ pub enum RawSessionsAction {
     },
 }
 
-/// Options every client command shares.
+/// Options every control command (`status`, `sessions`, `stats`, `audit`, `events`) shares.
 #[derive(Debug, Args)]
-pub struct RawClientArgs {
+pub struct RawControlArgs {
     /// The interface whose gateway to ask (its socket is /run/jvpn/IF.sock). Needed only when
     /// more than one gateway runs.
     #[arg(long, short = 'i', value_name = "IF", global = true)]

@@ -1,116 +1,201 @@
-//! Runs a client command: find the gateway's socket, ask, print the answer.
+//! `jvpn client` (run the VPN client) and `jvpn client jump` (make a running one reattach): their
+//! validated form, and running them.
 
+use super::args::{RawClientAction, RawClientArgs};
 use super::error::CliError;
-use super::output;
-use super::preflight::resolve_socket;
-use super::validate::{ClientAction, ClientInvocation};
-use crate::control::{ClientError, ControlClient};
-use crate::events::{human_line, json_line};
-use std::io::Write;
-use std::path::Path;
+use super::validate::iface_name;
+use crate::config::ClientSettings;
+use crate::tunnel_client::{
+    control_socket_path, request_jump, TunnelClientError, TunnelClientOptions, DEFAULT_CLIENT_TUN,
+};
+use std::path::PathBuf;
 
-/// Runs `invocation` on a fresh single-threaded runtime, printing to standard output.
-pub fn execute(invocation: ClientInvocation) -> Result<(), CliError> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(CliError::Runtime)?;
-    let mut stdout = std::io::stdout().lock();
-    runtime.block_on(run(invocation, &mut stdout))
+/// Where the client's gateway, keys and TUN name come from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ClientSource {
+    /// A client config file.
+    Config(PathBuf),
+    /// The command line.
+    Args {
+        /// `HOST:PORT`.
+        gateway: String,
+        /// The client's private key file.
+        key: PathBuf,
+        /// The gateway's public key (base64).
+        gateway_public_key: String,
+        /// An optional pre-shared key file.
+        psk: Option<PathBuf>,
+    },
 }
 
-/// Runs `invocation`, writing what it prints to `out`.
-pub async fn run(invocation: ClientInvocation, out: &mut impl Write) -> Result<(), CliError> {
-    let (path, iface) = resolve_socket(&invocation.target)?;
-    let mut client = ControlClient::connect(&path)
-        .await
-        .map_err(|e| not_running(e, &path, iface.as_deref()))?;
-    let json = invocation.json;
-    let text = match invocation.action {
-        ClientAction::Status => {
-            let r = client.status().await?;
-            if json {
-                output::json(&r)
-            } else {
-                output::status(&r)
-            }
-        }
-        ClientAction::ListSessions => {
-            let r = client.sessions().await?;
-            if json {
-                output::json(&r)
-            } else {
-                output::session_list(&r)
-            }
-        }
-        ClientAction::ShowSession(id) => {
-            let r = client.session(id).await?;
-            if json {
-                output::json(&r)
-            } else {
-                output::session_detail(&r)
-            }
-        }
-        ClientAction::TerminateSession(id) => {
-            let r = client.terminate(id).await?;
-            if json {
-                output::json(&r)
-            } else {
-                output::terminated(&r)
-            }
-        }
-        ClientAction::Stats => {
-            let r = client.stats().await?;
-            if json {
-                output::json(&r)
-            } else {
-                output::stats(&r)
-            }
-        }
-        ClientAction::Audit(id) => {
-            let r = client.audit(id).await?;
-            if json {
-                output::json(&r)
-            } else {
-                output::audit(&r)
-            }
-        }
-        ClientAction::Events { follow, filter } => {
-            client.start_events(follow, filter).await?;
-            return print_events(&mut client, json, out).await;
+/// A validated `jvpn client` command.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ClientCommand {
+    /// Run the client.
+    Run {
+        /// Gateway and keys.
+        source: ClientSource,
+        /// `--tun`, overriding the config's.
+        tun: Option<String>,
+        /// `--uplink`: the interface to send from.
+        uplink: Option<String>,
+    },
+    /// Ask the running client of TUN device `tun` to jump.
+    Jump {
+        /// The running client's TUN device.
+        tun: String,
+        /// The interface to jump to; the current one if absent.
+        uplink: Option<String>,
+    },
+}
+
+/// Validates `jvpn client` arguments.
+pub fn validate(raw: RawClientArgs) -> Result<ClientCommand, CliError> {
+    let name = |flag, n: Option<String>| n.map(|n| iface_name(flag, &n)).transpose();
+    if let Some(RawClientAction::Jump { tun, uplink }) = raw.action {
+        return Ok(ClientCommand::Jump {
+            tun: name("--tun", tun)?.unwrap_or_else(|| DEFAULT_CLIENT_TUN.to_owned()),
+            uplink: name("--uplink", uplink)?,
+        });
+    }
+    let source = match (raw.config, raw.gateway, raw.key, raw.gateway_public_key) {
+        (Some(config), None, None, None) => ClientSource::Config(config),
+        (None, Some(gateway), Some(key), Some(gateway_public_key)) => ClientSource::Args {
+            gateway,
+            key,
+            gateway_public_key,
+            psk: raw.psk,
+        },
+        _ => {
+            return Err(CliError::Usage {
+                message: "jvpn client needs either --config FILE, or --gateway HOST:PORT --key \
+                          FILE --gateway-public-key KEY"
+                    .to_owned(),
+            })
         }
     };
-    out.write_all(text.as_bytes()).map_err(CliError::Output)?;
-    out.flush().map_err(CliError::Output)
+    Ok(ClientCommand::Run {
+        source,
+        tun: name("--tun", raw.tun)?,
+        uplink: name("--uplink", raw.uplink)?,
+    })
 }
 
-/// Prints records until the stream ends, flushing each so `--follow` output appears at once.
-async fn print_events(
-    client: &mut ControlClient,
-    json: bool,
-    out: &mut impl Write,
-) -> Result<(), CliError> {
-    while let Some(record) = client.next_event().await? {
-        let line = if json {
-            json_line(&record)
-        } else {
-            human_line(&record)
-        };
-        writeln!(out, "{line}").map_err(CliError::Output)?;
-        out.flush().map_err(CliError::Output)?;
+/// Runs a validated `jvpn client` command.
+pub fn execute(command: ClientCommand) -> Result<(), CliError> {
+    match command {
+        ClientCommand::Jump { tun, uplink } => {
+            let version = request_jump(&control_socket_path(&tun), uplink.as_deref())
+                .map_err(CliError::Client)?;
+            println!("jumped; the session is at version {version}");
+            Ok(())
+        }
+        ClientCommand::Run {
+            source,
+            tun,
+            uplink,
+        } => {
+            let settings = match &source {
+                ClientSource::Config(path) => ClientSettings::load(path)
+                    .map_err(|e| CliError::Client(TunnelClientError::Config(e)))?,
+                ClientSource::Args {
+                    gateway,
+                    key,
+                    gateway_public_key,
+                    psk,
+                } => ClientSettings::from_parts(
+                    gateway,
+                    gateway_public_key,
+                    key,
+                    psk.as_deref(),
+                    tun.as_deref(),
+                )
+                .map_err(|e| CliError::Usage {
+                    message: e.to_string(),
+                })?,
+            };
+            let tun = tun
+                .or_else(|| settings.tun.clone())
+                .unwrap_or_else(|| DEFAULT_CLIENT_TUN.to_owned());
+            let runtime = super::daemon_runtime()?;
+            let options = TunnelClientOptions {
+                settings,
+                tun,
+                uplink,
+            };
+            runtime
+                .block_on(crate::tunnel_client::run(options, super::shutdown_signal()))
+                .map_err(CliError::Client)
+        }
     }
-    Ok(())
 }
 
-/// A connection failure that means "no daemon", named by interface when known.
-fn not_running(error: ClientError, path: &Path, iface: Option<&str>) -> CliError {
-    match (error, iface) {
-        (ClientError::NotRunning { .. }, Some(iface)) => CliError::NotRunningOn {
-            iface: iface.to_string(),
-        },
-        (ClientError::NotRunning { .. }, None) => CliError::NotRunningAt {
-            path: path.to_path_buf(),
-        },
-        (other, _) => CliError::Client(other),
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{parse_args, Command, Invocation};
+
+    fn parsed(args: &[&str]) -> Result<ClientCommand, String> {
+        match parse_args(std::iter::once("jvpn").chain(args.iter().copied())) {
+            Ok(Invocation::Run(Command::Client(command))) => Ok(command),
+            Ok(other) => Err(format!("not a tunnel command: {other:?}")),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    #[test]
+    fn client_arguments_are_validated_into_commands() {
+        let args = ClientSource::Args {
+            gateway: "gw:51900".into(),
+            key: "k".into(),
+            gateway_public_key: "P".into(),
+            psk: None,
+        };
+        let cases: [(&[&str], Result<ClientCommand, &str>); 6] = [
+            (
+                &["client", "--config", "c.toml", "--uplink", "wifi"],
+                Ok(ClientCommand::Run {
+                    source: ClientSource::Config("c.toml".into()),
+                    tun: None,
+                    uplink: Some("wifi".into()),
+                }),
+            ),
+            (
+                &[
+                    "client",
+                    "--gateway",
+                    "gw:51900",
+                    "--key",
+                    "k",
+                    "--gateway-public-key",
+                    "P",
+                ],
+                Ok(ClientCommand::Run {
+                    source: args,
+                    tun: None,
+                    uplink: None,
+                }),
+            ),
+            (
+                &["client", "jump", "--uplink", "lte"],
+                Ok(ClientCommand::Jump {
+                    tun: DEFAULT_CLIENT_TUN.into(),
+                    uplink: Some("lte".into()),
+                }),
+            ),
+            (&["client"], Err("needs either --config")),
+            (
+                &["client", "--config", "c", "--gateway", "gw:1"],
+                Err("needs either --config"),
+            ),
+            (&["client", "jump", "--tun", "a/b"], Err("--tun")),
+        ];
+        for (argv, expected) in cases {
+            match (parsed(argv), expected) {
+                (Ok(got), Ok(want)) => assert_eq!(got, want, "{argv:?}"),
+                (Err(got), Err(want)) => assert!(got.contains(want), "{argv:?}: {got}"),
+                (got, want) => panic!("{argv:?}: got {got:?}, expected {want:?}"),
+            }
+        }
     }
 }

@@ -3,7 +3,7 @@
 //!
 //! Exit codes: 0 success; 1 failure; 2 bad command line; 3 no gateway running; 4 unknown session.
 
-use crate::control::{ApiError, ClientError};
+use crate::control::{ApiError, ControlClientError};
 use crate::events::names::SessionIdError;
 use std::path::PathBuf;
 
@@ -81,13 +81,13 @@ pub enum CliError {
     },
     /// Talking to the gateway failed, or it refused the request.
     #[error(transparent)]
-    Client(#[from] ClientError),
+    Control(#[from] ControlClientError),
     /// The gateway daemon failed.
     #[error(transparent)]
     Gateway(#[from] crate::gateway::GatewayError),
     /// `jvpn client` failed.
     #[error(transparent)]
-    Tunnel(crate::tunnel_client::TunnelClientError),
+    Client(crate::tunnel_client::TunnelClientError),
     /// A key file could not be written.
     #[error(transparent)]
     KeyFile(#[from] crate::config::KeyFileError),
@@ -110,7 +110,9 @@ impl CliError {
             Self::NotRunningOn { .. } | Self::NotRunningAt { .. } | Self::NoGateway { .. } => {
                 EXIT_NOT_RUNNING
             }
-            Self::Client(ClientError::Api(ApiError::UnknownSession { .. })) => EXIT_UNKNOWN_SESSION,
+            Self::Control(ControlClientError::Api(ApiError::UnknownSession { .. })) => {
+                EXIT_UNKNOWN_SESSION
+            }
             _ => 1,
         }
     }

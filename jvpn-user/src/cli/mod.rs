@@ -1,18 +1,18 @@
-//! The `jvpn` command line: definitions, validation, machine checks, and client commands.
+//! The `jvpn` command line: definitions, validation, machine checks, and running the commands.
 //!
 //! Parsing has two stages, as in ripgrep: [`args`] is what clap accepts, [`validate`] turns it into
 //! a [`Command`] or one clear error line. [`preflight`] checks the machine (root, interface, which
-//! gateway socket), [`client_cmd`] runs the commands that talk to a gateway and [`output`] prints
-//! their answers. Every failure is a [`CliError`]: one line, and an exit code from [`error`].
+//! gateway socket), [`control_cmd`] runs the commands that talk to a gateway over its control
+//! socket and [`output`] prints their answers; [`client_cmd`] runs `jvpn client`. Every failure is a [`CliError`]: one line, and an exit code from [`error`].
 
 pub mod args;
 pub mod client_cmd;
+pub mod control_cmd;
 pub mod error;
 pub mod gateway_cmd;
 pub mod keygen;
 pub mod output;
 pub mod preflight;
-pub mod tunnel_cmd;
 pub mod validate;
 
 #[cfg(test)]
@@ -20,7 +20,7 @@ mod validate_tests;
 
 pub use error::CliError;
 pub use validate::{
-    parse_args, ClientAction, ClientInvocation, Command, GatewayOptions, Invocation, SocketChoice,
+    parse_args, Command, ControlAction, ControlInvocation, GatewayOptions, Invocation, SocketChoice,
     StoreChoice,
 };
 

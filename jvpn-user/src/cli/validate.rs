@@ -2,7 +2,7 @@
 //! error line. Pure: nothing here looks at the machine (that is [`super::preflight`]).
 
 use super::args::{
-    RawArgs, RawClientArgs, RawCommand, RawGatewayArgs, RawSessionsAction, RawXdpMode,
+    RawArgs, RawCommand, RawControlArgs, RawGatewayArgs, RawSessionsAction, RawXdpMode,
 };
 use super::error::CliError;
 use crate::dataplane::XdpAttachMode;
@@ -36,15 +36,16 @@ pub enum Invocation {
 pub enum Command {
     /// Run the gateway daemon.
     Gateway(GatewayOptions),
-    /// Ask a running gateway something.
-    Client(ClientInvocation),
+    /// Ask a running gateway something over its control socket: `jvpn status`, `sessions`,
+    /// `stats`, `audit`, `events`.
+    Control(ControlInvocation),
     /// Detach the XDP program from an interface and remove its pins.
     Detach {
         /// The interface.
         iface: String,
     },
-    /// Run the VPN client, or make a running one jump.
-    Tunnel(super::tunnel_cmd::TunnelCommand),
+    /// `jvpn client`: run the VPN client, or make a running one jump.
+    Client(super::client_cmd::ClientCommand),
     /// Generate a key pair (or a pre-shared key) into a file.
     Keygen {
         /// The file to create.
@@ -86,7 +87,7 @@ pub enum StoreChoice {
     Etcd(Vec<String>),
 }
 
-/// Which gateway a client command talks to.
+/// Which gateway a control command talks to.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SocketChoice {
     /// The gateway on this interface (`/run/jvpn/IF.sock`).
@@ -97,20 +98,20 @@ pub enum SocketChoice {
     OnlyOne,
 }
 
-/// A validated client command.
+/// A validated control command (`jvpn status`, `sessions`, `stats`, `audit`, `events`).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ClientInvocation {
+pub struct ControlInvocation {
     /// Which gateway.
     pub target: SocketChoice,
     /// Print JSON instead of text.
     pub json: bool,
     /// What to ask.
-    pub action: ClientAction,
+    pub action: ControlAction,
 }
 
-/// What a client command asks.
+/// What a control command asks.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ClientAction {
+pub enum ControlAction {
     /// `jvpn status`.
     Status,
     /// `jvpn sessions list`.
@@ -173,49 +174,49 @@ fn clap_one_line(text: &str) -> String {
 
 /// Turns raw arguments into a command.
 pub fn validate(raw: RawArgs) -> Result<Command, CliError> {
-    let client = |client: RawClientArgs, action: ClientAction| -> Result<Command, CliError> {
-        Ok(Command::Client(ClientInvocation {
-            target: socket_choice(client.iface, client.socket)?,
-            json: client.json,
+    let control = |args: RawControlArgs, action: ControlAction| -> Result<Command, CliError> {
+        Ok(Command::Control(ControlInvocation {
+            target: socket_choice(args.iface, args.socket)?,
+            json: args.json,
             action,
         }))
     };
     match raw.command {
         RawCommand::Gateway(args) => gateway_options(args).map(Command::Gateway),
-        RawCommand::Status(c) => client(c, ClientAction::Status),
-        RawCommand::Sessions { action, client: c } => {
+        RawCommand::Status(c) => control(c, ControlAction::Status),
+        RawCommand::Sessions { action, control: c } => {
             let action = match action {
-                None | Some(RawSessionsAction::List) => ClientAction::ListSessions,
+                None | Some(RawSessionsAction::List) => ControlAction::ListSessions,
                 Some(RawSessionsAction::Show { id }) => {
-                    ClientAction::ShowSession(session_arg("ID", &id)?)
+                    ControlAction::ShowSession(session_arg("ID", &id)?)
                 }
                 Some(RawSessionsAction::Terminate { id }) => {
-                    ClientAction::TerminateSession(session_arg("ID", &id)?)
+                    ControlAction::TerminateSession(session_arg("ID", &id)?)
                 }
             };
-            client(c, action)
+            control(c, action)
         }
-        RawCommand::Stats(c) => client(c, ClientAction::Stats),
-        RawCommand::Audit { id, client: c } => {
-            client(c, ClientAction::Audit(session_arg("ID", &id)?))
+        RawCommand::Stats(c) => control(c, ControlAction::Stats),
+        RawCommand::Audit { id, control: c } => {
+            control(c, ControlAction::Audit(session_arg("ID", &id)?))
         }
         RawCommand::Events {
             follow,
             session,
             kind,
-            client: c,
+            control: c,
         } => {
             let filter = EventFilter {
                 session: session.map(|s| session_arg("--session", &s)).transpose()?,
                 kind: kind.map(|k| event_kind(&k)).transpose()?,
             };
-            client(c, ClientAction::Events { follow, filter })
+            control(c, ControlAction::Events { follow, filter })
         }
         RawCommand::Detach { iface } => Ok(Command::Detach {
             iface: iface_name("--iface", &iface)?,
         }),
         RawCommand::Keygen { path, psk } => Ok(Command::Keygen { path, psk }),
-        RawCommand::Client(args) => super::tunnel_cmd::validate(args).map(Command::Tunnel),
+        RawCommand::Client(args) => super::client_cmd::validate(args).map(Command::Client),
     }
 }
 

@@ -15,8 +15,8 @@ fn parse(line: &str) -> Result<Command, CliError> {
     }
 }
 
-fn client(target: SocketChoice, json: bool, action: ClientAction) -> Command {
-    Command::Client(ClientInvocation {
+fn client(target: SocketChoice, json: bool, action: ControlAction) -> Command {
+    Command::Control(ControlInvocation {
         target,
         json,
         action,
@@ -29,46 +29,46 @@ fn accepted_command_lines() {
     let cases = [
         (
             "status",
-            client(SocketChoice::OnlyOne, false, ClientAction::Status),
+            client(SocketChoice::OnlyOne, false, ControlAction::Status),
         ),
         (
             "status --iface eth0 --json",
-            client(eth0(), true, ClientAction::Status),
+            client(eth0(), true, ControlAction::Status),
         ),
         (
             "sessions",
-            client(SocketChoice::OnlyOne, false, ClientAction::ListSessions),
+            client(SocketChoice::OnlyOne, false, ControlAction::ListSessions),
         ),
         (
             "sessions list -i eth0",
-            client(eth0(), false, ClientAction::ListSessions),
+            client(eth0(), false, ControlAction::ListSessions),
         ),
         (
             "sessions show 00000000deadbeef --iface eth0",
-            client(eth0(), false, ClientAction::ShowSession(0xdead_beef)),
+            client(eth0(), false, ControlAction::ShowSession(0xdead_beef)),
         ),
         (
             "sessions --iface eth0 terminate 0xFF",
-            client(eth0(), false, ClientAction::TerminateSession(0xff)),
+            client(eth0(), false, ControlAction::TerminateSession(0xff)),
         ),
         (
             "stats --socket /tmp/g.sock",
             client(
                 SocketChoice::Path(PathBuf::from("/tmp/g.sock")),
                 false,
-                ClientAction::Stats,
+                ControlAction::Stats,
             ),
         ),
         (
             "audit ffffffffffffffff",
-            client(SocketChoice::OnlyOne, false, ClientAction::Audit(u64::MAX)),
+            client(SocketChoice::OnlyOne, false, ControlAction::Audit(u64::MAX)),
         ),
         (
             "events --follow --session 1 --kind state_change --json",
             client(
                 SocketChoice::OnlyOne,
                 true,
-                ClientAction::Events {
+                ControlAction::Events {
                     follow: true,
                     filter: EventFilter {
                         session: Some(1),

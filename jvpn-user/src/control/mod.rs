@@ -3,22 +3,22 @@
 //!
 //! The daemon core implements [`GatewayApi`]; [`server::run`] serves it on a Unix socket
 //! (`/run/jvpn/IF.sock`, mode 0600, bound by [`socket::bind_control_socket`]); the CLI uses
-//! [`client::ControlClient`]. Requests and responses are newline-delimited JSON
+//! [`socket_client::ControlClient`]. Requests and responses are newline-delimited JSON
 //! ([`protocol`]), built from the plain data types of [`dto`].
 
-pub mod client;
 pub mod dto;
 pub mod protocol;
 pub mod server;
 pub mod socket;
+pub mod socket_client;
 
-pub use client::{ClientError, ControlClient};
 pub use dto::{
     AuditEntry, ControllerStats, DataplaneStats, PacketCount, ReasonCount, SessionCounts,
     SessionDetail, SessionSummary, StatsReport, StatusReport, TunnelStats,
 };
 pub use protocol::{Request, Response};
 pub use socket::{bind_control_socket, default_socket_path, SocketError, SocketGuard, RUN_DIR};
+pub use socket_client::{ControlClient, ControlClientError};
 
 use crate::events::names::{session_id, session_id_text};
 use crate::events::EventSubscription;

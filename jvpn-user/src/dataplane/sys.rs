@@ -5,7 +5,7 @@
 //! process (say, a controller that was replaced but not yet dead) holds the link open.
 //!
 //! This is the only module of the dataplane with `unsafe` code.
-#![allow(unsafe_code, reason = "raw bpf(2) calls aya does not wrap")]
+#![expect(unsafe_code, reason = "raw bpf(2) calls aya does not wrap")]
 
 use std::ffi::CString;
 use std::io;

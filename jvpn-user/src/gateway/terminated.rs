@@ -12,7 +12,7 @@
 //! A session the gateway does not know at all (evicted, or a gateway restarted with an empty
 //! state directory) has no keys, so nothing can be sealed: the XDP program drops its packets as
 //! `UNKNOWN_SESSION` and the client finds out from the silence (a bounded number of unanswered
-//! REATTACH_REQUESTs, `client::session`).
+//! REATTACH_REQUESTs, `client_session::session`).
 
 use super::core::Gateway;
 use crate::crypto::SessionKeys;

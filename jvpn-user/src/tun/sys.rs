@@ -2,6 +2,10 @@
 //! open `/dev/net/tun` descriptor into a named layer-3 device without packet-information headers
 //! but with a `virtio_net_hdr` before each packet, and `TUNSETOFFLOAD`, which lets the kernel hand
 //! over TCP superpackets and packets whose checksum is left to finish.
+#![expect(
+    unsafe_code,
+    reason = "the TUNSETIFF and TUNSETOFFLOAD ioctls and tokio's AsyncFd::register, which std and tokio offer only unsafe"
+)]
 
 use std::fs::File;
 use std::os::fd::AsRawFd;

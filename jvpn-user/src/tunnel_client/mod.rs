@@ -12,7 +12,9 @@
 pub mod control;
 pub mod route_watch;
 
-use crate::client::{ClientConnection, ClientEvent, ConnectOptions, ConnectionError, LocalBinding};
+use crate::client_session::{
+    ClientConnection, ClientEvent, ConnectOptions, ConnectionError, LocalBinding,
+};
 use crate::config::{ClientSettings, ConfigError};
 use crate::datapath::gso::Datagrams;
 use crate::session::SessionId;

@@ -37,10 +37,9 @@ pub const PORT: u16 = 51900;
 
 /// Panics with what to do if the tests do not run as root (loading BPF programs needs it).
 pub fn require_root(what: &str) {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let euid = unsafe { libc::geteuid() };
+    let euid = nix::unistd::geteuid();
     assert!(
-        euid == 0,
+        euid.is_root(),
         "{what} loads the jvpn XDP program and needs root (euid is {euid}): run it as root, \
          e.g. `sudo -E cargo test -p jvpn-user --test {what}`, or run `cargo xtask test` as root"
     );

@@ -53,6 +53,11 @@ impl RouteWakeups {
         .map_err(subscribe)?;
         let groups = u32::try_from(GROUPS).expect("rtnetlink group bits are positive");
         bind(socket.as_raw_fd(), &NetlinkAddr::new(0, groups)).map_err(subscribe)?;
+        #[expect(
+            unsafe_code,
+            reason = "tokio offers AsyncFd registration only as an unsafe fn; the netlink socket is \
+                      this module's one kernel object"
+        )]
         // SAFETY: the `OwnedFd` moves into the `AsyncFd`, which owns it until dropped; this type
         // only lends it out by shared reference to `recv`, so the descriptor stays open and the
         // same for as long as it is registered.

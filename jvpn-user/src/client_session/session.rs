@@ -1,0 +1,376 @@
+//! The client's session, sans-IO: what it seals and how it judges what the gateway sends.
+//!
+//! [`ClientSessionState`] starts from a finished handshake (session id, keys, the WELCOME at
+//! version 1) and owns everything the client must remember about the session: the acknowledged
+//! state_version, the client-to-gateway nonce counter (from 1; HELLO carried nonce 0 and is not
+//! sealed), the replay window of gateway-to-client nonces (the WELCOME's nonce is its first entry),
+//! and the reattach in progress. It does no I/O and reads no clock.
+//!
+//! [`ClientSessionState::handle`] checks a datagram in this order and stops at the first refusal:
+//! header rules and session id, header tag and AEAD seal, body layout, replay window, then the
+//! version rules of [`super::versions`]. Nothing is recorded before the seal has opened, so a forged
+//! datagram changes nothing. An authenticated message that contradicts the session fails closed:
+//! the core closes itself, returns [`SessionRefusal::Ambiguous`], and refuses everything after.
+//!
+//! A client the gateway no longer knows finds out and starts a new handshake (spec section 6
+//! forbids the silent retry): a sealed REJECT TERMINATED (the gateway still holds the session's
+//! keys) closes the core at once; without keys the gateway cannot answer at all, so after
+//! [`UNANSWERED_REATTACH_LIMIT`] REATTACH_REQUESTs in a row with no fresh authenticated gateway
+//! message between them the core closes itself ([`Closed::Unanswered`]). Both closures are fatal
+//! ([`SessionRefusal::is_fatal`]): the driver's way out is a new handshake.
+
+use super::body::GatewayMessage;
+use super::event::ClientEvent;
+use super::refusal::{Closed, SessionRefusal};
+use super::versions::{judge, PendingReattach, VersionView};
+use crate::crypto::{
+    open_message, seal_append, seal_body, seal_into, ClientSession, Direction, SealError,
+    SessionKeys,
+};
+use jvpn_common::control::{
+    Body, PathResponse, ReattachRequest, Terminate, TerminateCause, WelcomePayload,
+};
+use jvpn_common::replay::{Leap, ReplayWindow};
+// The client stops sealing at the gateway's ceiling (spec section 8): going on could only be refused.
+use jvpn_common::version::NONCE_CEILING;
+use jvpn_common::wire::{Be64, MessageType, WireHeader};
+
+/// REATTACH_REQUESTs in a row without a fresh authenticated gateway message after which the core
+/// closes itself: two whole jumps of the default driver (`ConnectOptions::reattach_attempts`,
+/// about 12 s each). A gateway that knows the session answers the first request of a jump that
+/// reaches it; one that does not (restarted without its state, or the session evicted) never
+/// can, and retrying forever would keep the client off the network.
+pub const UNANSWERED_REATTACH_LIMIT: u64 = 12;
+
+/// A copy of everything the core decides with, for logs, tests and status output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClientSnapshot {
+    /// The session id.
+    pub session_id: u64,
+    /// The latest acknowledged state_version.
+    pub acked_version: u64,
+    /// The nonce the next sealed message will carry.
+    pub next_nonce: u64,
+    /// The highest gateway nonce accepted so far.
+    pub newest_gateway_nonce: u64,
+    /// The latest reattach attempt number sent (0: none yet).
+    pub latest_attempt: u64,
+    /// The reattach in progress.
+    pub pending: Option<PendingReattach>,
+    /// REATTACH_REQUESTs sent since the last fresh authenticated gateway message.
+    pub unanswered_reattaches: u64,
+    /// Why the core is closed, if it is.
+    pub closed: Option<Closed>,
+}
+
+/// The client side of one session, without sockets, TUN or timers.
+pub struct ClientSessionState {
+    session_id: u64,
+    keys: SessionKeys,
+    welcome: WelcomePayload,
+    acked_version: u64,
+    next_nonce: u64,
+    gateway_nonces: ReplayWindow,
+    latest_attempt: u64,
+    pending: Option<PendingReattach>,
+    /// REATTACH_REQUESTs sent since the last fresh authenticated gateway message.
+    unanswered_reattaches: u64,
+    closed: Option<Closed>,
+}
+
+impl ClientSessionState {
+    /// The session a finished handshake opened. The WELCOME must carry version 1 (BIRTH 0, then
+    /// ATTACHED 1); its nonce is the first gateway nonce of the replay window.
+    pub fn new(session: ClientSession) -> Result<Self, SessionRefusal> {
+        let version = session.header.state_version.get();
+        if version != 1 {
+            return Err(SessionRefusal::WelcomeVersion(version));
+        }
+        // Unbounded: a restarted gateway's nonces start at its new boot epoch (2^40 higher).
+        let gateway_nonces = ReplayWindow::new(Leap::Unbounded);
+        gateway_nonces
+            .check_and_record(session.header.nonce.get())
+            .map_err(|reason| SessionRefusal::Replayed {
+                nonce: session.header.nonce.get(),
+                reason,
+            })?;
+        Ok(Self {
+            session_id: session.header.session_id.get(),
+            keys: session.keys,
+            welcome: session.welcome,
+            acked_version: version,
+            next_nonce: 1,
+            gateway_nonces,
+            latest_attempt: 0,
+            pending: None,
+            unanswered_reattaches: 0,
+            closed: None,
+        })
+    }
+
+    /// The session id.
+    pub fn session_id(&self) -> u64 {
+        self.session_id
+    }
+
+    /// The latest state_version the gateway acknowledged.
+    pub fn acked_version(&self) -> u64 {
+        self.acked_version
+    }
+
+    /// The authenticated WELCOME payload: tunnel addresses, MTU, keepalive interval.
+    pub fn welcome(&self) -> &WelcomePayload {
+        &self.welcome
+    }
+
+    /// The reattach in progress, if any.
+    pub fn pending_reattach(&self) -> Option<PendingReattach> {
+        self.pending
+    }
+
+    /// Why the core is closed, if it is.
+    pub fn closed(&self) -> Option<Closed> {
+        self.closed
+    }
+
+    /// Everything the core decides with.
+    pub fn snapshot(&self) -> ClientSnapshot {
+        ClientSnapshot {
+            session_id: self.session_id,
+            acked_version: self.acked_version,
+            next_nonce: self.next_nonce,
+            newest_gateway_nonce: self.gateway_nonces.max(),
+            latest_attempt: self.latest_attempt,
+            pending: self.pending,
+            unanswered_reattaches: self.unanswered_reattaches,
+            closed: self.closed,
+        }
+    }
+
+    /// Seals one IP packet as DATA at the acknowledged version.
+    pub fn seal_data(&mut self, payload: &[u8]) -> Result<Vec<u8>, SessionRefusal> {
+        let mut out = Vec::new();
+        self.seal_data_into(payload, &mut out)?;
+        Ok(out)
+    }
+
+    /// Seals one IP packet as DATA into `out` (replacing its contents), reusing its allocation.
+    pub fn seal_data_into(
+        &mut self,
+        payload: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), SessionRefusal> {
+        let header = self.next_header(MessageType::Data, self.acked_version)?;
+        seal_into(&self.keys, Direction::ClientToGateway, header, payload, out)
+            .map_err(SessionRefusal::Seal)
+    }
+
+    /// Seals one IP packet as DATA at the end of `out` (a batch of datagrams laid end to end).
+    pub fn seal_data_append(
+        &mut self,
+        payload: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), ClientError> {
+        let header = self.next_header(MessageType::Data, self.acked_version)?;
+        seal_append(&self.keys, Direction::ClientToGateway, header, payload, out)
+            .map_err(ClientError::Seal)
+    }
+
+    /// A KEEPALIVE at the acknowledged version.
+    pub fn keepalive(&mut self) -> Result<Vec<u8>, SessionRefusal> {
+        let header = self.next_header(MessageType::Keepalive, self.acked_version)?;
+        let mut out = Vec::new();
+        seal_into(
+            &self.keys,
+            Direction::ClientToGateway,
+            header,
+            &[],
+            &mut out,
+        )
+        .map_err(SessionRefusal::Seal)?;
+        Ok(out)
+    }
+
+    /// A REATTACH_REQUEST carrying the acknowledged version, as a new attempt (the previous
+    /// attempt, and any challenge it received, is abandoned). Send it from the new transport.
+    ///
+    /// After [`UNANSWERED_REATTACH_LIMIT`] requests without an answer the core closes itself
+    /// instead ([`Closed::Unanswered`]): start a new handshake.
+    pub fn reattach_request(&mut self) -> Result<Vec<u8>, SessionRefusal> {
+        self.ensure_open()?;
+        if self.unanswered_reattaches >= UNANSWERED_REATTACH_LIMIT {
+            let closed = Closed::Unanswered(self.unanswered_reattaches);
+            self.closed = Some(closed);
+            return Err(SessionRefusal::Closed(closed));
+        }
+        let attempt = self.latest_attempt + 1;
+        let body = ReattachRequest {
+            acked_version: Be64::new(self.acked_version),
+            attempt: Be64::new(attempt),
+        };
+        let datagram = self.seal_control(self.acked_version, &body)?;
+        self.latest_attempt = attempt;
+        self.unanswered_reattaches += 1;
+        // The gateway may still complete an earlier attempt whose challenge was answered (its
+        // REATTACH_ACK at challenged + 1 can arrive after this request left): keep that version.
+        let challenged_version = self.pending.and_then(|p| p.challenged_version);
+        self.pending = Some(PendingReattach {
+            attempt,
+            challenged_version,
+        });
+        Ok(datagram)
+    }
+
+    /// A TERMINATE for `cause`; the core is closed afterwards.
+    pub fn terminate(&mut self, cause: TerminateCause) -> Result<Vec<u8>, SessionRefusal> {
+        let datagram = self.seal_control(self.acked_version, &Terminate::new(cause))?;
+        self.closed = Some(Closed::ByClient(cause));
+        Ok(datagram)
+    }
+
+    /// Judges one datagram from the gateway; see the module documentation for the order of the
+    /// checks. A refusal that [`SessionRefusal::is_fatal`] leaves the core closed.
+    pub fn handle(&mut self, datagram: &[u8]) -> Result<ClientEvent, SessionRefusal> {
+        self.ensure_open()?;
+        let header = WireHeader::parse(datagram)
+            .map_err(|e| SessionRefusal::Malformed(SealError::Header(e)))?;
+        if header.session_id.get() != self.session_id {
+            return Err(SessionRefusal::WrongSession {
+                expected: self.session_id,
+                got: header.session_id.get(),
+            });
+        }
+        let (header, body) = open_message(&self.keys, Direction::GatewayToClient, datagram)
+            .map_err(|e| match e {
+                SealError::BadTag | SealError::BadSeal => SessionRefusal::Unauthenticated(e),
+                other => SessionRefusal::Malformed(other),
+            })?;
+        let message_type = header
+            .message_type()
+            .expect("open_message validated the header");
+        let message = GatewayMessage::decode(message_type, body)?;
+        let nonce = header.nonce.get();
+        self.gateway_nonces
+            .check_and_record(nonce)
+            .map_err(|reason| SessionRefusal::Replayed { nonce, reason })?;
+        // Authentic and fresh (a replayed answer does not count): the gateway knows the session.
+        self.unanswered_reattaches = 0;
+        let version = header.state_version.get();
+        let view = VersionView {
+            acked: self.acked_version,
+            pending: self.pending,
+        };
+        if let Err(refusal) = judge(view, version, &message) {
+            if let SessionRefusal::Ambiguous(ambiguity) = refusal {
+                self.closed = Some(Closed::Ambiguous(ambiguity));
+            }
+            return Err(refusal);
+        }
+        self.apply(version, message)
+    }
+
+    /// Acts on a message whose version the rules accepted.
+    fn apply(
+        &mut self,
+        version: u64,
+        message: GatewayMessage,
+    ) -> Result<ClientEvent, SessionRefusal> {
+        Ok(match message {
+            GatewayMessage::Data(packet) => ClientEvent::Data(packet),
+            GatewayMessage::Keepalive => ClientEvent::Keepalive,
+            GatewayMessage::PathChallenge(challenge) => {
+                let response = self.seal_control(version, &PathResponse::answering(&challenge))?;
+                let pending = self
+                    .pending
+                    .as_mut()
+                    .expect("the rules accept a challenge only while a reattach is pending");
+                pending.challenged_version = Some(version);
+                ClientEvent::PathChallenge {
+                    response,
+                    version,
+                    attempt: challenge.attempt.get(),
+                }
+            }
+            GatewayMessage::ReattachAck(ack) => {
+                self.acked_version = version;
+                self.pending = None;
+                ClientEvent::ReattachAcked {
+                    new_version: version,
+                    binding: ack.binding.to_socket_addr(),
+                }
+            }
+            GatewayMessage::Reject(reject)
+                if reject.reason() == Some(jvpn_common::RejectReason::Terminated) =>
+            {
+                let closed = Closed::TerminatedAtGateway(version);
+                self.closed = Some(closed);
+                return Err(SessionRefusal::Closed(closed));
+            }
+            GatewayMessage::Reject(reject) => ClientEvent::Rejected {
+                reason: reject
+                    .reason()
+                    .expect("Reject::from_body refuses unknown reason codes"),
+                gateway_version: reject.gateway_version.get(),
+                rejected_nonce: reject.rejected_nonce.get(),
+            },
+            GatewayMessage::Terminate(terminate) => {
+                let cause = terminate
+                    .cause()
+                    .expect("Terminate::from_body refuses unknown causes");
+                self.closed = Some(Closed::ByGateway(cause));
+                ClientEvent::Terminated { cause }
+            }
+        })
+    }
+
+    fn ensure_open(&self) -> Result<(), SessionRefusal> {
+        match self.closed {
+            Some(closed) => Err(SessionRefusal::Closed(closed)),
+            None => Ok(()),
+        }
+    }
+
+    /// The header of the next sealed message, consuming a nonce.
+    fn next_header(
+        &mut self,
+        message_type: MessageType,
+        version: u64,
+    ) -> Result<WireHeader, SessionRefusal> {
+        self.ensure_open()?;
+        if self.next_nonce >= NONCE_CEILING {
+            self.closed = Some(Closed::NonceExhausted);
+            return Err(SessionRefusal::NonceExhausted);
+        }
+        let nonce = self.next_nonce;
+        self.next_nonce += 1;
+        Ok(WireHeader::new(
+            message_type,
+            self.session_id,
+            version,
+            nonce,
+        ))
+    }
+
+    fn seal_control<B: Body>(&mut self, version: u64, body: &B) -> Result<Vec<u8>, SessionRefusal> {
+        let header = self.next_header(B::MESSAGE_TYPE, version)?;
+        seal_body(&self.keys, Direction::ClientToGateway, header, body)
+            .map_err(SessionRefusal::Seal)
+    }
+
+    /// Moves the nonce counter, so tests can reach the safety margin without sealing 2^64 messages.
+    #[cfg(test)]
+    pub(crate) fn set_next_nonce_for_test(&mut self, nonce: u64) {
+        self.next_nonce = nonce;
+    }
+}
+
+impl std::fmt::Debug for ClientSessionState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientSessionState")
+            .field("snapshot", &self.snapshot())
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests;

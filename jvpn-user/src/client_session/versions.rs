@@ -1,0 +1,389 @@
+//! The client's version rules (spec sections 5 and 10, `docs/protocol.md` "Versions on the wire"):
+//! which state_version an authenticated gateway message may carry, given what the client knows.
+//!
+//! The gateway's version never goes down, so a message below the acknowledged version is simply
+//! older than the message that taught the client that version (reordering, or a reply to an
+//! earlier attempt): it is dropped and the session goes on. A message above what the client can
+//! explain is ambiguous: the two sides disagree about the session, and the client fails closed.
+//! The only versions above the acknowledged one the client can explain are the two exceptions of
+//! the protocol, both announced by the gateway while a reattach of this client is pending: a
+//! PATH_CHALLENGE at `acked + 1` (the gateway moved the session to RECOVERING meanwhile) and the
+//! REATTACH_ACK at exactly `challenged + 1`. TERMINATE may also carry its own increment.
+//!
+//! | message            | accepted at                                    | dropped                               |
+//! |--------------------|------------------------------------------------|---------------------------------------|
+//! | any                | (see below)                                    | below `acked`                         |
+//! | DATA, KEEPALIVE    | `acked`                                        | `challenged + 1` before the ACK       |
+//! | PATH_CHALLENGE     | `acked`, `acked + 1`, reattach pending, its attempt | at `acked` with nothing pending; older attempt |
+//! | REATTACH_ACK       | `challenged + 1`; `acked` if no challenge came (nothing moved) | at `acked` otherwise (late duplicate) |
+//! | REJECT             | `acked`, `challenged`; TERMINATED at any       |                                       |
+//! | TERMINATE          | `acked` up to the highest known version + 1    |                                       |
+//!
+//! A REJECT TERMINATED is not ambiguous at any version at or above `acked`: whatever happened
+//! since, the gateway says the session is over, and the client starts a new handshake. Every
+//! other version is an [`Ambiguity`]. Everything here is a pure function of its inputs.
+
+use super::body::GatewayMessage;
+use super::refusal::{Ambiguity, SessionRefusal};
+use jvpn_common::wire::MessageType;
+
+/// A reattach the client asked for and the gateway has not yet acknowledged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PendingReattach {
+    /// The attempt number of the latest REATTACH_REQUEST.
+    pub attempt: u64,
+    /// The version of the PATH_CHALLENGE answered for this attempt, once one arrived.
+    pub challenged_version: Option<u64>,
+}
+
+/// What the client knows when it judges a version.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct VersionView {
+    /// The latest acknowledged version.
+    pub acked: u64,
+    /// The reattach in progress, if any.
+    pub pending: Option<PendingReattach>,
+}
+
+/// Whether `message` may carry `version`; `Ok` means accept.
+pub(crate) fn judge(
+    view: VersionView,
+    version: u64,
+    message: &GatewayMessage,
+) -> Result<(), SessionRefusal> {
+    let kind = message.message_type();
+    let acked = view.acked;
+    if version < acked {
+        return Err(SessionRefusal::StaleVersion {
+            message: kind,
+            version,
+            acked,
+        });
+    }
+    let jump = SessionRefusal::Ambiguous(Ambiguity::VersionJump {
+        message: kind,
+        version,
+        acked,
+    });
+    let challenged = view.pending.and_then(|p| p.challenged_version);
+    match message {
+        GatewayMessage::Data(_) | GatewayMessage::Keepalive => {
+            if version == acked {
+                Ok(())
+            } else if challenged.and_then(|c| c.checked_add(1)) == Some(version) {
+                Err(SessionRefusal::AheadOfAck {
+                    message: kind,
+                    version,
+                })
+            } else {
+                Err(jump)
+            }
+        }
+        GatewayMessage::PathChallenge(challenge) => {
+            let Some(pending) = view.pending else {
+                return Err(if version == acked {
+                    SessionRefusal::Unexpected {
+                        message: kind,
+                        version,
+                    }
+                } else {
+                    jump
+                });
+            };
+            if version - acked > 1 {
+                return Err(jump);
+            }
+            let attempt = challenge.attempt.get();
+            if attempt > pending.attempt {
+                return Err(SessionRefusal::Ambiguous(Ambiguity::FutureAttempt {
+                    attempt,
+                    latest: pending.attempt,
+                }));
+            }
+            if attempt < pending.attempt {
+                return Err(SessionRefusal::StaleAttempt {
+                    attempt,
+                    current: pending.attempt,
+                });
+            }
+            match challenged {
+                Some(earlier) if version < earlier => Err(SessionRefusal::StaleVersion {
+                    message: kind,
+                    version,
+                    acked: earlier,
+                }),
+                _ => Ok(()),
+            }
+        }
+        GatewayMessage::ReattachAck(ack) => {
+            let body = ack.new_version.get();
+            if body != version {
+                return Err(SessionRefusal::Ambiguous(Ambiguity::BodyMismatch {
+                    message: kind,
+                    header: version,
+                    body,
+                }));
+            }
+            let late_duplicate = SessionRefusal::Unexpected {
+                message: kind,
+                version,
+            };
+            match (view.pending, challenged) {
+                (None, _) if version == acked => Err(late_duplicate),
+                (None, _) => Err(jump),
+                (Some(_), None) if version == acked => Ok(()),
+                (Some(_), None) => Err(SessionRefusal::Ambiguous(Ambiguity::AckMismatch {
+                    expected: acked,
+                    got: version,
+                })),
+                (Some(_), Some(c)) => {
+                    let expected = c
+                        .checked_add(1)
+                        .ok_or(SessionRefusal::Ambiguous(Ambiguity::VersionOverflow(c)))?;
+                    if version == expected {
+                        Ok(())
+                    } else if version == acked {
+                        Err(late_duplicate)
+                    } else {
+                        Err(SessionRefusal::Ambiguous(Ambiguity::AckMismatch {
+                            expected,
+                            got: version,
+                        }))
+                    }
+                }
+            }
+        }
+        GatewayMessage::Reject(reject) => {
+            let body = reject.gateway_version.get();
+            if body != version {
+                return Err(SessionRefusal::Ambiguous(Ambiguity::BodyMismatch {
+                    message: MessageType::Reject,
+                    header: version,
+                    body,
+                }));
+            }
+            if version == acked
+                || challenged == Some(version)
+                || reject.reason() == Some(jvpn_common::RejectReason::Terminated)
+            {
+                return Ok(());
+            }
+            Err(match reject.reason() {
+                Some(reason) => SessionRefusal::Ambiguous(Ambiguity::RejectedAhead {
+                    reason,
+                    gateway_version: version,
+                    acked,
+                }),
+                None => jump,
+            })
+        }
+        GatewayMessage::Terminate(_) => {
+            let highest_known = challenged.map_or(acked, |c| c.max(acked));
+            if version - highest_known <= 1 {
+                Ok(())
+            } else {
+                Err(jump)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jvpn_common::control::{PathChallenge, ReattachAck, Reject, Terminate, TerminateCause};
+    use jvpn_common::wire::Be64;
+    use jvpn_common::{RejectReason, TransportBinding};
+
+    /// How a verdict is classified in the table.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    enum Class {
+        Accept,
+        Drop,
+        Fatal,
+    }
+    use Class::*;
+
+    fn classify(result: Result<(), SessionRefusal>) -> Class {
+        match result {
+            Ok(()) => Accept,
+            Err(e) if e.is_fatal() => Fatal,
+            Err(_) => Drop,
+        }
+    }
+
+    fn challenge(attempt: u64) -> GatewayMessage {
+        GatewayMessage::PathChallenge(PathChallenge {
+            token: [7; 32],
+            attempt: Be64::new(attempt),
+        })
+    }
+
+    fn ack(new_version: u64) -> GatewayMessage {
+        GatewayMessage::ReattachAck(ReattachAck {
+            new_version: Be64::new(new_version),
+            binding: TransportBinding::from_v4([192, 0, 2, 1], 4000),
+        })
+    }
+
+    fn reject(gateway_version: u64) -> GatewayMessage {
+        GatewayMessage::Reject(Reject::new(
+            RejectReason::PathValidation,
+            gateway_version,
+            9,
+        ))
+    }
+
+    fn terminate() -> GatewayMessage {
+        GatewayMessage::Terminate(Terminate::new(TerminateCause::Operator))
+    }
+
+    const IDLE: Option<PendingReattach> = None;
+    const ASKED: Option<PendingReattach> = Some(PendingReattach {
+        attempt: 3,
+        challenged_version: None,
+    });
+    const CHALLENGED: Option<PendingReattach> = Some(PendingReattach {
+        attempt: 3,
+        challenged_version: Some(5),
+    });
+    const RECOVERING: Option<PendingReattach> = Some(PendingReattach {
+        attempt: 3,
+        challenged_version: Some(6),
+    });
+
+    /// Spec sections 5 and 10: every message type against versions below, at and above the
+    /// acknowledged version 5, with and without a pending reattach.
+    #[test]
+    fn version_rules_table() {
+        let data = GatewayMessage::Data(vec![0x45]);
+        let keepalive = GatewayMessage::Keepalive;
+        let table: Vec<(&str, Option<PendingReattach>, GatewayMessage, u64, Class)> = vec![
+            ("data at acked", IDLE, data.clone(), 5, Accept),
+            ("data below acked", IDLE, data.clone(), 4, Drop),
+            ("data far below acked", IDLE, data.clone(), 0, Drop),
+            ("data above acked", IDLE, data.clone(), 6, Fatal),
+            ("data far above acked", IDLE, data.clone(), u64::MAX, Fatal),
+            ("data at acked while asking", ASKED, data.clone(), 5, Accept),
+            (
+                "data at acked+1 while asking",
+                ASKED,
+                data.clone(),
+                6,
+                Fatal,
+            ),
+            (
+                "data at challenged+1 before ack",
+                CHALLENGED,
+                data.clone(),
+                6,
+                Drop,
+            ),
+            ("data at challenged+2", CHALLENGED, data.clone(), 7, Fatal),
+            ("keepalive at acked", IDLE, keepalive.clone(), 5, Accept),
+            ("keepalive above acked", IDLE, keepalive.clone(), 6, Fatal),
+            ("keepalive below acked", IDLE, keepalive, 4, Drop),
+            ("challenge at acked", ASKED, challenge(3), 5, Accept),
+            (
+                "challenge at acked+1 (recovering)",
+                ASKED,
+                challenge(3),
+                6,
+                Accept,
+            ),
+            ("challenge at acked+2", ASKED, challenge(3), 7, Fatal),
+            ("challenge below acked", ASKED, challenge(3), 4, Drop),
+            ("challenge nothing pending", IDLE, challenge(3), 5, Drop),
+            (
+                "challenge acked+1 nothing pending",
+                IDLE,
+                challenge(3),
+                6,
+                Fatal,
+            ),
+            ("challenge older attempt", ASKED, challenge(2), 5, Drop),
+            (
+                "challenge attempt never sent",
+                ASKED,
+                challenge(4),
+                5,
+                Fatal,
+            ),
+            (
+                "second challenge higher",
+                CHALLENGED,
+                challenge(3),
+                6,
+                Accept,
+            ),
+            ("second challenge lower", RECOVERING, challenge(3), 5, Drop),
+            ("ack at challenged+1", CHALLENGED, ack(6), 6, Accept),
+            (
+                "ack at challenged+1 (recovering)",
+                RECOVERING,
+                ack(7),
+                7,
+                Accept,
+            ),
+            ("ack at challenged+2", CHALLENGED, ack(7), 7, Fatal),
+            (
+                "ack at challenged (no increment)",
+                RECOVERING,
+                ack(6),
+                6,
+                Fatal,
+            ),
+            ("ack at acked after challenge", CHALLENGED, ack(5), 5, Drop),
+            ("ack at acked without challenge", ASKED, ack(5), 5, Accept),
+            ("ack at acked+1 without challenge", ASKED, ack(6), 6, Fatal),
+            ("ack nothing pending at acked", IDLE, ack(5), 5, Drop),
+            ("ack nothing pending above", IDLE, ack(6), 6, Fatal),
+            ("ack below acked", CHALLENGED, ack(4), 4, Drop),
+            ("ack body disagrees", CHALLENGED, ack(7), 6, Fatal),
+            ("reject at acked", IDLE, reject(5), 5, Accept),
+            ("reject at challenged", RECOVERING, reject(6), 6, Accept),
+            ("reject ahead", IDLE, reject(6), 6, Fatal),
+            ("reject below", IDLE, reject(4), 4, Drop),
+            ("reject body disagrees", IDLE, reject(6), 5, Fatal),
+            ("terminate at acked", IDLE, terminate(), 5, Accept),
+            (
+                "terminate at its own increment",
+                IDLE,
+                terminate(),
+                6,
+                Accept,
+            ),
+            ("terminate two ahead", IDLE, terminate(), 7, Fatal),
+            (
+                "terminate at challenged+1",
+                RECOVERING,
+                terminate(),
+                7,
+                Accept,
+            ),
+            ("terminate below", IDLE, terminate(), 4, Drop),
+        ];
+        for (name, pending, message, version, expected) in table {
+            let view = VersionView { acked: 5, pending };
+            let got = judge(view, version, &message);
+            assert_eq!(classify(got.clone()), expected, "{name}: {got:?}");
+        }
+    }
+
+    #[test]
+    fn ack_at_the_end_of_the_version_space_fails_closed() {
+        let view = VersionView {
+            acked: u64::MAX,
+            pending: Some(PendingReattach {
+                attempt: 1,
+                challenged_version: Some(u64::MAX),
+            }),
+        };
+        assert_eq!(
+            judge(view, u64::MAX, &ack(u64::MAX)),
+            Err(SessionRefusal::Ambiguous(Ambiguity::VersionOverflow(
+                u64::MAX
+            )))
+        );
+    }
+}
