@@ -54,7 +54,7 @@ impl BenchName {
 /// The package that declares bench `target`.
 fn package_of(target: &str) -> &'static str {
     match target {
-        "tunnel" | "flood" => TESTS_PACKAGE,
+        "tunnel" | "flood" | "peers" => TESTS_PACKAGE,
         _ => USER_PACKAGE,
     }
 }

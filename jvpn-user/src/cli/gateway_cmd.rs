@@ -8,7 +8,9 @@ use super::validate::GatewayOptions;
 use crate::config::GatewaySettings;
 use crate::control::bind_control_socket;
 use crate::dataplane::{Dataplane, DataplaneOptions, PinDir};
-use crate::gateway::{self, cluster, epoch, reconcile, tunnel, udp, GatewayError, GatewayIo, RunSettings};
+use crate::gateway::{
+    self, cluster, epoch, reconcile, tunnel, udp, GatewayError, GatewayIo, RunSettings,
+};
 use crate::session::Timers;
 use crate::store::RedbStore;
 use std::future::Future;

@@ -20,8 +20,8 @@ mod validate_tests;
 
 pub use error::CliError;
 pub use validate::{
-    parse_args, Command, ControlAction, ControlInvocation, GatewayOptions, Invocation, SocketChoice,
-    StoreChoice,
+    parse_args, Command, ControlAction, ControlInvocation, GatewayOptions, Invocation,
+    SocketChoice, StoreChoice,
 };
 
 /// Sets up a long-running command (the gateway, the tunnel client): `tracing` output on stderr

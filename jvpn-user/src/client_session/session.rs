@@ -170,10 +170,10 @@ impl ClientSessionState {
         &mut self,
         payload: &[u8],
         out: &mut Vec<u8>,
-    ) -> Result<(), ClientError> {
+    ) -> Result<(), SessionRefusal> {
         let header = self.next_header(MessageType::Data, self.acked_version)?;
         seal_append(&self.keys, Direction::ClientToGateway, header, payload, out)
-            .map_err(ClientError::Seal)
+            .map_err(SessionRefusal::Seal)
     }
 
     /// A KEEPALIVE at the acknowledged version.

@@ -23,13 +23,11 @@ mod iperf;
     dead_code,
     reason = "shared with the tunnel benchmark, which uses all of it"
 )]
-#[path = "../tunnel/report.rs"]
-mod report;
 mod topology;
 mod vpn;
 
 use iperf::{IperfServer, Test};
-use report::Report;
+use jvpn_tests::bench::report::Report;
 use topology::{machine_busy_seconds, Topology, CLIENT_IF, GATEWAY_ADDR, GATEWAY_IF};
 use vpn::{Vpn, XdpMode};
 
@@ -153,7 +151,7 @@ fn main() {
     let _iperf = IperfServer::start(&topology.gateway);
     let mut runner = Runner {
         topology: &topology,
-        report: Report::new(),
+        report: Report::start(),
         seconds: options.seconds,
     };
 

@@ -170,7 +170,7 @@ impl Vpn {
             JVPN_ADDRS[0]
         );
         std::fs::write(path("gateway.toml"), config).expect("writing the gateway config");
-        let jvpn = Path::new(env!("CARGO_BIN_EXE_jvpn"));
+        let jvpn = &jvpn_tests::gateway::jvpn_binary();
         let mut gateway = ChildGuard::spawn(
             topology
                 .gateway
