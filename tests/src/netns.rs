@@ -133,7 +133,8 @@ impl Drop for Netns {
 
 /// Removes the namespace `name` if it exists, after killing (SIGKILL) whatever still runs in it:
 /// what a killed run of a benchmark with fixed names left behind. Only for fixed names that belong
-/// to the caller (`jvbt-*`); namespaces of [`unique_name`] never outlive their [`Netns`] otherwise.
+/// to the caller (`jvbt-*`, `jvbp-*`); namespaces of [`unique_name`] never outlive their [`Netns`]
+/// otherwise.
 pub fn remove_leftover(name: &str) {
     if !Path::new("/run/netns").join(name).exists() {
         return;

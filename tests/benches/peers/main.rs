@@ -1,4 +1,4 @@
-//! `cargo xtask bench peers` (`cargo bench -p jvpn-user --bench peers`, as root): jvpn beside the
+//! `cargo xtask bench peers` (`cargo bench -p jvpn-tests --bench peers`, as root): jvpn beside the
 //! best-known userspace WireGuard and the bare link, in one topology and one run (issue 10).
 //!
 //! Two namespaces joined by one veth pair (see `topology.rs`). For each path, iperf3 TCP up
@@ -18,17 +18,13 @@
 //! Prints a table and writes `peers.json`. Namespaces are `jvbp-*`; leftovers of a killed run are
 //! removed at the start. Makes no performance assertions.
 
-mod iperf;
-#[allow(
-    dead_code,
-    reason = "shared with the tunnel benchmark, which uses all of it"
-)]
 mod topology;
 mod vpn;
 
-use iperf::{IperfServer, Test};
+use jvpn_tests::bench::cpu::machine_busy_seconds;
+use jvpn_tests::bench::iperf::{self, IperfServer};
 use jvpn_tests::bench::report::Report;
-use topology::{machine_busy_seconds, Topology, CLIENT_IF, GATEWAY_ADDR, GATEWAY_IF};
+use topology::{offloads, set_offload, Topology, CLIENT_IF, GATEWAY_ADDR, GATEWAY_IF};
 use vpn::{Vpn, XdpMode};
 
 /// What a run does; see the crate doc for the flags.
@@ -67,6 +63,43 @@ impl Options {
     }
 }
 
+/// One iperf3 test of a path: which way and how many streams.
+#[derive(Clone, Copy, Debug)]
+struct Test {
+    /// Server to client (iperf3 `-R`): the gateway sends.
+    down: bool,
+    /// Parallel TCP streams (iperf3 `-P`).
+    streams: u32,
+}
+
+impl Test {
+    /// The four tests of every path: up and down, 1 and 4 streams.
+    const ALL: [Test; 4] = [
+        Test {
+            down: false,
+            streams: 1,
+        },
+        Test {
+            down: false,
+            streams: 4,
+        },
+        Test {
+            down: true,
+            streams: 1,
+        },
+        Test {
+            down: true,
+            streams: 4,
+        },
+    ];
+
+    /// The metric's suffix, e.g. `tcp_up.p4`.
+    fn key(self) -> String {
+        let direction = if self.down { "down" } else { "up" };
+        format!("tcp_{direction}.p{}", self.streams)
+    }
+}
+
 /// Runs the four tests over one path and records them as `PATH.tcp_*` rows, each compared with
 /// the same test of `baseline` when given; `vpn`'s processes are the ones whose CPU is counted.
 struct Runner<'a> {
@@ -88,7 +121,13 @@ impl Runner<'_> {
             eprintln!("{name}, {} ({} s)", test.key(), self.seconds);
             let vpn_before = vpn.as_ref().map_or(0.0, |v| v.cpu_seconds());
             let machine_before = machine_busy_seconds();
-            let result = iperf::tcp(&self.topology.client, server, self.seconds, test);
+            let result = iperf::tcp_streams(
+                &self.topology.client,
+                server,
+                self.seconds,
+                test.down,
+                test.streams,
+            );
             let machine = machine_busy_seconds() - machine_before;
             let gigabytes = result.bytes / 1e9;
             let metric = format!("{name}.{}", test.key());
@@ -135,7 +174,7 @@ impl Runner<'_> {
             (&self.topology.client, CLIENT_IF),
             (&self.topology.gateway, GATEWAY_IF),
         ] {
-            println!("offloads {label} {device}: {}", ns.offloads(device));
+            println!("offloads {label} {device}: {}", offloads(ns, device));
         }
     }
 }
@@ -168,10 +207,10 @@ fn main() {
         runner.path("bare_xdp", GATEWAY_ADDR, None, Some("bare"));
         if options.variants {
             // GRO on the XDP end re-aggregates what its peer, stripped of TSO, sends.
-            topology.gateway.set_offload(GATEWAY_IF, "gro", true);
+            set_offload(&topology.gateway, GATEWAY_IF, "gro", true);
             runner.offloads("xdp-driver-gro");
             runner.path("bare_xdp_gro", GATEWAY_ADDR, None, Some("bare"));
-            topology.gateway.set_offload(GATEWAY_IF, "gro", false);
+            set_offload(&topology.gateway, GATEWAY_IF, "gro", false);
         }
         let server = jvpn.server;
         runner.path("jvpn", server, Some(&mut jvpn), Some("boringtun"));

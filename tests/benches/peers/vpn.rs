@@ -3,11 +3,15 @@
 //! from the release binary cargo builds beside the benchmark. Everything they leave outside their
 //! namespaces is removed on drop: processes are killed by pid, pins, sockets and keys removed.
 
-use crate::topology::{run_ok, ChildGuard, Netns, Topology, GATEWAY_ADDR, GATEWAY_IF};
+use crate::topology::{Topology, GATEWAY_ADDR, GATEWAY_IF};
+use jvpn_tests::bench::cpu::process_seconds;
+use jvpn_tests::guard::ChildGuard;
+use jvpn_tests::netns::{run_ok, Netns};
+use jvpn_tests::probe::eventually_within;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How long a daemon may take to come up; a failure bound, not a sleep.
 const START_PATIENCE: Duration = Duration::from_secs(20);
@@ -58,7 +62,10 @@ pub struct Vpn {
 impl Vpn {
     /// CPU seconds all its processes used so far.
     pub fn cpu_seconds(&self) -> f64 {
-        self.processes.iter().map(ChildGuard::cpu_seconds).sum()
+        self.processes
+            .iter()
+            .map(|process| process_seconds(process.id()))
+            .sum()
     }
 
     /// Panics with the logs unless every process still runs.
@@ -99,13 +106,13 @@ impl Vpn {
             let _ = std::fs::remove_file(wg_socket(WG_IFS[i]));
             let log = log_file(dir.path(), &format!("boringtun-{i}.log"));
             let mut child = ChildGuard::spawn(
-                ns.command("boringtun-cli")
+                ns.nsenter("boringtun-cli")
                     .args(["--foreground", "--disable-drop-privileges", WG_IFS[i]])
                     .stdin(Stdio::null())
                     .stdout(log.try_clone().expect("a log handle"))
                     .stderr(log),
             );
-            wait_for("boringtun's configuration socket", || {
+            eventually_within("boringtun's configuration socket", START_PATIENCE, || {
                 assert!(
                     child.running(),
                     "boringtun-cli exited; is it installed (`cargo xtask setup`)?"
@@ -121,7 +128,7 @@ impl Vpn {
                 String::new()
             };
             let allowed = format!("{}/32", WG_ADDRS[peer]);
-            let mut wg = ns.command("wg");
+            let mut wg = ns.nsenter("wg");
             wg.args(["set", WG_IFS[i], "listen-port", &own_port, "private-key"])
                 .arg(&keys[i].0)
                 .args(["peer", &keys[peer].1, "allowed-ips", &allowed]);
@@ -174,7 +181,7 @@ impl Vpn {
         let mut gateway = ChildGuard::spawn(
             topology
                 .gateway
-                .command(jvpn.to_str().expect("a UTF-8 path"))
+                .nsenter(jvpn)
                 .args(["gateway", "--iface", GATEWAY_IF, "--xdp-mode", mode.flag()])
                 .arg("--config")
                 .arg(path("gateway.toml"))
@@ -187,7 +194,7 @@ impl Vpn {
                 .stdout(Stdio::null())
                 .stderr(log_file(dir.path(), "gateway.log")),
         );
-        wait_for("the gateway's control socket", || {
+        eventually_within("the gateway's control socket", START_PATIENCE, || {
             assert!(gateway.running(), "jvpn gateway exited");
             Command::new(jvpn)
                 .args(["status", "--socket"])
@@ -198,7 +205,7 @@ impl Vpn {
         let mut client = ChildGuard::spawn(
             topology
                 .client
-                .command(jvpn.to_str().expect("a UTF-8 path"))
+                .nsenter(jvpn)
                 .arg("client")
                 .arg("--gateway")
                 .arg(format!("{GATEWAY_ADDR}:{}", jvpn_common::abi::DEFAULT_PORT))
@@ -212,7 +219,7 @@ impl Vpn {
                 .stdout(Stdio::null())
                 .stderr(log_file(dir.path(), "client.log")),
         );
-        wait_for("the jvpn client's TUN device", || {
+        eventually_within("the jvpn client's TUN device", START_PATIENCE, || {
             assert!(client.running(), "jvpn client exited");
             has_address(&topology.client, JVPN_ADDRS[0])
         });
@@ -279,16 +286,4 @@ fn pipe(program: &str, args: &[&str], input: &[u8]) -> String {
     let out = child.wait_with_output().expect("waiting for a child");
     assert!(out.status.success(), "{program} {args:?} failed");
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Polls `ready` every 50 ms until it holds; panics naming `what` after [`START_PATIENCE`].
-fn wait_for(what: &str, mut ready: impl FnMut() -> bool) {
-    let deadline = Instant::now() + START_PATIENCE;
-    while !ready() {
-        assert!(
-            Instant::now() < deadline,
-            "{what} did not come up within {START_PATIENCE:?}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }

@@ -4,6 +4,7 @@
 //! undone on drop: the processes are stopped by their [`ChildGuard`]s, the gateway's pins and the
 //! client's socket removed.
 
+use super::cpu::process_seconds;
 use super::topology::{
     Topology, Uplink, CLIENT_TUN, GATEWAY_ADDR, GATEWAY_IF, GATEWAY_TUN, TUNNEL_CLIENT_ADDR,
     UPLINKS,
@@ -32,25 +33,6 @@ pub fn remove_host_files() {
         }
     }
     let _ = std::fs::remove_file(control_socket_path(CLIENT_TUN));
-}
-
-/// CPU time (user + system) process `pid` used so far, in seconds, from `/proc/<pid>/stat`.
-pub fn cpu_seconds(pid: u32) -> f64 {
-    let path = format!("/proc/{pid}/stat");
-    let stat = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {path}: {e}"));
-    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
-    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let ticks: f64 = after_name
-        .split_whitespace()
-        .skip(11)
-        .take(2)
-        .map(|field| field.parse::<f64>().expect("a tick count"))
-        .sum();
-    let per_second = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
-        .ok()
-        .flatten()
-        .expect("the kernel's clock tick rate");
-    ticks / per_second as f64
 }
 
 /// Removes the daemons' files outside their namespaces when dropped (after both are gone).
@@ -184,8 +166,8 @@ impl Vpn {
     /// CPU seconds used so far by the client and by the gateway.
     pub fn cpu_seconds(&self) -> [f64; 2] {
         [
-            cpu_seconds(self.client.id()),
-            cpu_seconds(self.gateway.id()),
+            process_seconds(self.client.id()),
+            process_seconds(self.gateway.id()),
         ]
     }
 

@@ -39,16 +39,30 @@ pub struct Throughput {
     pub mbit_per_s: f64,
     /// TCP retransmissions the sender counted.
     pub retransmits: f64,
+    /// Bytes the receiver got (what a CPU-per-GB figure divides by).
+    pub bytes: f64,
 }
 
 /// Runs a TCP test of `seconds` from `client` to `server` (`reverse`: server to client, iperf3
-/// `-R`), retrying while the server is not yet listening.
+/// `-R`) over one stream, retrying while the server is not yet listening.
 pub fn tcp(client: &Netns, server: Ipv4Addr, seconds: u64, reverse: bool) -> Throughput {
+    tcp_streams(client, server, seconds, reverse, 1)
+}
+
+/// [`tcp`] with `streams` parallel TCP streams (iperf3 `-P`); the result sums them.
+pub fn tcp_streams(
+    client: &Netns,
+    server: Ipv4Addr,
+    seconds: u64,
+    reverse: bool,
+    streams: u32,
+) -> Throughput {
     let deadline = Instant::now() + CONNECT_PATIENCE;
     loop {
         let mut command = client.command("iperf3");
         command.args(["-c", &server.to_string(), "-p", IPERF_PORT, "-J", "-t"]);
         command.arg(seconds.to_string());
+        command.args(["-P", &streams.to_string()]);
         if reverse {
             command.arg("-R");
         }
@@ -65,7 +79,12 @@ pub fn tcp(client: &Netns, server: Ipv4Addr, seconds: u64, reverse: bool) -> Thr
             )
         });
         if let Some(error) = report["error"].as_str() {
-            let refused = error.contains("refused") || error.contains("busy");
+            // Between tests the server closes and reopens its listener: a client that starts
+            // right after the previous test may be refused, told it is busy, or reset while it
+            // waits for its first control message. None of these started a transfer.
+            let refused = error.contains("refused")
+                || error.contains("busy")
+                || error.contains("unable to receive control message");
             assert!(
                 refused && Instant::now() < deadline,
                 "iperf3 to {server} failed: {error}"
@@ -80,6 +99,7 @@ pub fn tcp(client: &Netns, server: Ipv4Addr, seconds: u64, reverse: bool) -> Thr
         return Throughput {
             mbit_per_s: bits / 1e6,
             retransmits: end["sum_sent"]["retransmits"].as_f64().unwrap_or(0.0),
+            bytes: end["sum_received"]["bytes"].as_f64().unwrap_or(0.0),
         };
     }
 }

@@ -1,7 +1,9 @@
-//! What the netns benchmarks (`cargo xtask bench tunnel` and `flood`, in `tests/benches`) share:
-//! their three-namespace [`topology`] with fixed `jvbt-*` names, the real gateway and client
-//! ([`daemons`]), iperf3 ([`iperf`]) and the results table and JSON file ([`report`]).
+//! What the netns benchmarks (`cargo xtask bench tunnel`, `flood` and `peers`, in `tests/benches`)
+//! share: the three-namespace [`topology`] with fixed `jvbt-*` names and the real gateway and client
+//! on it ([`daemons`], for `tunnel` and `flood`), CPU time read from `/proc` ([`cpu`]), iperf3
+//! ([`iperf`]) and the results table and JSON file ([`report`]).
 
+pub mod cpu;
 pub mod daemons;
 pub mod iperf;
 pub mod report;
