@@ -24,6 +24,7 @@ mod vpn;
 use jvpn_tests::bench::cpu::machine_busy_seconds;
 use jvpn_tests::bench::iperf::{self, IperfServer};
 use jvpn_tests::bench::report::Report;
+use jvpn_tests::bench::Args;
 use topology::{offloads, set_offload, Topology, CLIENT_IF, GATEWAY_ADDR, GATEWAY_IF};
 use vpn::{Vpn, XdpMode};
 
@@ -40,20 +41,12 @@ impl Options {
             seconds: 5,
             variants: true,
         };
-        let mut args = std::env::args().skip(1);
-        while let Some(arg) = args.next() {
+        let mut args = Args::from_env();
+        while let Some(arg) = args.next_flag() {
             match arg.as_str() {
-                "--seconds" => {
-                    options.seconds = args
-                        .next()
-                        .and_then(|n| n.parse::<u64>().ok())
-                        .unwrap_or_else(|| panic!("--seconds takes a number"))
-                        .max(1)
-                }
+                "--seconds" => options.seconds = args.number("--seconds").max(1),
                 "--quick" => options.seconds = 2,
                 "--no-variants" => options.variants = false,
-                // `cargo bench` passes `--bench` to every benchmark binary.
-                "--bench" => {}
                 other => {
                     panic!("unknown option {other}; use --seconds N, --quick or --no-variants")
                 }
@@ -130,42 +123,36 @@ impl Runner<'_> {
             );
             let machine = machine_busy_seconds() - machine_before;
             let gigabytes = result.bytes / 1e9;
-            let metric = format!("{name}.{}", test.key());
-            match baseline {
-                Some(base) => self.report.add_vs(
-                    &metric,
-                    result.mbit_per_s,
-                    "Mbit/s",
-                    &format!("{base}.{}", test.key()),
-                ),
-                None => self.report.add(&metric, result.mbit_per_s, "Mbit/s"),
-            }
-            let machine_metric = format!("{metric}.machine_cpu");
+            let key = test.key();
+            let metric = format!("{name}.{key}");
+            let throughput_base = baseline.map(|base| format!("{base}.{key}"));
+            self.record(&metric, result.mbit_per_s, "Mbit/s", throughput_base);
+            let machine_base = baseline.map(|base| format!("{base}.{key}.machine_cpu"));
             let per_gb = machine / gigabytes.max(1e-9);
-            match baseline {
-                Some(base) => self.report.add_vs(
-                    &machine_metric,
-                    per_gb,
-                    "s/GB",
-                    &format!("{base}.{}.machine_cpu", test.key()),
-                ),
-                None => self.report.add(&machine_metric, per_gb, "s/GB"),
-            }
+            self.record(
+                &format!("{metric}.machine_cpu"),
+                per_gb,
+                "s/GB",
+                machine_base,
+            );
             if let Some(vpn) = vpn.as_mut() {
                 vpn.check_running();
                 let used = vpn.cpu_seconds() - vpn_before;
-                let vpn_metric = format!("{metric}.vpn_cpu");
+                // The bare path runs no VPN process: nothing to compare the VPN's CPU with.
+                let vpn_base = baseline
+                    .filter(|base| *base != "bare")
+                    .map(|base| format!("{base}.{key}.vpn_cpu"));
                 let per_gb = used / gigabytes.max(1e-9);
-                match baseline.filter(|base| *base != "bare") {
-                    Some(base) => self.report.add_vs(
-                        &vpn_metric,
-                        per_gb,
-                        "s/GB",
-                        &format!("{base}.{}.vpn_cpu", test.key()),
-                    ),
-                    None => self.report.add(&vpn_metric, per_gb, "s/GB"),
-                }
+                self.record(&format!("{metric}.vpn_cpu"), per_gb, "s/GB", vpn_base);
             }
+        }
+    }
+
+    /// Adds row `metric`, compared with row `baseline` when there is one.
+    fn record(&mut self, metric: &str, value: f64, unit: &'static str, baseline: Option<String>) {
+        match baseline {
+            Some(base) => self.report.add_vs(metric, value, unit, &base),
+            None => self.report.add(metric, value, unit),
         }
     }
 
