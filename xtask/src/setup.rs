@@ -9,6 +9,12 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 
 use crate::util;
+use probe::{
+    absent_apt_packages, absent_stable_components, boringtun_version, bpf_linker_version,
+    bpffs_mounted, cargo_subcommand_version, has_nightly, nightly_has_rust_src,
+};
+
+mod probe;
 
 /// Debian packages, each used by something in the repository (installed without recommends, which
 /// would pull in hundreds of MB nothing here uses): LLVM 22 to build bpf-linker; the tools the tests,
@@ -151,7 +157,7 @@ pub fn missing() -> Result<Vec<Missing>> {
     if !bpffs_mounted()? {
         missing.push(Missing::BpfFs);
     }
-    match cargo_fuzz_version() {
+    match cargo_subcommand_version("fuzz") {
         Some(version) if version.split_whitespace().last() == Some(CARGO_FUZZ_VERSION) => {}
         found => missing.push(Missing::CargoFuzz(found)),
     }
@@ -334,122 +340,9 @@ fn install_bpf_linker() -> Result<()> {
     util::run(&mut command)
 }
 
-fn absent_apt_packages() -> Result<Vec<&'static str>> {
-    // dpkg-query exits 1 when a package was never known to dpkg; its stdout still lists the others.
-    let output = Command::new("dpkg-query")
-        .args(["--show", "--showformat=${Package} ${db:Status-Abbrev}\\n"])
-        .args(APT_PACKAGES)
-        .output()
-        .context("`dpkg-query` could not start: setup supports Debian 12 (and derivatives) only")?;
-    let listing = String::from_utf8_lossy(&output.stdout);
-    Ok(APT_PACKAGES
-        .iter()
-        .copied()
-        .filter(|package| !is_installed(&listing, package))
-        .collect())
-}
-
-/// Whether `dpkg-query --show` output marks `package` as installed (status `ii`).
-fn is_installed(listing: &str, package: &str) -> bool {
-    listing.lines().any(|line| {
-        let mut fields = line.split_whitespace();
-        // Multi-arch packages are listed as `name:arch`.
-        let name = fields
-            .next()
-            .map(|name| name.split(':').next().unwrap_or(name));
-        name == Some(package) && fields.next() == Some("ii")
-    })
-}
-
-fn has_nightly() -> Result<bool> {
-    let listing = util::output(util::rustup().args(["toolchain", "list"]))?;
-    Ok(listing
-        .lines()
-        .any(|line| line == NIGHTLY || line.starts_with(&format!("{NIGHTLY}-"))))
-}
-
-fn nightly_has_rust_src() -> Result<bool> {
-    let listing = util::output(util::rustup().args([
-        "component",
-        "list",
-        "--toolchain",
-        NIGHTLY,
-        "--installed",
-    ]))?;
-    Ok(listing.lines().any(|line| line.trim() == "rust-src"))
-}
-
-fn absent_stable_components() -> Result<Vec<&'static str>> {
-    let listing = util::output(util::rustup().args(["component", "list", "--installed"]))?;
-    Ok(STABLE_COMPONENTS
-        .iter()
-        .copied()
-        .filter(|component| {
-            !listing
-                .lines()
-                .any(|line| line == *component || line.starts_with(&format!("{component}-")))
-        })
-        .collect())
-}
-
-fn bpf_linker_version() -> Option<String> {
-    let output = Command::new("bpf-linker").arg("--version").output().ok()?;
-    output
-        .status
-        .success()
-        .then(|| String::from_utf8_lossy(&output.stdout).trim().to_string())
-}
-
-fn boringtun_version() -> Option<String> {
-    let output = Command::new("boringtun-cli")
-        .arg("--version")
-        .output()
-        .ok()?;
-    output
-        .status
-        .success()
-        .then(|| String::from_utf8_lossy(&output.stdout).trim().to_string())
-}
-
-fn cargo_fuzz_version() -> Option<String> {
-    cargo_subcommand_version("fuzz")
-}
-
-/// What `cargo SUBCOMMAND --version` prints, if it runs.
-fn cargo_subcommand_version(subcommand: &str) -> Option<String> {
-    let output = Command::new("cargo")
-        .args([subcommand, "--version"])
-        .output()
-        .ok()?;
-    output
-        .status
-        .success()
-        .then(|| String::from_utf8_lossy(&output.stdout).trim().to_string())
-}
-
-fn bpffs_mounted() -> Result<bool> {
-    let mounts = std::fs::read_to_string("/proc/mounts").context("reading /proc/mounts")?;
-    Ok(mounts.lines().any(|line| {
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        fields.get(1) == Some(&BPFFS_MOUNT_POINT) && fields.get(2) == Some(&"bpf")
-    }))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn dpkg_listing_counts_only_fully_installed_packages() {
-        let listing = "iperf3 ii \ntcpdump rc \nlibzstd-dev:amd64 ii \n";
-        assert!(is_installed(listing, "iperf3"));
-        assert!(
-            !is_installed(listing, "tcpdump"),
-            "removed, config files only"
-        );
-        assert!(is_installed(listing, "libzstd-dev"));
-        assert!(!is_installed(listing, "nftables"), "never installed");
-    }
 
     #[test]
     fn only_apt_and_mount_need_root() {
