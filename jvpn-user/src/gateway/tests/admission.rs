@@ -166,3 +166,36 @@ fn only_the_clients_own_inner_source_enters_the_tunnel() {
     assert_eq!(stats.upstream.packets, 1);
     assert_eq!(stats.upstream_foreign_source, 3);
 }
+
+/// The receive path only screens a HELLO: a valid one becomes a job for the handshake workers
+/// and nothing else; under load, one without a valid mac2 gets a COOKIE_REPLY (the only
+/// answer an unauthenticated sender ever gets), is counted, and queues nothing.
+#[test]
+fn a_hello_is_screened_inline_and_queued_or_answered_with_a_cookie() {
+    let h = Harness::new();
+    let (_, hello) = Harness::hello(&h.identity);
+    let mut datagram = hello.clone();
+    let mut out = Vec::new();
+    h.controller
+        .handle(&mut datagram, h.client_addr, T0, &mut out);
+    assert!(
+        matches!(out.as_slice(), [Effect::QueueHello(job)] if job.datagram == hello),
+        "{out:?}"
+    );
+
+    h.controller.hello_guard.mark_load(T0);
+    let (_, hello) = Harness::hello(&h.identity);
+    let mut datagram = hello.clone();
+    let mut out = Vec::new();
+    h.controller
+        .handle(&mut datagram, h.client_addr, T0, &mut out);
+    assert!(
+        matches!(out.as_slice(), [Effect::SendNow { to, .. }, Effect::Publish(_)] if *to == h.client_addr),
+        "{out:?}"
+    );
+    assert_eq!(
+        h.controller.counters.rejects(RejectReason::CookieRequired),
+        1
+    );
+    assert!(h.map.lock().unwrap().is_empty());
+}

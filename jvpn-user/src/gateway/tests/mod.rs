@@ -14,6 +14,7 @@
 mod admission;
 mod determinism;
 mod paths;
+mod timers;
 
 use super::clock::ControllerClock;
 use super::core::{Controller, ControllerParts};
