@@ -13,6 +13,7 @@
 
 use super::clock::ControllerClock;
 use super::core::{Controller, ControllerParts};
+use super::effect::Effect;
 use super::executor::{Executor, ExecutorParts, Place};
 use super::handshake::HelloJob;
 use super::handshake_pool::HandshakePool;
@@ -240,14 +241,25 @@ fn start_handshake_pool(exec: &Arc<Executor>) -> Result<HandshakePool<HelloJob>,
 }
 
 /// Runs the timers ([`Controller::tick`]) every [`timers::TICK`] until the task is dropped.
+/// Each due transition commits on its own task, so the sessions a network outage timed out
+/// together share group commits instead of one fsync each; the next tick waits for them.
 async fn run_timers(exec: Arc<Executor>) {
     let mut interval = tokio::time::interval(timers::TICK);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         interval.tick().await;
         let controller = exec.controller();
-        let effects = controller.tick(controller.clock().now());
-        exec.execute(effects).await;
+        let (commits, rest): (Vec<_>, Vec<_>) = controller
+            .tick(controller.clock().now())
+            .into_iter()
+            .partition(|e| matches!(e, Effect::Commit { .. }));
+        let mut running = tokio::task::JoinSet::new();
+        for commit in commits {
+            let exec = exec.clone();
+            running.spawn(async move { exec.execute(vec![commit]).await });
+        }
+        exec.execute(rest).await;
+        while running.join_next().await.is_some() {}
     }
 }
 
