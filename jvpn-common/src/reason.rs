@@ -115,6 +115,13 @@ impl RejectReason {
         self as u8
     }
 
+    /// Whether this reason says "that nonce was already used": a duplicate, or one older than
+    /// the replay window. A REJECT for it answers a replayed copy of a message the client had
+    /// already sent, so the client takes it as information and changes nothing on it.
+    pub const fn is_replay(self) -> bool {
+        matches!(self, Self::DuplicateNonce | Self::NonceTooOld)
+    }
+
     /// The reason for a code, or `None` for a code this version does not know.
     pub fn from_code(code: u8) -> Option<Self> {
         Self::ALL.iter().copied().find(|r| r.code() == code)

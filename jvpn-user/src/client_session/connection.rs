@@ -324,12 +324,28 @@ impl ClientConnection {
         }
     }
 
-    /// Counts the outcome of one datagram; `None` for a refusal the session survives.
+    /// Counts the outcome of one datagram; `None` for a refusal the session survives, and for a
+    /// REJECT reporting a replay, which is information only: logged and counted here, it reaches
+    /// neither a jump in flight nor [`Self::recv`]'s caller, so neither gives anything up on it.
     fn account(
         &self,
         result: Result<ClientEvent, super::SessionRefusal>,
     ) -> Result<Option<ClientEvent>, ConnectionError> {
         match result {
+            Ok(ClientEvent::ReplayReported {
+                reason,
+                gateway_version,
+                rejected_nonce,
+            }) => {
+                self.stats.replay_reported();
+                tracing::info!(
+                    reason = reason.name(),
+                    gateway_version,
+                    rejected_nonce,
+                    "the gateway refused a replayed copy of an earlier message; nothing changes"
+                );
+                Ok(None)
+            }
             Ok(event) => {
                 let data = match &event {
                     ClientEvent::Data(packet) => packet.len(),

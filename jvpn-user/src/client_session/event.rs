@@ -38,6 +38,17 @@ pub enum ClientEvent {
         /// The nonce of the refused client message.
         rejected_nonce: u64,
     },
+    /// The gateway refused a copy of one of this client's earlier messages as a replay
+    /// (`RejectReason::is_replay`), perhaps sent by someone else: information only. Nothing
+    /// changed, and nothing should: no jump is abandoned and no session torn down on it.
+    ReplayReported {
+        /// DUPLICATE_NONCE or NONCE_TOO_OLD.
+        reason: RejectReason,
+        /// The gateway's version of the session.
+        gateway_version: u64,
+        /// The nonce of the refused copy.
+        rejected_nonce: u64,
+    },
     /// The gateway ended the session; the core is closed.
     Terminated {
         /// Why.

@@ -306,6 +306,15 @@ impl ClientSessionState {
                 self.closed = Some(closed);
                 return Err(SessionRefusal::Closed(closed));
             }
+            GatewayMessage::Reject(reject) if reject.reason().is_some_and(|r| r.is_replay()) => {
+                ClientEvent::ReplayReported {
+                    reason: reject
+                        .reason()
+                        .expect("Reject::from_body refuses unknown reason codes"),
+                    gateway_version: reject.gateway_version.get(),
+                    rejected_nonce: reject.rejected_nonce.get(),
+                }
+            }
             GatewayMessage::Reject(reject) => ClientEvent::Rejected {
                 reason: reject
                     .reason()

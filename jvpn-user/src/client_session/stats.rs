@@ -22,6 +22,9 @@ pub struct ConnectionCounters {
     pub data_bytes_sent: u64,
     /// IP packet bytes received in DATA.
     pub data_bytes_received: u64,
+    /// REJECTs that reported a replay of an earlier message of this client (DUPLICATE_NONCE,
+    /// NONCE_TOO_OLD): information only, nothing changed on them.
+    pub replays_reported: u64,
     /// Completed jumps.
     pub jumps: u64,
     /// Completed handshakes (1 after connect, +1 per re-handshake).
@@ -45,6 +48,7 @@ pub(crate) struct Stats {
     rejected: AtomicU64,
     data_bytes_sent: AtomicU64,
     data_bytes_received: AtomicU64,
+    replays_reported: AtomicU64,
     jumps: AtomicU64,
     handshakes: AtomicU64,
     liveness: Mutex<Liveness>,
@@ -58,6 +62,7 @@ impl Stats {
             rejected: AtomicU64::new(0),
             data_bytes_sent: AtomicU64::new(0),
             data_bytes_received: AtomicU64::new(0),
+            replays_reported: AtomicU64::new(0),
             jumps: AtomicU64::new(0),
             handshakes: AtomicU64::new(0),
             liveness: Mutex::new(Liveness {
@@ -97,6 +102,10 @@ impl Stats {
         self.rejected.fetch_add(1, Relaxed);
     }
 
+    pub(crate) fn replay_reported(&self) {
+        self.replays_reported.fetch_add(1, Relaxed);
+    }
+
     pub(crate) fn jumped(&self) {
         self.jumps.fetch_add(1, Relaxed);
     }
@@ -113,6 +122,7 @@ impl Stats {
             rejected: self.rejected.load(Relaxed),
             data_bytes_sent: self.data_bytes_sent.load(Relaxed),
             data_bytes_received: self.data_bytes_received.load(Relaxed),
+            replays_reported: self.replays_reported.load(Relaxed),
             jumps: self.jumps.load(Relaxed),
             handshakes: self.handshakes.load(Relaxed),
         }

@@ -28,6 +28,9 @@ pub(crate) enum ReattachAnswer {
     Ignore,
     /// With a REJECT for this reason.
     Reject(RejectReason),
+    /// With a REJECT(DUPLICATE_NONCE) of the request (what the gateway sends when a copy of it
+    /// is replayed from the bound transport), then with a PATH_CHALLENGE.
+    ReplayNoticeThenChallenge,
 }
 
 /// What the peer does.
@@ -152,7 +155,16 @@ async fn serve(
                         let reject = Reject::new(reason, version, header.nonce.get());
                         Some(gateway.seal(version, &reject))
                     }
-                    ReattachAnswer::Challenge => {
+                    ReattachAnswer::Challenge | ReattachAnswer::ReplayNoticeThenChallenge => {
+                        if let ReattachAnswer::ReplayNoticeThenChallenge = behaviour.reattach {
+                            let notice = Reject::new(
+                                RejectReason::DuplicateNonce,
+                                version,
+                                header.nonce.get(),
+                            );
+                            let notice = gateway.seal(version, &notice);
+                            socket.send_to(&notice, from).await.expect("peer send");
+                        }
                         let token: [u8; 32] = rand::random();
                         challenge = Some((token, request.attempt.get(), from));
                         let body = PathChallenge {

@@ -16,12 +16,15 @@
 //! | DATA, KEEPALIVE    | `acked`                                        | `challenged + 1` before the ACK       |
 //! | PATH_CHALLENGE     | `acked`, `acked + 1`, reattach pending, its attempt | at `acked` with nothing pending; older attempt |
 //! | REATTACH_ACK       | `challenged + 1`; `acked` if no challenge came (nothing moved) | at `acked` otherwise (late duplicate) |
-//! | REJECT             | `acked`, `challenged`; TERMINATED at any       |                                       |
+//! | REJECT             | `acked`, `challenged`; TERMINATED, DUPLICATE_NONCE, NONCE_TOO_OLD at any |                |
 //! | TERMINATE          | `acked` up to the highest known version + 1    |                                       |
 //!
 //! A REJECT TERMINATED is not ambiguous at any version at or above `acked`: whatever happened
-//! since, the gateway says the session is over, and the client starts a new handshake. Every
-//! other version is an [`Ambiguity`]. Everything here is a pure function of its inputs.
+//! since, the gateway says the session is over, and the client starts a new handshake. A REJECT
+//! of a replay (DUPLICATE_NONCE, NONCE_TOO_OLD) is not ambiguous either: it answers a copy of a
+//! message the client sent earlier, perhaps replayed by someone else, and the client takes it as
+//! information and changes nothing on it, so it must not be able to close the session (spec
+//! section 6.2, `gateway::replay_notice`). Every other version is an [`Ambiguity`]. Everything here is a pure function of its inputs.
 
 use super::body::GatewayMessage;
 use super::refusal::{Ambiguity, SessionRefusal};
@@ -162,10 +165,10 @@ pub(crate) fn judge(
                     body,
                 }));
             }
-            if version == acked
-                || challenged == Some(version)
-                || reject.reason() == Some(jvpn_common::RejectReason::Terminated)
-            {
+            let any_version = reject
+                .reason()
+                .is_some_and(|r| r == jvpn_common::RejectReason::Terminated || r.is_replay());
+            if version == acked || challenged == Some(version) || any_version {
                 return Ok(());
             }
             Err(match reject.reason() {

@@ -21,7 +21,7 @@
 //! Adding a message type: a handler `impl Controller` method pushing effects, and its arm in
 //! [`dispatch`]. Adding an effect: a variant in [`effect`] and its arm in
 //! [`Executor::perform`](executor). Timers come in through [`Controller::tick`], XDP drops through
-//! [`Controller::on_dataplane_drop`] ([`roaming`], [`terminated`]), HELLO handshakes (on the
+//! [`Controller::on_dataplane_drop`] ([`roaming`], [`terminated`], [`replay_notice`]), HELLO handshakes (on the
 //! worker threads of [`handshake_pool`]) through [`Controller::handshake`]; each returns effects.
 //!
 //! - [`core`]: the [`Controller`], its private state, [`Controller::apply_input`] and
@@ -32,6 +32,7 @@
 //! - [`hello_replay`]: the atomic HELLO replay reservation and the per-client session cap.
 //! - [`routes`]: cryptokey routing: which client owns each tunnel address, which session carries it.
 //! - [`reject_budget`]: how many REJECTs per (session, source).
+//! - [`replay_notice`]: the REJECT a replay from the bound transport gets (spec 6.2).
 //! - [`report`]: machine events logged and published.
 //! - [`live`]: the session table (records, keys, nonces, challenges, budgets).
 //! - [`counters`]: every counter `jvpn stats` and the metrics read.
@@ -67,6 +68,7 @@ pub mod reattach;
 pub mod reconcile;
 pub mod reject_budget;
 pub mod replay;
+pub mod replay_notice;
 pub mod reply;
 pub mod report;
 pub mod retention;

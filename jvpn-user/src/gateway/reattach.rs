@@ -58,7 +58,7 @@ impl Controller {
                 Ok(opened) => opened,
                 Err(e) => return self.seal_failed(datagram, from, &e, out),
             };
-        if !self.admit_nonce(id, &header, from, out) {
+        if !self.admit_nonce(id, &header, from, datagram.len(), now, out) {
             return;
         }
         let claimed = request.acked_version.get();
@@ -129,7 +129,7 @@ impl Controller {
                 Ok(opened) => opened,
                 Err(e) => return self.seal_failed(datagram, from, &e, out),
             };
-        if !self.admit_nonce(id, &header, from, out) {
+        if !self.admit_nonce(id, &header, from, datagram.len(), now, out) {
             return;
         }
         let challenge = self.sessions.lock().get_mut(&id).and_then(|live| {

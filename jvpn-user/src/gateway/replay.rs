@@ -10,8 +10,10 @@
 //! once, and this one refuses nothing.
 //!
 //! A refusal is a counted SECURITY_EVENT (`DUPLICATE_NONCE`, `NONCE_TOO_OLD`, or whatever reason
-//! the shared algorithm gives) and no reply: whoever sends a replay is not the one who needs to
-//! hear about it, and a REJECT to the address a replay claims would reflect it at a third party.
+//! the shared algorithm gives), and a sealed REJECT only to the session's bound transport, only
+//! for a replay that came from it, within its budget and no larger than the replay
+//! ([`super::replay_notice`]): a REJECT to any address a replay claims would reflect it at a
+//! third party.
 //!
 //! Restarts. Dataplane adopted (the pins survived): the XDP window still holds every nonce it
 //! accepted, but this window starts empty, so it starts with a *floor*: every nonce at or below
@@ -28,7 +30,7 @@
 use super::core::Controller;
 use super::effect::Effect;
 use crate::events::EventRecord;
-use crate::session::SessionId;
+use crate::session::{Millis, SessionId};
 use jvpn_common::replay::{Leap, ReplayWindow};
 use jvpn_common::{MessageType, RejectReason, WireHeader};
 use std::net::SocketAddr;
@@ -77,13 +79,16 @@ impl RxWindow {
 
 impl Controller {
     /// Passes an opened message's nonce through session `id`'s [`RxWindow`]. `false` if it was
-    /// refused, which is counted and reported here; the caller then drops the message. Call it
-    /// only after the seal opened, and before the message has any effect.
+    /// refused, which is counted, reported and perhaps answered here
+    /// ([`super::replay_notice`]; `received` is the datagram's length); the caller then drops the
+    /// message. Call it only after the seal opened, and before the message has any effect.
     pub(super) fn admit_nonce(
         &self,
         id: u64,
         header: &WireHeader,
         from: SocketAddr,
+        received: usize,
+        now: Millis,
         out: &mut Vec<Effect>,
     ) -> bool {
         let nonce = header.nonce.get();
@@ -113,6 +118,7 @@ impl Controller {
                 .with_session_version(version)
                 .with_detail("refused by the controller's replay window; nothing changed"),
         ));
+        self.answer_replay(id, reason, from, received, nonce, now, out);
         false
     }
 }

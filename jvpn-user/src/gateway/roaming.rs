@@ -23,8 +23,9 @@ use jvpn_common::{MessageType, RejectReason};
 
 impl Controller {
     /// Answers a dataplane drop that means "the client's transport changed" with a REJECT to the
-    /// transport it came from, and one of a terminated session with a REJECT TERMINATED
-    /// ([`super::terminated`]); ignores every other drop.
+    /// transport it came from, one of a terminated session with a REJECT TERMINATED
+    /// ([`super::terminated`]), and a replay from the bound transport with a REJECT of its reason
+    /// ([`super::replay_notice`]); ignores every other drop.
     pub fn on_dataplane_drop(&self, event: &DataplaneEvent, now: Millis) -> Vec<Effect> {
         let mut out = Vec::new();
         self.answer_drop(event, now, &mut out);
@@ -34,6 +35,9 @@ impl Controller {
     fn answer_drop(&self, event: &DataplaneEvent, now: Millis, out: &mut Vec<Effect>) {
         if event.reason == RejectReason::Terminated {
             return self.tell_terminated(event, now, out);
+        }
+        if event.reason.is_replay() {
+            return self.answer_replayed_drop(event, now, out);
         }
         if event.reason != RejectReason::TransportMismatch
             || !matches!(

@@ -38,6 +38,7 @@ impl Controller {
             return;
         };
         let base = datagram.as_ptr() as usize;
+        let received = datagram.len();
         let (header, payload) = match open_in_place(&keys, Direction::ClientToGateway, datagram) {
             Ok(opened) => opened,
             Err(e) => {
@@ -46,7 +47,7 @@ impl Controller {
                 return;
             }
         };
-        if !self.admit_nonce(id, &header, from, out) {
+        if !self.admit_nonce(id, &header, from, received, now, out) {
             return;
         }
         // In the XDP program's order: state, version, transport.
@@ -119,7 +120,7 @@ impl Controller {
             return;
         };
         match open_body::<Terminate>(&keys, Direction::ClientToGateway, datagram) {
-            Ok((header, _)) if !self.admit_nonce(id, &header, from, out) => {}
+            Ok((header, _)) if !self.admit_nonce(id, &header, from, datagram.len(), now, out) => {}
             Ok(_) => {
                 let input = Input::Terminate {
                     cause: TerminateCause::Client,

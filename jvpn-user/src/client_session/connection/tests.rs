@@ -225,6 +225,29 @@ async fn unanswered_jump_times_out_and_keeps_the_old_transport() {
     assert_eq!(echo(&mut peer, &connection, b"still here").await.from, old);
 }
 
+/// A REJECT(DUPLICATE_NONCE) arriving while a jump waits for its challenge is information: the
+/// jump goes on and completes, and the REJECT is counted, not returned.
+#[tokio::test(start_paused = true)]
+async fn a_replay_reject_during_a_jump_does_not_stop_it() {
+    let behaviour = Behaviour {
+        reattach: ReattachAnswer::ReplayNoticeThenChallenge,
+        ..Behaviour::default()
+    };
+    let (mut peer, connection) = connected(behaviour).await;
+    let old = connection.local_addr();
+    assert_eq!(
+        connection.jump(LocalBinding::ip(LOOPBACK)).await.unwrap(),
+        2
+    );
+    assert_ne!(connection.local_addr(), old);
+    let counters = connection.counters();
+    assert_eq!((counters.replays_reported, counters.jumps), (1, 1));
+    assert_eq!(
+        echo(&mut peer, &connection, b"moved").await.from,
+        connection.local_addr()
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn rejected_jump_is_reported_and_a_rehandshake_starts_over() {
     let reason = RejectReason::OwnershipAmbiguous;

@@ -217,6 +217,63 @@ fn reject_from_a_gateway_ahead_fails_closed() {
     assert!(client.closed().is_some());
 }
 
+/// Spec section 6.2: the gateway answers a replay from the bound transport with a REJECT of
+/// DUPLICATE_NONCE or NONCE_TOO_OLD. That REJECT may answer someone else's replay, so it is
+/// information: with a jump in flight, at the acknowledged version, at the challenged one or even
+/// at the version the ACK still on its way will bring, it changes nothing (the pending reattach
+/// stays, the session stays open), and the jump then completes.
+#[test]
+fn a_replay_reject_during_a_jump_changes_nothing_and_the_jump_goes_on() {
+    let (mut gateway, mut client) = established();
+    let rejected = WireHeader::parse(&client.keepalive().unwrap())
+        .unwrap()
+        .nonce
+        .get();
+    client.reattach_request().unwrap();
+    let before_challenge = client.snapshot();
+    let reject = Reject::new(RejectReason::DuplicateNonce, 1, rejected);
+    assert_eq!(
+        client.handle(&gateway.seal(1, &reject)),
+        Ok(ClientEvent::ReplayReported {
+            reason: RejectReason::DuplicateNonce,
+            gateway_version: 1,
+            rejected_nonce: rejected
+        })
+    );
+    assert_eq!(client.snapshot().pending, before_challenge.pending);
+    assert!(matches!(
+        client.handle(&gateway.seal(1, &challenge(1))),
+        Ok(ClientEvent::PathChallenge { version: 1, .. })
+    ));
+    let challenged = client.snapshot();
+    for (reason, version) in [
+        (RejectReason::NonceTooOld, 1),
+        (RejectReason::DuplicateNonce, 2),
+    ] {
+        let reject = Reject::new(reason, version, rejected);
+        assert!(
+            matches!(
+                client.handle(&gateway.seal(version, &reject)),
+                Ok(ClientEvent::ReplayReported { reason: r, .. }) if r == reason
+            ),
+            "{reason:?} at version {version}"
+        );
+        let after = client.snapshot();
+        assert_eq!(
+            (after.acked_version, after.pending, after.closed),
+            (challenged.acked_version, challenged.pending, None),
+            "{reason:?} at version {version} changed the session"
+        );
+    }
+    assert_eq!(
+        client.handle(&gateway.seal(2, &ack(2))),
+        Ok(ClientEvent::ReattachAcked {
+            new_version: 2,
+            binding: NEW_BINDING.to_socket_addr()
+        })
+    );
+}
+
 #[test]
 fn terminate_from_the_gateway_closes_the_session() {
     let (mut gateway, mut client) = established();

@@ -113,7 +113,7 @@ fn the_same_inputs_give_the_same_effects() {
     );
     assert!(
         matches!(runs[1].as_slice(), [Seen::Event(e)] if e.reason == Some(RejectReason::DuplicateNonce)),
-        "its replay is not, and is evented with no reply: {:?}",
+        "its replay is not: evented, and unanswered since a REJECT would be larger: {:?}",
         runs[1]
     );
     assert!(tun_packets(&runs[2]).is_empty(), "nor stale DATA");

@@ -14,6 +14,7 @@
 mod admission;
 mod determinism;
 mod paths;
+mod replays;
 mod timers;
 
 use super::clock::ControllerClock;
