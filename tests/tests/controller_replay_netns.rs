@@ -1,6 +1,8 @@
 //! The controller does not trust XDP blindly (issue 8, defect 3): with the XDP program detached,
 //! replayed DATA, KEEPALIVE, REATTACH_REQUEST, PATH_RESPONSE and TERMINATE are refused by the
-//! controller's own replay window, with an event and a counter, and change nothing; the window
+//! controller's own replay window, with an event and a counter, and change nothing; a replay from
+//! the bound transport, if no shorter than a REJECT, is answered there with a sealed
+//! REJECT(DUPLICATE_NONCE) (spec section 6.2), one from elsewhere with nothing; the window
 //! survives a restart that adopts the pinned maps, and a restart that lost them leaves old
 //! traffic stale. A jvpn datagram that arrives on an interface without the XDP program (a second
 //! veth into the gateway namespace) does not reach the gateway at all.
@@ -29,7 +31,7 @@ use jvpn_tests::probe::{client_socket, eventually, gateway, session_hex, started
 use jvpn_tests::require_root;
 use jvpn_tests::topology::Family;
 use jvpn_tests::tunnel::link;
-use jvpn_tests::wire_client::{assert_silent, hello, socket, WireClient};
+use jvpn_tests::wire_client::{as_reject, assert_silent, hello, socket, WireClient};
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::time::Duration;
 
@@ -99,6 +101,21 @@ fn controller_refused(
     })
 }
 
+/// The next message on `socket` is a REJECT(DUPLICATE_NONCE) of `replayed` at `version`.
+fn assert_duplicate_reject(c: &WireClient, socket: &UdpSocket, replayed: &[u8], version: u64) {
+    let reply = c.receive(socket, "the REJECT of a replay");
+    let reject = as_reject(&reply).unwrap_or_else(|| panic!("a REJECT, got {reply:?}"));
+    let nonce = WireHeader::parse(replayed).expect("header").nonce.get();
+    assert_eq!(
+        (
+            reject.reason(),
+            reject.gateway_version.get(),
+            reject.rejected_nonce.get()
+        ),
+        (Some(RejectReason::DuplicateNonce), version, nonce)
+    );
+}
+
 /// Sends `datagram` again from `from` and waits for the controller's refusal of it.
 fn replay(
     f: &GatewayFixture,
@@ -115,8 +132,10 @@ fn replay(
 
 /// With XDP detached, every replayed client message stops at the controller's window: DATA
 /// does not reach the TUN device, KEEPALIVE is not answered, REATTACH_REQUEST draws no
-/// challenge, PATH_RESPONSE no REJECT, TERMINATE no version; each is a DUPLICATE_NONCE event and
-/// counted. Fresh messages still pass.
+/// challenge, PATH_RESPONSE no second commit, TERMINATE no version; each is a DUPLICATE_NONCE
+/// event and counted. The DATA and PATH_RESPONSE replays from the bound transport get a
+/// REJECT(DUPLICATE_NONCE) there; the KEEPALIVE (shorter than a REJECT) and the replay from the
+/// attacker's address get nothing. Fresh messages still pass.
 #[test]
 fn with_xdp_detached_the_controller_refuses_every_replayed_message() {
     let f = started(&[]);
@@ -141,6 +160,7 @@ fn with_xdp_detached_the_controller_refuses_every_replayed_message() {
     eventually("the replayed DATA refused", || {
         controller_refused(&f, c.id, RejectReason::DuplicateNonce, &data)
     });
+    assert_duplicate_reject(&c, &wifi, &data, 1);
     wifi.send_to(&c.data(&inner(2)), gw).expect("send DATA");
     eventually("fresh DATA after the replay written", || upstream(&f) >= 2);
     assert_eq!(
@@ -170,7 +190,8 @@ fn with_xdp_detached_the_controller_refuses_every_replayed_message() {
     let _ack = c.receive(&lte, "REATTACH_ACK");
     c.acked = 2;
     replay(&f, &c, &lte, &response, RejectReason::DuplicateNonce);
-    assert_silent(&lte, QUIET, "a replayed PATH_RESPONSE");
+    assert_duplicate_reject(&c, &lte, &response, 2);
+    assert_silent(&lte, QUIET, "a replayed PATH_RESPONSE, after its REJECT");
     assert_eq!(f.audit_versions(c.id), vec![1, 2]);
 
     // TERMINATE: one version, however often it arrives.
