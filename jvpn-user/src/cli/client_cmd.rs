@@ -4,11 +4,14 @@
 use super::args::{RawClientAction, RawClientArgs};
 use super::error::CliError;
 use super::validate::iface_name;
+use crate::client_session::options::{DEFAULT_REKEY_AFTER, DEFAULT_REKEY_AFTER_MESSAGES};
+use crate::client_session::ConnectOptions;
 use crate::config::ClientSettings;
 use crate::tunnel_client::{
     control_socket_path, request_jump, TunnelClientError, TunnelClientOptions, DEFAULT_CLIENT_TUN,
 };
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// Where the client's gateway, keys and TUN name come from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -39,6 +42,8 @@ pub enum ClientCommand {
         tun: Option<String>,
         /// `--uplink`: the interface to send from.
         uplink: Option<String>,
+        /// `--rekey-after-ms` and `--rekey-after-messages`, or the defaults.
+        rekey: RekeyAfter,
     },
     /// Ask the running client of TUN device `tun` to jump.
     Jump {
@@ -47,6 +52,24 @@ pub enum ClientCommand {
         /// The interface to jump to; the current one if absent.
         uplink: Option<String>,
     },
+}
+
+/// When the client rekeys (docs/rekey.md).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RekeyAfter {
+    /// Keys this old are replaced.
+    pub age: Duration,
+    /// Keys that sealed this many messages are replaced.
+    pub messages: u64,
+}
+
+impl Default for RekeyAfter {
+    fn default() -> Self {
+        Self {
+            age: DEFAULT_REKEY_AFTER,
+            messages: DEFAULT_REKEY_AFTER_MESSAGES,
+        }
+    }
 }
 
 /// Validates `jvpn client` arguments.
@@ -74,10 +97,26 @@ pub fn validate(raw: RawClientArgs) -> Result<ClientCommand, CliError> {
             })
         }
     };
+    let usage = |message: &str| CliError::Usage {
+        message: message.to_owned(),
+    };
+    let rekey = RekeyAfter {
+        age: match raw.rekey_after_ms {
+            Some(0) => return Err(usage("--rekey-after-ms must be at least 1")),
+            Some(ms) => Duration::from_millis(ms),
+            None => DEFAULT_REKEY_AFTER,
+        },
+        messages: match raw.rekey_after_messages {
+            Some(0) => return Err(usage("--rekey-after-messages must be at least 1")),
+            Some(n) => n,
+            None => DEFAULT_REKEY_AFTER_MESSAGES,
+        },
+    };
     Ok(ClientCommand::Run {
         source,
         tun: name("--tun", raw.tun)?,
         uplink: name("--uplink", raw.uplink)?,
+        rekey,
     })
 }
 
@@ -94,6 +133,7 @@ pub fn execute(command: ClientCommand) -> Result<(), CliError> {
             source,
             tun,
             uplink,
+            rekey,
         } => {
             let settings = match &source {
                 ClientSource::Config(path) => ClientSettings::load(path)
@@ -122,6 +162,11 @@ pub fn execute(command: ClientCommand) -> Result<(), CliError> {
                 settings,
                 tun,
                 uplink,
+                connect: ConnectOptions {
+                    rekey_after: rekey.age,
+                    rekey_after_messages: rekey.messages,
+                    ..ConnectOptions::default()
+                },
             };
             runtime
                 .block_on(crate::tunnel_client::run(options, super::shutdown_signal()))
@@ -151,14 +196,31 @@ mod tests {
             gateway_public_key: "P".into(),
             psk: None,
         };
-        let cases: [(&[&str], Result<ClientCommand, &str>); 6] = [
+        let cases: [(&[&str], Result<ClientCommand, &str>); 8] = [
             (
                 &["client", "--config", "c.toml", "--uplink", "wifi"],
                 Ok(ClientCommand::Run {
                     source: ClientSource::Config("c.toml".into()),
                     tun: None,
                     uplink: Some("wifi".into()),
+                    rekey: RekeyAfter::default(),
                 }),
+            ),
+            (
+                &["client", "--config", "c.toml", "--rekey-after-ms", "200"],
+                Ok(ClientCommand::Run {
+                    source: ClientSource::Config("c.toml".into()),
+                    tun: None,
+                    uplink: None,
+                    rekey: RekeyAfter {
+                        age: Duration::from_millis(200),
+                        messages: DEFAULT_REKEY_AFTER_MESSAGES,
+                    },
+                }),
+            ),
+            (
+                &["client", "--config", "c.toml", "--rekey-after-ms", "0"],
+                Err("--rekey-after-ms must be at least 1"),
             ),
             (
                 &[
@@ -174,6 +236,7 @@ mod tests {
                     source: args,
                     tun: None,
                     uplink: None,
+                    rekey: RekeyAfter::default(),
                 }),
             ),
             (

@@ -362,5 +362,6 @@ impl std::fmt::Debug for ClientConnection {
 }
 
 mod jump;
+mod rekey;
 #[cfg(test)]
 mod tests;

@@ -20,6 +20,7 @@
 //! - [`hello_guard`]: mac1 key, cookie secrets, "under load", and their push into XDP.
 //! - [`hello_replay`]: the atomic HELLO replay reservation and the per-client session cap.
 //! - [`reattach`]: REATTACH_REQUEST, PATH_CHALLENGE / PATH_RESPONSE, the reattach CAS.
+//! - [`rekey`]: REKEY_INIT -> new keys by CAS (cause REKEY) -> REKEY_ACK; the reject-after rule.
 //! - [`traffic`]: DATA, KEEPALIVE, TERMINATE.
 //! - [`routes`]: cryptokey routing: which client owns each tunnel address, which session carries it.
 //! - [`tunnel`]: the TUN data path.
@@ -28,7 +29,7 @@
 //! - [`counters`]: every counter `jvpn stats` and the metrics read.
 //! - [`clock`]: the monotonic clock every timer and the state machine read.
 //! - [`reconcile`]: start-up from the store, with or without surviving maps.
-//! - [`timers`]: keepalive and idle timeouts.
+//! - [`timers`]: keepalive and idle timeouts, worn-out keys.
 //! - [`retention`]: terminated sessions leave the table and the map after a while.
 //! - [`roaming`], [`terminated`]: XDP drops answered with a REJECT.
 //! - [`udp`]: the gateway's UDP socket, bound to `listen` and to the XDP interface.
@@ -55,6 +56,7 @@ pub mod live;
 pub mod reattach;
 pub mod reconcile;
 pub mod reject_budget;
+pub mod rekey;
 pub mod replay;
 pub mod reply;
 pub mod retention;

@@ -231,6 +231,7 @@ async fn receive_loop(
             Some(
                 t @ (MessageType::ReattachRequest
                 | MessageType::PathResponse
+                | MessageType::RekeyInit
                 | MessageType::Terminate),
             ) => {
                 let gateway = gateway.clone();
@@ -243,6 +244,7 @@ async fn receive_loop(
                         MessageType::PathResponse => {
                             gateway.on_path_response(&datagram, from, now).await
                         }
+                        MessageType::RekeyInit => gateway.on_rekey_init(&datagram, from, now).await,
                         _ => gateway.on_terminate(&datagram, from, now).await,
                     }
                 });
