@@ -84,6 +84,10 @@ pub struct TunnelOptions {
     /// Starts the client with `--uplink <wifi>`; without it the client follows the routing table
     /// (which prefers wifi, metric 1, over lte, metric 2).
     pub pin_wifi: bool,
+    /// More `jvpn client` arguments (e.g. `--rekey-after-ms`).
+    pub client_args: &'static [&'static str],
+    /// Top-level lines added to the gateway's config (e.g. `reject_after_ms = 2000`).
+    pub gateway_config: &'static str,
 }
 
 impl Default for TunnelOptions {
@@ -93,6 +97,8 @@ impl Default for TunnelOptions {
             outer: Family::V4,
             nat_on_wifi: false,
             pin_wifi: true,
+            client_args: &[],
+            gateway_config: "",
         }
     }
 }
@@ -239,6 +245,12 @@ impl Tunnel {
                 metric,
             ]);
         }
+        if !options.gateway_config.is_empty() {
+            let path = f.dir.path().join("gateway.toml");
+            let config = std::fs::read_to_string(&path).expect("read the gateway config");
+            std::fs::write(&path, format!("{}\n{config}", options.gateway_config))
+                .expect("write the gateway config");
+        }
         f.start(&[]);
         // IPv6 neighbour discovery can hold the first packets for seconds while the link-local
         // addresses finish duplicate address detection; a HELLO held that long is sent again and
@@ -277,6 +289,7 @@ impl Tunnel {
                         .into_iter()
                         .flatten(),
                 )
+                .args(options.client_args)
                 .env("RUST_LOG", "info")
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
