@@ -29,6 +29,9 @@ pub struct ConnectOptions {
     pub rekey_after_messages: u64,
     /// How long to wait for a REKEY_ACK before a new REKEY_INIT.
     pub rekey_wait: Duration,
+    /// How long upstream packets may be held while a REKEY_INIT awaits its ACK, so that none is
+    /// sealed at the version the rekey is about to leave (docs/rekey.md).
+    pub rekey_hold: Duration,
 }
 
 impl Default for ConnectOptions {
@@ -45,6 +48,7 @@ impl Default for ConnectOptions {
             rekey_after: DEFAULT_REKEY_AFTER,
             rekey_after_messages: DEFAULT_REKEY_AFTER_MESSAGES,
             rekey_wait: Duration::from_secs(1),
+            rekey_hold: Duration::from_millis(250),
         }
     }
 }

@@ -3,13 +3,41 @@
 //! every [`ConnectOptions::rekey_wait`] until a REKEY_ACK switches the keys (the receive loop
 //! handles the ACK). It does not start one while a reattach is pending: a jump and a rekey would
 //! both claim the next version.
+//!
+//! While a REKEY_INIT awaits its ACK, upstream packets are held (at most [`MAX_HELD_PACKETS`], for
+//! at most [`ConnectOptions::rekey_hold`]) and sent under the new keys once the ACK arrives:
+//! sealed at the version the rekey leaves, they would reach the gateway after its commit and be
+//! dropped as stale (docs/rekey.md). Past the hold time (a lost REKEY_INIT) or the cap they go out
+//! as they are.
 
 use super::ClientConnection;
 use crate::client_session::birth::send;
 use crate::client_session::connection_error::ConnectionError;
 use crate::client_session::options::ConnectOptions;
+use crate::datapath::segment::Packets;
 use std::time::Duration;
 use tokio::time::Instant;
+
+/// Upstream packets held at most while a rekey is pending.
+pub const MAX_HELD_PACKETS: usize = 1024;
+
+/// Upstream packets held while a rekey is pending, and since when.
+#[derive(Debug, Default)]
+pub(super) struct Held {
+    packets: Vec<Vec<u8>>,
+    since: Option<Instant>,
+}
+
+/// What to do with an upstream batch.
+pub(super) enum Upstream {
+    /// It was held.
+    Held,
+    /// Send it, after the packets held `earlier`.
+    Send {
+        /// Packets held before, to send first.
+        earlier: Vec<Vec<u8>>,
+    },
+}
 
 /// Whether keys `age` old that sealed `messages` messages are due for a rekey.
 pub fn rekey_due(age: Duration, messages: u64, options: &ConnectOptions) -> bool {
@@ -60,6 +88,39 @@ impl ClientConnection {
             self.stats.sent(0);
             last_init = Some(now);
         }
+    }
+
+    /// Holds `packets` while a rekey is pending and the hold has time and room left; otherwise
+    /// says to send them after whatever was held.
+    pub(super) fn hold_or_release(&self, packets: &Packets) -> Upstream {
+        let pending = self.core().rekey_pending();
+        let mut held = self.held.lock().expect("held packets lock poisoned");
+        let now = Instant::now();
+        let since = *held.since.get_or_insert(now);
+        let room = held.packets.len() + packets.iter().count() <= MAX_HELD_PACKETS;
+        if pending && room && now < since + self.options.rekey_hold {
+            held.packets.extend(packets.iter().map(<[u8]>::to_vec));
+            return Upstream::Held;
+        }
+        held.since = None;
+        Upstream::Send {
+            earlier: std::mem::take(&mut held.packets),
+        }
+    }
+
+    /// The packets held so far, released.
+    pub(super) fn take_held(&self) -> Vec<Vec<u8>> {
+        let mut held = self.held.lock().expect("held packets lock poisoned");
+        held.since = None;
+        std::mem::take(&mut held.packets)
+    }
+
+    /// Seals and sends held packets in order, under the keys current now.
+    pub(super) async fn send_held(&self, packets: Vec<Vec<u8>>) -> Result<(), ConnectionError> {
+        for packet in packets {
+            self.send(&packet).await?;
+        }
+        Ok(())
     }
 
     /// Identifies the current keys: the session and how many rekeys it completed.
