@@ -5,19 +5,21 @@
 //! Nothing changes before the REKEY_INIT's seal opens under the current keys, its nonce passes
 //! the controller's replay window and its claim names the current version of an ATTACHED session
 //! from the bound transport (the XDP program enforces the same before passing it here). The Noise
-//! exchange runs before the commit; the new keys become the session's only through
-//! [`Gateway::commit`], which writes them into the store with the STATE_CHANGE audit record before
-//! the cache, the XDP map and the event stream see the new version. The REKEY_ACK is sealed
+//! exchange runs before the commit; the new keys become the session's only through the
+//! compare-and-set ([`Effect::Commit`]), which writes them into the store with the STATE_CHANGE
+//! audit record before [`Controller::committed`] installs them and pushes the map entry and the
+//! events; its continuation ([`Then::RekeyAck`]) then sends the REKEY_ACK. The REKEY_ACK is sealed
 //! under the keys the client sealed its REKEY_INIT with (it cannot open anything else yet), with a
 //! gateway-to-client nonce taken before the commit: a nonce is never sealed twice under any key,
 //! whatever happens after.
 
-use super::core::{Applied, ApplyError, Gateway};
+use super::core::{Applied, ApplyError, Controller};
+use super::effect::{Effect, Then};
 use crate::crypto::{open_body, rekey, seal_message, Direction, SessionKeys};
 use crate::session::{Input, Millis, SessionId};
 use crate::store::Expected;
 use jvpn_common::control::{
-    Body, RekeyAck, RekeyInit, Terminate, TerminateCause as WireTerminateCause,
+    Body, RekeyAck, RekeyInit, Terminate, TerminateCause as WireTerminateCause, REKEY_NOISE_LEN,
 };
 use jvpn_common::maps::{SessionState, TransportBinding};
 use jvpn_common::version::check_version;
@@ -121,18 +123,25 @@ pub fn admit_rekey(
     Ok(())
 }
 
-impl Gateway {
-    /// Handles a REKEY_INIT from `from`.
-    pub async fn on_rekey_init(&self, datagram: &[u8], from: SocketAddr, now: Millis) {
-        let Some((id, session, keys)) = self.session_of(datagram, from) else {
+impl Controller {
+    /// Handles a REKEY_INIT from `from`: the key exchange and the compare-and-set of the new keys
+    /// (an [`Effect::Commit`] whose outcome [`Self::after_rekey`] answers), or a REJECT.
+    pub(super) fn on_rekey_init(
+        &self,
+        datagram: &[u8],
+        from: SocketAddr,
+        now: Millis,
+        out: &mut Vec<Effect>,
+    ) {
+        let Some((id, session, keys)) = self.session_of(datagram, from, out) else {
             return;
         };
         let (header, init) =
             match open_body::<RekeyInit>(&keys, Direction::ClientToGateway, datagram) {
                 Ok(opened) => opened,
-                Err(e) => return self.seal_failed(datagram, from, &e),
+                Err(e) => return self.seal_failed(datagram, from, &e, out),
             };
-        if !self.admit_nonce(id, &header, from) {
+        if !self.admit_nonce(id, &header, from, out) {
             return;
         }
         let claimed = init.acked_version.get();
@@ -157,25 +166,13 @@ impl Gateway {
                 })
         };
         if let Some((reason, detail)) = refusal {
-            return self
-                .refuse(id, from, &header, reason, current, detail, now)
-                .await;
+            return self.refuse(id, from, &header, reason, current, detail, now, out);
         }
         let (new_keys, noise) = match rekey::respond(&keys, id, claimed, &init.noise) {
             Ok(done) => done,
             Err(e) => {
-                let detail = e.to_string();
-                return self
-                    .refuse(
-                        id,
-                        from,
-                        &header,
-                        RejectReason::BadSeal,
-                        current,
-                        detail,
-                        now,
-                    )
-                    .await;
+                let reason = RejectReason::BadSeal;
+                return self.refuse(id, from, &header, reason, current, e.to_string(), now, out);
             }
         };
         let Some(ack) = self.seal_rekey_ack(id, &keys, current, noise) else {
@@ -185,24 +182,59 @@ impl Gateway {
             claimed_version: claimed,
             secrets: new_keys.to_stored().to_vec().into(),
         };
-        match self.commit_rekey(id, input, new_keys, now).await {
+        let then = Then::RekeyAck {
+            id,
+            to: from,
+            version: current,
+            nonce: header.nonce.get(),
+            datagram: ack,
+        };
+        // As `apply`, but the commit carries the new keys.
+        match self.machine.transition(&session, &input, now) {
+            Err(reject) => {
+                self.counters.reject(reject.reason);
+                self.publish(&reject.event, out);
+                let nonce = header.nonce.get();
+                self.send_reject(id, from, reject.reason, current, nonce, now, out);
+            }
+            Ok(t) => self.commit(Expected::Version(current), t, Arc::new(new_keys), then, out),
+        }
+    }
+
+    /// Answers a REKEY_INIT once its compare-and-set ran: the REKEY_ACK sealed before the commit,
+    /// or the REJECT of why not.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the continuation's fields (session, destination, version, nonce, the sealed ACK), the commit's result and the time, into the step's effects"
+    )]
+    pub(super) fn after_rekey(
+        &self,
+        id: u64,
+        to: SocketAddr,
+        version: u64,
+        nonce: u64,
+        datagram: Vec<u8>,
+        result: &Result<Applied, ApplyError>,
+        now: Millis,
+        out: &mut Vec<Effect>,
+    ) {
+        match result {
             Ok(Applied::Committed(s)) if s.state == SessionState::Attached => {
                 tracing::info!(
                     session = %SessionId::show(id),
                     state_version = s.state_version,
                     "rekeyed"
                 );
-                self.send(&ack, from).await;
+                out.push(Effect::Send { to, datagram });
             }
             Ok(_) => {}
             Err(e) => {
+                let current = self
+                    .sessions
+                    .snapshot(id)
+                    .map_or(version, |(s, _)| s.state_version);
                 if let Some(reason) = e.reason() {
-                    let version = self
-                        .sessions
-                        .snapshot(id)
-                        .map_or(current, |(s, _)| s.state_version);
-                    self.send_reject(id, from, reason, version, header.nonce.get(), now)
-                        .await;
+                    self.send_reject(id, to, reason, current, nonce, now, out);
                 } else {
                     tracing::error!(session = %SessionId::show(id), error = %e, "rekey not committed");
                 }
@@ -212,7 +244,12 @@ impl Gateway {
 
     /// Tells the client of a session the timers ended for worn-out keys why, with a sealed
     /// TERMINATE(REKEY_TIMEOUT) to its binding (its keys still open it), and says so in the log.
-    pub async fn worn_out_terminated(&self, id: u64, result: Result<Applied, ApplyError>) {
+    pub(super) fn after_worn_out(
+        &self,
+        id: u64,
+        result: &Result<Applied, ApplyError>,
+        out: &mut Vec<Effect>,
+    ) {
         let Ok(Applied::Committed(s)) = result else {
             return;
         };
@@ -225,8 +262,8 @@ impl Gateway {
             "session terminated: its keys reached the reject-after limit without a rekey (REKEY_TIMEOUT); the client must start a new handshake"
         );
         let terminate = Terminate::new(WireTerminateCause::RekeyTimeout);
-        self.send_body(id, s.binding.to_socket_addr(), s.state_version, &terminate)
-            .await;
+        let to = s.binding.to_socket_addr();
+        self.send_body(id, to, s.state_version, &terminate, out);
     }
 
     /// REKEY_ACK at `current + 1`, sealed under the keys of the REKEY_INIT (`old`), with a nonce
@@ -236,7 +273,7 @@ impl Gateway {
         id: u64,
         old: &SessionKeys,
         current: u64,
-        noise: [u8; jvpn_common::control::REKEY_NOISE_LEN],
+        noise: [u8; REKEY_NOISE_LEN],
     ) -> Option<Vec<u8>> {
         let new_version = current.checked_add(1)?;
         let nonce = self.sessions.lock().get_mut(&id)?.take_nonce()?;
@@ -250,35 +287,6 @@ impl Gateway {
                 tracing::error!(session = %SessionId::show(id), error = %e, "cannot seal REKEY_ACK")
             })
             .ok()
-    }
-
-    /// [`Gateway::apply`] for a rekey: the committed session carries `new_keys`.
-    async fn commit_rekey(
-        &self,
-        id: u64,
-        input: Input,
-        new_keys: SessionKeys,
-        now: Millis,
-    ) -> Result<Applied, ApplyError> {
-        let (current, _) = self
-            .sessions
-            .snapshot(id)
-            .ok_or(ApplyError::UnknownSession)?;
-        match self.machine.transition(&current, &input, now) {
-            Err(reject) => {
-                self.counters.reject(reject.reason);
-                self.publish(&reject.event);
-                Err(ApplyError::Rejected(reject))
-            }
-            Ok(t) => {
-                self.commit(
-                    Expected::Version(current.state_version),
-                    t,
-                    Arc::new(new_keys),
-                )
-                .await
-            }
-        }
     }
 }
 

@@ -3,31 +3,31 @@
 //! terminated long enough ago are evicted ([`super::retention`]). A session whose
 //! gateway-to-client nonce counter entered the margin at the top of its epoch is terminated
 //! instead ([`super::live::LiveSession::nonce_exhausted`]), and so is one whose keys are older or
-//! more used than the reject-after limits allow ([`super::rekey`]: never kept on worn-out keys). Time is the controller's monotonic
-//! clock ([`super::clock`]): a wall-clock step fires no timer and holds off none.
+//! more used than the reject-after limits allow ([`super::rekey`]: never kept on worn-out keys,
+//! and the client is told why). Time is the controller's monotonic clock ([`super::clock`]): a wall-clock step fires no timer and holds off none.
+//!
+//! [`Controller::tick`] decides; the shell calls it every [`TICK`] and performs its effects
+//! (each due transition's compare-and-set, the evictions).
 
-use super::core::Gateway;
+use super::core::Controller;
+use super::effect::{Effect, Then};
 use super::retention::TERMINATED_RETENTION_MS;
-use crate::session::{Input, TerminateCause};
+use crate::session::{Input, Millis, TerminateCause};
 use jvpn_common::maps::SessionState;
-use std::sync::Arc;
 use std::time::Duration;
 
 /// How often the timers run.
 pub const TICK: Duration = Duration::from_secs(1);
 
-/// Runs the timers until the task is dropped.
-pub async fn run(gateway: Arc<Gateway>) {
-    let mut interval = tokio::time::interval(TICK);
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let reject_after = gateway.settings.timeouts.reject_after();
-    loop {
-        interval.tick().await;
-        let now = gateway.clock.now();
-        for id in gateway.sessions.ids() {
+impl Controller {
+    /// Shows every live session the time `now`: returns the due transitions' commits and the
+    /// evictions of sessions terminated long enough ago.
+    pub fn tick(&self, now: Millis) -> Vec<Effect> {
+        let mut out = Vec::new();
+        let reject_after = self.settings.timeouts.reject_after();
+        for id in self.sessions.ids() {
             let (live, spent, worn_out) =
-                gateway
-                    .sessions
+                self.sessions
                     .lock()
                     .get(&id)
                     .map_or((false, false, false), |l| {
@@ -37,24 +37,25 @@ pub async fn run(gateway: Arc<Gateway>) {
                             l.keys_worn_out(&reject_after, now),
                         )
                     });
+            if live && !spent && worn_out {
+                let input = Input::Terminate {
+                    cause: TerminateCause::RekeyTimeout,
+                };
+                let _ = self.apply(id, input, now, Then::WornOut { id }, &mut out);
+                continue;
+            }
             let input = if spent {
                 Input::Terminate {
                     cause: TerminateCause::NonceExhausted,
-                }
-            } else if worn_out {
-                Input::Terminate {
-                    cause: TerminateCause::RekeyTimeout,
                 }
             } else {
                 Input::Tick
             };
             if live {
-                let result = gateway.apply(id, input, now).await;
-                if worn_out {
-                    gateway.worn_out_terminated(id, result).await;
-                }
+                let _ = self.apply_input(id, input, now, &mut out);
             }
         }
-        gateway.evict_terminated(now, TERMINATED_RETENTION_MS);
+        self.evict_terminated(now, TERMINATED_RETENTION_MS, &mut out);
+        out
     }
 }
