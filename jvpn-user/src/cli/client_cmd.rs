@@ -54,21 +54,27 @@ pub enum ClientCommand {
     },
 }
 
-/// When the client rekeys (docs/rekey.md).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// When the client rekeys (docs/rekey.md), as the flags say; what they leave out comes from the
+/// config file, then the defaults.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RekeyAfter {
-    /// Keys this old are replaced.
-    pub age: Duration,
-    /// Keys that sealed this many messages are replaced.
-    pub messages: u64,
+    /// `--rekey-after-ms`: keys this old are replaced.
+    pub age: Option<Duration>,
+    /// `--rekey-after-messages`: keys that sealed this many messages are replaced.
+    pub messages: Option<u64>,
 }
 
-impl Default for RekeyAfter {
-    fn default() -> Self {
-        Self {
-            age: DEFAULT_REKEY_AFTER,
-            messages: DEFAULT_REKEY_AFTER_MESSAGES,
-        }
+impl RekeyAfter {
+    /// The flags over the config's values over the defaults.
+    fn resolve(self, settings: &ClientSettings) -> (Duration, u64) {
+        (
+            self.age
+                .or(settings.rekey_after)
+                .unwrap_or(DEFAULT_REKEY_AFTER),
+            self.messages
+                .or(settings.rekey_after_messages)
+                .unwrap_or(DEFAULT_REKEY_AFTER_MESSAGES),
+        )
     }
 }
 
@@ -103,13 +109,11 @@ pub fn validate(raw: RawClientArgs) -> Result<ClientCommand, CliError> {
     let rekey = RekeyAfter {
         age: match raw.rekey_after_ms {
             Some(0) => return Err(usage("--rekey-after-ms must be at least 1")),
-            Some(ms) => Duration::from_millis(ms),
-            None => DEFAULT_REKEY_AFTER,
+            ms => ms.map(Duration::from_millis),
         },
         messages: match raw.rekey_after_messages {
             Some(0) => return Err(usage("--rekey-after-messages must be at least 1")),
-            Some(n) => n,
-            None => DEFAULT_REKEY_AFTER_MESSAGES,
+            n => n,
         },
     };
     Ok(ClientCommand::Run {
@@ -157,14 +161,15 @@ pub fn execute(command: ClientCommand) -> Result<(), CliError> {
             let tun = tun
                 .or_else(|| settings.tun.clone())
                 .unwrap_or_else(|| DEFAULT_CLIENT_TUN.to_owned());
+            let (rekey_after, rekey_after_messages) = rekey.resolve(&settings);
             let runtime = super::daemon_runtime()?;
             let options = TunnelClientOptions {
                 settings,
                 tun,
                 uplink,
                 connect: ConnectOptions {
-                    rekey_after: rekey.age,
-                    rekey_after_messages: rekey.messages,
+                    rekey_after,
+                    rekey_after_messages,
                     ..ConnectOptions::default()
                 },
             };
@@ -213,8 +218,8 @@ mod tests {
                     tun: None,
                     uplink: None,
                     rekey: RekeyAfter {
-                        age: Duration::from_millis(200),
-                        messages: DEFAULT_REKEY_AFTER_MESSAGES,
+                        age: Some(Duration::from_millis(200)),
+                        messages: None,
                     },
                 }),
             ),
@@ -260,5 +265,37 @@ mod tests {
                 (got, want) => panic!("{argv:?}: got {got:?}, expected {want:?}"),
             }
         }
+    }
+
+    #[test]
+    fn rekey_limits_come_from_the_flags_then_the_config_then_the_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        crate::config::keyfile::keygen(&dir.path().join("client.key")).unwrap();
+        let mut settings = ClientSettings::from_parts(
+            "gw:1",
+            &crate::crypto::PrivateKey::generate()
+                .public_key()
+                .to_base64(),
+            &dir.path().join("client.key"),
+            None,
+            None,
+        )
+        .unwrap();
+        let none = RekeyAfter::default();
+        assert_eq!(
+            none.resolve(&settings),
+            (DEFAULT_REKEY_AFTER, DEFAULT_REKEY_AFTER_MESSAGES)
+        );
+        settings.rekey_after = Some(Duration::from_secs(60));
+        settings.rekey_after_messages = Some(1_000);
+        assert_eq!(none.resolve(&settings), (Duration::from_secs(60), 1_000));
+        let flags = RekeyAfter {
+            age: Some(Duration::from_millis(100)),
+            messages: None,
+        };
+        assert_eq!(
+            flags.resolve(&settings),
+            (Duration::from_millis(100), 1_000)
+        );
     }
 }
