@@ -88,6 +88,8 @@ pub struct TunnelOptions {
     pub client_args: &'static [&'static str],
     /// Top-level lines added to the gateway's config (e.g. `reject_after_ms = 2000`).
     pub gateway_config: &'static str,
+    /// Environment of the gateway's first start (e.g. `JVPN_FAULT`).
+    pub gateway_env: &'static [(&'static str, &'static str)],
 }
 
 impl Default for TunnelOptions {
@@ -99,6 +101,7 @@ impl Default for TunnelOptions {
             pin_wifi: true,
             client_args: &[],
             gateway_config: "",
+            gateway_env: &[],
         }
     }
 }
@@ -251,7 +254,7 @@ impl Tunnel {
             std::fs::write(&path, format!("{}\n{config}", options.gateway_config))
                 .expect("write the gateway config");
         }
-        f.start(&[]);
+        f.start(options.gateway_env);
         // IPv6 neighbour discovery can hold the first packets for seconds while the link-local
         // addresses finish duplicate address detection; a HELLO held that long is sent again and
         // both arrive, making two sessions. Start the client once both paths answer.

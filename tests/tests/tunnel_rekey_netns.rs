@@ -3,7 +3,8 @@
 //! one session whose version rose by one per rekey (REKEY in the audit and on the event stream),
 //! with (almost) no packet dropped for a version the rekey left; and a client that never
 //! rekeys is terminated by the gateway when its keys reach `reject_after_ms`, with REKEY_TIMEOUT
-//! in the audit and a TERMINATE its client reads.
+//! in the audit and a TERMINATE its client reads; and a gateway killed right after a rekey's
+//! commit keeps it after its restart while the client gets back on the network.
 //!
 //! ```text
 //!  gateway ns: jvpn gateway, TUN 10.99.0.1, TCP server :5201, <gw> 10.200.0.1 (XDP, :51900)
@@ -14,7 +15,7 @@
 //! ```
 
 use jvpn_tests::event_follower::EventFollower;
-use jvpn_tests::probe::session_hex;
+use jvpn_tests::probe::{eventually_within, session_hex};
 use jvpn_tests::transfer::Transfer;
 use jvpn_tests::tunnel::{eventually, payload, Tunnel, TunnelOptions};
 use std::time::{Duration, Instant};
@@ -26,6 +27,9 @@ const PAYLOAD_LEN: usize = 4_000_000;
 const TRANSFER_PATIENCE: Duration = Duration::from_secs(60);
 /// Time for 50 rekeys at 100 ms each, with room for a loaded machine.
 const REKEY_PATIENCE: Duration = Duration::from_secs(60);
+/// Time for a client whose REKEY_ACK was lost to get back: three silent keepalive intervals (5 s
+/// in the tests' config), then unanswered reattaches, then a new handshake.
+const RECOVERY_PATIENCE: Duration = Duration::from_secs(120);
 
 fn version_of(t: &Tunnel) -> u64 {
     t.only_session()["version"].as_u64().expect("a version")
@@ -162,4 +166,51 @@ fn a_client_that_does_not_rekey_is_terminated_with_a_clear_reason() {
     eventually("the client read the TERMINATE", || {
         t.client_log().contains("RekeyTimeout")
     });
+}
+
+/// A `kill -9` right after a rekey's compare-and-set (before the map, the cache and the
+/// REKEY_ACK): the restarted gateway keeps the committed version and its keys (the version never
+/// goes back), and the client, which never got the ACK, gets back on the network by itself
+/// (docs/rekey.md, "Crash safety": a new handshake, never the ambiguous keys).
+#[test]
+fn a_gateway_killed_right_after_a_rekey_commit_never_goes_back_and_the_client_recovers() {
+    let mut t = Tunnel::up_with(TunnelOptions {
+        client_args: &["--rekey-after-ms", "3000"],
+        gateway_env: &[("JVPN_FAULT", "after-cas:REKEY")],
+        ..TunnelOptions::default()
+    });
+    let status = t.f.wait_exit(Duration::from_secs(30));
+    assert!(!status.success(), "the injected fault kills the gateway");
+    t.f.start(&[]);
+    assert_eq!(
+        t.f.audit_versions(t.session),
+        vec![1, 2],
+        "the rekey committed before the kill survived it"
+    );
+    let id = session_hex(t.session);
+    let audit = t.f.cli_json(&["audit", &id]);
+    assert_eq!(audit[1]["cause"], "REKEY", "{audit}");
+    let version = t.f.cli_json(&["sessions", "show", &id])["version"]
+        .as_u64()
+        .expect("a version");
+    assert!(version >= 2, "no version went back: {version}");
+
+    eventually_within(
+        "a ping through the tunnel after the client's recovery",
+        RECOVERY_PATIENCE,
+        || {
+            t.client
+                .command("ping")
+                .args(["-c", "1", "-W", "1", "10.99.0.1"])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        },
+    );
+    let transfer = Transfer::start(&t, payload(PAYLOAD_LEN));
+    transfer.finish(&t, TRANSFER_PATIENCE);
+    let versions = t.f.audit_versions(t.session);
+    assert!(
+        versions.windows(2).all(|w| w[1] == w[0] + 1) && versions[..2] == [1, 2],
+        "the old session's history only went up: {versions:?}"
+    );
 }
