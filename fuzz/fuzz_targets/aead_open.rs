@@ -8,7 +8,8 @@
 
 use arbitrary::{Arbitrary, Unstructured};
 use jvpn_common::control::{
-    Body, PathChallenge, PathResponse, ReattachAck, ReattachRequest, Reject, Terminate,
+    Body, PathChallenge, PathResponse, ReattachAck, ReattachRequest, Reject, RekeyAck, RekeyInit,
+    Terminate,
 };
 use jvpn_common::wire::{MessageType, WireHeader};
 use jvpn_user::crypto::{
@@ -126,6 +127,8 @@ fn open_every_way(keys: &SessionKeys, direction: Direction, datagram: &[u8]) {
         MessageType::ReattachAck,
         MessageType::Reject,
         MessageType::Terminate,
+        MessageType::RekeyInit,
+        MessageType::RekeyAck,
     ] {
         if let Some(typed) = open_typed(keys, direction, message_type, datagram) {
             let (_, body) = plain
@@ -148,6 +151,8 @@ fn body_of(message_type: MessageType, body: &[u8]) -> Option<Vec<u8>> {
         MessageType::ReattachAck => bytes::<ReattachAck>(body),
         MessageType::Reject => bytes::<Reject>(body),
         MessageType::Terminate => bytes::<Terminate>(body),
+        MessageType::RekeyInit => bytes::<RekeyInit>(body),
+        MessageType::RekeyAck => bytes::<RekeyAck>(body),
         _ => None,
     }
 }
@@ -171,6 +176,8 @@ fn open_typed(
         MessageType::ReattachAck => open::<ReattachAck>(keys, direction, datagram),
         MessageType::Reject => open::<Reject>(keys, direction, datagram),
         MessageType::Terminate => open::<Terminate>(keys, direction, datagram),
+        MessageType::RekeyInit => open::<RekeyInit>(keys, direction, datagram),
+        MessageType::RekeyAck => open::<RekeyAck>(keys, direction, datagram),
         _ => None,
     }
 }

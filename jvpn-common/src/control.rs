@@ -36,7 +36,9 @@ use bytemuck::{Pod, Zeroable};
 use core::mem::size_of;
 
 mod handshake;
+mod rekey;
 pub use handshake::{HelloPayload, Tai64N, WelcomePayload};
+pub use rekey::{RekeyAck, RekeyInit, REKEY_NOISE_LEN};
 
 /// Length of the Poly1305 tag that follows every AEAD ciphertext (the AEAD's overhead).
 pub const AEAD_TAG_LEN: usize = 16;
@@ -278,6 +280,9 @@ pub enum TerminateCause {
     Exhausted = 4,
     /// A peer found the session state ambiguous and failed closed (spec sections 5 and 10).
     Ambiguity = 5,
+    /// The session's keys reached their reject-after age or message count without a rekey
+    /// (docs/rekey.md): the gateway never keeps a session on worn-out keys.
+    RekeyTimeout = 6,
 }
 
 impl TerminateCause {
@@ -289,6 +294,7 @@ impl TerminateCause {
             3 => Self::IdleTimeout,
             4 => Self::Exhausted,
             5 => Self::Ambiguity,
+            6 => Self::RekeyTimeout,
             _ => return None,
         })
     }

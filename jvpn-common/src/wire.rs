@@ -66,6 +66,12 @@ pub enum MessageType {
     /// Gateway to client, under load: a cookie for the HELLO's source, sealed to the client
     /// (layout in [`crate::abi`]); session_id, state_version, nonce and tag are 0.
     CookieReply = 11,
+    /// Client to gateway: starts a rekey; the body carries a fresh ephemeral key, sealed under the
+    /// current keys ([`crate::control::RekeyInit`], docs/rekey.md).
+    RekeyInit = 12,
+    /// Gateway to client: the rekey committed at the version in the header; the body carries the
+    /// gateway's ephemeral key, sealed under the keys the client sealed its REKEY_INIT with.
+    RekeyAck = 13,
 }
 
 impl MessageType {
@@ -84,6 +90,8 @@ impl MessageType {
             9 => Self::PathChallenge,
             10 => Self::PathResponse,
             11 => Self::CookieReply,
+            12 => Self::RekeyInit,
+            13 => Self::RekeyAck,
             _ => return None,
         })
     }
@@ -99,6 +107,7 @@ impl MessageType {
                 | Self::Reject
                 | Self::PathChallenge
                 | Self::CookieReply
+                | Self::RekeyAck
         )
     }
 }
@@ -286,7 +295,7 @@ mod tests {
 
     #[test]
     fn round_trips_through_bytes() {
-        for t in 1..=11u8 {
+        for t in 1..=13u8 {
             let t = MessageType::from_u8(t).unwrap();
             let sessionless = matches!(t, MessageType::Hello | MessageType::CookieReply);
             let mut h = if sessionless {
@@ -330,7 +339,7 @@ mod tests {
             ("version 0", |b| b[0] = 0, HeaderError::Version),
             ("version 2", |b| b[0] = 2, HeaderError::Version),
             ("type 0", |b| b[1] = 0, HeaderError::UnknownType),
-            ("type 12", |b| b[1] = 12, HeaderError::UnknownType),
+            ("type 14", |b| b[1] = 14, HeaderError::UnknownType),
             ("type 255", |b| b[1] = 255, HeaderError::UnknownType),
             ("low flag", |b| b[3] = 1, HeaderError::UnknownFlags),
             ("high flag", |b| b[2] = 0x80, HeaderError::UnknownFlags),
@@ -374,8 +383,9 @@ mod tests {
 
     #[test]
     fn only_client_types_flow_to_the_gateway() {
-        let client: [u8; 6] = [1, 3, 4, 7, 8, 10];
-        for t in 1..=11u8 {
+        let client: [u8; 7] = [1, 3, 4, 7, 8, 10, 12];
+        assert_eq!(MessageType::from_u8(14), None);
+        for t in 1..=13u8 {
             let t8 = t;
             let t = MessageType::from_u8(t).unwrap();
             assert_eq!(t.sent_by_client(), client.contains(&t8), "{t:?}");

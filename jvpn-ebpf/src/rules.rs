@@ -78,8 +78,10 @@ pub fn try_jvpn_xdp(
                 .map_err(|r| seen.refuse(r))?;
             Ok(Verdict::ToController)
         }
-        // 6. DATA and KEEPALIVE: the full versioning check.
-        MessageType::Data | MessageType::Keepalive => {
+        // 6. DATA, KEEPALIVE and REKEY_INIT: the full versioning check. A rekey is only asked
+        // for by the attached client at the current version from its bound transport; the
+        // controller then runs the key exchange and commits it (docs/rekey.md).
+        MessageType::Data | MessageType::Keepalive | MessageType::RekeyInit => {
             if state != SessionState::Attached {
                 return Err(seen.refuse(RejectReason::NotAttached));
             }
@@ -90,6 +92,9 @@ pub fn try_jvpn_xdp(
             }
             replay::check_and_record(ctx, session_id, session.replay_slot, nonce)
                 .map_err(|r| seen.refuse(r))?;
+            if msg_type == MessageType::RekeyInit {
+                return Ok(Verdict::ToController);
+            }
             Ok(Verdict::Accepted)
         }
         // HELLO was handled in step 2 and gateway-only types refused in step 1.

@@ -62,6 +62,16 @@ impl EventFollower {
         follower
     }
 
+    /// Every record printed so far, parsed.
+    pub fn records(&self) -> Vec<Value> {
+        self.lines
+            .lock()
+            .expect("lines")
+            .iter()
+            .map(|line| serde_json::from_str(line).expect("one JSON object per line"))
+            .collect()
+    }
+
     /// The records after `marker` (the same at every call) printed so far.
     pub fn tally(&self, marker: u64) -> Tally {
         let new: Vec<String> = {

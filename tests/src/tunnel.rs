@@ -84,6 +84,12 @@ pub struct TunnelOptions {
     /// Starts the client with `--uplink <wifi>`; without it the client follows the routing table
     /// (which prefers wifi, metric 1, over lte, metric 2).
     pub pin_wifi: bool,
+    /// More `jvpn client` arguments (e.g. `--rekey-after-ms`).
+    pub client_args: &'static [&'static str],
+    /// Top-level lines added to the gateway's config (e.g. `reject_after_ms = 2000`).
+    pub gateway_config: &'static str,
+    /// Environment of the gateway's first start (e.g. `JVPN_FAULT`).
+    pub gateway_env: &'static [(&'static str, &'static str)],
 }
 
 impl Default for TunnelOptions {
@@ -93,6 +99,9 @@ impl Default for TunnelOptions {
             outer: Family::V4,
             nat_on_wifi: false,
             pin_wifi: true,
+            client_args: &[],
+            gateway_config: "",
+            gateway_env: &[],
         }
     }
 }
@@ -239,7 +248,13 @@ impl Tunnel {
                 metric,
             ]);
         }
-        f.start(&[]);
+        if !options.gateway_config.is_empty() {
+            let path = f.dir.path().join("gateway.toml");
+            let config = std::fs::read_to_string(&path).expect("read the gateway config");
+            std::fs::write(&path, format!("{}\n{config}", options.gateway_config))
+                .expect("write the gateway config");
+        }
+        f.start(options.gateway_env);
         // IPv6 neighbour discovery can hold the first packets for seconds while the link-local
         // addresses finish duplicate address detection; a HELLO held that long is sent again and
         // both arrive, making two sessions. Start the client once both paths answer.
@@ -277,6 +292,7 @@ impl Tunnel {
                         .into_iter()
                         .flatten(),
                 )
+                .args(options.client_args)
                 .env("RUST_LOG", "info")
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())

@@ -116,6 +116,13 @@ pub struct RawClientArgs {
     /// The interface to send from (default: whatever the route to the gateway uses).
     #[arg(long, value_name = "IF")]
     pub uplink: Option<String>,
+    /// Rekey the session when its keys are this many milliseconds old (default 120000; keep it
+    /// below the gateway's reject_after_ms).
+    #[arg(long, value_name = "MS")]
+    pub rekey_after_ms: Option<u64>,
+    /// Rekey the session when its keys sealed this many messages (default 2^60).
+    #[arg(long, value_name = "N")]
+    pub rekey_after_messages: Option<u64>,
 }
 
 /// `jvpn client` actions on a running client.

@@ -4,11 +4,14 @@
 use super::args::{RawClientAction, RawClientArgs};
 use super::error::CliError;
 use super::validate::iface_name;
+use crate::client_session::options::{DEFAULT_REKEY_AFTER, DEFAULT_REKEY_AFTER_MESSAGES};
+use crate::client_session::ConnectOptions;
 use crate::config::ClientSettings;
 use crate::tunnel_client::{
     control_socket_path, request_jump, TunnelClientError, TunnelClientOptions, DEFAULT_CLIENT_TUN,
 };
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// Where the client's gateway, keys and TUN name come from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -39,6 +42,8 @@ pub enum ClientCommand {
         tun: Option<String>,
         /// `--uplink`: the interface to send from.
         uplink: Option<String>,
+        /// `--rekey-after-ms` and `--rekey-after-messages`, or the defaults.
+        rekey: RekeyAfter,
     },
     /// Ask the running client of TUN device `tun` to jump.
     Jump {
@@ -47,6 +52,30 @@ pub enum ClientCommand {
         /// The interface to jump to; the current one if absent.
         uplink: Option<String>,
     },
+}
+
+/// When the client rekeys (docs/rekey.md), as the flags say; what they leave out comes from the
+/// config file, then the defaults.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RekeyAfter {
+    /// `--rekey-after-ms`: keys this old are replaced.
+    pub age: Option<Duration>,
+    /// `--rekey-after-messages`: keys that sealed this many messages are replaced.
+    pub messages: Option<u64>,
+}
+
+impl RekeyAfter {
+    /// The flags over the config's values over the defaults.
+    fn resolve(self, settings: &ClientSettings) -> (Duration, u64) {
+        (
+            self.age
+                .or(settings.rekey_after)
+                .unwrap_or(DEFAULT_REKEY_AFTER),
+            self.messages
+                .or(settings.rekey_after_messages)
+                .unwrap_or(DEFAULT_REKEY_AFTER_MESSAGES),
+        )
+    }
 }
 
 /// Validates `jvpn client` arguments.
@@ -74,10 +103,24 @@ pub fn validate(raw: RawClientArgs) -> Result<ClientCommand, CliError> {
             })
         }
     };
+    let usage = |message: &str| CliError::Usage {
+        message: message.to_owned(),
+    };
+    let rekey = RekeyAfter {
+        age: match raw.rekey_after_ms {
+            Some(0) => return Err(usage("--rekey-after-ms must be at least 1")),
+            ms => ms.map(Duration::from_millis),
+        },
+        messages: match raw.rekey_after_messages {
+            Some(0) => return Err(usage("--rekey-after-messages must be at least 1")),
+            n => n,
+        },
+    };
     Ok(ClientCommand::Run {
         source,
         tun: name("--tun", raw.tun)?,
         uplink: name("--uplink", raw.uplink)?,
+        rekey,
     })
 }
 
@@ -94,6 +137,7 @@ pub fn execute(command: ClientCommand) -> Result<(), CliError> {
             source,
             tun,
             uplink,
+            rekey,
         } => {
             let settings = match &source {
                 ClientSource::Config(path) => ClientSettings::load(path)
@@ -117,11 +161,17 @@ pub fn execute(command: ClientCommand) -> Result<(), CliError> {
             let tun = tun
                 .or_else(|| settings.tun.clone())
                 .unwrap_or_else(|| DEFAULT_CLIENT_TUN.to_owned());
+            let (rekey_after, rekey_after_messages) = rekey.resolve(&settings);
             let runtime = super::daemon_runtime()?;
             let options = TunnelClientOptions {
                 settings,
                 tun,
                 uplink,
+                connect: ConnectOptions {
+                    rekey_after,
+                    rekey_after_messages,
+                    ..ConnectOptions::default()
+                },
             };
             runtime
                 .block_on(crate::tunnel_client::run(options, super::shutdown_signal()))
@@ -151,14 +201,31 @@ mod tests {
             gateway_public_key: "P".into(),
             psk: None,
         };
-        let cases: [(&[&str], Result<ClientCommand, &str>); 6] = [
+        let cases: [(&[&str], Result<ClientCommand, &str>); 8] = [
             (
                 &["client", "--config", "c.toml", "--uplink", "wifi"],
                 Ok(ClientCommand::Run {
                     source: ClientSource::Config("c.toml".into()),
                     tun: None,
                     uplink: Some("wifi".into()),
+                    rekey: RekeyAfter::default(),
                 }),
+            ),
+            (
+                &["client", "--config", "c.toml", "--rekey-after-ms", "200"],
+                Ok(ClientCommand::Run {
+                    source: ClientSource::Config("c.toml".into()),
+                    tun: None,
+                    uplink: None,
+                    rekey: RekeyAfter {
+                        age: Some(Duration::from_millis(200)),
+                        messages: None,
+                    },
+                }),
+            ),
+            (
+                &["client", "--config", "c.toml", "--rekey-after-ms", "0"],
+                Err("--rekey-after-ms must be at least 1"),
             ),
             (
                 &[
@@ -174,6 +241,7 @@ mod tests {
                     source: args,
                     tun: None,
                     uplink: None,
+                    rekey: RekeyAfter::default(),
                 }),
             ),
             (
@@ -197,5 +265,37 @@ mod tests {
                 (got, want) => panic!("{argv:?}: got {got:?}, expected {want:?}"),
             }
         }
+    }
+
+    #[test]
+    fn rekey_limits_come_from_the_flags_then_the_config_then_the_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        crate::config::keyfile::keygen(&dir.path().join("client.key")).unwrap();
+        let mut settings = ClientSettings::from_parts(
+            "gw:1",
+            &crate::crypto::PrivateKey::generate()
+                .public_key()
+                .to_base64(),
+            &dir.path().join("client.key"),
+            None,
+            None,
+        )
+        .unwrap();
+        let none = RekeyAfter::default();
+        assert_eq!(
+            none.resolve(&settings),
+            (DEFAULT_REKEY_AFTER, DEFAULT_REKEY_AFTER_MESSAGES)
+        );
+        settings.rekey_after = Some(Duration::from_secs(60));
+        settings.rekey_after_messages = Some(1_000);
+        assert_eq!(none.resolve(&settings), (Duration::from_secs(60), 1_000));
+        let flags = RekeyAfter {
+            age: Some(Duration::from_millis(100)),
+            messages: None,
+        };
+        assert_eq!(
+            flags.resolve(&settings),
+            (Duration::from_millis(100), 1_000)
+        );
     }
 }

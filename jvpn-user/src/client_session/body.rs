@@ -2,7 +2,9 @@
 
 use super::refusal::SessionRefusal;
 use crate::crypto::{Direction, SealError};
-use jvpn_common::control::{Body, BodyError, PathChallenge, ReattachAck, Reject, Terminate};
+use jvpn_common::control::{
+    Body, BodyError, PathChallenge, ReattachAck, Reject, RekeyAck, Terminate,
+};
 use jvpn_common::wire::MessageType;
 
 /// A gateway-to-client message whose seal opened, with its body parsed.
@@ -20,6 +22,8 @@ pub(crate) enum GatewayMessage {
     Reject(Reject),
     /// TERMINATE.
     Terminate(Terminate),
+    /// REKEY_ACK.
+    RekeyAck(RekeyAck),
 }
 
 impl GatewayMessage {
@@ -45,12 +49,14 @@ impl GatewayMessage {
             MessageType::Terminate => {
                 Self::Terminate(Terminate::from_body(&body).map_err(malformed)?)
             }
+            MessageType::RekeyAck => Self::RekeyAck(RekeyAck::from_body(&body).map_err(malformed)?),
             // `open_message` refuses these for this direction already; kept total for safety.
             other @ (MessageType::Hello
             | MessageType::Welcome
             | MessageType::CookieReply
             | MessageType::ReattachRequest
-            | MessageType::PathResponse) => {
+            | MessageType::PathResponse
+            | MessageType::RekeyInit) => {
                 return Err(SessionRefusal::Malformed(SealError::WrongDirection(
                     other,
                     Direction::GatewayToClient,
@@ -68,6 +74,7 @@ impl GatewayMessage {
             Self::ReattachAck(_) => MessageType::ReattachAck,
             Self::Reject(_) => MessageType::Reject,
             Self::Terminate(_) => MessageType::Terminate,
+            Self::RekeyAck(_) => MessageType::RekeyAck,
         }
     }
 }

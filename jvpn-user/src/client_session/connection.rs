@@ -67,6 +67,8 @@ pub struct ClientConnection {
     /// Jumps and re-handshakes replace the transport; one at a time.
     transport_change: tokio::sync::Mutex<()>,
     stats: Stats,
+    /// Upstream packets held while a rekey is pending ([`rekey`]).
+    held: Mutex<rekey::Held>,
 }
 
 /// Opens a transport at `local` and runs a handshake over it.
@@ -118,6 +120,7 @@ impl ClientConnection {
             carried,
             transport_change: tokio::sync::Mutex::new(()),
             stats,
+            held: Mutex::default(),
         })
     }
 
@@ -228,6 +231,10 @@ impl ClientConnection {
         packets: &Packets,
         datagrams: &mut Datagrams,
     ) -> Result<(), ConnectionError> {
+        match self.hold_or_release(packets) {
+            rekey::Upstream::Held => return Ok(()),
+            rekey::Upstream::Send { earlier } => self.send_held(earlier).await?,
+        }
         datagrams.clear();
         let mut bytes = 0;
         let (socket, refused) = {
@@ -318,6 +325,11 @@ impl ClientConnection {
                     send(&socket, &response).await?;
                     self.stats.sent(0);
                 }
+                Some(event @ ClientEvent::Rekeyed { .. }) => {
+                    let held = self.take_held();
+                    self.send_held(held).await?;
+                    return Ok(event);
+                }
                 Some(event) => return Ok(event),
                 None => {}
             }
@@ -378,5 +390,6 @@ impl std::fmt::Debug for ClientConnection {
 }
 
 mod jump;
+mod rekey;
 #[cfg(test)]
 mod tests;

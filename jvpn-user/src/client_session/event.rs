@@ -49,6 +49,11 @@ pub enum ClientEvent {
         /// The nonce of the refused copy.
         rejected_nonce: u64,
     },
+    /// The rekey committed: the session runs on new keys at `new_version` (docs/rekey.md).
+    Rekeyed {
+        /// The acknowledged version from now on.
+        new_version: u64,
+    },
     /// The gateway ended the session; the core is closed.
     Terminated {
         /// Why.

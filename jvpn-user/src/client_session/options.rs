@@ -2,6 +2,13 @@
 
 use std::time::Duration;
 
+/// Default age of keys at which the client rekeys (WireGuard's REKEY_AFTER_TIME); the gateway's
+/// default reject-after is 180 s.
+pub const DEFAULT_REKEY_AFTER: Duration = Duration::from_secs(120);
+/// Default number of messages under one set of keys at which the client rekeys (WireGuard's
+/// REKEY_AFTER_MESSAGES).
+pub const DEFAULT_REKEY_AFTER_MESSAGES: u64 = 1 << 60;
+
 /// Retry and timeout settings of [`super::ClientConnection`]. Each retry doubles the previous
 /// wait, up to [`ConnectOptions::max_wait`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -16,11 +23,21 @@ pub struct ConnectOptions {
     pub reattach_attempts: u32,
     /// The longest single wait.
     pub max_wait: Duration,
+    /// Keys this old are replaced by a rekey (docs/rekey.md; WireGuard's REKEY_AFTER_TIME).
+    pub rekey_after: Duration,
+    /// Keys that sealed this many messages are replaced by a rekey.
+    pub rekey_after_messages: u64,
+    /// How long to wait for a REKEY_ACK before a new REKEY_INIT.
+    pub rekey_wait: Duration,
+    /// How long upstream packets may be held while a REKEY_INIT awaits its ACK, so that none is
+    /// sealed at the version the rekey is about to leave (docs/rekey.md).
+    pub rekey_hold: Duration,
 }
 
 impl Default for ConnectOptions {
     /// One second for a first WELCOME, 5 HELLOs (15 s in all); a jump waits 250 ms for its first
-    /// round trips, 6 requests (about 12 s in all); no single wait longer than 4 s.
+    /// round trips, 6 requests (about 12 s in all); no single wait longer than 4 s. Rekey after
+    /// 120 s or 2^60 messages, asking again every second until the REKEY_ACK comes.
     fn default() -> Self {
         Self {
             handshake_wait: Duration::from_secs(1),
@@ -28,6 +45,10 @@ impl Default for ConnectOptions {
             reattach_wait: Duration::from_millis(250),
             reattach_attempts: 6,
             max_wait: Duration::from_secs(4),
+            rekey_after: DEFAULT_REKEY_AFTER,
+            rekey_after_messages: DEFAULT_REKEY_AFTER_MESSAGES,
+            rekey_wait: Duration::from_secs(1),
+            rekey_hold: Duration::from_millis(250),
         }
     }
 }

@@ -66,6 +66,15 @@ pub enum Ambiguity {
     /// Accepting the message would take a version past `u64::MAX`.
     #[error("state_version {0} cannot advance without overflowing")]
     VersionOverflow(u64),
+    /// A REKEY_ACK committed new keys at `version` that no REKEY_INIT of this client derives: the
+    /// gateway now seals under keys the client does not have.
+    #[error("REKEY_ACK at state_version {version} completes none of this client's rekeys (from {acked})")]
+    RekeyUnverified {
+        /// The version in the REKEY_ACK.
+        version: u64,
+        /// The client's acknowledged version.
+        acked: u64,
+    },
 }
 
 /// Why the client core is closed. A closed core refuses every datagram and every request.

@@ -24,8 +24,7 @@ use super::event::ClientEvent;
 use super::refusal::{Closed, SessionRefusal};
 use super::versions::{judge, PendingReattach, VersionView};
 use crate::crypto::{
-    open_message, seal_append, seal_body, seal_into, ClientSession, Direction, SealError,
-    SessionKeys,
+    seal_append, seal_body, seal_into, ClientSession, Direction, SealError, SessionKeys,
 };
 use jvpn_common::control::{
     Body, PathResponse, ReattachRequest, Terminate, TerminateCause, WelcomePayload,
@@ -76,6 +75,8 @@ pub struct ClientSessionState {
     /// REATTACH_REQUESTs sent since the last fresh authenticated gateway message.
     unanswered_reattaches: u64,
     closed: Option<Closed>,
+    /// Rekeys in flight and the overlap of the previous keys ([`rekey`]).
+    rekey: rekey::KeyRotation,
 }
 
 impl ClientSessionState {
@@ -105,6 +106,7 @@ impl ClientSessionState {
             pending: None,
             unanswered_reattaches: 0,
             closed: None,
+            rekey: rekey::KeyRotation::new(1),
         })
     }
 
@@ -240,11 +242,11 @@ impl ClientSessionState {
                 got: header.session_id.get(),
             });
         }
-        let (header, body) = open_message(&self.keys, Direction::GatewayToClient, datagram)
-            .map_err(|e| match e {
-                SealError::BadTag | SealError::BadSeal => SessionRefusal::Unauthenticated(e),
-                other => SessionRefusal::Malformed(other),
-            })?;
+        let rekey::Opened {
+            header,
+            body,
+            under_previous,
+        } = self.open_either(datagram)?;
         let message_type = header
             .message_type()
             .expect("open_message validated the header");
@@ -256,6 +258,9 @@ impl ClientSessionState {
         // Authentic and fresh (a replayed answer does not count): the gateway knows the session.
         self.unanswered_reattaches = 0;
         let version = header.state_version.get();
+        if under_previous {
+            return self.accept_under_previous(version, message);
+        }
         let view = VersionView {
             acked: self.acked_version,
             pending: self.pending,
@@ -266,6 +271,7 @@ impl ClientSessionState {
             }
             return Err(refusal);
         }
+        self.current_keys_heard();
         self.apply(version, message)
     }
 
@@ -322,6 +328,7 @@ impl ClientSessionState {
                 gateway_version: reject.gateway_version.get(),
                 rejected_nonce: reject.rejected_nonce.get(),
             },
+            GatewayMessage::RekeyAck(ack) => return self.on_rekey_ack(version, ack),
             GatewayMessage::Terminate(terminate) => {
                 let cause = terminate
                     .cause()
@@ -381,5 +388,6 @@ impl std::fmt::Debug for ClientSessionState {
     }
 }
 
+mod rekey;
 #[cfg(test)]
 mod tests;

@@ -157,6 +157,27 @@ impl TestGateway {
         (header, body)
     }
 
+    /// Answers a REKEY_INIT as the gateway does (docs/rekey.md): the exchange under the current
+    /// keys, version +1, a REKEY_ACK sealed under the keys of the REKEY_INIT; then the new keys.
+    pub(crate) fn rekey(&mut self, init: &[u8]) -> Vec<u8> {
+        let (header, body) = self.open_control::<jvpn_common::control::RekeyInit>(init);
+        let (new_keys, noise) = crate::crypto::rekey::respond(
+            self.keys(),
+            TEST_SESSION,
+            header.state_version.get(),
+            &body.noise,
+        )
+        .expect("the REKEY_INIT's exchange verifies");
+        self.version += 1;
+        let ack = jvpn_common::control::RekeyAck {
+            new_version: jvpn_common::wire::Be64::new(self.version),
+            noise,
+        };
+        let datagram = self.seal(self.version, &ack);
+        self.keys = Some(new_keys);
+        datagram
+    }
+
     /// Opens a client control message of type `B`.
     pub(crate) fn open_control<B: Body>(&self, datagram: &[u8]) -> (WireHeader, B) {
         let (header, body) = open_body::<B>(self.keys(), Direction::ClientToGateway, datagram)

@@ -180,6 +180,8 @@ pub(crate) fn judge(
                 None => jump,
             })
         }
+        // Exactly `acked + 1` and a rekey of this client's: judged by `session::rekey`.
+        GatewayMessage::RekeyAck(_) => Ok(()),
         GatewayMessage::Terminate(_) => {
             let highest_known = challenged.map_or(acked, |c| c.max(acked));
             if version - highest_known <= 1 {

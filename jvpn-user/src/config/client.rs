@@ -8,6 +8,8 @@
 //! psk_file = "psk"                      # or psk = "<base64>"; the gateway's for this client
 //!                                       # (none: the all-zero key, as in WireGuard)
 //! tun = "jvpn0"                         # tunnel device (optional)
+//! rekey_after_ms = 120000               # rekey keys this old (optional; default 120 s)
+//! rekey_after_messages = 1152921504606846976  # or that sealed this many messages (2^60)
 //! ```
 //!
 //! Key file paths are relative to the config file's directory. The same settings can come from the
@@ -35,6 +37,8 @@ struct RawClientConfig {
     psk: Option<Spanned<SecretText>>,
     psk_file: Option<Spanned<String>>,
     tun: Option<Spanned<String>>,
+    rekey_after_ms: Option<Spanned<u64>>,
+    rekey_after_messages: Option<Spanned<u64>>,
 }
 
 /// Why a `host:port` text is not a gateway address.
@@ -130,6 +134,10 @@ pub struct ClientSettings {
     pub psk: PresharedKey,
     /// The tunnel device's name, if configured.
     pub tun: Option<String>,
+    /// Rekey keys this old, if configured (docs/rekey.md).
+    pub rekey_after: Option<std::time::Duration>,
+    /// Rekey keys that sealed this many messages, if configured.
+    pub rekey_after_messages: Option<u64>,
 }
 
 impl ClientSettings {
@@ -169,6 +177,14 @@ impl ClientSettings {
             .as_ref()
             .map(|tun| source.interface_name("tun", tun))
             .transpose()?;
+        let at_least_one = |field: &Option<Spanned<u64>>, name: &str| match field {
+            Some(v) if *v.get_ref() == 0 => Err(source.at(v, format!("{name} must be at least 1"))),
+            Some(v) => Ok(Some(*v.get_ref())),
+            None => Ok(None),
+        };
+        let rekey_after = at_least_one(&raw.rekey_after_ms, "rekey_after_ms")?
+            .map(std::time::Duration::from_millis);
+        let rekey_after_messages = at_least_one(&raw.rekey_after_messages, "rekey_after_messages")?;
         Ok(Self {
             gateway_host,
             gateway_port,
@@ -176,6 +192,8 @@ impl ClientSettings {
             private_key,
             psk,
             tun,
+            rekey_after,
+            rekey_after_messages,
         })
     }
 
@@ -207,6 +225,8 @@ impl ClientSettings {
             private_key,
             psk,
             tun: tun.map(str::to_owned),
+            rekey_after: None,
+            rekey_after_messages: None,
         })
     }
 

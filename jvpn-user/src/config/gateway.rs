@@ -14,6 +14,8 @@
 //! keepalive_interval_secs = 10       # an idle client sends KEEPALIVE this often (default)
 //! keepalive_timeout_secs = 30        # silence this long moves a session to RECOVERING (default)
 //! idle_timeout_secs = 300            # silence this long terminates it (default)
+//! reject_after_ms = 180000           # keys this old without a rekey end the session (default)
+//! reject_after_messages = 2305843009213693952  # or this many messages under them (2^61, default)
 //! max_sessions_per_client = 8        # live sessions one client key may hold (default)
 //! handshake_workers = 2              # threads running handshakes (default: half the CPUs)
 //! handshake_queue = 1024             # HELLOs waiting for a worker before HANDSHAKE_BUSY (default)
@@ -69,6 +71,12 @@ pub const DEFAULT_KEEPALIVE_INTERVAL_SECS: u64 = 10;
 pub const DEFAULT_KEEPALIVE_TIMEOUT_SECS: u64 = 30;
 /// Default silence before a session is terminated, in seconds.
 pub const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 300;
+/// Default age of keys after which a session that did not rekey ends, in milliseconds: the
+/// client rekeys after 120 s (WireGuard's REKEY_AFTER_TIME and REJECT_AFTER_TIME).
+pub const DEFAULT_REJECT_AFTER_MS: u64 = 180_000;
+/// Default number of messages under one set of keys after which a session that did not rekey
+/// ends: the client rekeys after 2^60.
+pub const DEFAULT_REJECT_AFTER_MESSAGES: u64 = 1 << 61;
 /// Default cap of live sessions per client key.
 pub const DEFAULT_MAX_SESSIONS_PER_CLIENT: usize = 8;
 /// Default capacity of the handshake queue.
@@ -113,6 +121,8 @@ pub(crate) struct RawGateway {
     pub(crate) keepalive_interval_secs: Option<Spanned<u64>>,
     pub(crate) keepalive_timeout_secs: Option<Spanned<u64>>,
     pub(crate) idle_timeout_secs: Option<Spanned<u64>>,
+    pub(crate) reject_after_ms: Option<Spanned<u64>>,
+    pub(crate) reject_after_messages: Option<Spanned<u64>>,
     pub(crate) max_sessions_per_client: Option<Spanned<usize>>,
     pub(crate) handshake_workers: Option<Spanned<usize>>,
     pub(crate) handshake_queue: Option<Spanned<usize>>,
@@ -153,6 +163,20 @@ pub struct Timeouts {
     pub keepalive_timeout: Duration,
     /// Nothing received for this long terminates a session.
     pub idle_timeout: Duration,
+    /// Keys older than this without a rekey terminate a session (docs/rekey.md).
+    pub reject_after: Duration,
+    /// Keys that carried this many messages without a rekey terminate a session.
+    pub reject_after_messages: u64,
+}
+
+impl Timeouts {
+    /// The reject-after limits of the rekey rule.
+    pub fn reject_after(&self) -> crate::gateway::rekey::RejectAfter {
+        crate::gateway::rekey::RejectAfter {
+            age: self.reject_after,
+            messages: self.reject_after_messages,
+        }
+    }
 }
 
 /// The gateway's tunnel addresses; each network is the one clients of that family get addresses in.

@@ -14,6 +14,7 @@
 pub mod cookie;
 pub mod handshake;
 pub mod keys;
+pub mod rekey;
 pub mod seal;
 pub mod secret;
 pub mod session_keys;
@@ -23,6 +24,7 @@ pub use handshake::{
     GatewayHandshake, HandshakeError,
 };
 pub use keys::{KeyParseError, PresharedKey, PrivateKey, PublicKey};
+pub use rekey::{RekeyError, RekeyInitiator};
 pub use seal::{
     open_body, open_in_place, open_message, seal_append, seal_body, seal_into, seal_message,
     SealError,

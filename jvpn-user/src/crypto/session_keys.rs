@@ -90,6 +90,14 @@ impl SessionKeys {
         keys
     }
 
+    /// These AEAD keys with the header keys of `other`: a rekey replaces the AEAD keys only
+    /// (`crypto::rekey`).
+    pub(crate) fn with_header_keys_of(mut self, other: &SessionKeys) -> Self {
+        self.header_client_to_gateway = other.header_client_to_gateway;
+        self.header_gateway_to_client = other.header_gateway_to_client;
+        self
+    }
+
     /// All-zero keys, for a constructor to fill in at once.
     fn zero() -> Self {
         Self {

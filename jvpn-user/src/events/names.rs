@@ -69,6 +69,8 @@ impl Named for MessageType {
             MessageType::PathChallenge => "PATH_CHALLENGE",
             MessageType::PathResponse => "PATH_RESPONSE",
             MessageType::CookieReply => "COOKIE_REPLY",
+            MessageType::RekeyInit => "REKEY_INIT",
+            MessageType::RekeyAck => "REKEY_ACK",
         }
     }
     fn from_name(name: &str) -> Option<Self> {

@@ -287,6 +287,14 @@ impl Controller {
             } => {
                 self.after_reattach(id, to, version, nonce, result, now, out);
             }
+            Then::RekeyAck {
+                id,
+                to,
+                version,
+                nonce,
+                datagram,
+            } => self.after_rekey(id, to, version, nonce, datagram, result, now, out),
+            Then::WornOut { id } => self.after_worn_out(id, result, out),
             Then::Welcome {
                 session,
                 to,

@@ -1,7 +1,7 @@
 //! One datagram in, its effects out: [`Controller::handle`] reads the header and hands the
 //! datagram to its message type's handler ([`super::traffic`] for DATA, KEEPALIVE and
-//! TERMINATE, [`super::reattach`] for REATTACH_REQUEST and PATH_RESPONSE, [`super::handshake`]
-//! for HELLO). A new message type gets its handler here: an `impl Controller` method that takes
+//! TERMINATE, [`super::reattach`] for REATTACH_REQUEST and PATH_RESPONSE, [`super::rekey`] for
+//! REKEY_INIT, [`super::handshake`] for HELLO). A new message type gets its handler here: an `impl Controller` method that takes
 //! the datagram, its source, the time and `out`, and pushes [`Effect`]s.
 
 use super::core::Controller;
@@ -43,6 +43,7 @@ impl Controller {
             }
             Some(MessageType::PathResponse) => self.on_path_response(datagram, from, now, out),
             Some(MessageType::Terminate) => self.on_terminate(datagram, from, now, out),
+            Some(MessageType::RekeyInit) => self.on_rekey_init(datagram, from, now, out),
             _ => out.push(Effect::Publish(
                 EventRecord::refusal(Some(session), RejectReason::Malformed)
                     .with_peer(from)

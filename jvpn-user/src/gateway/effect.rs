@@ -116,6 +116,25 @@ pub(super) enum Then {
         /// The PATH_RESPONSE's nonce, named in a REJECT.
         nonce: u64,
     },
+    /// A rekey: the REKEY_ACK (sealed before the commit) on commit, a REJECT otherwise
+    /// ([`super::rekey`]).
+    RekeyAck {
+        /// The session.
+        id: u64,
+        /// Where the REKEY_INIT came from.
+        to: SocketAddr,
+        /// The version the session had when it arrived.
+        version: u64,
+        /// The REKEY_INIT's nonce, named in a REJECT.
+        nonce: u64,
+        /// The sealed REKEY_ACK.
+        datagram: Vec<u8>,
+    },
+    /// Worn-out keys ended the session: tell the client why ([`super::rekey`]).
+    WornOut {
+        /// The session.
+        id: u64,
+    },
     /// A new session: commit the HELLO reservation and send the WELCOME.
     Welcome {
         /// The new session.

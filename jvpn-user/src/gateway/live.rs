@@ -8,6 +8,7 @@
 
 use super::epoch::{counter_exhausted, is_last_of_epoch};
 use super::reject_budget::RejectBudget;
+use super::rekey::KeyUse;
 use super::replay::RxWindow;
 use crate::crypto::SessionKeys;
 use crate::session::{Millis, Session};
@@ -50,12 +51,15 @@ pub struct LiveSession {
     pub challenges: Vec<PendingChallenge>,
     /// REJECT budgets per source address.
     pub rejects: RejectBudget,
+    /// Since when and for how many messages the current keys served ([`super::rekey`]).
+    pub key_use: KeyUse,
 }
 
 impl LiveSession {
     /// A live session for a committed record.
     pub fn new(session: Session, keys: Arc<SessionKeys>, first_tx_nonce: u64) -> Self {
         Self {
+            key_use: KeyUse::new(session.changed_at, first_tx_nonce, 0),
             session,
             keys,
             next_tx_nonce: first_tx_nonce,
@@ -140,6 +144,7 @@ impl SessionTable {
             Some(live) => {
                 live.challenges
                     .retain(|c| c.version >= session.state_version);
+                live.rotate_keys(&session);
                 live.session = session;
             }
             None => {

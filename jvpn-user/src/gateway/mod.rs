@@ -6,8 +6,9 @@
 //!    [`Controller::handle`] with a reusable effects buffer.
 //! 2. [`dispatch`]: `handle` reads the header and calls the handler of its message type:
 //!    [`traffic`] (DATA, KEEPALIVE, TERMINATE), [`reattach`] (REATTACH_REQUEST, PATH_RESPONSE),
-//!    [`handshake`] (HELLO). A handler authenticates the datagram ([`crate::crypto`]), passes its
-//!    nonce through the controller's replay window ([`replay`]), asks the pure state machine
+//!    [`rekey`] (REKEY_INIT), [`handshake`] (HELLO). A handler authenticates the datagram
+//!    ([`crate::crypto`]), passes its nonce through the controller's replay window ([`replay`]),
+//!    asks the pure state machine
 //!    ([`crate::session`]) what it does, and pushes [`Effect`]s: a sealed reply or REJECT
 //!    ([`reply`]), an event, the opened packet's TUN write (after cryptokey routing,
 //!    [`tunnel`]), or, for a version increment, a compare-and-set ([`Controller::apply_input`] in
@@ -30,6 +31,7 @@
 //!   implements (and the unit tests fake).
 //! - [`hello_guard`]: mac1 key, cookie secrets, "under load".
 //! - [`hello_replay`]: the atomic HELLO replay reservation and the per-client session cap.
+//! - [`rekey`]: REKEY_INIT -> new keys by CAS (cause REKEY) -> REKEY_ACK; the reject-after rule.
 //! - [`routes`]: cryptokey routing: which client owns each tunnel address, which session carries it.
 //! - [`reject_budget`]: how many REJECTs per (session, source).
 //! - [`replay_notice`]: the REJECT a replay from the bound transport gets (spec 6.2).
@@ -38,7 +40,7 @@
 //! - [`counters`]: every counter `jvpn stats` and the metrics read.
 //! - [`clock`]: the monotonic clock every timer and the state machine read.
 //! - [`reconcile`]: start-up from the store, with or without surviving maps (shell side).
-//! - [`timers`], [`retention`]: keepalive and idle timeouts; terminated sessions leave the
+//! - [`timers`], [`retention`]: keepalive and idle timeouts, worn-out keys; terminated sessions leave the
 //!   table and the map after a while.
 //! - [`udp`]: the gateway's UDP socket, bound to `listen` and to the XDP interface.
 //! - [`api`]: what the control socket and the metrics read.
@@ -67,6 +69,7 @@ pub mod live;
 pub mod reattach;
 pub mod reconcile;
 pub mod reject_budget;
+pub mod rekey;
 pub mod replay;
 pub mod replay_notice;
 pub mod reply;

@@ -2,14 +2,15 @@
 //! whether its keepalive timeout (-> RECOVERING) or idle timeout (-> TERMINATED) is due; sessions
 //! terminated long enough ago are evicted ([`super::retention`]). A session whose
 //! gateway-to-client nonce counter entered the margin at the top of its epoch is terminated
-//! instead ([`super::live::LiveSession::nonce_exhausted`]). Time is the controller's monotonic
-//! clock ([`super::clock`]): a wall-clock step fires no timer and holds off none.
+//! instead ([`super::live::LiveSession::nonce_exhausted`]), and so is one whose keys are older or
+//! more used than the reject-after limits allow ([`super::rekey`]: never kept on worn-out keys,
+//! and the client is told why). Time is the controller's monotonic clock ([`super::clock`]): a wall-clock step fires no timer and holds off none.
 //!
 //! [`Controller::tick`] decides; the shell calls it every [`TICK`] and performs its effects
 //! (each due transition's compare-and-set, the evictions).
 
 use super::core::Controller;
-use super::effect::Effect;
+use super::effect::{Effect, Then};
 use super::retention::TERMINATED_RETENTION_MS;
 use crate::session::{Input, Millis, TerminateCause};
 use jvpn_common::maps::SessionState;
@@ -23,13 +24,26 @@ impl Controller {
     /// evictions of sessions terminated long enough ago.
     pub fn tick(&self, now: Millis) -> Vec<Effect> {
         let mut out = Vec::new();
+        let reject_after = self.settings.timeouts.reject_after();
         for id in self.sessions.ids() {
-            let (live, spent) = self.sessions.lock().get(&id).map_or((false, false), |l| {
-                (
-                    l.session.state != SessionState::Terminated,
-                    l.nonce_exhausted(),
-                )
-            });
+            let (live, spent, worn_out) =
+                self.sessions
+                    .lock()
+                    .get(&id)
+                    .map_or((false, false, false), |l| {
+                        (
+                            l.session.state != SessionState::Terminated,
+                            l.nonce_exhausted(),
+                            l.keys_worn_out(&reject_after, now),
+                        )
+                    });
+            if live && !spent && worn_out {
+                let input = Input::Terminate {
+                    cause: TerminateCause::RekeyTimeout,
+                };
+                let _ = self.apply(id, input, now, Then::WornOut { id }, &mut out);
+                continue;
+            }
             let input = if spent {
                 Input::Terminate {
                     cause: TerminateCause::NonceExhausted,

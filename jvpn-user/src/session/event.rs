@@ -38,11 +38,16 @@ pub enum Cause {
     NonceExhausted = 11,
     /// The session was still in BIRTH when the gateway restarted; its handshake cannot resume.
     HandshakeAbandoned = 12,
+    /// The session's AEAD keys were replaced by a rekey (docs/rekey.md); ATTACHED to ATTACHED.
+    Rekey = 13,
+    /// The keys reached their reject-after age or message count without a rekey: the session
+    /// ends rather than run on worn-out keys.
+    RekeyTimeout = 14,
 }
 
 impl Cause {
     /// Every cause, in code order.
-    pub const ALL: [Cause; 12] = [
+    pub const ALL: [Cause; 14] = [
         Self::HandshakeComplete,
         Self::Reattach,
         Self::KeepaliveTimeout,
@@ -55,6 +60,8 @@ impl Cause {
         Self::VersionExhausted,
         Self::NonceExhausted,
         Self::HandshakeAbandoned,
+        Self::Rekey,
+        Self::RekeyTimeout,
     ];
 
     /// The stored code.
@@ -82,6 +89,8 @@ impl Cause {
             Self::VersionExhausted => "VERSION_EXHAUSTED",
             Self::NonceExhausted => "NONCE_EXHAUSTED",
             Self::HandshakeAbandoned => "HANDSHAKE_ABANDONED",
+            Self::Rekey => "REKEY",
+            Self::RekeyTimeout => "REKEY_TIMEOUT",
         }
     }
 }

@@ -43,6 +43,14 @@ pub enum Input {
         /// The validated transport to move to.
         new_binding: TransportBinding,
     },
+    /// A REKEY_INIT whose seal and key exchange verified (`crypto::rekey`): install the new keys.
+    /// ATTACHED at `claimed_version` becomes ATTACHED at the next version (docs/rekey.md).
+    Rekey {
+        /// The client's acknowledged version, from the request; it must be the current one.
+        claimed_version: u64,
+        /// The new keys (header and AEAD keys of both directions, as the store keeps them).
+        secrets: Secret<Vec<u8>>,
+    },
     /// End the session.
     Terminate {
         /// Who ended it.
@@ -68,6 +76,9 @@ pub enum TerminateCause {
     /// The gateway-to-client nonce counter of this run's epoch is nearly spent; a nonce must
     /// never carry into the next epoch's range (rekeying would keep the session; not yet).
     NonceExhausted,
+    /// The keys reached their reject-after age or message count without a rekey
+    /// (docs/rekey.md).
+    RekeyTimeout,
 }
 
 /// Why a session is forced to RECOVERING.
@@ -86,6 +97,7 @@ impl From<TerminateCause> for Cause {
             TerminateCause::Client => Cause::ClientClose,
             TerminateCause::Policy => Cause::PolicyTerminate,
             TerminateCause::NonceExhausted => Cause::NonceExhausted,
+            TerminateCause::RekeyTimeout => Cause::RekeyTimeout,
         }
     }
 }

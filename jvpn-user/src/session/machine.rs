@@ -5,7 +5,7 @@
 //!   BIRTH ─────────────────────▶ ATTACHED ─────────────────────▶ RECOVERING
 //!     │                          ▲  │  ▲                         │    │
 //!     │                          │  │  └──── ReattachValidated ──┘    │
-//!     │                          └──┘ ReattachValidated               │
+//!     │                          └──┘ ReattachValidated, Rekey        │
 //!     │                             │                                 │
 //!     └──── Terminate / idle ───────┴──────▶ TERMINATED ◀────────────┘
 //! ```
@@ -157,6 +157,30 @@ impl SessionMachine {
                     s.last_rx = now;
                 })
             }
+            (
+                Attached,
+                Input::Rekey {
+                    claimed_version,
+                    secrets,
+                },
+            ) => {
+                let current = session.state_version;
+                if let Err(reason) = check_version(*claimed_version, current) {
+                    let detail =
+                        format!("rekey claims version {claimed_version}, current {current}");
+                    return Err(security(session, reason, now, detail));
+                }
+                advance(session, Attached, Cause::Rekey, now, |s| {
+                    s.secrets.clone_from(secrets);
+                    s.last_rx = now;
+                })
+            }
+            (Birth | Recovering, Input::Rekey { .. }) => Err(security(
+                session,
+                RejectReason::NotAttached,
+                now,
+                format!("rekey of a session {}", state_of(session)),
+            )),
             (_, Input::Terminate { cause }) => {
                 advance(session, Terminated, (*cause).into(), now, |_| {})
             }

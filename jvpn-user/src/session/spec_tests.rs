@@ -110,6 +110,8 @@ fn section3_must_increment_on_each_listed_event() {
         ("policy forced, same state", seeded(Recovering, 5), Input::ForceRecover { cause: RecoverCause::Policy }, T0, Recovering, Cause::PolicyRecover),
         ("policy forced (maps lost)", seeded(Attached, 5), Input::ForceRecover { cause: RecoverCause::DataplaneLost }, T0, Recovering, Cause::DataplaneLost),
         ("policy forced in BIRTH", seeded(Birth, 0), Input::ForceRecover { cause: RecoverCause::DataplaneLost }, T0, Terminated, Cause::HandshakeAbandoned),
+        ("key change (rekey)", seeded(Attached, 5), rekey(5), T0, Attached, Cause::Rekey),
+        ("termination (keys worn out)", seeded(Attached, 5), Input::Terminate { cause: TerminateCause::RekeyTimeout }, T0, Terminated, Cause::RekeyTimeout),
     ];
     for (what, before, input, now, to, cause) in table {
         let t = accept(&before, input, now);
@@ -342,5 +344,39 @@ fn section12_the_same_session_input_and_time_give_the_same_result() {
                 machine().transition(&s, &input, now)
             );
         }
+    }
+}
+
+fn rekey(claimed_version: u64) -> Input {
+    Input::Rekey {
+        claimed_version,
+        secrets: vec![0x5a; 96].into(),
+    }
+}
+
+/// docs/rekey.md: a rekey replaces the keys of an ATTACHED session at its current version and
+/// nothing else; at any other version or in any other state it is refused and changes nothing.
+#[test]
+fn rekey_installs_new_keys_only_when_attached_at_the_current_version() {
+    use SessionState::*;
+    let before = seeded(Attached, 5);
+    let t = accept(&before, rekey(5), T0);
+    assert_eq!(*t.session.secrets, vec![0x5a; 96]);
+    assert_eq!(t.session.binding, before.binding, "the binding stays");
+    assert_eq!(
+        t.session.header_key, before.header_key,
+        "the XDP tag key stays"
+    );
+    #[rustfmt::skip]
+    let refused: Vec<(&str, Session, Input, RejectReason)> = vec![
+        ("stale claim", seeded(Attached, 5), rekey(4), RejectReason::StaleVersion),
+        ("jumping claim", seeded(Attached, 5), rekey(6), RejectReason::VersionJump),
+        ("recovering", seeded(Recovering, 5), rekey(5), RejectReason::NotAttached),
+        ("birth", seeded(Birth, 0), rekey(0), RejectReason::NotAttached),
+        ("terminated", seeded(Terminated, 5), rekey(5), RejectReason::Terminated),
+    ];
+    for (what, session, input, reason) in refused {
+        let reject = machine().transition(&session, &input, T0).expect_err(what);
+        assert_eq!(reject.reason, reason, "{what}");
     }
 }

@@ -1,8 +1,8 @@
 //! `jvpn client`: the VPN client with a TUN device, on top of [`ClientConnection`].
 //!
 //! It connects, brings up the TUN device with the tunnel address the WELCOME gave, and then runs
-//! five loops until shut down: TUN -> session (DATA), session -> TUN, keepalives at the
-//! WELCOME's interval, a supervisor that reattaches when acknowledgements stop (liveness), when
+//! six loops until shut down: TUN -> session (DATA), session -> TUN, keepalives at the
+//! WELCOME's interval, rekeys when the keys are due (docs/rekey.md), a supervisor that reattaches when acknowledgements stop (liveness), when
 //! the gateway REJECTs traffic as TRANSPORT_MISMATCH (a NAT rebinding) or when `jvpn client jump`
 //! asks through the [`control`] socket, and a [`route_watch`] that
 //! reattaches as soon as the path to the gateway changes (an address, route or link). It fails
@@ -77,6 +77,8 @@ pub struct TunnelClientOptions {
     pub tun: String,
     /// The interface to send from at the start, or any.
     pub uplink: Option<String>,
+    /// Retries, timeouts and the rekey limits of the session.
+    pub connect: ConnectOptions,
 }
 
 /// The addresses the WELCOME gave this client.
@@ -194,6 +196,17 @@ impl Client {
                     self.connection.rehandshake(binding(&self.uplink())).await?;
                 }
                 Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Rekeys the session when its keys are due ([`ClientConnection::run_rekeys`]); a failed
+    /// send is retried at the next due time, a closed session is the receive loop's to restart.
+    async fn rekey(&self) -> Result<(), TunnelClientError> {
+        loop {
+            if let Err(e) = self.connection.run_rekeys().await {
+                tracing::debug!(error = %e, "a REKEY_INIT was not sent");
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
     }
@@ -363,7 +376,7 @@ pub async fn run(
     let connection = ClientConnection::connect_with_settings(
         &options.settings,
         binding(&options.uplink),
-        ConnectOptions::default(),
+        options.connect,
     )
     .await?;
     let welcome = connection.welcome();
@@ -392,6 +405,7 @@ pub async fn run(
         r = client.upstream() => r,
         r = client.downstream() => r,
         r = client.supervise(interval) => r,
+        r = client.rekey() => r,
         r = client.follow_routes() => r,
         r = client.serve_control(listener) => r,
     };

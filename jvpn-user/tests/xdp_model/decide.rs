@@ -230,8 +230,9 @@ impl Model {
                     Err(reason) => Verdict::Dropped(reason),
                 }
             }
-            // 6. DATA and KEEPALIVE: state, version, transport, replay.
-            MessageType::Data | MessageType::Keepalive => {
+            // 6. DATA, KEEPALIVE and REKEY_INIT: state, version, transport, replay; a
+            // REKEY_INIT that passes goes to the controller.
+            MessageType::Data | MessageType::Keepalive | MessageType::RekeyInit => {
                 let version = header.state_version.get();
                 if state != Some(SessionState::Attached) {
                     Verdict::Dropped(NotAttached)
@@ -243,6 +244,7 @@ impl Model {
                     Verdict::Dropped(TransportMismatch)
                 } else {
                     match window(self) {
+                        Ok(()) if kind == MessageType::RekeyInit => Verdict::ToController,
                         Ok(()) => Verdict::Accepted,
                         Err(reason) => Verdict::Dropped(reason),
                     }

@@ -260,12 +260,13 @@ impl Generator {
         };
         let (kind, name) = match rng.below(100) {
             0..45 => (Data, "data"),
-            45..60 => (Keepalive, "keepalive"),
+            45..55 => (Keepalive, "keepalive"),
+            55..60 => (RekeyInit, "rekey init"),
             60..70 => (ReattachRequest, "reattach request"),
             70..76 => (PathResponse, "path response"),
             76..80 => (Terminate, "terminate"),
             80..88 => (
-                rng.pick(&[Welcome, ReattachAck, Reject, PathChallenge]),
+                rng.pick(&[Welcome, ReattachAck, Reject, PathChallenge, RekeyAck]),
                 "gateway-to-client type",
             ),
             _ => (

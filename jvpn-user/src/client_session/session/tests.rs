@@ -324,4 +324,5 @@ fn nonce_exhaustion_closes_the_core_before_the_safety_margin() {
 }
 
 mod reattach;
+mod rekey;
 mod unknown;

@@ -55,7 +55,8 @@ fn a_client_file_validates_with_relative_key_files() {
         &path,
         format!(
             "gateway = \"[2001:db8::1]:51901\"\ngateway_public_key = \"{gateway}\"\n\
-             private_key_file = \"client.key\"\npsk_file = \"psk\"\ntun = \"vpn0\"\n"
+             private_key_file = \"client.key\"\npsk_file = \"psk\"\ntun = \"vpn0\"\n\
+             rekey_after_ms = 500\n"
         ),
     )
     .unwrap();
@@ -63,6 +64,10 @@ fn a_client_file_validates_with_relative_key_files() {
     assert_eq!(settings.gateway_address(), "[2001:db8::1]:51901");
     assert_eq!(settings.private_key.public_key(), public);
     assert_eq!(settings.tun.as_deref(), Some("vpn0"));
+    assert_eq!(
+        (settings.rekey_after, settings.rekey_after_messages),
+        (Some(std::time::Duration::from_millis(500)), None)
+    );
     let identity = settings.identity();
     assert_eq!(identity.gateway_public_key, gateway);
     assert_eq!(
@@ -116,6 +121,11 @@ fn every_malformed_client_file_is_refused_at_its_line() {
             "both psk forms",
             format!("gateway = \"h:1\"\ngateway_public_key = \"{gateway}\"\nprivate_key = \"{private}\"\npsk = \"{private}\"\npsk_file = \"p\" # <-\n"),
             "both psk and psk_file are set",
+        ),
+        (
+            "zero rekey age",
+            format!("gateway = \"h:1\"\ngateway_public_key = \"{gateway}\"\nprivate_key = \"{private}\"\nrekey_after_ms = 0 # <-\n"),
+            "rekey_after_ms must be at least 1",
         ),
     ];
     for (name, text, expected) in cases {

@@ -117,6 +117,9 @@ fn handshake_limits(source: &Source, raw: &RawGateway) -> Result<HandshakeLimits
     })
 }
 
+/// The shortest reject-after age a config may set, in milliseconds.
+const MIN_REJECT_AFTER_MS: u64 = 200;
+
 fn timeouts(source: &Source, raw: &RawGateway) -> Result<Timeouts, ConfigError> {
     let value = |field: &Option<Spanned<u64>>, default: u64| {
         field
@@ -159,10 +162,24 @@ fn timeouts(source: &Source, raw: &RawGateway) -> Result<Timeouts, ConfigError> 
             ),
         ));
     }
+    let (reject_after, reject_at) = value(&raw.reject_after_ms, DEFAULT_REJECT_AFTER_MS);
+    if reject_after < MIN_REJECT_AFTER_MS {
+        return Err(source.error(
+            reject_at,
+            format!("reject_after_ms ({reject_after}) must be at least {MIN_REJECT_AFTER_MS}: a client needs a round trip and a commit to rekey"),
+        ));
+    }
+    let (reject_messages, messages_at) =
+        value(&raw.reject_after_messages, DEFAULT_REJECT_AFTER_MESSAGES);
+    if reject_messages == 0 {
+        return Err(source.error(messages_at, "reject_after_messages must be at least 1"));
+    }
     Ok(Timeouts {
         keepalive_interval: Duration::from_secs(interval),
         keepalive_timeout: Duration::from_secs(timeout),
         idle_timeout: Duration::from_secs(idle),
+        reject_after: Duration::from_millis(reject_after),
+        reject_after_messages: reject_messages,
     })
 }
 

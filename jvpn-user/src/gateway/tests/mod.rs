@@ -14,6 +14,7 @@
 mod admission;
 mod determinism;
 mod paths;
+mod rekeying;
 mod replays;
 mod timers;
 

@@ -1,0 +1,201 @@
+//! Rekeying through the real handler (docs/rekey.md): a REKEY_INIT commits new keys at the next
+//! version and its REKEY_ACK completes the client's side; a replayed REKEY_INIT, one sealed under
+//! the wrong keys, one whose key exchange was made under the wrong keys, one claiming a stale
+//! version and one from a spoofed source change nothing.
+
+use super::*;
+use crate::crypto::{open_body, RekeyInitiator, SessionKeys};
+use jvpn_common::control::{Body, Reject, RekeyAck, RekeyInit};
+use jvpn_common::wire::Be64;
+use jvpn_common::RejectReason;
+
+/// A REKEY_INIT of `session` claiming `claimed`, sealed under `keys` with `nonce`, whose Noise
+/// message was made under `exchange_keys`.
+fn rekey_init(
+    session: &ClientSession,
+    keys: &SessionKeys,
+    exchange_keys: &SessionKeys,
+    claimed: u64,
+    nonce: u64,
+) -> (RekeyInitiator, Vec<u8>) {
+    let id = session.welcome.session_id.get();
+    let (initiator, noise) = RekeyInitiator::start(exchange_keys, id, claimed).expect("start");
+    let body = RekeyInit {
+        acked_version: Be64::new(claimed),
+        noise,
+    };
+    let header = WireHeader::new(MessageType::RekeyInit, id, claimed, nonce);
+    let datagram =
+        seal_message(keys, Direction::ClientToGateway, header, body.as_body()).expect("seal");
+    (initiator, datagram)
+}
+
+fn version(h: &Harness, id: u64) -> u64 {
+    h.controller
+        .sessions
+        .snapshot(id)
+        .expect("the session")
+        .0
+        .state_version
+}
+
+fn reject_reason(keys: &SessionKeys, datagram: &[u8]) -> Option<RejectReason> {
+    let (_, reject) = open_body::<Reject>(keys, Direction::GatewayToClient, datagram)
+        .expect("a REJECT sealed under the session's keys");
+    reject.reason()
+}
+
+#[test]
+fn a_rekey_commits_new_keys_at_the_next_version_and_its_ack_completes_it() {
+    let h = Harness::new();
+    let session = h.session();
+    let id = session.welcome.session_id.get();
+    let (initiator, datagram) = rekey_init(&session, &session.keys, &session.keys, 1, 1);
+    let seen = h.step(&datagram, h.client_addr, T0);
+    let answer = sent_to(&seen, h.client_addr).pop().expect("a REKEY_ACK");
+    let (header, ack) = open_body::<RekeyAck>(&session.keys, Direction::GatewayToClient, &answer)
+        .expect("the REKEY_ACK is sealed under the keys of the REKEY_INIT");
+    assert_eq!(header.state_version.get(), 2);
+    assert_eq!(ack.new_version.get(), 2);
+    let new_keys = initiator
+        .finish(&session.keys, &ack.noise)
+        .expect("the ACK completes the exchange");
+
+    let (committed, live_keys) = h.controller.sessions.snapshot(id).expect("the session");
+    assert_eq!(committed.state_version, 2);
+    assert_eq!(*live_keys, new_keys, "the gateway runs on the new keys");
+    assert_eq!(h.entry(id).expect("map entry").state_version, 2);
+    let sid = crate::session::SessionId::new(id).expect("nonzero");
+    let stored = h.store.get(sid).expect("load").expect("stored");
+    assert_eq!(stored.state_version, 2);
+    assert_eq!(
+        &stored.secrets[..],
+        &new_keys.to_stored()[..],
+        "the store holds the new keys"
+    );
+    let audit = h.store.audit(sid).expect("audit");
+    let last = audit.last().expect("an audit record");
+    assert_eq!(
+        (last.from_version, last.to_version, last.cause.name()),
+        (1, 2, "REKEY")
+    );
+
+    // Traffic under the new keys at the new version passes; under the old keys it does not.
+    let packet = ipv4_packet([10, 99, 0, 2], [10, 99, 0, 1]);
+    let header = WireHeader::new(MessageType::Data, id, 2, 2);
+    let fresh = seal_message(&new_keys, Direction::ClientToGateway, header, &packet).expect("seal");
+    assert_eq!(
+        tun_packets(&h.step(&fresh, h.client_addr, T0)),
+        vec![packet.clone()]
+    );
+    let worn = sealed(&session, MessageType::Data, 2, 3, &packet);
+    assert!(tun_packets(&h.step(&worn, h.client_addr, T0)).is_empty());
+}
+
+#[test]
+fn hostile_rekey_inits_change_nothing() {
+    let h = Harness::new();
+    let session = h.session();
+    let id = session.welcome.session_id.get();
+    let other_keys = SessionKeys::derive(&[7; 32], &[8; 32], &[9; 32]);
+    let roamed_addr: SocketAddr = ROAMED.parse().expect("addr");
+    let keys_before = h.controller.sessions.snapshot(id).expect("session").1;
+
+    // Sealed under keys that are not the session's: unauthenticated, reported, never answered.
+    let (_, forged) = rekey_init(&session, &other_keys, &other_keys, 1, 1);
+    let seen = h.step(&forged, h.client_addr, T0);
+    assert!(
+        sent_to(&seen, h.client_addr).is_empty(),
+        "a forgery gets no answer"
+    );
+
+    // Sealed under the session's keys, its key exchange under other keys: REJECT BAD_SEAL.
+    let (_, wrong_exchange) = rekey_init(&session, &session.keys, &other_keys, 1, 2);
+    let seen = h.step(&wrong_exchange, h.client_addr, T0);
+    let answer = sent_to(&seen, h.client_addr).pop().expect("a REJECT");
+    assert_eq!(
+        reject_reason(&session.keys, &answer),
+        Some(RejectReason::BadSeal)
+    );
+
+    // A stale claim: REJECT STALE_VERSION.
+    let (_, stale) = rekey_init(&session, &session.keys, &session.keys, 0, 3);
+    let seen = h.step(&stale, h.client_addr, T0);
+    let answer = sent_to(&seen, h.client_addr).pop().expect("a REJECT");
+    assert_eq!(
+        reject_reason(&session.keys, &answer),
+        Some(RejectReason::StaleVersion)
+    );
+
+    // From an address the session is not bound to (a spoofed source, or an unvalidated path).
+    let (_, spoofed) = rekey_init(&session, &session.keys, &session.keys, 1, 4);
+    let seen = h.step(&spoofed, roamed_addr, T0);
+    let answer = sent_to(&seen, roamed_addr).pop().expect("a REJECT");
+    assert_eq!(
+        reject_reason(&session.keys, &answer),
+        Some(RejectReason::TransportMismatch)
+    );
+
+    assert_eq!(version(&h, id), 1, "nothing moved the version");
+    assert_eq!(
+        h.controller.sessions.snapshot(id).expect("session").1,
+        keys_before
+    );
+
+    // A genuine one commits; the same datagram replayed is refused by the replay window.
+    let (_, genuine) = rekey_init(&session, &session.keys, &session.keys, 1, 5);
+    let seen = h.step(&genuine, h.client_addr, T0);
+    assert!(!sent_to(&seen, h.client_addr).is_empty(), "the REKEY_ACK");
+    assert_eq!(version(&h, id), 2);
+    let keys_after = h.controller.sessions.snapshot(id).expect("session").1;
+    let seen = h.step(&genuine, h.client_addr, T0);
+    assert!(
+        sent_to(&seen, h.client_addr).is_empty(),
+        "a replay gets no answer"
+    );
+    assert_eq!(version(&h, id), 2, "the replay moved nothing");
+    assert_eq!(
+        h.controller.sessions.snapshot(id).expect("session").1,
+        keys_after
+    );
+}
+
+/// The reject-after rule through [`Controller::tick`]: keys as old as `reject_after_ms` end the
+/// session (+1, REKEY_TIMEOUT in the audit) and its client gets a TERMINATE saying why.
+#[test]
+fn worn_out_keys_end_the_session_and_the_client_is_told_why() {
+    use crate::config::gateway::DEFAULT_REJECT_AFTER_MS;
+    use jvpn_common::control::{Terminate, TerminateCause};
+    let h = Harness::new();
+    let session = h.session();
+    let id = session.welcome.session_id.get();
+    // Traffic keeps the session ATTACHED; only the keys' age can end it.
+    let packet = ipv4_packet([10, 99, 0, 2], [10, 99, 0, 1]);
+    let almost = T0 + DEFAULT_REJECT_AFTER_MS - 1;
+    h.step(
+        &sealed(&session, MessageType::Data, 1, 1, &packet),
+        h.client_addr,
+        almost,
+    );
+    let seen = h.settle(h.controller.tick(almost), &[], almost);
+    assert!(sent_to(&seen, h.client_addr).is_empty());
+    assert_eq!(version(&h, id), 1, "not yet");
+
+    let at = T0 + DEFAULT_REJECT_AFTER_MS;
+    let seen = h.settle(h.controller.tick(at), &[], at);
+    let (committed, _) = h.controller.sessions.snapshot(id).expect("the session");
+    assert_eq!(
+        (committed.state, committed.state_version),
+        (jvpn_common::SessionState::Terminated, 2)
+    );
+    let sid = crate::session::SessionId::new(id).expect("nonzero");
+    let audit = h.store.audit(sid).expect("audit");
+    assert_eq!(
+        audit.last().expect("a record").cause.name(),
+        "REKEY_TIMEOUT"
+    );
+    let told = sent_to(&seen, h.client_addr).pop().expect("a TERMINATE");
+    let (_, terminate) = open_body::<Terminate>(&session.keys, Direction::GatewayToClient, &told)
+        .expect("sealed under the session's keys");
+    assert_eq!(terminate.cause(), Some(TerminateCause::RekeyTimeout));
+}
