@@ -278,6 +278,9 @@ pub enum TerminateCause {
     Exhausted = 4,
     /// A peer found the session state ambiguous and failed closed (spec sections 5 and 10).
     Ambiguity = 5,
+    /// The gateway's config no longer authorises the client as the session was keyed: the client
+    /// was removed, or its key, pre-shared key or addresses changed (`jvpn reload`).
+    ClientRemoved = 6,
 }
 
 impl TerminateCause {
@@ -289,6 +292,7 @@ impl TerminateCause {
             3 => Self::IdleTimeout,
             4 => Self::Exhausted,
             5 => Self::Ambiguity,
+            6 => Self::ClientRemoved,
             _ => return None,
         })
     }

@@ -15,6 +15,7 @@
 //! the daemon buffer without bound.
 
 use super::dto::{AuditEntry, SessionDetail, SessionSummary, StatsReport, StatusReport};
+use super::ops_dto::{ReloadReport, ShowReport};
 use super::ApiError;
 use crate::events::names::session_id;
 use crate::events::{EventFilter, EventRecord};
@@ -55,6 +56,10 @@ pub enum Request {
         #[serde(with = "session_id")]
         id: u64,
     },
+    /// `jvpn show`.
+    Show,
+    /// `jvpn reload`.
+    Reload,
     /// `jvpn events`: the recent history, and with `follow` every record after it.
     Events {
         /// Keep the stream open for live records.
@@ -82,6 +87,10 @@ pub enum Response {
     Stats(StatsReport),
     /// Answer to [`Request::Audit`].
     Audit(Vec<AuditEntry>),
+    /// Answer to [`Request::Show`].
+    Show(ShowReport),
+    /// Answer to [`Request::Reload`].
+    Reloaded(ReloadReport),
     /// One record of an `events` answer.
     Event(EventRecord),
     /// The end of an `events` answer.
@@ -100,6 +109,8 @@ impl Response {
             Self::Terminated(_) => "terminated",
             Self::Stats(_) => "stats",
             Self::Audit(_) => "audit",
+            Self::Show(_) => "show",
+            Self::Reloaded(_) => "reloaded",
             Self::Event(_) => "event",
             Self::EndOfEvents => "end_of_events",
             Self::Error(_) => "error",

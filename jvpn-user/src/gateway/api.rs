@@ -5,8 +5,8 @@
 
 use super::core::{ApplyError, Gateway};
 use crate::control::{
-    ApiError, AuditEntry, DataplaneStats, GatewayApi, PacketCount, ReasonCount, SessionCounts,
-    SessionDetail, SessionSummary, StatsReport, StatusReport,
+    ApiError, AuditEntry, DataplaneStats, GatewayApi, PacketCount, ReasonCount, ReloadReport,
+    SessionCounts, SessionDetail, SessionSummary, ShowReport, StatsReport, StatusReport,
 };
 use crate::crypto::PublicKey;
 use crate::events::EventSubscription;
@@ -16,7 +16,7 @@ use jvpn_common::maps::TransportBinding;
 use std::sync::Arc;
 
 /// The gateway as the control socket sees it.
-pub struct GatewayHandle(pub Arc<Gateway>);
+pub struct GatewayHandle(pub Arc<Gateway>, pub std::path::PathBuf);
 
 impl GatewayHandle {
     fn summary(&self, s: &Session) -> SessionSummary {
@@ -24,6 +24,7 @@ impl GatewayHandle {
         let client = self
             .0
             .settings
+            .get()
             .client(&key)
             .map_or_else(|| key.to_base64(), |c| c.name.clone());
         let bound = s.state != SessionState::Birth;
@@ -209,5 +210,22 @@ impl GatewayApi for GatewayHandle {
 
     fn subscribe(&self) -> EventSubscription {
         self.0.bus.subscribe()
+    }
+
+    fn show(&self) -> ShowReport {
+        self.0.show_report()
+    }
+
+    fn reload(&self) -> Result<ReloadReport, ApiError> {
+        let gateway = self.0.clone();
+        let path = self.1.clone();
+        tokio::runtime::Handle::current()
+            .block_on(async move {
+                let now = gateway.clock.now();
+                gateway.reload(&path, now).await
+            })
+            .map_err(|e| ApiError::ReloadRefused {
+                problem: e.to_string(),
+            })
     }
 }

@@ -83,8 +83,9 @@ pub struct Gateway {
     pub counters: Arc<Counters>,
     /// This run's boot epoch (high bits of gateway-to-client nonces).
     pub epoch: u64,
-    /// The validated gateway configuration (keys, clients, timeouts).
-    pub settings: GatewaySettings,
+    /// The validated gateway configuration (keys, clients, timeouts); a reload replaces it
+    /// ([`super::reload`]).
+    pub settings: super::reload::LiveSettings,
     /// The UDP socket every jvpn message arrives on and leaves from.
     pub socket: Arc<UdpSocket>,
     /// The newest HELLO timestamp accepted or reserved per client key (WireGuard's replay check,
@@ -146,7 +147,7 @@ impl Gateway {
             bus: EventBus::default(),
             counters: Arc::default(),
             epoch: parts.epoch,
-            settings: parts.settings,
+            settings: super::reload::LiveSettings::new(parts.settings),
             socket: Arc::new(parts.socket),
             hellos: Arc::default(),
             hello_guard,

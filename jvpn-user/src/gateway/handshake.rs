@@ -101,9 +101,10 @@ impl Gateway {
     /// Stage 2 (a worker thread): the Noise read, then the atomic replay check and reservation
     /// and the per-client cap. No lock is held across the DH.
     pub fn read_hello(&self, job: HelloJob) -> Option<ReadHello> {
+        let settings = self.settings.get();
         let handshake =
-            GatewayHandshake::read_hello(&self.settings.private_key, &job.datagram, |client| {
-                self.settings.admission(client, None)
+            GatewayHandshake::read_hello(&settings.private_key, &job.datagram, |client| {
+                settings.admission(client, None)
             });
         let handshake = match handshake {
             Ok(h) => h,
@@ -113,7 +114,7 @@ impl Gateway {
             }
         };
         let client = *handshake.client_public_key().as_bytes();
-        let cap = self.settings.handshake.max_sessions_per_client;
+        let cap = settings.handshake.max_sessions_per_client;
         let reserved = self.hellos.reserve(client, handshake.timestamp(), cap, || {
             self.live_sessions_of(&client)
         });
@@ -185,11 +186,12 @@ impl Gateway {
         }
         let client = *handshake.client_public_key();
         let timestamp = handshake.timestamp();
-        let Some(entry) = self.settings.client(&client).cloned() else {
+        let settings = self.settings.get();
+        let Some(entry) = settings.client(&client).cloned() else {
             return;
         };
-        let id = SessionId::generate(self.settings.node_id(), &mut rand::thread_rng());
-        let welcome = self.settings.welcome_payload(&entry, id.get());
+        let id = SessionId::generate(settings.node_id(), &mut rand::thread_rng());
+        let welcome = settings.welcome_payload(&entry, id.get());
         // The WELCOME takes counter 0 of this run's epoch; the session's later messages follow.
         let header = WireHeader::new(MessageType::Welcome, id.get(), 1, self.epoch << EPOCH_SHIFT);
         let accepted: AcceptedHandshake = match handshake.accept(header, &welcome) {

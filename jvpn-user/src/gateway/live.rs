@@ -9,6 +9,7 @@
 use super::epoch::{counter_exhausted, is_last_of_epoch};
 use super::reject_budget::RejectBudget;
 use super::replay::RxWindow;
+use crate::control::TrafficCount;
 use crate::crypto::SessionKeys;
 use crate::session::{Millis, Session};
 use jvpn_common::control::PATH_TOKEN_LEN;
@@ -50,6 +51,10 @@ pub struct LiveSession {
     pub challenges: Vec<PendingChallenge>,
     /// REJECT budgets per source address.
     pub rejects: RejectBudget,
+    /// DATA received from the client: inner packets after authentication (`jvpn show`).
+    pub upstream: TrafficCount,
+    /// DATA sealed to the client: inner packets (`jvpn show`).
+    pub downstream: TrafficCount,
 }
 
 impl LiveSession {
@@ -62,6 +67,8 @@ impl LiveSession {
             rx: RxWindow::default(),
             challenges: Vec::new(),
             rejects: RejectBudget::default(),
+            upstream: TrafficCount::default(),
+            downstream: TrafficCount::default(),
         }
     }
 

@@ -33,6 +33,8 @@
 //! - [`roaming`], [`terminated`]: XDP drops answered with a REJECT.
 //! - [`udp`]: the gateway's UDP socket, bound to `listen` and to the XDP interface.
 //! - [`api`]: what the control socket and the metrics read.
+//! - [`show`]: `jvpn show`, per client and session.
+//! - [`reload`]: `jvpn reload` and SIGHUP apply an edited config; the running config.
 //! - [`epoch`], [`fault`], [`latency`]: the nonce epoch, crash injection, the commit-to-map
 //!   latency histogram.
 //!
@@ -55,6 +57,7 @@ pub mod live;
 pub mod reattach;
 pub mod reconcile;
 pub mod reject_budget;
+pub mod reload;
 pub mod replay;
 pub mod reply;
 pub mod retention;
@@ -62,6 +65,7 @@ pub mod roaming;
 pub mod routes;
 pub mod session_map;
 pub mod shell;
+pub mod show;
 pub mod terminated;
 pub mod timers;
 pub mod traffic;

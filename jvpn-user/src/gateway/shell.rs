@@ -65,6 +65,8 @@ pub struct RunSettings {
     pub port: u16,
     /// The state dir (the store, the RECOVERING debt).
     pub state_dir: PathBuf,
+    /// The config file `config` was read from: `jvpn reload` and SIGHUP read it again.
+    pub config_path: PathBuf,
 }
 
 /// Runs the gateway on `io` with `settings` until `shutdown` completes or the socket fails.
@@ -87,6 +89,7 @@ pub async fn run(
     let iface = settings.iface.clone();
     let port = settings.port;
     let epoch = settings.epoch;
+    let config_path = settings.config_path;
     let gateway = Arc::new(
         Gateway::new(GatewayParts {
             settings: settings.config,
@@ -120,7 +123,9 @@ pub async fn run(
         }
     };
     let mut tasks = tokio::task::JoinSet::new();
-    let api: Arc<dyn crate::control::GatewayApi> = Arc::new(api::GatewayHandle(gateway.clone()));
+    let api: Arc<dyn crate::control::GatewayApi> =
+        Arc::new(api::GatewayHandle(gateway.clone(), config_path.clone()));
+    tasks.spawn(super::reload::on_sighup(gateway.clone(), config_path));
     tasks.spawn(crate::control::server::run(control, api.clone(), stopped()));
     if let Some(listener) = metrics {
         let registry = Arc::new(crate::metrics::registry(
@@ -261,7 +266,7 @@ async fn receive_loop(
 /// Starts the handshake workers: each reads a HELLO (the DH) on its own thread and hands the
 /// verified handshake back to the runtime to commit.
 fn start_handshake_pool(gateway: &Arc<Gateway>) -> Result<HandshakePool<HelloJob>, GatewayError> {
-    let limits = gateway.settings.handshake;
+    let limits = gateway.settings.get().handshake;
     let runtime = tokio::runtime::Handle::current();
     let worker_gateway = gateway.clone();
     HandshakePool::start(limits.workers, limits.queue, move |job: HelloJob| {

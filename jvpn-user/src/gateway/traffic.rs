@@ -70,6 +70,9 @@ impl Gateway {
         }
         if let Some(live) = self.sessions.lock().get_mut(&id) {
             live.session.last_rx = live.session.last_rx.max(now);
+            if header.msg_type == MessageType::Data as u8 {
+                live.upstream.add(payload.len());
+            }
         }
         if header.nonce.get() > NONCE_CEILING {
             let input = Input::NonceObserved {

@@ -37,10 +37,9 @@ impl Gateway {
         let counters = &self.counters;
         let client_key = self.sessions.lock().get(&id).map(|l| l.session.client_key);
         let source = packet_addresses(packet).map(|(src, _)| src);
-        let client = client_key.and_then(|key| {
-            self.settings
-                .client(&crate::crypto::PublicKey::from_bytes(key))
-        });
+        let settings = self.settings.get();
+        let client =
+            client_key.and_then(|key| settings.client(&crate::crypto::PublicKey::from_bytes(key)));
         let allowed = matches!((client, source), (Some(c), Some(src)) if c.allows_source(src));
         if allowed {
             counters.upstream(packet.len());
@@ -108,11 +107,10 @@ impl Gateway {
     /// Seals `packet` as DATA of `route`'s session at the end of `datagrams`; false if the
     /// session is gone or out of nonces (which [`Gateway::seal_for`] reports).
     fn seal_data_append(&self, route: &Route, packet: &[u8], datagrams: &mut Datagrams) -> bool {
-        let taken = self
-            .sessions
-            .lock()
-            .get_mut(&route.id)
-            .map(|live| (live.take_nonce(), live.keys.clone()));
+        let taken = self.sessions.lock().get_mut(&route.id).map(|live| {
+            live.downstream.add(packet.len());
+            (live.take_nonce(), live.keys.clone())
+        });
         let (nonce, keys) = match taken {
             Some((Some(nonce), keys)) => (nonce, keys),
             // Out of nonces: the single-message path reports it (and seals nothing).
