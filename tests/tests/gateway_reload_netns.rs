@@ -32,6 +32,35 @@ use std::time::{Duration, Instant};
 const GATEWAY_TUNNEL: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 1);
 const LAPTOP_TUNNEL: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 2);
 const EXTRA_TUNNEL: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 10);
+/// The metrics endpoint, on the gateway namespace's own loopback.
+const METRICS: &str = "127.0.0.1:9151";
+
+/// `GET /metrics` from inside the gateway's namespace.
+fn scrape(f: &GatewayFixture) -> String {
+    use std::io::{Read, Write};
+    let mut stream = f
+        .hosts
+        .gateway
+        .run(|| std::net::TcpStream::connect(METRICS))
+        .expect("connect to the metrics endpoint");
+    stream
+        .write_all(b"GET /metrics HTTP/1.0\r\nHost: gateway\r\n\r\n")
+        .expect("send the request");
+    let mut text = String::new();
+    stream.read_to_string(&mut text).expect("read the metrics");
+    text
+}
+
+/// The value of the series `series` (name and labels, as written) in `text`.
+fn series(text: &str, series: &str) -> Option<u64> {
+    text.lines().find_map(|l| {
+        l.strip_prefix(series)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
 
 /// Sends one echo request through the tunnel and waits for its sealed answer; returns the
 /// answer's version, or `None` if no echo reply came within a second.
@@ -88,6 +117,7 @@ fn reload_removes_one_client_and_leaves_the_other_untouched() {
     let mut f = GatewayFixture::new();
     let extra = f.add_clients(1).remove(0);
     let with_extra = std::fs::read_to_string(config_path(&f)).expect("config");
+    f.extra_args = vec!["--metrics".into(), METRICS.into()];
     f.start(&[]);
     let gw = SocketAddr::new(Family::V4.gateway(), DEFAULT_PORT);
     let laptop_socket = jvpn_tests::probe::client_socket(&f, Family::V4, 41001);
@@ -236,5 +266,36 @@ fn reload_removes_one_client_and_leaves_the_other_untouched() {
         f.audit_versions(removed.id),
         vec![1, 2],
         "extra-0's ended at version 2"
+    );
+
+    // Per-client metrics: labelled by configured name only, the laptop's traffic counted; the
+    // removed client's totals went with it, and it starts again from its new handshake.
+    let text = scrape(&f);
+    let laptop_up = series(
+        &text,
+        r#"jvpn_client_packets_total{client="laptop",direction="upstream"}"#,
+    );
+    assert!(
+        laptop_up.is_some_and(|n| n >= answers.len() as u64),
+        "{text}"
+    );
+    assert_eq!(
+        series(&text, r#"jvpn_client_handshakes_total{client="laptop"}"#),
+        Some(1),
+        "{text}"
+    );
+    assert_eq!(
+        series(&text, r#"jvpn_client_handshakes_total{client="extra-0"}"#),
+        Some(1),
+        "{text}"
+    );
+    assert_eq!(
+        series(&text, r#"jvpn_client_terminations_total{client="extra-0"}"#),
+        Some(0),
+        "{text}"
+    );
+    assert!(
+        !text.contains(&format!("{laptop_id:016x}")),
+        "no session id as a label"
     );
 }

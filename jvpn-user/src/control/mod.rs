@@ -17,7 +17,9 @@ pub use dto::{
     AuditEntry, ControllerStats, DataplaneStats, PacketCount, ReasonCount, SessionCounts,
     SessionDetail, SessionSummary, StatsReport, StatusReport, TunnelStats,
 };
-pub use ops_dto::{ClientShow, JumpShow, ReloadReport, SessionShow, ShowReport, TrafficCount};
+pub use ops_dto::{
+    ClientMetrics, ClientShow, JumpShow, ReloadReport, SessionShow, ShowReport, TrafficCount,
+};
 pub use protocol::{Request, Response};
 pub use socket::{bind_control_socket, default_socket_path, SocketError, SocketGuard, RUN_DIR};
 pub use socket_client::{ControlClient, ControlClientError};
@@ -52,6 +54,8 @@ pub trait GatewayApi: Send + Sync + 'static {
     /// Applies the edited config file; an invalid one, or one changing a setting that needs a
     /// restart, changes nothing.
     fn reload(&self) -> Result<ReloadReport, ApiError>;
+    /// Every configured client's totals, for the per-client metrics (not on the control socket).
+    fn client_metrics(&self) -> Vec<ClientMetrics>;
 }
 
 /// Why the gateway refused or failed a control request. Sent over the socket, so plain data.

@@ -114,3 +114,28 @@ impl TrafficCount {
         self.bytes += bytes as u64;
     }
 }
+
+/// One configured client's totals, for the per-client families on `/metrics`
+/// (`gateway::client_totals`). Not part of the control protocol.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ClientMetrics {
+    /// The client's configured name (the `client` label).
+    pub client: String,
+    /// DATA received from it (inner packets), over all its sessions.
+    pub upstream: TrafficCount,
+    /// DATA sealed to it (inner packets), over all its sessions.
+    pub downstream: TrafficCount,
+    /// Handshakes completed (sessions started).
+    pub handshakes: u64,
+    /// Reattaches committed.
+    pub jumps: u64,
+    /// Commits that moved a session to a different transport (address or port).
+    pub endpoint_changes: u64,
+    /// Sessions ended, for any reason.
+    pub terminations: u64,
+    /// The controller's refusals of its messages, by reason.
+    pub refusals: Vec<(jvpn_common::RejectReason, u64)>,
+    /// XDP drops of its packets reported on the event stream, by reason (a lower bound: the
+    /// stream is rate-limited; the gateway-wide `dataplane_drops_total` is exact).
+    pub dataplane_drops: Vec<(jvpn_common::RejectReason, u64)>,
+}

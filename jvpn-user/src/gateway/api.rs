@@ -212,6 +212,10 @@ impl GatewayApi for GatewayHandle {
         self.0.bus.subscribe()
     }
 
+    fn client_metrics(&self) -> Vec<crate::control::ClientMetrics> {
+        self.0.client_metrics()
+    }
+
     fn show(&self) -> ShowReport {
         self.0.show_report()
     }

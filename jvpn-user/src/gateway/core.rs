@@ -105,6 +105,8 @@ pub struct Gateway {
     pub clock: super::clock::ControllerClock,
     /// Cryptokey routing: which client owns each tunnel address, which session carries it.
     pub routes: super::routes::TunnelRoutes,
+    /// Per-client totals for the metrics ([`super::client_totals`]).
+    pub client_totals: super::client_totals::ClientTotals,
 }
 
 /// What a [`Gateway`] is assembled from.
@@ -157,6 +159,7 @@ impl Gateway {
             started_ms: clock.now(),
             clock,
             routes,
+            client_totals: Default::default(),
         };
         gateway.push_hello_guard(gateway.clock.now());
         Ok(gateway)
@@ -188,6 +191,7 @@ impl Gateway {
         match self.machine.transition(&current, &input, now) {
             Err(reject) => {
                 self.counters.reject(reject.reason);
+                self.client_refused(id, reject.reason);
                 self.publish(&reject.event);
                 Err(ApplyError::Rejected(reject))
             }
@@ -228,6 +232,13 @@ impl Gateway {
                     self.counters
                         .transition(Some(change.from_state), change.to_state);
                 }
+                let before = self
+                    .sessions
+                    .lock()
+                    .get(&t.session.id.get())
+                    .map_or(TransportBinding::default(), |l| l.session.binding);
+                self.client_totals
+                    .committed(t.session.client_key, before, &t.events);
                 self.sessions.install(
                     t.session.clone(),
                     keys,

@@ -26,6 +26,7 @@
 //! - [`reply`]: sealed replies and REJECTs, within [`reject_budget`] per (session, source).
 //! - [`replay`]: the controller's own client-to-gateway replay window, behind XDP's.
 //! - [`counters`]: every counter `jvpn stats` and the metrics read.
+//! - [`client_totals`]: per-client totals for the metrics, their label bound.
 //! - [`clock`]: the monotonic clock every timer and the state machine read.
 //! - [`reconcile`]: start-up from the store, with or without surviving maps.
 //! - [`timers`]: keepalive and idle timeouts.
@@ -42,6 +43,7 @@
 //! and the next start adopts it.
 
 pub mod api;
+pub mod client_totals;
 pub mod clock;
 pub mod cluster;
 pub mod core;

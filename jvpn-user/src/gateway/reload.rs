@@ -99,6 +99,14 @@ impl Gateway {
                 report.terminated.push((id, version));
             }
         }
+        // After the terminations, whose commits are counted for the client: a removed client's
+        // totals go, so the metrics' labels stay within the configured clients.
+        let settings = self.settings.get();
+        self.client_totals.retain(|key| {
+            settings
+                .client(&crate::crypto::PublicKey::from_bytes(*key))
+                .is_some()
+        });
         tracing::info!(
             config = %path.display(),
             added = ?report.added,

@@ -90,6 +90,7 @@ impl Gateway {
             return true;
         };
         self.counters.reject(reason);
+        self.client_refused(id, reason);
         let message = header.message_type().unwrap_or(MessageType::Data);
         tracing::warn!(
             session = %SessionId::show(id),

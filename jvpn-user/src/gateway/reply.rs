@@ -83,6 +83,7 @@ impl Gateway {
         now: Millis,
     ) {
         self.counters.reject(reason);
+        self.client_refused(id, reason);
         tracing::warn!(
             session = %SessionId::show(id),
             reason = reason.name(),

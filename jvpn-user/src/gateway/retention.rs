@@ -33,7 +33,10 @@ impl Gateway {
         let mut evicted = 0;
         for id in expired {
             if self.remove_from_map(id) {
-                self.sessions.lock().remove(&id);
+                let gone = self.sessions.lock().remove(&id);
+                if let Some(live) = gone {
+                    self.fold_client_traffic(&live);
+                }
                 evicted += 1;
             }
         }

@@ -148,6 +148,7 @@ pub async fn run(
                 match dataplane_events.next().await {
                     Ok(event) => {
                         gateway.bus.publish(EventRecord::from_dataplane(&event));
+                        gateway.client_dropped(event.session_id, event.reason);
                         gateway.on_dataplane_drop(&event, gateway.clock.now()).await;
                     }
                     Err(e) => {

@@ -55,6 +55,7 @@ impl Gateway {
         };
         if let Err(reason) = refusal {
             self.counters.reject(reason);
+            self.client_refused(id, reason);
             self.bus.publish(
                 EventRecord::refusal(Some(id), reason)
                     .with_peer(from)

@@ -272,6 +272,10 @@ impl GatewayApi for FixtureGateway {
         }
     }
 
+    fn client_metrics(&self) -> Vec<jvpn_user::control::ClientMetrics> {
+        Vec::new()
+    }
+
     fn reload(&self) -> Result<ReloadReport, ApiError> {
         Err(ApiError::ReloadRefused {
             problem: "/etc/jvpn/gateway.toml:3:8: invalid type; fix it and reload again (nothing was changed)".to_string(),
