@@ -44,6 +44,9 @@ pub struct ReadHello {
     reservation: Reservation,
     from: SocketAddr,
     now: Millis,
+    /// The config the HELLO was read under (its PSK keyed the session); a reload meanwhile is
+    /// checked after the commit ([`Gateway::recheck_after_reload`]).
+    settings: Arc<crate::config::GatewaySettings>,
 }
 
 impl Gateway {
@@ -124,6 +127,7 @@ impl Gateway {
                 reservation,
                 from: job.from,
                 now: job.now,
+                settings,
             }),
             Err(refusal) => {
                 tracing::warn!(peer = %job.from, client = %handshake.client_public_key(), error = %refusal, "HELLO refused");
@@ -163,6 +167,7 @@ impl Gateway {
             reservation,
             from,
             now,
+            settings,
         } = read;
         // Refuse before committing: a session the XDP table cannot hold would exist in the store
         // with every packet of it dropped. The cache holds exactly what the map holds.
@@ -186,7 +191,6 @@ impl Gateway {
         }
         let client = *handshake.client_public_key();
         let timestamp = handshake.timestamp();
-        let settings = self.settings.get();
         let Some(entry) = settings.client(&client).cloned() else {
             return;
         };
@@ -229,6 +233,8 @@ impl Gateway {
                     "session born"
                 );
                 self.send(&accepted.datagram, from).await;
+                self.recheck_after_reload(&settings, id.get(), &client, now)
+                    .await;
             }
             Err(ApplyError::IdAlreadyIssued) => {
                 // 48 random bits collided with an id issued before: the client's HELLO retry

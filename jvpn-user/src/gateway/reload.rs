@@ -142,6 +142,31 @@ impl Gateway {
             }
         }
     }
+
+    /// Closes the race between a handshake and a reload: a HELLO read under `read_with` whose
+    /// session `id` committed after a reload swapped the config may have missed the reload's
+    /// sweep; if the running config no longer authorises `client` as `read_with` did, the
+    /// session is revoked now, as the sweep would have done.
+    pub async fn recheck_after_reload(
+        &self,
+        read_with: &Arc<GatewaySettings>,
+        id: u64,
+        client: &crate::crypto::PublicKey,
+        now: Millis,
+    ) {
+        let running = self.settings.get();
+        if Arc::ptr_eq(read_with, &running) {
+            return;
+        }
+        let still = match (read_with.client(client), running.client(client)) {
+            (Some(before), Some(after)) => plan::same_authority(before, after),
+            _ => false,
+        };
+        if !still {
+            tracing::info!(session = %SessionId::show(id), "a handshake raced a reload that revoked its client");
+            self.revoke(id, now).await;
+        }
+    }
 }
 
 /// Reloads `path` on every SIGHUP until the task is dropped; the outcome is logged.

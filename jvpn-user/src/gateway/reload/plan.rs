@@ -64,7 +64,7 @@ pub fn plan(old: &GatewaySettings, new: &GatewaySettings) -> Result<ClientChange
 
 /// Whether `after` authorises exactly what `before` did: the same pre-shared key (the sessions'
 /// keys derive from it) and the same addresses (cryptokey routing and the WELCOME the client got).
-fn same_authority(before: &ClientEntry, after: &ClientEntry) -> bool {
+pub(crate) fn same_authority(before: &ClientEntry, after: &ClientEntry) -> bool {
     before.psk == after.psk
         && before.ipv4 == after.ipv4
         && before.ipv6 == after.ipv6
