@@ -110,7 +110,7 @@ pub fn reloaded(r: &ReloadReport) -> String {
     let ended: Vec<String> = r
         .terminated
         .iter()
-        .map(|(id, v)| format!("{} (version {v})", session_id_text(*id)))
+        .map(|e| format!("{} (version {})", session_id_text(e.id), e.version))
         .collect();
     field(&mut out, 2, "terminated", &list(&ended));
     out

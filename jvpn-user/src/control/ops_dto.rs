@@ -25,8 +25,18 @@ pub struct ReloadReport {
     pub renamed: Vec<String>,
     /// Clients exactly as before.
     pub unchanged: usize,
-    /// Sessions terminated by the reload: (session id, its final version).
-    pub terminated: Vec<(u64, u64)>,
+    /// Sessions terminated by the reload.
+    pub terminated: Vec<EndedSession>,
+}
+
+/// A session a reload terminated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndedSession {
+    /// Session id (16 hex digits).
+    #[serde(with = "session_id")]
+    pub id: u64,
+    /// Its final version (TERMINATED).
+    pub version: u64,
 }
 
 /// `jvpn show`: the gateway, then each client and its sessions, in the spirit of `wg show`.

@@ -7,6 +7,8 @@
 //! ```text
 //! -> {"request":"show_session","id":"00000000deadbeef"}
 //! <- {"response":"session","body":{"id":"00000000deadbeef","state":"ATTACHED","version":3,...}}
+//! -> {"request":"reload"}
+//! <- {"response":"reloaded","body":{"added":[],"removed":["phone"],...,"terminated":[{"id":"00000000deadbeef","version":4}]}}
 //! -> {"request":"events","follow":true,"filter":{"kind":"STATE_CHANGE"}}
 //! <- {"response":"event","body":{"seq":41,"time_ms":...,"kind":"STATE_CHANGE",...}}
 //! ```
@@ -180,6 +182,8 @@ mod tests {
     fn requests_have_the_documented_wire_form() {
         let cases = [
             (Request::Status, r#"{"request":"status"}"#),
+            (Request::Show, r#"{"request":"show"}"#),
+            (Request::Reload, r#"{"request":"reload"}"#),
             (
                 Request::ShowSession { id: 0xdead_beef },
                 r#"{"request":"show_session","id":"00000000deadbeef"}"#,

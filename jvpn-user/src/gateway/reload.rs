@@ -96,7 +96,9 @@ impl Gateway {
         revoked.sort_unstable();
         for (id, _) in revoked {
             if let Some(version) = self.revoke(id, now).await {
-                report.terminated.push((id, version));
+                report
+                    .terminated
+                    .push(crate::control::EndedSession { id, version });
             }
         }
         // After the terminations, whose commits are counted for the client: a removed client's

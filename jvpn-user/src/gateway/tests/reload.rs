@@ -61,7 +61,10 @@ async fn an_invalid_file_changes_nothing_and_a_removal_terminates_with_a_readabl
     let path = write_config(&h, "");
     let report = h.gateway.reload(&path, T0).await.expect("alice removed");
     assert_eq!(report.removed, vec!["alice".to_string()]);
-    assert_eq!(report.terminated, vec![(id, 2)]);
+    assert_eq!(
+        report.terminated,
+        vec![crate::control::EndedSession { id, version: 2 }]
+    );
     assert_eq!(state(&h, id), Some((SessionState::Terminated, 2)));
     assert_eq!(
         h.entry(id).map(|e| e.state),
