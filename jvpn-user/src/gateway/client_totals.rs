@@ -134,7 +134,7 @@ fn add(total: &mut TrafficCount, more: TrafficCount) {
     total.bytes += more.bytes;
 }
 
-impl super::core::Gateway {
+impl super::core::Controller {
     /// Counts a controller refusal of a message of session `id` for its client, if the session
     /// is in the table.
     pub fn client_refused(&self, id: u64, reason: RejectReason) {

@@ -1,18 +1,22 @@
 //! Live reload of the gateway config (`jvpn reload`, SIGHUP): owns the running config
-//! ([`LiveSettings`], swapped whole) and [`Gateway::reload`], which applies an edited file.
+//! ([`LiveSettings`], swapped whole). The controller decides ([`Controller::reload`]: the plan,
+//! the swap, the terminations as effects); the shell ([`Executor::reload`]) reads the file and
+//! performs the effects.
 //!
 //! A reload reads and validates the whole file first; an invalid file (the error names its line)
 //! or a changed setting that only a restart can apply ([`plan::plan`]) changes nothing. Otherwise
 //! the new config replaces the old at once (new HELLOs are admitted by it, cryptokey routing
 //! follows it), and then every live session of a removed or changed client is terminated through
-//! [`Gateway::apply`] like any other termination (version +1, POLICY_TERMINATE in the audit, the
+//! the controller's compare-and-set like any other termination (version +1, POLICY_TERMINATE in the audit, the
 //! TERMINATED entry in the XDP map, so its packets are dropped there, and the entry leaves the map
 //! after the usual retention), and the client is sent a sealed TERMINATE with cause
 //! `CLIENT_REMOVED`. No other session is touched: no version changes, no map write.
 
 pub mod plan;
 
-use super::core::{Applied, Gateway};
+use super::core::{Applied, ApplyError, Controller};
+use super::effect::{Effect, Then};
+use super::executor::Executor;
 use crate::config::{ConfigError, GatewaySettings};
 use crate::control::ReloadReport;
 use crate::session::{Input, Millis, SessionId, TerminateCause};
@@ -63,27 +67,21 @@ pub enum ReloadError {
     },
 }
 
-impl Gateway {
-    /// Applies the edited config file at `path` (see the module doc). Changes nothing on error.
-    pub async fn reload(&self, path: &Path, now: Millis) -> Result<ReloadReport, ReloadError> {
-        let new = GatewaySettings::load(path)?;
-        let changes = plan::plan(&self.settings.get(), &new).map_err(|setting| {
-            ReloadError::NeedsRestart {
-                path: path.to_path_buf(),
-                setting,
-            }
-        })?;
+impl Controller {
+    /// Decides a reload to `new`: `Err(setting)` names a setting only a restart can change, and
+    /// nothing changed. Otherwise swaps the config in, and pushes into `out` the termination of
+    /// every live session of a removed or changed client; the report lists the clients (its
+    /// `terminated` is filled in by the shell once the commits ran).
+    pub fn reload(
+        &self,
+        new: GatewaySettings,
+        now: Millis,
+        out: &mut Vec<Effect>,
+    ) -> Result<ReloadReport, &'static str> {
+        let changes = plan::plan(&self.settings.get(), &new)?;
         self.routes.reconfigure(&new);
         self.settings.replace(new);
-        let mut report = ReloadReport {
-            added: changes.added,
-            removed: changes.removed,
-            changed: changes.changed,
-            renamed: changes.renamed,
-            unchanged: changes.unchanged,
-            terminated: Vec::new(),
-        };
-        let mut revoked: Vec<(u64, u64)> = self
+        let mut revoked: Vec<u64> = self
             .sessions
             .lock()
             .values()
@@ -91,24 +89,133 @@ impl Gateway {
                 l.session.state != SessionState::Terminated
                     && changes.revoked.contains(&l.session.client_key)
             })
-            .map(|l| (l.session.id.get(), l.session.state_version))
+            .map(|l| l.session.id.get())
             .collect();
         revoked.sort_unstable();
-        for (id, _) in revoked {
-            if let Some(version) = self.revoke(id, now).await {
-                report
-                    .terminated
-                    .push(crate::control::EndedSession { id, version });
-            }
+        for id in revoked {
+            self.revoke(id, now, out);
         }
-        // After the terminations, whose commits are counted for the client: a removed client's
-        // totals go, so the metrics' labels stay within the configured clients.
+        Ok(ReloadReport {
+            added: changes.added,
+            removed: changes.removed,
+            changed: changes.changed,
+            renamed: changes.renamed,
+            unchanged: changes.unchanged,
+            terminated: Vec::new(),
+        })
+    }
+
+    /// Drops the totals of clients the running config no longer has (after a reload's
+    /// terminations committed, so they are counted first): the metrics' labels stay within the
+    /// configured clients.
+    pub fn forget_removed_clients(&self) {
         let settings = self.settings.get();
         self.client_totals.retain(|key| {
             settings
                 .client(&crate::crypto::PublicKey::from_bytes(*key))
                 .is_some()
         });
+    }
+
+    /// Pushes the termination of session `id`, whose client the config no longer authorises as
+    /// it was keyed; on commit the client is told ([`Self::after_revoke`]).
+    fn revoke(&self, id: u64, now: Millis, out: &mut Vec<Effect>) {
+        let input = Input::Terminate {
+            cause: TerminateCause::Policy,
+        };
+        if let Err(error) = self.apply(id, input, now, Then::ClientRemoved { id }, out) {
+            tracing::warn!(session = %SessionId::show(id), %error, "reload could not terminate a session of a removed client");
+        }
+    }
+
+    /// Once a revocation committed: a sealed TERMINATE (`CLIENT_REMOVED`) at the new version to
+    /// the session's binding.
+    pub(super) fn after_revoke(
+        &self,
+        id: u64,
+        result: &Result<Applied, ApplyError>,
+        out: &mut Vec<Effect>,
+    ) {
+        match result {
+            Ok(Applied::Committed(session)) => {
+                if session.binding != jvpn_common::maps::TransportBinding::default() {
+                    let body = Terminate::new(WireCause::ClientRemoved);
+                    let to = session.binding.to_socket_addr();
+                    self.send_body(id, to, session.state_version, &body, out);
+                }
+            }
+            Ok(Applied::Unchanged(_)) => {}
+            Err(error) => {
+                tracing::warn!(session = %SessionId::show(id), %error, "reload could not terminate a session of a removed client");
+            }
+        }
+    }
+
+    /// Closes the race between a handshake and a reload: a HELLO read under `read_with` whose
+    /// session `id` committed after a reload swapped the config may have missed the reload's
+    /// sweep; if the running config no longer authorises its client as `read_with` did, the
+    /// session is revoked now, as the sweep would have done.
+    pub(super) fn recheck_after_reload(
+        &self,
+        read_with: &Arc<GatewaySettings>,
+        id: u64,
+        now: Millis,
+        out: &mut Vec<Effect>,
+    ) {
+        let running = self.settings.get();
+        if Arc::ptr_eq(read_with, &running) {
+            return;
+        }
+        let Some(key) = self.sessions.lock().get(&id).map(|l| l.session.client_key) else {
+            return;
+        };
+        let client = crate::crypto::PublicKey::from_bytes(key);
+        let still = match (read_with.client(&client), running.client(&client)) {
+            (Some(before), Some(after)) => plan::same_authority(before, after),
+            _ => false,
+        };
+        if !still {
+            tracing::info!(session = %SessionId::show(id), "a handshake raced a reload that revoked its client");
+            self.revoke(id, now, out);
+        }
+    }
+}
+
+impl Executor {
+    /// Applies the edited config file at `path` (see the module doc): reads it, has the
+    /// controller decide, performs the terminations. Changes nothing on error.
+    pub async fn reload(&self, path: &Path, now: Millis) -> Result<ReloadReport, ReloadError> {
+        let new = GatewaySettings::load(path)?;
+        let controller = self.controller();
+        let mut out = Vec::new();
+        let mut report =
+            controller
+                .reload(new, now, &mut out)
+                .map_err(|setting| ReloadError::NeedsRestart {
+                    path: path.to_path_buf(),
+                    setting,
+                })?;
+        let revoked: Vec<u64> = out
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Commit { request, .. } => Some(request.session.id.get()),
+                _ => None,
+            })
+            .collect();
+        self.execute(out).await;
+        controller.forget_removed_clients();
+        report.terminated = revoked
+            .into_iter()
+            .filter_map(|id| {
+                let (session, _) = controller.sessions.snapshot(id)?;
+                (session.state == SessionState::Terminated).then_some(
+                    crate::control::EndedSession {
+                        id,
+                        version: session.state_version,
+                    },
+                )
+            })
+            .collect();
         tracing::info!(
             config = %path.display(),
             added = ?report.added,
@@ -120,59 +227,10 @@ impl Gateway {
         );
         Ok(report)
     }
-
-    /// Terminates session `id`, whose client the config no longer authorises as it was keyed,
-    /// and tells the client with a sealed TERMINATE at the new version. Returns that version.
-    async fn revoke(&self, id: u64, now: Millis) -> Option<u64> {
-        let input = Input::Terminate {
-            cause: TerminateCause::Policy,
-        };
-        match self.apply(id, input, now).await {
-            Ok(Applied::Committed(session)) => {
-                let version = session.state_version;
-                if session.binding != jvpn_common::maps::TransportBinding::default() {
-                    let body = Terminate::new(WireCause::ClientRemoved);
-                    let to = session.binding.to_socket_addr();
-                    self.send_body(id, to, version, &body).await;
-                }
-                Some(version)
-            }
-            Ok(Applied::Unchanged(_)) => None,
-            Err(error) => {
-                tracing::warn!(session = %SessionId::show(id), %error, "reload could not terminate a session of a removed client");
-                None
-            }
-        }
-    }
-
-    /// Closes the race between a handshake and a reload: a HELLO read under `read_with` whose
-    /// session `id` committed after a reload swapped the config may have missed the reload's
-    /// sweep; if the running config no longer authorises `client` as `read_with` did, the
-    /// session is revoked now, as the sweep would have done.
-    pub async fn recheck_after_reload(
-        &self,
-        read_with: &Arc<GatewaySettings>,
-        id: u64,
-        client: &crate::crypto::PublicKey,
-        now: Millis,
-    ) {
-        let running = self.settings.get();
-        if Arc::ptr_eq(read_with, &running) {
-            return;
-        }
-        let still = match (read_with.client(client), running.client(client)) {
-            (Some(before), Some(after)) => plan::same_authority(before, after),
-            _ => false,
-        };
-        if !still {
-            tracing::info!(session = %SessionId::show(id), "a handshake raced a reload that revoked its client");
-            self.revoke(id, now).await;
-        }
-    }
 }
 
 /// Reloads `path` on every SIGHUP until the task is dropped; the outcome is logged.
-pub async fn on_sighup(gateway: Arc<Gateway>, path: PathBuf) {
+pub async fn on_sighup(exec: Arc<Executor>, path: PathBuf) {
     use tokio::signal::unix::{signal, SignalKind};
     let mut hangups = match signal(SignalKind::hangup()) {
         Ok(s) => s,
@@ -182,7 +240,8 @@ pub async fn on_sighup(gateway: Arc<Gateway>, path: PathBuf) {
         }
     };
     while hangups.recv().await.is_some() {
-        if let Err(error) = gateway.reload(&path, gateway.clock.now()).await {
+        let now = exec.controller().clock.now();
+        if let Err(error) = exec.reload(&path, now).await {
             tracing::error!(%error, "SIGHUP: the config was not reloaded");
         }
     }

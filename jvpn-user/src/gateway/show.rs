@@ -2,7 +2,7 @@
 //! session table (state, version, endpoint, bytes each way), the store's audit (the last change
 //! of transport) and the XDP program's gateway-wide drop counters.
 
-use super::core::Gateway;
+use super::executor::Executor;
 use crate::control::{ClientShow, JumpShow, PacketCount, ReasonCount, SessionShow, ShowReport};
 use crate::crypto::PublicKey;
 use crate::session::StateChange;
@@ -11,17 +11,18 @@ use jvpn_common::maps::{SessionState, TransportBinding};
 use jvpn_common::RejectReason;
 use std::collections::BTreeMap;
 
-impl Gateway {
+impl Executor {
     /// Every configured client with its sessions, then the unconfigured clients that still have
     /// sessions in the table, and the gateway-wide XDP drops.
     pub fn show_report(&self) -> ShowReport {
-        let settings = self.settings.get();
+        let controller = self.controller();
+        let settings = controller.settings.get();
         let mut by_client: BTreeMap<[u8; 32], Vec<SessionShow>> = BTreeMap::new();
         let sessions: Vec<(
             Session,
             crate::control::TrafficCount,
             crate::control::TrafficCount,
-        )> = self
+        )> = controller
             .sessions
             .lock()
             .values()
@@ -34,8 +35,8 @@ impl Gateway {
                 version: session.state_version,
                 endpoint: (session.state != SessionState::Birth)
                     .then(|| session.binding.to_socket_addr()),
-                handshake_ms: self.clock.to_wall(session.created_at),
-                last_seen_ms: self.clock.to_wall(session.last_rx),
+                handshake_ms: controller.clock.to_wall(session.created_at),
+                last_seen_ms: controller.clock.to_wall(session.last_rx),
                 last_jump: self.last_jump(session.id),
                 rx,
                 tx,
@@ -70,8 +71,8 @@ impl Gateway {
         }));
         ShowReport {
             public_key: settings.public_key().to_base64(),
-            iface: self.iface.clone(),
-            port: self.port,
+            iface: self.place.iface.clone(),
+            port: self.place.port,
             clients,
             drops: self.xdp_drops(),
         }
@@ -90,11 +91,7 @@ impl Gateway {
 
     /// The XDP program's drops by reason, summed over CPUs; only reasons with drops.
     fn xdp_drops(&self) -> Vec<ReasonCount> {
-        let counters = self
-            .dataplane
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .counters();
+        let counters = self.map().counters();
         match counters {
             Ok(c) => RejectReason::ALL
                 .into_iter()
