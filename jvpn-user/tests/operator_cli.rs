@@ -234,6 +234,7 @@ async fn client_commands_print_the_gateways_answers() {
     assert!(wg.starts_with("gateway: veth-fixture\n"), "{wg}");
     assert!(wg.contains("  xdp drops (all):  BAD_TAG 7\n"), "{wg}");
     assert!(wg.contains("client: laptop\n"), "{wg}");
+    assert!(wg.contains("  refusals:         STALE_VERSION 2\n"), "{wg}");
     assert!(
         wg.contains("    state:            ATTACHED (version 1)\n"),
         "{wg}"

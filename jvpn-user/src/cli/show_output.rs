@@ -41,6 +41,18 @@ fn client_block(out: &mut String, c: &ClientShow) {
     if !c.allowed_ips.is_empty() {
         field(out, 2, "allowed ips", &c.allowed_ips.join(", "));
     }
+    let tallies = |t: &[crate::control::ReasonTally]| {
+        t.iter()
+            .map(|r| format!("{} {}", r.reason.name(), r.count))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if !c.refusals.is_empty() {
+        field(out, 2, "refusals", &tallies(&c.refusals));
+    }
+    if !c.dataplane_drops.is_empty() {
+        field(out, 2, "xdp drops (seen)", &tallies(&c.dataplane_drops));
+    }
     if c.sessions.is_empty() {
         field(out, 2, "sessions", "none");
     }

@@ -18,8 +18,8 @@ pub use dto::{
     SessionDetail, SessionSummary, StatsReport, StatusReport, TunnelStats,
 };
 pub use ops_dto::{
-    ClientMetrics, ClientShow, EndedSession, JumpShow, ReloadReport, SessionShow, ShowReport,
-    TrafficCount,
+    ClientMetrics, ClientShow, EndedSession, JumpShow, ReasonTally, ReloadReport, SessionShow,
+    ShowReport, TrafficCount,
 };
 pub use protocol::{Request, Response};
 pub use socket::{bind_control_socket, default_socket_path, SocketError, SocketGuard, RUN_DIR};

@@ -2,7 +2,9 @@
 //! and what `--json` prints. The JSON shape is stable: fields are only ever added.
 //!
 //! In [`ShowReport`], what is per session (endpoint, state, version, handshake, last jump, bytes
-//! and packets each way, counted by the controller) and what is gateway-wide (the XDP program's
+//! and packets each way, counted by the controller), what is per client (the controller's
+//! refusals of its sessions' messages, and the XDP drops of its packets reported on the
+//! rate-limited event stream, a lower bound) and what is gateway-wide (the XDP program's exact
 //! drops by reason: its counters are per CPU and per reason, not per session, because a dropped
 //! packet often names no session it can be trusted to belong to).
 
@@ -68,6 +70,34 @@ pub struct ClientShow {
     pub allowed_ips: Vec<String>,
     /// Its sessions the gateway holds (live, and terminated ones within retention), oldest first.
     pub sessions: Vec<SessionShow>,
+    /// The controller's refusals of its sessions' messages, by reason (since start or since it
+    /// was added; only reasons that occurred).
+    #[serde(default)]
+    pub refusals: Vec<ReasonTally>,
+    /// XDP drops of its sessions' packets reported on the event stream, by reason: a lower bound
+    /// (the stream is rate-limited); the gateway-wide [`ShowReport::drops`] are exact.
+    #[serde(default)]
+    pub dataplane_drops: Vec<ReasonTally>,
+}
+
+/// How many times a reason occurred.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReasonTally {
+    /// The reason.
+    #[serde(with = "named")]
+    pub reason: jvpn_common::RejectReason,
+    /// How many times.
+    pub count: u64,
+}
+
+impl ReasonTally {
+    /// The tallies of `(reason, count)` pairs.
+    pub fn all(pairs: &[(jvpn_common::RejectReason, u64)]) -> Vec<Self> {
+        pairs
+            .iter()
+            .map(|&(reason, count)| Self { reason, count })
+            .collect()
+    }
 }
 
 /// One session in [`ShowReport`].

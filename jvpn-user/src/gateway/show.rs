@@ -3,7 +3,9 @@
 //! of transport) and the XDP program's gateway-wide drop counters.
 
 use super::executor::Executor;
-use crate::control::{ClientShow, JumpShow, PacketCount, ReasonCount, SessionShow, ShowReport};
+use crate::control::{
+    ClientShow, JumpShow, PacketCount, ReasonCount, ReasonTally, SessionShow, ShowReport,
+};
 use crate::crypto::PublicKey;
 use crate::session::StateChange;
 use crate::session::{Session, SessionId};
@@ -49,14 +51,20 @@ impl Executor {
         let mut clients: Vec<ClientShow> = settings
             .clients()
             .iter()
-            .map(|c| ClientShow {
-                name: c.name.clone(),
-                public_key: c.public_key.to_base64(),
-                configured: true,
-                allowed_ips: c.allowed_ips.iter().map(ToString::to_string).collect(),
-                sessions: by_client
-                    .remove(c.public_key.as_bytes())
-                    .unwrap_or_default(),
+            .map(|c| {
+                let key = *c.public_key.as_bytes();
+                let totals = controller
+                    .client_totals
+                    .report(&key, &c.name, Default::default());
+                ClientShow {
+                    name: c.name.clone(),
+                    public_key: c.public_key.to_base64(),
+                    configured: true,
+                    allowed_ips: c.allowed_ips.iter().map(ToString::to_string).collect(),
+                    sessions: by_client.remove(&key).unwrap_or_default(),
+                    refusals: ReasonTally::all(&totals.refusals),
+                    dataplane_drops: ReasonTally::all(&totals.dataplane_drops),
+                }
             })
             .collect();
         clients.extend(by_client.into_iter().map(|(key, sessions)| {
@@ -67,6 +75,8 @@ impl Executor {
                 configured: false,
                 allowed_ips: Vec::new(),
                 sessions,
+                refusals: Vec::new(),
+                dataplane_drops: Vec::new(),
             }
         }));
         ShowReport {

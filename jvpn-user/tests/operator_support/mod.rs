@@ -12,8 +12,9 @@
 use jvpn_common::{DropCounter, RejectReason, SessionState};
 use jvpn_user::control::{
     bind_control_socket, server, ApiError, AuditEntry, ClientShow, ControllerStats, DataplaneStats,
-    GatewayApi, JumpShow, PacketCount, ReasonCount, ReloadReport, SessionCounts, SessionDetail,
-    SessionShow, SessionSummary, ShowReport, StatsReport, StatusReport, TrafficCount, TunnelStats,
+    GatewayApi, JumpShow, PacketCount, ReasonCount, ReasonTally, ReloadReport, SessionCounts,
+    SessionDetail, SessionShow, SessionSummary, ShowReport, StatsReport, StatusReport,
+    TrafficCount, TunnelStats,
 };
 use jvpn_user::events::{EventBus, EventRecord, EventSubscription};
 use jvpn_user::gateway::counters::Counters;
@@ -261,6 +262,11 @@ impl GatewayApi for FixtureGateway {
                 configured: true,
                 allowed_ips: vec!["10.99.0.2/32".to_string()],
                 sessions,
+                refusals: vec![ReasonTally {
+                    reason: RejectReason::StaleVersion,
+                    count: 2,
+                }],
+                dataplane_drops: Vec::new(),
             }],
             drops: vec![ReasonCount {
                 reason: RejectReason::BadTag,
