@@ -7,10 +7,12 @@
 //! or a changed setting that only a restart can apply ([`plan::plan`]) changes nothing. Otherwise
 //! the new config replaces the old at once (new HELLOs are admitted by it, cryptokey routing
 //! follows it), and then every live session of a removed or changed client is terminated through
-//! the controller's compare-and-set like any other termination (version +1, POLICY_TERMINATE in the audit, the
-//! TERMINATED entry in the XDP map, so its packets are dropped there, and the entry leaves the map
-//! after the usual retention), and the client is sent a sealed TERMINATE with cause
-//! `CLIENT_REMOVED`. No other session is touched: no version changes, no map write.
+//! the controller's compare-and-set like any other termination (version +1, POLICY_TERMINATE in
+//! the audit, the TERMINATED entry in the XDP map, so its packets are dropped there, and the entry
+//! leaves the map after the usual retention), and the client is sent a sealed TERMINATE with cause
+//! `CLIENT_REMOVED`. No other session is touched: no version changes, no map write. A handshake
+//! read under the old config that commits after the swap is checked once committed
+//! ([`Controller::recheck_after_reload`]), so it cannot slip past the sweep.
 
 pub mod plan;
 
