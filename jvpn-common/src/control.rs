@@ -283,6 +283,9 @@ pub enum TerminateCause {
     /// The session's keys reached their reject-after age or message count without a rekey
     /// (docs/rekey.md): the gateway never keeps a session on worn-out keys.
     RekeyTimeout = 6,
+    /// The gateway's config no longer authorises the client as the session was keyed: the client
+    /// was removed, or its key, pre-shared key or addresses changed (`jvpn reload`).
+    ClientRemoved = 7,
 }
 
 impl TerminateCause {
@@ -295,6 +298,7 @@ impl TerminateCause {
             4 => Self::Exhausted,
             5 => Self::Ambiguity,
             6 => Self::RekeyTimeout,
+            7 => Self::ClientRemoved,
             _ => return None,
         })
     }

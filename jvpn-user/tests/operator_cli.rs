@@ -229,6 +229,47 @@ async fn client_commands_print_the_gateways_answers() {
         serde_json::from_str(&stdout(&run_cli(&s, &["stats", "--json"]).await)).expect("JSON");
     assert_eq!(json["dataplane"]["accepted"]["packets"], 15);
 
+    // `jvpn show`: wg-show style blocks, labels aligned, no colour; `--json` keeps field names.
+    let wg = stdout(&run_cli(&s, &["show"]).await);
+    assert!(wg.starts_with("gateway: veth-fixture\n"), "{wg}");
+    assert!(wg.contains("  xdp drops (all):  BAD_TAG 7\n"), "{wg}");
+    assert!(wg.contains("client: laptop\n"), "{wg}");
+    assert!(wg.contains("  refusals:         STALE_VERSION 2\n"), "{wg}");
+    assert!(
+        wg.contains("    state:            ATTACHED (version 1)\n"),
+        "{wg}"
+    );
+    assert!(
+        wg.contains("    endpoint:         198.51.100.7:40000\n"),
+        "{wg}"
+    );
+    assert!(
+        wg.contains("    last jump:        198.51.100.7:39999 -> 198.51.100.7:40000"),
+        "{wg}"
+    );
+    assert!(
+        wg.contains("    transfer:         300 B received (3 packets), 400 B sent (4 packets)"),
+        "{wg}"
+    );
+    assert!(!wg.contains('\x1b'), "no colour off a terminal: {wg:?}");
+    let json: serde_json::Value =
+        serde_json::from_str(&stdout(&run_cli(&s, &["show", "--json"]).await)).expect("JSON");
+    let session = &json["clients"][0]["sessions"][0];
+    assert_eq!(session["id"], "00aa000000000001", "{json}");
+    assert_eq!(session["state"], "ATTACHED", "{json}");
+    assert_eq!(session["last_jump"]["from"], "198.51.100.7:39999", "{json}");
+    assert_eq!(session["rx"]["bytes"], 300, "{json}");
+    assert_eq!(json["drops"][0]["reason"], "BAD_TAG", "{json}");
+
+    // `jvpn reload` refused: one line with the file and line, non-zero exit.
+    let out = run_cli(&s, &["reload"]).await;
+    let (code, line) = failure(&out, "reload refused");
+    assert_ne!(code, 0);
+    assert!(
+        line.contains("gateway.toml:3:8") && line.contains("nothing was changed"),
+        "{line}"
+    );
+
     let out = run_cli(&s, &["sessions", "show", "42"]).await;
     let (code, line) = failure(&out, "show unknown");
     assert_eq!(code, 4);

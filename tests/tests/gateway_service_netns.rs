@@ -3,7 +3,8 @@
 //! set as `CapabilityBoundingSet=` does) and a `NOTIFY_SOCKET` that the test reads. `READY=1`
 //! must come only once the XDP program is attached, the store open and the socket bound, and by
 //! then every thread must have dropped its capabilities (started as plain root, its bounding set
-//! too). Also: the log in a file has no escape
+//! too), and a SIGHUP (the unit's `ExecReload`) still reloads the config. Also: the log in a
+//! file has no escape
 //! codes, and on the journal stream (`JOURNAL_STREAM` naming stderr) its lines carry a `<N>`
 //! priority and no timestamp.
 //!
@@ -167,6 +168,18 @@ fn ready_comes_once_the_gateway_serves_with_the_units_capabilities_and_then_drop
         "{}",
         f.log()
     );
+
+    // `systemctl reload` (the unit's ExecReload sends SIGHUP) works with what the gateway kept:
+    // it reads the edited config and applies it.
+    f.add_clients(1);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(pid).expect("a pid")),
+        nix::sys::signal::Signal::SIGHUP,
+    )
+    .expect("SIGHUP");
+    jvpn_tests::probe::eventually("the reload after SIGHUP", || {
+        f.log().contains("config reloaded") && f.log().contains("extra-0")
+    });
 
     // A restart after a crash (systemd's Restart=on-failure) adopts the pinned program with the
     // same capabilities.

@@ -40,6 +40,13 @@ pub enum RawCommand {
     },
     /// Show packet, drop and transition counters.
     Stats(RawControlArgs),
+    /// Show every client and its sessions: endpoint, state and version, latest handshake, last
+    /// jump, bytes each way; and the gateway-wide XDP drops by reason (like `wg show`).
+    Show(RawControlArgs),
+    /// Make the running gateway apply its edited config file (as SIGHUP does): clients added,
+    /// removed or changed; a removed or changed client's sessions are terminated, no other session
+    /// is touched. An invalid file, or a change that needs a restart, changes nothing.
+    Reload(RawControlArgs),
     /// Print a session's whole version history.
     Audit {
         /// The session id, as printed by `jvpn sessions list`.

@@ -1,4 +1,4 @@
-//! Runs a control command (`jvpn status`, `sessions`, `stats`, `audit`, `events`): find the
+//! Runs a control command (`jvpn status`, `sessions`, `stats`, `show`, `reload`, `audit`, `events`): find the
 //! gateway's control socket, ask, print the answer.
 
 use super::error::CliError;
@@ -66,6 +66,22 @@ pub async fn run(invocation: ControlInvocation, out: &mut impl Write) -> Result<
                 output::json(&r)
             } else {
                 output::stats(&r)
+            }
+        }
+        ControlAction::Show => {
+            let r = client.show().await?;
+            if json {
+                output::json(&r)
+            } else {
+                super::show_output::show(&r)
+            }
+        }
+        ControlAction::Reload => {
+            let r = client.reload().await?;
+            if json {
+                output::json(&r)
+            } else {
+                super::show_output::reloaded(&r)
             }
         }
         ControlAction::Audit(id) => {

@@ -95,6 +95,7 @@ async fn open(options: &GatewayOptions) -> Result<(GatewayIo, RunSettings, Guard
         iface: options.iface.clone(),
         port: options.port,
         state_dir: options.state_dir.clone(),
+        config_path: options.config.clone(),
     };
     let guards = Guards {
         _control: control_guard,

@@ -13,6 +13,7 @@ pub mod gateway_cmd;
 pub mod keygen;
 pub mod output;
 pub mod preflight;
+pub mod show_output;
 pub mod validate;
 
 #[cfg(test)]

@@ -122,6 +122,10 @@ pub enum ControlAction {
     TerminateSession(u64),
     /// `jvpn stats`.
     Stats,
+    /// `jvpn show`.
+    Show,
+    /// `jvpn reload`.
+    Reload,
     /// `jvpn audit ID`.
     Audit(u64),
     /// `jvpn events`.
@@ -197,6 +201,8 @@ pub fn validate(raw: RawArgs) -> Result<Command, CliError> {
             control(c, action)
         }
         RawCommand::Stats(c) => control(c, ControlAction::Stats),
+        RawCommand::Show(c) => control(c, ControlAction::Show),
+        RawCommand::Reload(c) => control(c, ControlAction::Reload),
         RawCommand::Audit { id, control: c } => {
             control(c, ControlAction::Audit(session_arg("ID", &id)?))
         }

@@ -71,7 +71,7 @@ pub enum ConnectionError {
         gateway_version: u64,
     },
     /// The gateway ended the session.
-    #[error("the gateway terminated the session ({cause:?}); connect again")]
+    #[error("terminated by the gateway: {}; connect again", super::refusal::cause_text(*cause))]
     Terminated {
         /// Why.
         cause: TerminateCause,

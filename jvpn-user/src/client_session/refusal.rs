@@ -84,7 +84,7 @@ pub enum Closed {
     #[error("the client terminated it ({0:?})")]
     ByClient(TerminateCause),
     /// The gateway sent TERMINATE.
-    #[error("the gateway terminated it ({0:?})")]
+    #[error("terminated by the gateway: {}", cause_text(*.0))]
     ByGateway(TerminateCause),
     /// The core failed closed on an ambiguity.
     #[error("it failed closed: {0}")]
@@ -185,5 +185,22 @@ impl SessionRefusal {
             self,
             Self::Closed(_) | Self::Ambiguous(_) | Self::NonceExhausted | Self::WelcomeVersion(_)
         )
+    }
+}
+
+/// What a TERMINATE's cause means, for the operator of the client.
+pub fn cause_text(cause: TerminateCause) -> &'static str {
+    match cause {
+        TerminateCause::ClientClosed => "the client closed the session",
+        TerminateCause::Operator => "an operator terminated the session",
+        TerminateCause::IdleTimeout => "nothing was received for the idle timeout",
+        TerminateCause::Exhausted => "the session's versions or nonces are exhausted",
+        TerminateCause::Ambiguity => "the session state was ambiguous, so it failed closed",
+        TerminateCause::RekeyTimeout => {
+            "the session's keys wore out without a rekey, so the gateway ended it (docs/rekey.md)"
+        }
+        TerminateCause::ClientRemoved => {
+            "client removed: the gateway's config no longer authorises this key as the session was keyed (removed, or its key or addresses changed)"
+        }
     }
 }

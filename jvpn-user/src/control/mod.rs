@@ -7,6 +7,7 @@
 //! ([`protocol`]), built from the plain data types of [`dto`].
 
 pub mod dto;
+pub mod ops_dto;
 pub mod protocol;
 pub mod server;
 pub mod socket;
@@ -15,6 +16,10 @@ pub mod socket_client;
 pub use dto::{
     AuditEntry, ControllerStats, DataplaneStats, PacketCount, ReasonCount, SessionCounts,
     SessionDetail, SessionSummary, StatsReport, StatusReport, TunnelStats,
+};
+pub use ops_dto::{
+    ClientMetrics, ClientShow, EndedSession, JumpShow, ReasonTally, ReloadReport, SessionShow,
+    ShowReport, TrafficCount,
 };
 pub use protocol::{Request, Response};
 pub use socket::{bind_control_socket, default_socket_path, SocketError, SocketGuard, RUN_DIR};
@@ -45,6 +50,13 @@ pub trait GatewayApi: Send + Sync + 'static {
     fn audit(&self, id: u64) -> Result<Vec<AuditEntry>, ApiError>;
     /// A subscription to the event stream (recent history, then live records).
     fn subscribe(&self) -> EventSubscription;
+    /// Every client and its sessions, `wg show` style.
+    fn show(&self) -> ShowReport;
+    /// Applies the edited config file; an invalid one, or one changing a setting that needs a
+    /// restart, changes nothing.
+    fn reload(&self) -> Result<ReloadReport, ApiError>;
+    /// Every configured client's totals, for the per-client metrics (not on the control socket).
+    fn client_metrics(&self) -> Vec<ClientMetrics>;
 }
 
 /// Why the gateway refused or failed a control request. Sent over the socket, so plain data.
@@ -83,6 +95,12 @@ pub enum ApiError {
         /// The session.
         #[serde(with = "session_id")]
         id: u64,
+    },
+    /// The edited config was refused; nothing changed. The problem names the line or setting.
+    #[error("the gateway did not reload its config: {problem}")]
+    ReloadRefused {
+        /// What is wrong and what to do.
+        problem: String,
     },
     /// The request could not be read (bad JSON, unknown request, too long).
     #[error("the gateway refused the request: {problem}; is the jvpn CLI the same version as the daemon?")]

@@ -7,6 +7,8 @@
 //! ```text
 //! -> {"request":"show_session","id":"00000000deadbeef"}
 //! <- {"response":"session","body":{"id":"00000000deadbeef","state":"ATTACHED","version":3,...}}
+//! -> {"request":"reload"}
+//! <- {"response":"reloaded","body":{"added":[],"removed":["phone"],...,"terminated":[{"id":"00000000deadbeef","version":4}]}}
 //! -> {"request":"events","follow":true,"filter":{"kind":"STATE_CHANGE"}}
 //! <- {"response":"event","body":{"seq":41,"time_ms":...,"kind":"STATE_CHANGE",...}}
 //! ```
@@ -15,6 +17,7 @@
 //! the daemon buffer without bound.
 
 use super::dto::{AuditEntry, SessionDetail, SessionSummary, StatsReport, StatusReport};
+use super::ops_dto::{ReloadReport, ShowReport};
 use super::ApiError;
 use crate::events::names::session_id;
 use crate::events::{EventFilter, EventRecord};
@@ -55,6 +58,10 @@ pub enum Request {
         #[serde(with = "session_id")]
         id: u64,
     },
+    /// `jvpn show`.
+    Show,
+    /// `jvpn reload`.
+    Reload,
     /// `jvpn events`: the recent history, and with `follow` every record after it.
     Events {
         /// Keep the stream open for live records.
@@ -82,6 +89,10 @@ pub enum Response {
     Stats(StatsReport),
     /// Answer to [`Request::Audit`].
     Audit(Vec<AuditEntry>),
+    /// Answer to [`Request::Show`].
+    Show(ShowReport),
+    /// Answer to [`Request::Reload`].
+    Reloaded(ReloadReport),
     /// One record of an `events` answer.
     Event(EventRecord),
     /// The end of an `events` answer.
@@ -100,6 +111,8 @@ impl Response {
             Self::Terminated(_) => "terminated",
             Self::Stats(_) => "stats",
             Self::Audit(_) => "audit",
+            Self::Show(_) => "show",
+            Self::Reloaded(_) => "reloaded",
             Self::Event(_) => "event",
             Self::EndOfEvents => "end_of_events",
             Self::Error(_) => "error",
@@ -169,6 +182,8 @@ mod tests {
     fn requests_have_the_documented_wire_form() {
         let cases = [
             (Request::Status, r#"{"request":"status"}"#),
+            (Request::Show, r#"{"request":"show"}"#),
+            (Request::Reload, r#"{"request":"reload"}"#),
             (
                 Request::ShowSession { id: 0xdead_beef },
                 r#"{"request":"show_session","id":"00000000deadbeef"}"#,

@@ -112,6 +112,8 @@ fn request_name(request: &Request) -> &'static str {
         Request::Stats => "collect counters",
         Request::Audit { .. } => "read the audit history",
         Request::Events { .. } => "stream events",
+        Request::Show => "show clients and sessions",
+        Request::Reload => "reload the config",
     }
 }
 
@@ -131,6 +133,11 @@ pub fn dispatch(api: &dyn GatewayApi, request: Request) -> Response {
         Request::Stats => Response::Stats(api.stats()),
         Request::Audit { id } => match api.audit(id) {
             Ok(entries) => Response::Audit(entries),
+            Err(e) => Response::Error(e),
+        },
+        Request::Show => Response::Show(api.show()),
+        Request::Reload => match api.reload() {
+            Ok(report) => Response::Reloaded(report),
             Err(e) => Response::Error(e),
         },
         Request::Events { .. } => Response::Error(ApiError::BadRequest {

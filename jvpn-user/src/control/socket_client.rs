@@ -5,6 +5,7 @@
 //! daemon that answered something unexpected.
 
 use super::dto::{AuditEntry, SessionDetail, SessionSummary, StatsReport, StatusReport};
+use super::ops_dto::{ReloadReport, ShowReport};
 use super::protocol::{read_line, to_line, FrameError, Request, Response, MAX_RESPONSE_LINE};
 use super::ApiError;
 use crate::events::{EventFilter, EventRecord};
@@ -179,6 +180,22 @@ impl ControlClient {
         match self.request(&Request::Audit { id }).await? {
             Response::Audit(entries) => Ok(entries),
             other => Err(self.unexpected("audit", &other)),
+        }
+    }
+
+    /// Every client and its sessions.
+    pub async fn show(&mut self) -> Result<ShowReport, ControlClientError> {
+        match self.request(&Request::Show).await? {
+            Response::Show(report) => Ok(report),
+            other => Err(self.unexpected("show", &other)),
+        }
+    }
+
+    /// Asks the gateway to apply its edited config file.
+    pub async fn reload(&mut self) -> Result<ReloadReport, ControlClientError> {
+        match self.request(&Request::Reload).await? {
+            Response::Reloaded(report) => Ok(report),
+            other => Err(self.unexpected("reloaded", &other)),
         }
     }
 

@@ -6,8 +6,8 @@
 use super::core::{ApplyError, Controller};
 use super::executor::Executor;
 use crate::control::{
-    ApiError, AuditEntry, DataplaneStats, GatewayApi, PacketCount, ReasonCount, SessionCounts,
-    SessionDetail, SessionSummary, StatsReport, StatusReport,
+    ApiError, AuditEntry, DataplaneStats, GatewayApi, PacketCount, ReasonCount, ReloadReport,
+    SessionCounts, SessionDetail, SessionSummary, ShowReport, StatsReport, StatusReport,
 };
 use crate::crypto::PublicKey;
 use crate::events::EventSubscription;
@@ -17,7 +17,7 @@ use jvpn_common::maps::TransportBinding;
 use std::sync::Arc;
 
 /// The gateway as the control socket sees it.
-pub struct GatewayHandle(pub Arc<Executor>);
+pub struct GatewayHandle(pub Arc<Executor>, pub std::path::PathBuf);
 
 impl GatewayHandle {
     fn controller(&self) -> &Controller {
@@ -29,6 +29,7 @@ impl GatewayHandle {
         let client = self
             .controller()
             .settings
+            .get()
             .client(&key)
             .map_or_else(|| key.to_base64(), |c| c.name.clone());
         let bound = s.state != SessionState::Birth;
@@ -214,5 +215,26 @@ impl GatewayApi for GatewayHandle {
 
     fn subscribe(&self) -> EventSubscription {
         self.0.bus.subscribe()
+    }
+
+    fn show(&self) -> ShowReport {
+        self.0.show_report()
+    }
+
+    fn reload(&self) -> Result<ReloadReport, ApiError> {
+        let exec = self.0.clone();
+        let path = self.1.clone();
+        tokio::runtime::Handle::current()
+            .block_on(async move {
+                let now = exec.controller().clock.now();
+                exec.reload(&path, now).await
+            })
+            .map_err(|e| ApiError::ReloadRefused {
+                problem: e.to_string(),
+            })
+    }
+
+    fn client_metrics(&self) -> Vec<crate::control::ClientMetrics> {
+        self.controller().client_metrics()
     }
 }

@@ -25,6 +25,7 @@ use crate::crypto::SessionKeys;
 use crate::events::EventRecord;
 use crate::session::{Input, Millis, Reject, Session, SessionEvent, SessionMachine, Transition};
 use crate::store::{CasRequest, Expected, StoreError};
+use jvpn_common::maps::TransportBinding;
 use jvpn_common::RejectReason;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -96,8 +97,9 @@ pub struct Controller {
     pub(super) counters: Arc<Counters>,
     /// This run's boot epoch (high bits of gateway-to-client nonces).
     pub(super) epoch: u64,
-    /// The validated gateway configuration (keys, clients, timeouts).
-    pub(super) settings: GatewaySettings,
+    /// The validated gateway configuration (keys, clients, timeouts); a reload replaces it
+    /// ([`super::reload`]).
+    pub(super) settings: super::reload::LiveSettings,
     /// The newest HELLO timestamp accepted or reserved per client key (WireGuard's replay check,
     /// made atomic) and the per-client session cap.
     pub(super) hellos: Arc<HelloReplay>,
@@ -109,6 +111,8 @@ pub struct Controller {
     pub(super) clock: ControllerClock,
     /// Cryptokey routing: which client owns each tunnel address, which session carries it.
     pub(super) routes: TunnelRoutes,
+    /// Per-client totals for the metrics ([`super::client_totals`]).
+    pub(super) client_totals: super::client_totals::ClientTotals,
     /// How many sessions the XDP session table holds.
     pub(super) capacity: usize,
     /// Whether opened DATA goes anywhere (the config has a tunnel).
@@ -151,12 +155,13 @@ impl Controller {
             sessions: SessionTable::default(),
             counters: Arc::default(),
             epoch: parts.epoch,
-            settings: parts.settings,
+            settings: super::reload::LiveSettings::new(parts.settings),
             hellos: Arc::default(),
             hello_guard,
             started_ms: now,
             clock,
             routes,
+            client_totals: Default::default(),
             capacity: parts.capacity as usize,
             tunnel,
             rng: Mutex::new(rng),
@@ -208,6 +213,7 @@ impl Controller {
         match self.machine.transition(&current, &input, now) {
             Err(reject) => {
                 self.counters.reject(reject.reason);
+                self.client_refused(id, reject.reason);
                 self.publish(&reject.event, out);
                 Err(ApplyError::Rejected(reject))
             }
@@ -301,7 +307,14 @@ impl Controller {
                 datagram,
                 reservation,
                 client,
-            } => self.after_welcome(session, to, datagram, reservation, &client, result, out),
+                settings,
+            } => {
+                self.after_welcome(session, to, datagram, reservation, &client, result, out);
+                if result.is_ok() {
+                    self.recheck_after_reload(&settings, session, now, out);
+                }
+            }
+            Then::ClientRemoved { id } => self.after_revoke(id, result, out),
         }
     }
 
@@ -321,6 +334,13 @@ impl Controller {
                     self.counters
                         .transition(Some(change.from_state), change.to_state);
                 }
+                let before = self
+                    .sessions
+                    .lock()
+                    .get(&t.session.id.get())
+                    .map_or(TransportBinding::default(), |l| l.session.binding);
+                self.client_totals
+                    .committed(t.session.client_key, before, &t.events);
                 self.sessions.install(
                     t.session.clone(),
                     keys,

@@ -147,6 +147,15 @@ pub(super) enum Then {
         reservation: Reservation,
         /// The client's configured name (logged).
         client: String,
+        /// The config the HELLO was read under: a reload since is checked
+        /// ([`Controller::recheck_after_reload`](super::Controller::recheck_after_reload)).
+        settings: Arc<crate::config::GatewaySettings>,
+    },
+    /// A session revoked by a reload: on commit, the client is sent a sealed TERMINATE
+    /// (`CLIENT_REMOVED`) at the new version.
+    ClientRemoved {
+        /// The session.
+        id: u64,
     },
 }
 

@@ -45,6 +45,9 @@ pub struct ReadHello {
     reservation: Reservation,
     from: SocketAddr,
     now: Millis,
+    /// The config the HELLO was read under (its PSK keyed the session); a reload meanwhile is
+    /// checked after the commit ([`Controller::recheck_after_reload`]).
+    settings: Arc<crate::config::GatewaySettings>,
 }
 
 impl Controller {
@@ -95,9 +98,10 @@ impl Controller {
     /// Stage 2: the Noise read, then the atomic replay check and reservation and the
     /// per-client cap. No lock is held across the DH.
     fn read_hello(&self, job: HelloJob, out: &mut Vec<Effect>) -> Option<ReadHello> {
+        let settings = self.settings.get();
         let handshake =
-            GatewayHandshake::read_hello(&self.settings.private_key, &job.datagram, |client| {
-                self.settings.admission(client, None)
+            GatewayHandshake::read_hello(&settings.private_key, &job.datagram, |client| {
+                settings.admission(client, None)
             });
         let handshake = match handshake {
             Ok(h) => h,
@@ -107,7 +111,7 @@ impl Controller {
             }
         };
         let client = *handshake.client_public_key().as_bytes();
-        let cap = self.settings.handshake.max_sessions_per_client;
+        let cap = settings.handshake.max_sessions_per_client;
         let reserved = self.hellos.reserve(client, handshake.timestamp(), cap, || {
             self.live_sessions_of(&client)
         });
@@ -117,6 +121,7 @@ impl Controller {
                 reservation,
                 from: job.from,
                 now: job.now,
+                settings,
             }),
             Err(refusal) => {
                 tracing::warn!(peer = %job.from, client = %handshake.client_public_key(), error = %refusal, "HELLO refused");
@@ -163,6 +168,7 @@ impl Controller {
             reservation,
             from,
             now,
+            settings,
         } = read;
         // Refuse before committing: a session the XDP table cannot hold would exist in the store
         // with every packet of it dropped. The cache holds exactly what the map holds.
@@ -182,12 +188,12 @@ impl Controller {
         }
         let client = *handshake.client_public_key();
         let timestamp = handshake.timestamp();
-        let Some(entry) = self.settings.client(&client).cloned() else {
+        let Some(entry) = settings.client(&client).cloned() else {
             return;
         };
-        let node = self.settings.node_id();
+        let node = settings.node_id();
         let id = self.with_rng(|rng| SessionId::generate(node, rng));
-        let welcome = self.settings.welcome_payload(&entry, id.get());
+        let welcome = settings.welcome_payload(&entry, id.get());
         // The WELCOME takes counter 0 of this run's epoch; the session's later messages follow.
         let header = WireHeader::new(MessageType::Welcome, id.get(), 1, self.epoch << EPOCH_SHIFT);
         let accepted: AcceptedHandshake = match handshake.accept(header, &welcome) {
@@ -215,6 +221,7 @@ impl Controller {
             datagram: accepted.datagram,
             reservation,
             client: entry.name,
+            settings,
         };
         let keys = Arc::new(accepted.keys);
         self.commit(Expected::Absent, transition, keys, then, out);

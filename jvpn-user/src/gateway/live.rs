@@ -10,6 +10,7 @@ use super::epoch::{counter_exhausted, is_last_of_epoch};
 use super::reject_budget::RejectBudget;
 use super::rekey::KeyUse;
 use super::replay::RxWindow;
+use crate::control::TrafficCount;
 use crate::crypto::SessionKeys;
 use crate::session::{Millis, Session};
 use jvpn_common::control::PATH_TOKEN_LEN;
@@ -53,6 +54,10 @@ pub struct LiveSession {
     pub rejects: RejectBudget,
     /// Since when and for how many messages the current keys served ([`super::rekey`]).
     pub key_use: KeyUse,
+    /// DATA received from the client: inner packets after authentication (`jvpn show`).
+    pub upstream: TrafficCount,
+    /// DATA sealed to the client: inner packets (`jvpn show`).
+    pub downstream: TrafficCount,
 }
 
 impl LiveSession {
@@ -66,6 +71,8 @@ impl LiveSession {
             rx: RxWindow::default(),
             challenges: Vec::new(),
             rejects: RejectBudget::default(),
+            upstream: TrafficCount::default(),
+            downstream: TrafficCount::default(),
         }
     }
 

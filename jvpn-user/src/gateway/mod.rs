@@ -38,12 +38,15 @@
 //! - [`report`]: machine events logged and published.
 //! - [`live`]: the session table (records, keys, nonces, challenges, budgets).
 //! - [`counters`]: every counter `jvpn stats` and the metrics read.
+//! - [`client_totals`]: per-client totals for the metrics, their label bound.
 //! - [`clock`]: the monotonic clock every timer and the state machine read.
 //! - [`reconcile`]: start-up from the store, with or without surviving maps (shell side).
 //! - [`timers`], [`retention`]: keepalive and idle timeouts, worn-out keys; terminated sessions leave the
 //!   table and the map after a while.
 //! - [`udp`]: the gateway's UDP socket, bound to `listen` and to the XDP interface.
 //! - [`api`]: what the control socket and the metrics read.
+//! - [`show`]: `jvpn show`, per client and session.
+//! - [`reload`]: `jvpn reload` and SIGHUP apply an edited config; the running config.
 //! - [`epoch`], [`fault`], [`latency`]: the nonce epoch, crash injection, the commit-to-map
 //!   latency histogram.
 //!
@@ -51,6 +54,7 @@
 //! and the next start adopts it.
 
 pub mod api;
+pub mod client_totals;
 pub mod clock;
 pub mod cluster;
 pub mod core;
@@ -70,6 +74,7 @@ pub mod reattach;
 pub mod reconcile;
 pub mod reject_budget;
 pub mod rekey;
+pub mod reload;
 pub mod replay;
 pub mod replay_notice;
 pub mod reply;
@@ -79,6 +84,7 @@ pub mod roaming;
 pub mod routes;
 pub mod session_map;
 pub mod shell;
+pub mod show;
 pub mod terminated;
 pub mod timers;
 pub mod traffic;

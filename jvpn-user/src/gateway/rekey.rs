@@ -253,7 +253,7 @@ impl Controller {
         let Ok(Applied::Committed(s)) = result else {
             return;
         };
-        let limits = self.settings.timeouts.reject_after();
+        let limits = self.settings.get().timeouts.reject_after();
         tracing::warn!(
             session = %SessionId::show(id),
             state_version = s.state_version,

@@ -102,6 +102,7 @@ impl Controller {
             return true;
         };
         self.counters.reject(reason);
+        self.client_refused(id, reason);
         let message = header.message_type().unwrap_or(MessageType::Data);
         tracing::warn!(
             session = %SessionId::show(id),

@@ -86,6 +86,7 @@ impl Controller {
         out: &mut Vec<Effect>,
     ) {
         self.counters.reject(reason);
+        self.client_refused(id, reason);
         tracing::warn!(
             session = %SessionId::show(id),
             reason = reason.name(),

@@ -43,7 +43,9 @@ impl Controller {
 
     /// A terminated session's map entry (and replay window) is gone: it leaves the table.
     pub fn evicted(&self, id: u64) {
-        if self.sessions.lock().remove(&id).is_some() {
+        let gone = self.sessions.lock().remove(&id);
+        if let Some(live) = gone {
+            self.fold_client_traffic(&live);
             tracing::debug!(session = %SessionId::show(id), "terminated session evicted");
         }
     }

@@ -8,7 +8,7 @@ use crate::session::{Session, CLIENT_KEY_LEN};
 use jvpn_common::maps::SessionState;
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::{Mutex, RwLock};
 
 /// A client's static public key, as the session record holds it.
 pub type ClientKey = [u8; CLIENT_KEY_LEN];
@@ -17,8 +17,8 @@ pub type ClientKey = [u8; CLIENT_KEY_LEN];
 /// downstream traffic.
 #[derive(Debug, Default)]
 pub struct TunnelRoutes {
-    /// Tunnel address -> the client key that owns it (from the config; fixed for this run).
-    owners: HashMap<IpAddr, ClientKey>,
+    /// Tunnel address -> the client key that owns it (from the config; replaced by a reload).
+    owners: RwLock<HashMap<IpAddr, ClientKey>>,
     /// Client key -> (session id, created_at) of its newest attached session; kept on commit and
     /// refreshed from the session table when it goes stale (e.g. after a restart's reconcile).
     carriers: Mutex<HashMap<ClientKey, (u64, u64)>>,
@@ -27,25 +27,24 @@ pub struct TunnelRoutes {
 impl TunnelRoutes {
     /// The routes of the clients in `settings`.
     pub fn new(settings: &GatewaySettings) -> Self {
-        let mut owners = HashMap::new();
-        for client in settings.clients() {
-            let key = *client.public_key.as_bytes();
-            if let Some(v4) = client.ipv4 {
-                owners.insert(IpAddr::V4(v4), key);
-            }
-            if let Some(v6) = client.ipv6 {
-                owners.insert(IpAddr::V6(v6), key);
-            }
-        }
         Self {
-            owners,
+            owners: RwLock::new(owners(settings)),
             carriers: Mutex::default(),
         }
     }
 
+    /// Takes the owners of tunnel addresses from `settings` (a reload); carriers stay.
+    pub fn reconfigure(&self, settings: &GatewaySettings) {
+        *self.owners.write().unwrap_or_else(|p| p.into_inner()) = owners(settings);
+    }
+
     /// The client key that owns tunnel address `addr`, if any.
     pub fn owner(&self, addr: IpAddr) -> Option<ClientKey> {
-        self.owners.get(&addr).copied()
+        self.owners
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&addr)
+            .copied()
     }
 
     /// The session that last carried `client`'s traffic (it may since have left ATTACHED).
@@ -73,4 +72,19 @@ impl TunnelRoutes {
             carriers.remove(&session.client_key);
         }
     }
+}
+
+/// Tunnel address -> the client key that owns it, for the clients in `settings`.
+fn owners(settings: &GatewaySettings) -> HashMap<IpAddr, ClientKey> {
+    let mut owners = HashMap::new();
+    for client in settings.clients() {
+        let key = *client.public_key.as_bytes();
+        if let Some(v4) = client.ipv4 {
+            owners.insert(IpAddr::V4(v4), key);
+        }
+        if let Some(v6) = client.ipv6 {
+            owners.insert(IpAddr::V6(v6), key);
+        }
+    }
+    owners
 }

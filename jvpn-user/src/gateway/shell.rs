@@ -68,6 +68,8 @@ pub struct RunSettings {
     pub port: u16,
     /// The state dir (the store, the RECOVERING debt).
     pub state_dir: PathBuf,
+    /// The config file `config` was read from: `jvpn reload` and SIGHUP read it again.
+    pub config_path: PathBuf,
 }
 
 /// Runs the gateway on `io` with `settings` until `shutdown` completes or the socket fails.
@@ -136,7 +138,10 @@ pub async fn run(
         }
     };
     let mut tasks = tokio::task::JoinSet::new();
-    let api: Arc<dyn crate::control::GatewayApi> = Arc::new(api::GatewayHandle(exec.clone()));
+    let config_path = settings.config_path.clone();
+    let api: Arc<dyn crate::control::GatewayApi> =
+        Arc::new(api::GatewayHandle(exec.clone(), config_path.clone()));
+    tasks.spawn(super::reload::on_sighup(exec.clone(), config_path));
     tasks.spawn(crate::control::server::run(control, api.clone(), stopped()));
     if let Some(listener) = metrics {
         let registry = Arc::new(crate::metrics::registry(
@@ -160,6 +165,7 @@ pub async fn run(
                     Ok(event) => {
                         exec.bus().publish(EventRecord::from_dataplane(&event));
                         let controller = exec.controller();
+                        controller.client_dropped(event.session_id, event.reason);
                         let now = controller.clock().now();
                         let effects = controller.on_dataplane_drop(&event, now);
                         exec.execute(effects).await;
@@ -227,7 +233,7 @@ async fn receive_loop(
 /// Starts the handshake workers: each runs a HELLO's handshake (the DH) on its own thread and
 /// hands the effects (the new session's commit) back to the runtime.
 fn start_handshake_pool(exec: &Arc<Executor>) -> Result<HandshakePool<HelloJob>, GatewayError> {
-    let limits = exec.controller().settings.handshake;
+    let limits = exec.controller().settings.get().handshake;
     let runtime = tokio::runtime::Handle::current();
     let exec = exec.clone();
     HandshakePool::start(limits.workers, limits.queue, move |job: HelloJob| {

@@ -24,7 +24,7 @@ impl Controller {
     /// evictions of sessions terminated long enough ago.
     pub fn tick(&self, now: Millis) -> Vec<Effect> {
         let mut out = Vec::new();
-        let reject_after = self.settings.timeouts.reject_after();
+        let reject_after = self.settings.get().timeouts.reject_after();
         for id in self.sessions.ids() {
             let (live, spent, worn_out) =
                 self.sessions

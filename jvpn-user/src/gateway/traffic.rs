@@ -64,6 +64,7 @@ impl Controller {
         };
         if let Err(reason) = refusal {
             self.counters.reject(reason);
+            self.client_refused(id, reason);
             out.push(Effect::Publish(
                 EventRecord::refusal(Some(id), reason)
                     .with_peer(from)
@@ -79,6 +80,9 @@ impl Controller {
         }
         if let Some(live) = self.sessions.lock().get_mut(&id) {
             live.session.last_rx = live.session.last_rx.max(now);
+            if header.msg_type == MessageType::Data as u8 {
+                live.upstream.add(payload.len());
+            }
         }
         if header.nonce.get() > NONCE_CEILING {
             let input = Input::NonceObserved {

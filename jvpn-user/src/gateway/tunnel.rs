@@ -44,10 +44,9 @@ impl Controller {
         let counters = &self.counters;
         let client_key = self.sessions.lock().get(&id).map(|l| l.session.client_key);
         let source = packet_addresses(packet).map(|(src, _)| src);
-        let client = client_key.and_then(|key| {
-            self.settings
-                .client(&crate::crypto::PublicKey::from_bytes(key))
-        });
+        let settings = self.settings.get();
+        let client =
+            client_key.and_then(|key| settings.client(&crate::crypto::PublicKey::from_bytes(key)));
         let allowed = matches!((client, source), (Some(c), Some(src)) if c.allows_source(src));
         if allowed {
             counters.upstream(packet.len());
@@ -85,11 +84,10 @@ impl Controller {
         datagrams: &mut Datagrams,
         out: &mut Vec<Effect>,
     ) -> bool {
-        let taken = self
-            .sessions
-            .lock()
-            .get_mut(&route.id)
-            .map(|live| (live.take_nonce(), live.keys.clone()));
+        let taken = self.sessions.lock().get_mut(&route.id).map(|live| {
+            live.downstream.add(packet.len());
+            (live.take_nonce(), live.keys.clone())
+        });
         let (nonce, keys) = match taken {
             Some((Some(nonce), keys)) => (nonce, keys),
             // Out of nonces: the single-message path reports it (and seals nothing).

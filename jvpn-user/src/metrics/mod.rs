@@ -11,8 +11,10 @@
 //! `transitions_total{from,to}`, `cas_conflicts_total`, `controller_rejects_total{reason}`,
 //! `controller_seal_failures_total`, `controller_rejects_suppressed_total`,
 //! `controller_map_failures_total`, `tunnel_packets_total{direction}`,
-//! `tunnel_bytes_total{direction}`, `tunnel_drops_total{reason}`, `events_lost_total{where}`.
+//! `tunnel_bytes_total{direction}`, `tunnel_drops_total{reason}`, `events_lost_total{where}`; and
+//! per configured client, with bounded labels, the families of [`clients`].
 
+pub mod clients;
 pub mod http;
 
 use crate::control::GatewayApi;
@@ -242,6 +244,7 @@ impl Collector for GatewayCollector {
             "Event records lost: dataplane (ring buffer full or over budget) or subscribers (a reader fell behind).",
             None,
             [([("where", "dataplane")], lost.dataplane), ([("where", "subscribers")], lost.subscribers)],
-        )
+        )?;
+        clients::encode(e, &self.api.client_metrics())
     }
 }

@@ -185,8 +185,8 @@ impl Client {
                 }
                 Ok(ClientEvent::Terminated { cause }) => {
                     tracing::warn!(
-                        ?cause,
-                        "the gateway ended the session; starting a new handshake"
+                        "terminated by the gateway: {}; starting a new handshake",
+                        crate::client_session::refusal::cause_text(cause)
                     );
                     self.connection.rehandshake(binding(&self.uplink())).await?;
                 }

@@ -11,9 +11,10 @@
 
 use jvpn_common::{DropCounter, RejectReason, SessionState};
 use jvpn_user::control::{
-    bind_control_socket, server, ApiError, AuditEntry, ControllerStats, DataplaneStats, GatewayApi,
-    PacketCount, SessionCounts, SessionDetail, SessionSummary, StatsReport, StatusReport,
-    TunnelStats,
+    bind_control_socket, server, ApiError, AuditEntry, ClientShow, ControllerStats, DataplaneStats,
+    GatewayApi, JumpShow, PacketCount, ReasonCount, ReasonTally, ReloadReport, SessionCounts,
+    SessionDetail, SessionShow, SessionSummary, ShowReport, StatsReport, StatusReport,
+    TrafficCount, TunnelStats,
 };
 use jvpn_user::events::{EventBus, EventRecord, EventSubscription};
 use jvpn_user::gateway::counters::Counters;
@@ -218,6 +219,73 @@ impl GatewayApi for FixtureGateway {
 
     fn subscribe(&self) -> EventSubscription {
         self.bus.subscribe()
+    }
+
+    fn show(&self) -> ShowReport {
+        let sessions = self
+            .sessions
+            .lock()
+            .unwrap()
+            .values()
+            .map(|s| SessionShow {
+                id: s.id,
+                state: s.state,
+                version: s.version,
+                endpoint: s.peer,
+                handshake_ms: T0_MS,
+                last_seen_ms: T0_MS + 5_000,
+                last_jump: Some(JumpShow {
+                    at_ms: T0_MS + 1_000,
+                    from: "198.51.100.7:39999".parse().expect("address"),
+                    to: s
+                        .peer
+                        .unwrap_or_else(|| "198.51.100.7:40000".parse().expect("address")),
+                    version: s.version,
+                }),
+                rx: TrafficCount {
+                    packets: 3,
+                    bytes: 300,
+                },
+                tx: TrafficCount {
+                    packets: 4,
+                    bytes: 400,
+                },
+            })
+            .collect();
+        ShowReport {
+            public_key: "GATEWAYKEY=".to_string(),
+            iface: "veth-fixture".to_string(),
+            port: 51900,
+            clients: vec![ClientShow {
+                name: "laptop".to_string(),
+                public_key: "LAPTOPKEY=".to_string(),
+                configured: true,
+                allowed_ips: vec!["10.99.0.2/32".to_string()],
+                sessions,
+                refusals: vec![ReasonTally {
+                    reason: RejectReason::StaleVersion,
+                    count: 2,
+                }],
+                dataplane_drops: Vec::new(),
+            }],
+            drops: vec![ReasonCount {
+                reason: RejectReason::BadTag,
+                count: PacketCount {
+                    packets: 7,
+                    bytes: 700,
+                },
+            }],
+        }
+    }
+
+    fn client_metrics(&self) -> Vec<jvpn_user::control::ClientMetrics> {
+        Vec::new()
+    }
+
+    fn reload(&self) -> Result<ReloadReport, ApiError> {
+        Err(ApiError::ReloadRefused {
+            problem: "/etc/jvpn/gateway.toml:3:8: invalid type; fix it and reload again (nothing was changed)".to_string(),
+        })
     }
 }
 

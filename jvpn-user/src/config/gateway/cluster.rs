@@ -86,6 +86,19 @@ impl std::fmt::Debug for ClusterSettings {
 }
 
 impl ClusterSettings {
+    /// Whether `other` differs in anything this node was started with (node id, keys, lease,
+    /// prefix, TLS): a reload refuses such a change, which needs a restart.
+    pub fn differs_from(&self, other: &Self) -> bool {
+        let keys = |s: &Self| -> Vec<(u32, [u8; 32])> {
+            s.keys.iter().map(|(id, k)| (*id, **k)).collect()
+        };
+        self.node != other.node
+            || keys(self) != keys(other)
+            || self.lease_ttl != other.lease_ttl
+            || self.prefix != other.prefix
+            || format!("{:?}", self.tls) != format!("{:?}", other.tls)
+    }
+
     /// The keyring: the current key seals, every key listed opens.
     pub fn keyring(&self) -> Keyring {
         let mut keys = self

@@ -15,6 +15,7 @@ mod admission;
 mod determinism;
 mod paths;
 mod rekeying;
+mod reload;
 mod replays;
 mod timers;
 
