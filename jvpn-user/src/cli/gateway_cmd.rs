@@ -95,6 +95,7 @@ async fn open(options: &GatewayOptions) -> Result<(GatewayIo, RunSettings, Guard
         iface: options.iface.clone(),
         port: options.port,
         state_dir: options.state_dir.clone(),
+        recovery_challenges_per_second: options.recovery_challenges,
     };
     let guards = Guards {
         _control: control_guard,

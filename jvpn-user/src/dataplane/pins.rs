@@ -204,7 +204,32 @@ fn ensure_bpffs(dir: &Path) -> Result<(), DataplaneError> {
         mount = BPFFS_MOUNT,
         "mounted the BPF filesystem for jvpn's pins"
     );
+    if mount_is_private() {
+        tracing::warn!(
+            mount = BPFFS_MOUNT,
+            "the pins cannot outlive this process: the BPF filesystem had to be mounted in a \
+             private mount namespace (as `ip netns exec` makes), which ends with the process, \
+             taking the XDP program and its maps along, so every restart loses the maps and \
+             sends every session to RECOVERING; start the gateway with `nsenter --net=/run/netns/NAME` \
+             instead, which keeps the host's /sys/fs/bpf"
+        );
+    }
     Ok(())
+}
+
+/// The mount namespace of process `pid` (a number or `self`), as the kernel names it.
+fn mount_namespace(pid: &str) -> io::Result<PathBuf> {
+    std::fs::read_link(format!("/proc/{pid}/ns/mnt"))
+}
+
+/// Whether a mount made now lives in a mount namespace other than PID 1's, so it goes away with
+/// this process's namespace rather than staying in the host's. Unknown (no /proc, no access to
+/// PID 1's namespace) counts as not private: the warning it drives must never be a false alarm.
+fn mount_is_private() -> bool {
+    match (mount_namespace("self"), mount_namespace("1")) {
+        (Ok(own), Ok(init)) => own != init,
+        _ => false,
+    }
 }
 
 /// Whether `path` is on a BPF filesystem.
@@ -250,6 +275,40 @@ mod tests {
             "this layout's pins stay"
         );
         assert!(unrelated.exists(), "only v<N> directories are layouts");
+    }
+
+    /// The detection reads the kernel's own names of mount namespaces: a process that
+    /// `unshare --mount` started is in another one, a plain child in ours.
+    #[test]
+    fn a_private_mount_namespace_is_told_apart_from_ours() {
+        let spawn = |program: &[&str]| {
+            std::process::Command::new(program[0])
+                .args(&program[1..])
+                .spawn()
+                .expect("spawn")
+        };
+        let own = mount_namespace("self").expect("our mount namespace");
+        assert!(own.to_string_lossy().starts_with("mnt:["), "{own:?}");
+        for (program, private) in [
+            (&["sleep", "5"][..], false),
+            (&["unshare", "--mount", "sleep", "5"][..], true),
+        ] {
+            let mut child = spawn(program);
+            // unshare execs sleep once the namespace is made: wait until the name changes.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+            let theirs = loop {
+                let theirs = mount_namespace(&child.id().to_string()).expect("its namespace");
+                let comm = std::fs::read_to_string(format!("/proc/{}/comm", child.id()))
+                    .unwrap_or_default();
+                if comm.trim() == "sleep" || std::time::Instant::now() > deadline {
+                    break theirs;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            };
+            let _ = child.kill();
+            let _ = child.wait();
+            assert_eq!(theirs != own, private, "{program:?}: {theirs:?} vs {own:?}");
+        }
     }
 
     #[test]

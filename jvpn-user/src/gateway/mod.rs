@@ -28,6 +28,7 @@
 //! - [`counters`]: every counter `jvpn stats` and the metrics read.
 //! - [`clock`]: the monotonic clock every timer and the state machine read.
 //! - [`reconcile`]: start-up from the store, with or without surviving maps.
+//! - [`recovery`]: after lost maps, the paced PATH_CHALLENGE of every RECOVERING session.
 //! - [`timers`]: keepalive and idle timeouts.
 //! - [`retention`]: terminated sessions leave the table and the map after a while.
 //! - [`roaming`], [`terminated`]: XDP drops answered with a REJECT.
@@ -54,6 +55,7 @@ pub mod latency;
 pub mod live;
 pub mod reattach;
 pub mod reconcile;
+pub mod recovery;
 pub mod reject_budget;
 pub mod replay;
 pub mod reply;

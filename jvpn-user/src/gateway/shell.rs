@@ -65,6 +65,9 @@ pub struct RunSettings {
     pub port: u16,
     /// The state dir (the store, the RECOVERING debt).
     pub state_dir: PathBuf,
+    /// PATH_CHALLENGEs a second to RECOVERING sessions after lost maps ([`super::recovery`]);
+    /// 0 sends none.
+    pub recovery_challenges_per_second: u32,
 }
 
 /// Runs the gateway on `io` with `settings` until `shutdown` completes or the socket fails.
@@ -87,6 +90,7 @@ pub async fn run(
     let iface = settings.iface.clone();
     let port = settings.port;
     let epoch = settings.epoch;
+    let recovery_pace = settings.recovery_challenges_per_second;
     let gateway = Arc::new(
         Gateway::new(GatewayParts {
             settings: settings.config,
@@ -156,6 +160,9 @@ pub async fn run(
     tasks.spawn(report_dataplane_losses(gateway.clone()));
     tasks.spawn(guard_hellos(gateway.clone()));
     tasks.spawn(timers::run(gateway.clone()));
+    if report.recovered > 0 {
+        tasks.spawn(super::recovery::run(gateway.clone(), recovery_pace));
+    }
     if let Some(tun) = &tun {
         tasks.spawn(tunnel::run_tun_reader(gateway.clone(), tun.clone()));
     }

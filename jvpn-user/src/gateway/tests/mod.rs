@@ -13,6 +13,7 @@
 
 mod admission;
 mod paths;
+mod recovery;
 
 use super::core::{Gateway, GatewayParts};
 use super::session_map::SessionMap;
