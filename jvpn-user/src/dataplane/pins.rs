@@ -222,14 +222,49 @@ fn mount_namespace(pid: &str) -> io::Result<PathBuf> {
     std::fs::read_link(format!("/proc/{pid}/ns/mnt"))
 }
 
-/// Whether a mount made now lives in a mount namespace other than PID 1's, so it goes away with
-/// this process's namespace rather than staying in the host's. Unknown (no /proc, no access to
-/// PID 1's namespace) counts as not private: the warning it drives must never be a false alarm.
+/// Whether the BPF filesystem this process just mounted ends with it: no other process shares
+/// its mount namespace (so the namespace, and every mount in it, goes when this process exits),
+/// and the mount does not propagate to a peer in another namespace. A gateway started through
+/// `ip netns exec` is such a process: a new mount namespace with a fresh, private `/sys`.
+/// Anything unreadable counts as not private: the warning this drives must not be a false alarm.
 fn mount_is_private() -> bool {
-    match (mount_namespace("self"), mount_namespace("1")) {
-        (Ok(own), Ok(init)) => own != init,
-        _ => false,
-    }
+    let (Ok(own), Ok(mountinfo)) = (
+        mount_namespace("self"),
+        std::fs::read_to_string("/proc/self/mountinfo"),
+    ) else {
+        return false;
+    };
+    !shares_mount_namespace(std::process::id(), &own)
+        && !mount_propagates(&mountinfo, Path::new(BPFFS_MOUNT))
+}
+
+/// Whether a process other than `pid` (threads are not listed in /proc) is in mount namespace
+/// `ns`.
+fn shares_mount_namespace(pid: u32, ns: &Path) -> bool {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return true;
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|other| *other != pid)
+        .any(|other| mount_namespace(&other.to_string()).is_ok_and(|theirs| theirs == ns))
+}
+
+/// Whether the last mount at `mount_point` in `mountinfo` (proc(5)'s format) is in a peer group
+/// (`shared:N`), so that it is also seen, and kept, in other mount namespaces.
+fn mount_propagates(mountinfo: &str, mount_point: &Path) -> bool {
+    mountinfo
+        .lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split(' ').collect();
+            let at = Path::new(fields.get(4)?);
+            let separator = fields.iter().position(|f| *f == "-")?;
+            let optional = fields.get(6..separator)?;
+            (at == mount_point).then(|| optional.iter().any(|f| f.starts_with("shared:")))
+        })
+        .last()
+        .unwrap_or(false)
 }
 
 /// Whether `path` is on a BPF filesystem.
@@ -277,38 +312,63 @@ mod tests {
         assert!(unrelated.exists(), "only v<N> directories are layouts");
     }
 
-    /// The detection reads the kernel's own names of mount namespaces: a process that
-    /// `unshare --mount` started is in another one, a plain child in ours.
+    /// Mountinfo lines as this machine writes them: a private bpffs (no peer group), and one in
+    /// a shared peer group as systemd's hosts mount it.
     #[test]
-    fn a_private_mount_namespace_is_told_apart_from_ours() {
-        let spawn = |program: &[&str]| {
-            std::process::Command::new(program[0])
-                .args(&program[1..])
-                .spawn()
-                .expect("spawn")
-        };
+    fn only_a_mount_in_a_peer_group_propagates() {
+        let private = "23 27 0:22 / /sys rw,relatime - sysfs sysfs rw\n\
+                       45 23 0:40 / /sys/fs/bpf rw,relatime - bpf bpf rw\n";
+        let shared = "23 27 0:22 / /sys rw,relatime shared:7 - sysfs sysfs rw\n\
+                      45 23 0:40 / /sys/fs/bpf rw,relatime shared:12 master:3 - bpf bpf rw\n";
+        let bpf = Path::new(BPFFS_MOUNT);
+        assert!(!mount_propagates(private, bpf));
+        assert!(mount_propagates(shared, bpf));
+        assert!(
+            !mount_propagates(shared, Path::new("/sys/fs/cgroup")),
+            "not mounted"
+        );
+        let remounted = format!("{shared}46 23 0:41 / /sys/fs/bpf rw - bpf bpf rw\n");
+        assert!(
+            !mount_propagates(&remounted, bpf),
+            "the last mount is the visible one"
+        );
+    }
+
+    /// The kernel's own names of mount namespaces: a process that `unshare --mount` started is
+    /// alone in a namespace of its own; this test process shares its namespace with its child.
+    #[test]
+    fn a_process_alone_in_its_mount_namespace_is_told_apart() {
         let own = mount_namespace("self").expect("our mount namespace");
         assert!(own.to_string_lossy().starts_with("mnt:["), "{own:?}");
-        for (program, private) in [
-            (&["sleep", "5"][..], false),
-            (&["unshare", "--mount", "sleep", "5"][..], true),
-        ] {
-            let mut child = spawn(program);
-            // unshare execs sleep once the namespace is made: wait until the name changes.
-            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-            let theirs = loop {
-                let theirs = mount_namespace(&child.id().to_string()).expect("its namespace");
-                let comm = std::fs::read_to_string(format!("/proc/{}/comm", child.id()))
-                    .unwrap_or_default();
-                if comm.trim() == "sleep" || std::time::Instant::now() > deadline {
-                    break theirs;
-                }
-                std::thread::sleep(std::time::Duration::from_millis(10));
-            };
-            let _ = child.kill();
-            let _ = child.wait();
-            assert_eq!(theirs != own, private, "{program:?}: {theirs:?} vs {own:?}");
+        let mut plain = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .expect("spawn sleep");
+        assert!(shares_mount_namespace(std::process::id(), &own));
+        let _ = plain.kill();
+        let _ = plain.wait();
+
+        let mut alone = std::process::Command::new("unshare")
+            .args(["--mount", "sleep", "5"])
+            .spawn()
+            .expect("spawn unshare");
+        let pid = alone.id();
+        // unshare makes the namespace, then execs sleep: wait for the exec.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default() != "sleep\n"
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "unshare never ran sleep"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
         }
+        let theirs = mount_namespace(&pid.to_string()).expect("its namespace");
+        let alone_there = !shares_mount_namespace(pid, &theirs);
+        let _ = alone.kill();
+        let _ = alone.wait();
+        assert_ne!(theirs, own);
+        assert!(alone_there, "{theirs:?}");
     }
 
     #[test]
