@@ -256,14 +256,14 @@ fn shares_mount_namespace(pid: u32, ns: &Path) -> bool {
 fn mount_propagates(mountinfo: &str, mount_point: &Path) -> bool {
     mountinfo
         .lines()
-        .filter_map(|line| {
+        .rev()
+        .find_map(|line| {
             let fields: Vec<&str> = line.split(' ').collect();
             let at = Path::new(fields.get(4)?);
             let separator = fields.iter().position(|f| *f == "-")?;
             let optional = fields.get(6..separator)?;
             (at == mount_point).then(|| optional.iter().any(|f| f.starts_with("shared:")))
         })
-        .last()
         .unwrap_or(false)
 }
 
