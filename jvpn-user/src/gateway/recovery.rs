@@ -14,7 +14,8 @@
 //! nothing: a challenge reflected back to the gateway does not open (wrong direction's keys), and
 //! one sent to an old or spoofed binding is answered by no one who holds the keys.
 //!
-//! Challenges leave through a token bucket ([`Pacer`], `jvpn gateway --recovery-challenges N`
+//! Every session RECOVERING after the start-up reconcile is challenged, whichever start moved it
+//! there. Challenges leave through a token bucket ([`Pacer`], `jvpn gateway --recovery-challenges N`
 //! per second, [`DEFAULT_RECOVERY_CHALLENGES_PER_SECOND`] by default, 0 turns them off), so a
 //! million sessions do not flood the link or the store with commits. A session still RECOVERING
 //! after a round is challenged again, for [`RECOVERY_ROUNDS`] rounds in all; a client that never
@@ -138,7 +139,8 @@ impl Gateway {
 }
 
 /// Challenges every RECOVERING session at `per_second`, for [`RECOVERY_ROUNDS`] rounds (see the
-/// module doc). Spawn it once the start-up reconcile moved sessions to RECOVERING.
+/// module doc). Spawned at every start, after the reconcile: besides the sessions a lost map just
+/// moved, it reaches those an earlier start moved and did not get to challenge before it died.
 pub async fn run(gateway: Arc<Gateway>, per_second: u32) {
     if per_second == 0 {
         return;
@@ -170,7 +172,9 @@ pub async fn run(gateway: Arc<Gateway>, per_second: u32) {
         );
         // Answers arrive within the challenge's lifetime; only then is a session still
         // RECOVERING worth another challenge.
-        tokio::time::sleep(Duration::from_millis(CHALLENGE_LIFETIME_MS)).await;
+        if round < RECOVERY_ROUNDS {
+            tokio::time::sleep(Duration::from_millis(CHALLENGE_LIFETIME_MS)).await;
+        }
     }
 }
 

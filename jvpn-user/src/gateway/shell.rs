@@ -160,9 +160,7 @@ pub async fn run(
     tasks.spawn(report_dataplane_losses(gateway.clone()));
     tasks.spawn(guard_hellos(gateway.clone()));
     tasks.spawn(timers::run(gateway.clone()));
-    if report.recovered > 0 {
-        tasks.spawn(super::recovery::run(gateway.clone(), recovery_pace));
-    }
+    tasks.spawn(super::recovery::run(gateway.clone(), recovery_pace));
     if let Some(tun) = &tun {
         tasks.spawn(tunnel::run_tun_reader(gateway.clone(), tun.clone()));
     }

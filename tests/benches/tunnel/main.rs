@@ -18,7 +18,8 @@
 //!
 //! Options (after `--`): `--seconds N` per iperf3 test (10), `--jumps N` per phase (50),
 //! `--interval-us N` between datagrams (200), `--settle-ms N` between jumps (250), `--restarts N`
-//! per mode (2), `--quick` (3 s, 10 jumps, 1 restart). Prints a table and writes `tunnel.json` (see `report.rs`). Namespaces are
+//! per mode (2), `--quick` (3 s, 10 jumps, 1 restart), `--restarts-only` (skip the throughput and
+//! jump phases). Prints a table and writes `tunnel.json` (see `report.rs`). Namespaces are
 //! `jvbt-*`; leftovers of a killed run are removed at the start. Makes no performance assertions.
 
 #![deny(unsafe_code)]
@@ -48,6 +49,7 @@ struct Options {
     interval: Duration,
     settle: Duration,
     restarts: usize,
+    restarts_only: bool,
 }
 
 impl Options {
@@ -58,6 +60,7 @@ impl Options {
             interval: Duration::from_micros(200),
             settle: Duration::from_millis(250),
             restarts: 2,
+            restarts_only: false,
         };
         let mut args = Args::from_env();
         while let Some(arg) = args.next_flag() {
@@ -69,10 +72,11 @@ impl Options {
                 }
                 "--settle-ms" => options.settle = Duration::from_millis(args.number("--settle-ms")),
                 "--restarts" => options.restarts = args.number("--restarts") as usize,
+                "--restarts-only" => options.restarts_only = true,
                 "--quick" => (options.seconds, options.jumps, options.restarts) = (3, 10, 1),
                 other => panic!(
                     "unknown option {other}; use --seconds N, --jumps N, --interval-us N, \
-                     --settle-ms N, --restarts N or --quick"
+                     --settle-ms N, --restarts N, --restarts-only or --quick"
                 ),
             }
         }
@@ -86,6 +90,11 @@ fn main() {
     stream::now_ns();
     let mut report = Report::start();
     let topology = Topology::build();
+    if options.restarts_only {
+        let mut vpn = Vpn::start(&topology);
+        restarts::run(&topology, &mut vpn, options.restarts, &mut report);
+        return finish(&report);
+    }
     let _iperf = IperfServer::start(&topology.gateway);
 
     eprintln!(
@@ -130,7 +139,11 @@ fn main() {
         jump_rows(&mut report, mode, &bare, &tunnel);
     }
     restarts::run(&topology, &mut vpn, options.restarts, &mut report);
+    finish(&report);
+}
 
+/// Prints the table and writes `tunnel.json`.
+fn finish(report: &Report) {
     report.print();
     let path = report.write();
     println!("\nresults written to {}", path.display());

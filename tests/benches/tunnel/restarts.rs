@@ -51,19 +51,19 @@ pub fn run(topology: &Topology, vpn: &mut Vpn, rounds: usize, report: &mut Repor
     for (key, extra) in MODES {
         eprintln!("restarts losing the maps, {key} ({rounds} restarts)");
         let [serving, tunnel] = measure(topology, vpn, extra, rounds);
-        let (serving_metric, tunnel_metric) = (
-            format!("restart.lost_maps.{key}.serving"),
-            format!("restart.lost_maps.{key}.tunnel_back"),
-        );
-        match key {
-            "silence" => {
-                report.add(serving_metric, mean(&serving), "ms");
-                report.add(tunnel_metric, mean(&tunnel), "ms");
-            }
-            _ => {
-                let base = |what: &str| format!("restart.lost_maps.{}.{what}", MODES[0].0);
-                report.add_vs(serving_metric, mean(&serving), "ms", &base("serving"));
-                report.add_vs(tunnel_metric, mean(&tunnel), "ms", &base("tunnel_back"));
+        let after_serving: Vec<f64> = tunnel.iter().zip(&serving).map(|(t, s)| t - s).collect();
+        for (what, samples) in [
+            ("serving", &serving),
+            ("tunnel_back", &tunnel),
+            ("tunnel_back_after_serving", &after_serving),
+        ] {
+            let metric = format!("restart.lost_maps.{key}.{what}");
+            match key {
+                "silence" => report.add(metric, mean(samples), "ms"),
+                _ => {
+                    let base = format!("restart.lost_maps.{}.{what}", MODES[0].0);
+                    report.add_vs(metric, mean(samples), "ms", &base);
+                }
             }
         }
     }
