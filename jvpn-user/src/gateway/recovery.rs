@@ -15,13 +15,18 @@
 //! one sent to an old or spoofed binding is answered by no one who holds the keys.
 //!
 //! Every session RECOVERING after the start-up reconcile is challenged, whichever start moved it
-//! there. Challenges leave through a token bucket ([`Pacer`], `jvpn gateway --recovery-challenges N`
+//! there. [`Controller::challenge_recovering`] decides one challenge and returns its effects (the
+//! pending challenge is recorded, the sealed PATH_CHALLENGE is an [`Effect::Send`]); [`run`], in
+//! the shell, paces the steps and has the [`Executor`] perform them. Challenges leave through a
+//! token bucket ([`Pacer`], `jvpn gateway --recovery-challenges N`
 //! per second, [`DEFAULT_RECOVERY_CHALLENGES_PER_SECOND`] by default, 0 turns them off), so a
 //! million sessions do not flood the link or the store with commits. A session still RECOVERING
 //! after a round is challenged again, for [`RECOVERY_ROUNDS`] rounds in all; a client that never
 //! answers falls back to its own reattach after silence, as before.
 
-use super::core::Gateway;
+use super::core::Controller;
+use super::effect::Effect;
+use super::executor::Executor;
 use super::live::{PendingChallenge, CHALLENGE_LIFETIME_MS};
 use crate::session::{Millis, SessionId};
 use jvpn_common::control::{PathChallenge, GATEWAY_CHALLENGE_ATTEMPT, PATH_TOKEN_LEN};
@@ -84,7 +89,7 @@ impl Pacer {
     }
 }
 
-impl Gateway {
+impl Controller {
     /// Ids of every session that is RECOVERING now.
     pub fn recovering_ids(&self) -> Vec<u64> {
         self.sessions
@@ -96,15 +101,16 @@ impl Gateway {
     }
 
     /// Challenges session `id` at its last binding if it is still RECOVERING and no challenge to
-    /// that address is outstanding (the client's own reattach may be under way there); returns
-    /// whether a challenge was sent.
-    pub async fn challenge_recovering(&self, id: u64, now: Millis) -> bool {
+    /// that address is outstanding (the client's own reattach may be under way there): the
+    /// challenge's effects, none if there is nothing to challenge.
+    pub fn challenge_recovering(&self, id: u64, now: Millis) -> Vec<Effect> {
+        let mut out = Vec::new();
         let mut token = [0u8; PATH_TOKEN_LEN];
-        rand::thread_rng().fill_bytes(&mut token);
+        self.with_rng(|rng| rng.fill_bytes(&mut token));
         let (addr, version) = {
             let mut table = self.sessions.lock();
             let Some(live) = table.get_mut(&id) else {
-                return false;
+                return out;
             };
             let addr = live.session.binding.to_socket_addr();
             let outstanding = live
@@ -116,7 +122,7 @@ impl Gateway {
                 || addr.port() == 0
                 || addr.ip().is_unspecified()
             {
-                return false;
+                return out;
             }
             let version = live.session.state_version;
             live.add_challenge(PendingChallenge {
@@ -133,34 +139,38 @@ impl Gateway {
             token,
             attempt: Be64::new(GATEWAY_CHALLENGE_ATTEMPT),
         };
-        self.send_body(id, addr, version, &challenge).await;
-        true
+        self.send_body(id, addr, version, &challenge, &mut out);
+        out
     }
 }
 
 /// Challenges every RECOVERING session at `per_second`, for [`RECOVERY_ROUNDS`] rounds (see the
 /// module doc). Spawned at every start, after the reconcile: besides the sessions a lost map just
 /// moved, it reaches those an earlier start moved and did not get to challenge before it died.
-pub async fn run(gateway: Arc<Gateway>, per_second: u32) {
+pub async fn run(exec: Arc<Executor>, per_second: u32) {
     if per_second == 0 {
         return;
     }
-    let mut pacer = Pacer::new(per_second, gateway.clock.now());
+    let controller = exec.controller().clone();
+    let clock = controller.clock();
+    let mut pacer = Pacer::new(per_second, clock.now());
     for round in 1..=RECOVERY_ROUNDS {
-        let ids = gateway.recovering_ids();
+        let ids = controller.recovering_ids();
         if ids.is_empty() {
             return;
         }
         let mut sent = 0usize;
         for id in &ids {
             loop {
-                match pacer.take(gateway.clock.now()) {
+                match pacer.take(clock.now()) {
                     Ok(()) => break,
                     Err(wait) => tokio::time::sleep(Duration::from_millis(wait)).await,
                 }
             }
-            if gateway.challenge_recovering(*id, gateway.clock.now()).await {
+            let effects = controller.challenge_recovering(*id, clock.now());
+            if !effects.is_empty() {
                 sent += 1;
+                exec.execute(effects).await;
             }
         }
         tracing::info!(
