@@ -119,8 +119,12 @@ pub const HELLO_BUDGET_COOKIE: u32 = 1;
 /// Length of a session's header key of one direction (SipHash-2-4 key) in bytes.
 pub const HEADER_KEY_LEN: usize = 16;
 
-/// Default capacity of the session table, overridable at load time.
-pub const DEFAULT_MAX_SESSIONS: u32 = 1_048_576;
+/// Default capacity of the session table and of the replay windows, overridable at load time
+/// (`jvpn gateway --max-sessions`). The replay windows ([`MAP_REPLAY`], an ARRAY of
+/// [`crate::maps::ReplayState`]) are allocated whole when the program loads, so this default, a
+/// mid-size gateway's, costs about 68 MB of kernel memory with no session at all (1,048,576
+/// would cost 1.1 GB); the session entries are allocated as sessions come.
+pub const DEFAULT_MAX_SESSIONS: u32 = 65_536;
 /// Number of 64-bit slots of a replay window (a power of two).
 pub const REPLAY_SLOTS: usize = 128;
 /// Nonces tracked by one slot: the low 32 bits of a slot are a bitmap, the high 32 its generation.

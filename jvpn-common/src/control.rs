@@ -46,6 +46,11 @@ pub const AEAD_TAG_LEN: usize = 16;
 pub const DH_PUBLIC_LEN: usize = 32;
 /// Length of a PATH_CHALLENGE token.
 pub const PATH_TOKEN_LEN: usize = 32;
+/// The attempt number of a PATH_CHALLENGE the gateway sends on its own, not answering a
+/// REATTACH_REQUEST: after losing its maps it challenges every RECOVERING session at its last
+/// binding, at the RECOVERING version, and the PATH_RESPONSE from there re-attaches the session
+/// (docs/protocol.md, "After the gateway lost its maps"). A client's own attempts start at 1.
+pub const GATEWAY_CHALLENGE_ATTEMPT: u64 = 0;
 /// Length of a HELLO body: Noise IK message 1 = ephemeral key, encrypted static key, encrypted
 /// [`HelloPayload`].
 pub const HELLO_BODY_LEN: usize =
@@ -170,7 +175,7 @@ impl Body for ReattachRequest {
 pub struct PathChallenge {
     /// Fresh random bytes the client must return.
     pub token: [u8; PATH_TOKEN_LEN],
-    /// The attempt of the REATTACH_REQUEST this answers.
+    /// The attempt of the REATTACH_REQUEST this answers, or [`GATEWAY_CHALLENGE_ATTEMPT`].
     pub attempt: Be64,
 }
 

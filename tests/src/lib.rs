@@ -13,6 +13,10 @@ pub mod attacker;
 pub mod bench;
 pub mod capture;
 pub mod cluster_node;
+/// The jvpn datagrams of jvpn-user's `BPF_PROG_TEST_RUN` tests (sealed headers, HELLOs with mac1
+/// and mac2), shared by path as [`frames`] is.
+#[path = "../../jvpn-user/tests/xdp_support/datagrams.rs"]
+pub mod datagrams;
 pub mod etcd_cluster;
 pub mod event_follower;
 /// The frame builders of jvpn-user's `BPF_PROG_TEST_RUN` tests, one file shared by path (jvpn-user's

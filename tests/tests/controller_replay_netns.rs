@@ -254,6 +254,10 @@ fn a_restart_that_lost_the_maps_leaves_traffic_captured_before_it_stale() {
 
     f.kill();
     detach_xdp(&f);
+    // The client crosses the gap by its own reattach here, so the gateway's recovery challenge
+    // (gateway_recovery_netns) stays off.
+    f.extra_args
+        .extend(["--recovery-challenges", "0"].map(String::from));
     f.start(&[]);
     assert_eq!(
         f.audit_versions(c.id),

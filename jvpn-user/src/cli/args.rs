@@ -202,9 +202,15 @@ pub struct RawGatewayArgs {
     /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9151).
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<String>,
-    /// Size of the session table.
+    /// Size of the session table and of the replay windows [default: 65536]. The replay windows
+    /// are allocated whole at start, about 1 KiB of kernel memory per session of this size.
     #[arg(long, value_name = "N")]
     pub max_sessions: Option<String>,
+    /// After a start that lost the XDP maps (a reboot), PATH_CHALLENGEs sent per second to the
+    /// RECOVERING sessions at their last binding, so their clients reattach at once; 0 sends
+    /// none, and clients then notice only from silence.
+    #[arg(long, value_name = "N", default_value_t = crate::gateway::recovery::DEFAULT_RECOVERY_CHALLENGES_PER_SECOND)]
+    pub recovery_challenges: u32,
     /// How the XDP program attaches: native (driver) or generic (skb).
     #[arg(long, value_enum, value_name = "MODE", default_value_t = RawXdpMode::Driver)]
     pub xdp_mode: RawXdpMode,

@@ -96,6 +96,7 @@ async fn open(options: &GatewayOptions) -> Result<(GatewayIo, RunSettings, Guard
         port: options.port,
         state_dir: options.state_dir.clone(),
         config_path: options.config.clone(),
+        recovery_challenges_per_second: options.recovery_challenges,
     };
     let guards = Guards {
         _control: control_guard,

@@ -74,6 +74,8 @@ pub struct GatewayOptions {
     pub max_sessions: u32,
     /// How XDP attaches.
     pub xdp_mode: XdpAttachMode,
+    /// PATH_CHALLENGEs a second to RECOVERING sessions after lost maps (0: none).
+    pub recovery_challenges: u32,
     /// The control socket to serve.
     pub socket: PathBuf,
 }
@@ -327,6 +329,7 @@ fn gateway_options(args: RawGatewayArgs) -> Result<GatewayOptions, CliError> {
         store,
         metrics,
         max_sessions,
+        recovery_challenges: args.recovery_challenges,
         xdp_mode: match args.xdp_mode {
             RawXdpMode::Driver => XdpAttachMode::Driver,
             RawXdpMode::Skb => XdpAttachMode::Skb,

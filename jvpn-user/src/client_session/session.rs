@@ -286,10 +286,12 @@ impl ClientSessionState {
             GatewayMessage::Keepalive => ClientEvent::Keepalive,
             GatewayMessage::PathChallenge(challenge) => {
                 let response = self.seal_control(version, &PathResponse::answering(&challenge))?;
-                let pending = self
-                    .pending
-                    .as_mut()
-                    .expect("the rules accept a challenge only while a reattach is pending");
+                // With nothing pending, the rules accept only the gateway's own challenge, which
+                // starts a reattach to where it arrived.
+                let pending = self.pending.get_or_insert(PendingReattach {
+                    attempt: challenge.attempt.get(),
+                    challenged_version: None,
+                });
                 pending.challenged_version = Some(version);
                 ClientEvent::PathChallenge {
                     response,

@@ -6,15 +6,16 @@
 //! earlier attempt): it is dropped and the session goes on. A message above what the client can
 //! explain is ambiguous: the two sides disagree about the session, and the client fails closed.
 //! The only versions above the acknowledged one the client can explain are the two exceptions of
-//! the protocol, both announced by the gateway while a reattach of this client is pending: a
-//! PATH_CHALLENGE at `acked + 1` (the gateway moved the session to RECOVERING meanwhile) and the
-//! REATTACH_ACK at exactly `challenged + 1`. TERMINATE may also carry its own increment.
+//! the protocol, both announced by the gateway: a PATH_CHALLENGE at `acked + 1` (the gateway moved
+//! the session to RECOVERING meanwhile), answering a reattach of this client or, with nothing
+//! pending, the gateway's own challenge after it lost its maps ([`GATEWAY_CHALLENGE_ATTEMPT`]),
+//! and the REATTACH_ACK at exactly `challenged + 1`. TERMINATE may also carry its own increment.
 //!
 //! | message            | accepted at                                    | dropped                               |
 //! |--------------------|------------------------------------------------|---------------------------------------|
 //! | any                | (see below)                                    | below `acked`                         |
 //! | DATA, KEEPALIVE    | `acked`                                        | `challenged + 1` before the ACK       |
-//! | PATH_CHALLENGE     | `acked`, `acked + 1`, reattach pending, its attempt | at `acked` with nothing pending; older attempt |
+//! | PATH_CHALLENGE     | `acked`, `acked + 1`, reattach pending, its attempt; `acked + 1`, nothing pending, attempt 0 | at `acked` with nothing pending; older attempt |
 //! | REATTACH_ACK       | `challenged + 1`; `acked` if no challenge came (nothing moved) | at `acked` otherwise (late duplicate) |
 //! | REJECT             | `acked`, `challenged`; TERMINATED, DUPLICATE_NONCE, NONCE_TOO_OLD at any |                |
 //! | TERMINATE          | `acked` up to the highest known version + 1    |                                       |
@@ -28,12 +29,15 @@
 
 use super::body::GatewayMessage;
 use super::refusal::{Ambiguity, SessionRefusal};
+use jvpn_common::control::GATEWAY_CHALLENGE_ATTEMPT;
 use jvpn_common::wire::MessageType;
 
-/// A reattach the client asked for and the gateway has not yet acknowledged.
+/// A reattach the client asked for, or the gateway started with its own challenge, and the
+/// gateway has not yet acknowledged.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PendingReattach {
-    /// The attempt number of the latest REATTACH_REQUEST.
+    /// The attempt number of the latest REATTACH_REQUEST ([`GATEWAY_CHALLENGE_ATTEMPT`] when the
+    /// gateway's own challenge started it).
     pub attempt: u64,
     /// The version of the PATH_CHALLENGE answered for this attempt, once one arrived.
     pub challenged_version: Option<u64>,
@@ -84,6 +88,12 @@ pub(crate) fn judge(
         }
         GatewayMessage::PathChallenge(challenge) => {
             let Some(pending) = view.pending else {
+                // The gateway lost its maps and challenges the session at its RECOVERING version:
+                // sealed, fresh, and answered from where it arrived, so it moves nothing by itself.
+                let recovering = acked.checked_add(1) == Some(version);
+                if recovering && challenge.attempt.get() == GATEWAY_CHALLENGE_ATTEMPT {
+                    return Ok(());
+                }
                 return Err(if version == acked {
                     SessionRefusal::Unexpected {
                         message: kind,
@@ -256,6 +266,10 @@ mod tests {
         attempt: 3,
         challenged_version: Some(6),
     });
+    const GATEWAY_CHALLENGED: Option<PendingReattach> = Some(PendingReattach {
+        attempt: GATEWAY_CHALLENGE_ATTEMPT,
+        challenged_version: Some(6),
+    });
 
     /// Spec sections 5 and 10: every message type against versions below, at and above the
     /// acknowledged version 5, with and without a pending reattach.
@@ -307,6 +321,48 @@ mod tests {
                 Fatal,
             ),
             ("challenge older attempt", ASKED, challenge(2), 5, Drop),
+            (
+                "gateway's own challenge at acked+1",
+                IDLE,
+                challenge(GATEWAY_CHALLENGE_ATTEMPT),
+                6,
+                Accept,
+            ),
+            (
+                "gateway's own challenge at acked",
+                IDLE,
+                challenge(GATEWAY_CHALLENGE_ATTEMPT),
+                5,
+                Drop,
+            ),
+            (
+                "gateway's own challenge at acked+2",
+                IDLE,
+                challenge(GATEWAY_CHALLENGE_ATTEMPT),
+                7,
+                Fatal,
+            ),
+            (
+                "gateway's own challenge during a reattach",
+                ASKED,
+                challenge(GATEWAY_CHALLENGE_ATTEMPT),
+                6,
+                Drop,
+            ),
+            (
+                "gateway's own challenge again",
+                GATEWAY_CHALLENGED,
+                challenge(GATEWAY_CHALLENGE_ATTEMPT),
+                6,
+                Accept,
+            ),
+            (
+                "ack of the gateway's own challenge",
+                GATEWAY_CHALLENGED,
+                ack(7),
+                7,
+                Accept,
+            ),
             (
                 "challenge attempt never sent",
                 ASKED,

@@ -204,7 +204,67 @@ fn ensure_bpffs(dir: &Path) -> Result<(), DataplaneError> {
         mount = BPFFS_MOUNT,
         "mounted the BPF filesystem for jvpn's pins"
     );
+    if mount_is_private() {
+        tracing::warn!(
+            mount = BPFFS_MOUNT,
+            "the pins cannot outlive this process: the BPF filesystem had to be mounted in a \
+             private mount namespace (as `ip netns exec` makes), which ends with the process, \
+             taking the XDP program and its maps along, so every restart loses the maps and \
+             sends every session to RECOVERING; start the gateway with `nsenter --net=/run/netns/NAME` \
+             instead, which keeps the host's /sys/fs/bpf"
+        );
+    }
     Ok(())
+}
+
+/// The mount namespace of process `pid` (a number or `self`), as the kernel names it.
+fn mount_namespace(pid: &str) -> io::Result<PathBuf> {
+    std::fs::read_link(format!("/proc/{pid}/ns/mnt"))
+}
+
+/// Whether the BPF filesystem this process just mounted ends with it: no other process shares
+/// its mount namespace (so the namespace, and every mount in it, goes when this process exits),
+/// and the mount does not propagate to a peer in another namespace. A gateway started through
+/// `ip netns exec` is such a process: a new mount namespace with a fresh, private `/sys`.
+/// Anything unreadable counts as not private: the warning this drives must not be a false alarm.
+fn mount_is_private() -> bool {
+    let (Ok(own), Ok(mountinfo)) = (
+        mount_namespace("self"),
+        std::fs::read_to_string("/proc/self/mountinfo"),
+    ) else {
+        return false;
+    };
+    !shares_mount_namespace(std::process::id(), &own)
+        && !mount_propagates(&mountinfo, Path::new(BPFFS_MOUNT))
+}
+
+/// Whether a process other than `pid` (threads are not listed in /proc) is in mount namespace
+/// `ns`.
+fn shares_mount_namespace(pid: u32, ns: &Path) -> bool {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return true;
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|other| *other != pid)
+        .any(|other| mount_namespace(&other.to_string()).is_ok_and(|theirs| theirs == ns))
+}
+
+/// Whether the last mount at `mount_point` in `mountinfo` (proc(5)'s format) is in a peer group
+/// (`shared:N`), so that it is also seen, and kept, in other mount namespaces.
+fn mount_propagates(mountinfo: &str, mount_point: &Path) -> bool {
+    mountinfo
+        .lines()
+        .rev()
+        .find_map(|line| {
+            let fields: Vec<&str> = line.split(' ').collect();
+            let at = Path::new(fields.get(4)?);
+            let separator = fields.iter().position(|f| *f == "-")?;
+            let optional = fields.get(6..separator)?;
+            (at == mount_point).then(|| optional.iter().any(|f| f.starts_with("shared:")))
+        })
+        .unwrap_or(false)
 }
 
 /// Whether `path` is on a BPF filesystem.
@@ -250,6 +310,65 @@ mod tests {
             "this layout's pins stay"
         );
         assert!(unrelated.exists(), "only v<N> directories are layouts");
+    }
+
+    /// Mountinfo lines as this machine writes them: a private bpffs (no peer group), and one in
+    /// a shared peer group as systemd's hosts mount it.
+    #[test]
+    fn only_a_mount_in_a_peer_group_propagates() {
+        let private = "23 27 0:22 / /sys rw,relatime - sysfs sysfs rw\n\
+                       45 23 0:40 / /sys/fs/bpf rw,relatime - bpf bpf rw\n";
+        let shared = "23 27 0:22 / /sys rw,relatime shared:7 - sysfs sysfs rw\n\
+                      45 23 0:40 / /sys/fs/bpf rw,relatime shared:12 master:3 - bpf bpf rw\n";
+        let bpf = Path::new(BPFFS_MOUNT);
+        assert!(!mount_propagates(private, bpf));
+        assert!(mount_propagates(shared, bpf));
+        assert!(
+            !mount_propagates(shared, Path::new("/sys/fs/cgroup")),
+            "not mounted"
+        );
+        let remounted = format!("{shared}46 23 0:41 / /sys/fs/bpf rw - bpf bpf rw\n");
+        assert!(
+            !mount_propagates(&remounted, bpf),
+            "the last mount is the visible one"
+        );
+    }
+
+    /// The kernel's own names of mount namespaces: a process that `unshare --mount` started is
+    /// alone in a namespace of its own; this test process shares its namespace with its child.
+    #[test]
+    fn a_process_alone_in_its_mount_namespace_is_told_apart() {
+        let own = mount_namespace("self").expect("our mount namespace");
+        assert!(own.to_string_lossy().starts_with("mnt:["), "{own:?}");
+        let mut plain = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .expect("spawn sleep");
+        assert!(shares_mount_namespace(std::process::id(), &own));
+        let _ = plain.kill();
+        let _ = plain.wait();
+
+        let mut alone = std::process::Command::new("unshare")
+            .args(["--mount", "sleep", "5"])
+            .spawn()
+            .expect("spawn unshare");
+        let pid = alone.id();
+        // unshare makes the namespace, then execs sleep: wait for the exec.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default() != "sleep\n"
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "unshare never ran sleep"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let theirs = mount_namespace(&pid.to_string()).expect("its namespace");
+        let alone_there = !shares_mount_namespace(pid, &theirs);
+        let _ = alone.kill();
+        let _ = alone.wait();
+        assert_ne!(theirs, own);
+        assert!(alone_there, "{theirs:?}");
     }
 
     #[test]

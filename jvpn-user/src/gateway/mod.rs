@@ -43,6 +43,8 @@
 //! - [`reconcile`]: start-up from the store, with or without surviving maps (shell side).
 //! - [`timers`], [`retention`]: keepalive and idle timeouts, worn-out keys; terminated sessions leave the
 //!   table and the map after a while.
+//! - [`recovery`]: after lost maps, the paced PATH_CHALLENGE of every RECOVERING session at its
+//!   last binding (a controller step per challenge, paced by the shell).
 //! - [`udp`]: the gateway's UDP socket, bound to `listen` and to the XDP interface.
 //! - [`api`]: what the control socket and the metrics read.
 //! - [`show`]: `jvpn show`, per client and session.
@@ -72,6 +74,7 @@ pub mod latency;
 pub mod live;
 pub mod reattach;
 pub mod reconcile;
+pub mod recovery;
 pub mod reject_budget;
 pub mod rekey;
 pub mod reload;

@@ -70,6 +70,9 @@ pub struct RunSettings {
     pub state_dir: PathBuf,
     /// The config file `config` was read from: `jvpn reload` and SIGHUP read it again.
     pub config_path: PathBuf,
+    /// PATH_CHALLENGEs a second to RECOVERING sessions after lost maps ([`super::recovery`]);
+    /// 0 sends none.
+    pub recovery_challenges_per_second: u32,
 }
 
 /// Runs the gateway on `io` with `settings` until `shutdown` completes or the socket fails.
@@ -92,6 +95,7 @@ pub async fn run(
     let iface = settings.iface.clone();
     let port = settings.port;
     let epoch = settings.epoch;
+    let recovery_pace = settings.recovery_challenges_per_second;
     let (controller, first) = Controller::new(ControllerParts {
         settings: settings.config,
         machine: SessionMachine::new(settings.timers),
@@ -181,6 +185,7 @@ pub async fn run(
     tasks.spawn(report_dataplane_losses(exec.clone()));
     tasks.spawn(guard_hellos(exec.clone()));
     tasks.spawn(run_timers(exec.clone()));
+    tasks.spawn(super::recovery::run(exec.clone(), recovery_pace));
     if let Some(tun) = exec.tun() {
         tasks.spawn(tunnel::run_tun_reader(exec.clone(), tun.clone()));
     }

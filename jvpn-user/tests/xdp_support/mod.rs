@@ -24,7 +24,9 @@ use jvpn_user::dataplane::ReplaySlots;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
+mod datagrams;
 mod frames;
+pub use datagrams::*;
 pub use frames::*;
 
 /// XDP verdicts as the kernel returns them from a test run.

@@ -13,16 +13,20 @@
 //!   issue. Bare baseline: the same stream to the veth address, where a "jump" switches the sender
 //!   to a socket bound to the other uplink. Once with both uplinks working, once with the old
 //!   uplink cut at the router just before each jump (see `jumps.rs`).
+//! - **Restarts that lose the maps**: kill, `jvpn detach`, restart; the time until the tunnel
+//!   answers again, with the gateway's recovery challenge off and on (see `restarts.rs`).
 //!
 //! Options (after `--`): `--seconds N` per iperf3 test (10), `--jumps N` per phase (50),
-//! `--interval-us N` between datagrams (200), `--settle-ms N` between jumps (250), `--quick`
-//! (3 s, 10 jumps). Prints a table and writes `tunnel.json` (see `report.rs`). Namespaces are
+//! `--interval-us N` between datagrams (200), `--settle-ms N` between jumps (250), `--restarts N`
+//! per mode (2), `--quick` (3 s, 10 jumps, 1 restart), `--restarts-only` (skip the throughput and
+//! jump phases). Prints a table and writes `tunnel.json` (see `report.rs`). Namespaces are
 //! `jvbt-*`; leftovers of a killed run are removed at the start. Makes no performance assertions.
 
 #![deny(unsafe_code)]
 
 mod drops;
 mod jumps;
+mod restarts;
 mod stream;
 
 use drops::Drops;
@@ -44,6 +48,8 @@ struct Options {
     jumps: usize,
     interval: Duration,
     settle: Duration,
+    restarts: usize,
+    restarts_only: bool,
 }
 
 impl Options {
@@ -53,6 +59,8 @@ impl Options {
             jumps: 50,
             interval: Duration::from_micros(200),
             settle: Duration::from_millis(250),
+            restarts: 2,
+            restarts_only: false,
         };
         let mut args = Args::from_env();
         while let Some(arg) = args.next_flag() {
@@ -63,10 +71,12 @@ impl Options {
                     options.interval = Duration::from_micros(args.number("--interval-us"))
                 }
                 "--settle-ms" => options.settle = Duration::from_millis(args.number("--settle-ms")),
-                "--quick" => (options.seconds, options.jumps) = (3, 10),
+                "--restarts" => options.restarts = args.number("--restarts") as usize,
+                "--restarts-only" => options.restarts_only = true,
+                "--quick" => (options.seconds, options.jumps, options.restarts) = (3, 10, 1),
                 other => panic!(
                     "unknown option {other}; use --seconds N, --jumps N, --interval-us N, \
-                     --settle-ms N or --quick"
+                     --settle-ms N, --restarts N, --restarts-only or --quick"
                 ),
             }
         }
@@ -80,6 +90,11 @@ fn main() {
     stream::now_ns();
     let mut report = Report::start();
     let topology = Topology::build();
+    if options.restarts_only {
+        let mut vpn = Vpn::start(&topology);
+        restarts::run(&topology, &mut vpn, options.restarts, &mut report);
+        return finish(&report);
+    }
     let _iperf = IperfServer::start(&topology.gateway);
 
     eprintln!(
@@ -123,7 +138,12 @@ fn main() {
         vpn.check_running();
         jump_rows(&mut report, mode, &bare, &tunnel);
     }
+    restarts::run(&topology, &mut vpn, options.restarts, &mut report);
+    finish(&report);
+}
 
+/// Prints the table and writes `tunnel.json`.
+fn finish(report: &Report) {
     report.print();
     let path = report.write();
     println!("\nresults written to {}", path.display());

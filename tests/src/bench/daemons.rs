@@ -50,7 +50,8 @@ impl Drop for HostFilesGuard {
 #[derive(Debug)]
 pub struct Vpn {
     client: ChildGuard,
-    gateway: ChildGuard,
+    /// `None` only between the kill and the restart of [`Self::restart_gateway_losing_maps`].
+    gateway: Option<ChildGuard>,
     dir: tempfile::TempDir,
     _host_files: HostFilesGuard,
     uplink: Cell<Uplink>,
@@ -71,36 +72,9 @@ impl Vpn {
         std::fs::write(dir.path().join("gateway.toml"), config).expect("writing the config");
         let log = |name: &str| std::fs::File::create(dir.path().join(name)).expect("a log file");
 
-        let mut gateway = ChildGuard::spawn(
-            topology
-                .gateway
-                .nsenter(jvpn_binary())
-                .args(["gateway", "--iface", GATEWAY_IF, "--config"])
-                .arg(dir.path().join("gateway.toml"))
-                .arg("--state-dir")
-                .arg(dir.path().join("state"))
-                .arg("--socket")
-                .arg(dir.path().join("jvpn.sock"))
-                .env("RUST_LOG", "warn")
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(log("gateway.log")),
-        );
+        let gateway = Some(spawn_gateway(topology, dir.path(), &[]));
         let read_log =
             |name: &str| std::fs::read_to_string(dir.path().join(name)).unwrap_or_default();
-        eventually_within("the gateway's control socket", START_PATIENCE, || {
-            assert!(
-                gateway.running(),
-                "jvpn gateway exited:\n{}",
-                read_log("gateway.log")
-            );
-            Command::new(jvpn_binary())
-                .args(["status", "--socket"])
-                .arg(dir.path().join("jvpn.sock"))
-                .output()
-                .is_ok_and(|out| out.status.success())
-        });
-
         let mut client = ChildGuard::spawn(
             topology
                 .client
@@ -167,13 +141,15 @@ impl Vpn {
     pub fn cpu_seconds(&self) -> [f64; 2] {
         [
             process_seconds(self.client.id()),
-            process_seconds(self.gateway.id()),
+            self.gateway
+                .as_ref()
+                .map_or(0.0, |gateway| process_seconds(gateway.id())),
         ]
     }
 
     /// Panics with both logs unless both processes still run.
     pub fn check_running(&mut self) {
-        let alive = self.client.running() && self.gateway.running();
+        let alive = self.client.running() && self.gateway.as_mut().is_some_and(ChildGuard::running);
         assert!(
             alive,
             "a jvpn process exited\nclient log:\n{}\ngateway log:\n{}",
@@ -186,4 +162,62 @@ impl Vpn {
         let path: PathBuf = self.dir.path().join(name);
         std::fs::read_to_string(path).unwrap_or_default()
     }
+
+    /// Kills the gateway with SIGKILL, removes its pins as a reboot would lose its maps
+    /// (`jvpn detach`), and starts it again on the same state dir with `extra` arguments; returns
+    /// once its control socket answers.
+    pub fn restart_gateway_losing_maps(&mut self, topology: &Topology, extra: &[&str]) {
+        if let Some(old) = self.gateway.take() {
+            old.kill();
+        }
+        let detach = Command::new(jvpn_binary())
+            .args(["detach", "--iface", GATEWAY_IF])
+            .output()
+            .expect("running jvpn detach");
+        assert!(
+            detach.status.success(),
+            "jvpn detach: {}",
+            String::from_utf8_lossy(&detach.stderr)
+        );
+        self.gateway = Some(spawn_gateway(topology, self.dir.path(), extra));
+    }
+}
+
+/// Starts `jvpn gateway` with the config, store and socket in `dir` and `extra` arguments, and
+/// waits until its control socket answers.
+fn spawn_gateway(topology: &Topology, dir: &Path, extra: &[&str]) -> ChildGuard {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("gateway.log"))
+        .expect("the gateway log");
+    let mut gateway = ChildGuard::spawn(
+        topology
+            .gateway
+            .nsenter(jvpn_binary())
+            .args(["gateway", "--iface", GATEWAY_IF, "--config"])
+            .arg(dir.join("gateway.toml"))
+            .arg("--state-dir")
+            .arg(dir.join("state"))
+            .arg("--socket")
+            .arg(dir.join("jvpn.sock"))
+            .args(extra)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log),
+    );
+    eventually_within("the gateway's control socket", START_PATIENCE, || {
+        assert!(
+            gateway.running(),
+            "jvpn gateway exited:\n{}",
+            std::fs::read_to_string(dir.join("gateway.log")).unwrap_or_default()
+        );
+        Command::new(jvpn_binary())
+            .args(["status", "--socket"])
+            .arg(dir.join("jvpn.sock"))
+            .output()
+            .is_ok_and(|out| out.status.success())
+    });
+    gateway
 }

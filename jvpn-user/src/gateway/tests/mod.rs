@@ -14,6 +14,7 @@
 mod admission;
 mod determinism;
 mod paths;
+mod recovery;
 mod rekeying;
 mod reload;
 mod replays;

@@ -222,3 +222,48 @@ fn the_ack_of_an_answered_attempt_is_accepted_after_a_retry() {
     );
     assert_eq!(client.acked_version(), 2);
 }
+
+/// After losing its maps the gateway challenges the session at its RECOVERING version with
+/// attempt 0 and nothing pending at the client: the core answers at that version, then accepts
+/// the REATTACH_ACK one above it; a replay of the challenge is refused, and the next jump goes on
+/// from the new version.
+#[test]
+fn the_gateways_own_challenge_of_a_recovering_session_is_answered_and_acknowledged() {
+    use jvpn_common::control::GATEWAY_CHALLENGE_ATTEMPT;
+    let (mut gateway, mut client) = established();
+    let datagram = gateway.seal(2, &challenge(GATEWAY_CHALLENGE_ATTEMPT));
+    let event = client.handle(&datagram).unwrap();
+    let ClientEvent::PathChallenge {
+        response,
+        version: 2,
+        attempt: GATEWAY_CHALLENGE_ATTEMPT,
+    } = event
+    else {
+        panic!("expected the gateway's challenge to be answered, got {event:?}");
+    };
+    let (header, body) = gateway.open_control::<PathResponse>(&response);
+    assert_eq!(header.state_version.get(), 2, "answered at RECOVERING");
+    assert_eq!(
+        (body.token, body.attempt.get()),
+        (TOKEN, GATEWAY_CHALLENGE_ATTEMPT)
+    );
+    assert!(matches!(
+        client.handle(&datagram),
+        Err(SessionRefusal::Replayed { .. })
+    ));
+    assert_eq!(client.acked_version(), 1, "nothing acknowledged yet");
+    let datagram = gateway.seal(3, &ack(3));
+    assert!(matches!(
+        client.handle(&datagram),
+        Ok(ClientEvent::ReattachAcked { new_version: 3, .. })
+    ));
+    assert_eq!(client.acked_version(), 3);
+    assert_eq!(client.pending_reattach(), None);
+    assert_eq!(
+        client.snapshot().latest_attempt,
+        0,
+        "the client made no attempt"
+    );
+    reattach(&mut gateway, &mut client, 3);
+    assert_eq!(client.acked_version(), 4);
+}
