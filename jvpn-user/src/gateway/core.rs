@@ -104,6 +104,9 @@ pub struct Gateway {
     pub clock: super::clock::ControllerClock,
     /// Cryptokey routing: which client owns each tunnel address, which session carries it.
     pub routes: super::routes::TunnelRoutes,
+    /// In a cluster: whether this node may serve, and its unfinished takeovers
+    /// ([`super::ownership`]).
+    pub ownership: super::ownership::Ownership,
 }
 
 /// What a [`Gateway`] is assembled from.
@@ -156,6 +159,7 @@ impl Gateway {
             started_ms: clock.now(),
             clock,
             routes,
+            ownership: Default::default(),
         };
         gateway.push_hello_guard(gateway.clock.now());
         Ok(gateway)

@@ -43,6 +43,7 @@ pub fn admit_claim(state: SessionState, current: u64, claimed: u64) -> Result<()
 impl Gateway {
     /// Handles a REATTACH_REQUEST from `from`.
     pub async fn on_reattach_request(&self, datagram: &[u8], from: SocketAddr, now: Millis) {
+        self.take_over_if_unknown(datagram, from, now).await;
         let Some((id, session, keys)) = self.session_of(datagram, from) else {
             return;
         };
@@ -83,7 +84,8 @@ impl Gateway {
                 .await;
         }
         let binding = TransportBinding::from_socket_addr(from);
-        if session.state == SessionState::Attached && session.binding == binding {
+        let owned_here = !self.ownership.taking_over(id, current);
+        if session.state == SessionState::Attached && session.binding == binding && owned_here {
             // Already bound here: nothing to move. Acknowledge the current version.
             let ack = ReattachAck {
                 new_version: Be64::new(current),

@@ -156,6 +156,7 @@ pub async fn run(
     tasks.spawn(report_dataplane_losses(gateway.clone()));
     tasks.spawn(guard_hellos(gateway.clone()));
     tasks.spawn(timers::run(gateway.clone()));
+    tasks.spawn(super::ownership::run(gateway.clone()));
     if let Some(tun) = &tun {
         tasks.spawn(tunnel::run_tun_reader(gateway.clone(), tun.clone()));
     }
