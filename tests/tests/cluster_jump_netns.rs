@@ -23,6 +23,7 @@
 //! client namespace of the other gateway, as a laptop does when it changes networks and its
 //! anycast address now reaches another node.
 
+use jvpn_common::MessageType;
 use jvpn_common::RejectReason;
 use jvpn_tests::cluster_node::{join, share_identity, StoreNode};
 use jvpn_tests::etcd_cluster::EtcdCluster;
@@ -30,26 +31,28 @@ use jvpn_tests::gateway::GatewayFixture;
 use jvpn_tests::probe::{accepted, client_socket, drops, eventually, gateway, has_event};
 use jvpn_tests::require_root;
 use jvpn_tests::topology::Family;
-use jvpn_tests::wire_client::WireClient;
+use jvpn_tests::wire_client::{as_reject, Received, Reply, WireClient};
 use jvpn_user::crypto::keys::PresharedKey;
 use jvpn_user::session::{NodeId, SessionId};
 use jvpn_user::store::SessionStore;
+use std::time::{Duration, Instant};
 
 const NODE_A: u16 = 1;
 const NODE_B: u16 = 2;
 
-/// Two gateways of one cluster sharing an identity, both started, and an observer of the store.
-fn two_nodes(cluster: &mut EtcdCluster) -> (GatewayFixture, GatewayFixture, StoreNode) {
+/// Two gateways of one cluster sharing an identity, both started, an observer of the store,
+/// and the hub side of A's link to etcd.
+fn two_nodes(cluster: &mut EtcdCluster) -> (GatewayFixture, GatewayFixture, StoreNode, String) {
     let key = PresharedKey::generate();
     let mut a = GatewayFixture::new();
     let mut b = GatewayFixture::new();
     share_identity(&a, &mut b);
-    join(&mut a, cluster, NODE_A, &key);
+    let a_link = join(&mut a, cluster, NODE_A, &key);
     join(&mut b, cluster, NODE_B, &key);
     a.start(&[]);
     b.start(&[]);
     let observer = StoreNode::connect_with_key(cluster, 9, *key.as_bytes());
-    (a, b, observer)
+    (a, b, observer, a_link)
 }
 
 /// Sends one DATA packet of `c` from `socket` and waits until `f`'s XDP accepted it.
@@ -87,7 +90,7 @@ fn released_to(f: &GatewayFixture, id: u64, node: u16) -> bool {
 fn a_session_jumps_from_one_node_to_another_and_back_and_the_node_left_drops_its_packets() {
     require_root();
     let mut cluster = EtcdCluster::start();
-    let (a, b, observer) = two_nodes(&mut cluster);
+    let (a, b, observer, _) = two_nodes(&mut cluster);
     let on_a = client_socket(&a, Family::V4, 40001);
     let on_b = client_socket(&b, Family::V4, 40001);
 
@@ -119,4 +122,158 @@ fn a_session_jumps_from_one_node_to_another_and_back_and_the_node_left_drops_its
     });
     data_is_dropped(&mut c, &b, &on_b);
     assert_eq!(a.audit_versions(c.id), vec![1, 2, 3]);
+}
+
+#[test]
+fn a_node_cut_off_from_etcd_stops_forwarding_after_its_lease_and_the_session_moves() {
+    require_root();
+    let mut cluster = EtcdCluster::start();
+    let (a, b, observer, a_link) = two_nodes(&mut cluster);
+    let on_a = client_socket(&a, Family::V4, 40001);
+    let on_b = client_socket(&b, Family::V4, 40001);
+    let mut c = WireClient::handshake(&a.client, &on_a, gateway(Family::V4));
+    let id = SessionId::new(c.id).expect("nonzero");
+    data_is_accepted(&mut c, &a, &on_a);
+
+    // Cut off, A cannot prove its lease: once it lapses, A fences and stops forwarding.
+    cluster.set_hub_link(&a_link, false);
+    eventually("A fences itself once its lease lapses", || {
+        has_event(&a, |e| {
+            e["session"] == format!("{:016x}", c.id)
+                && e["reason"] == "OWNERSHIP_AMBIGUOUS"
+                && e["detail"]
+                    .as_str()
+                    .is_some_and(|d| d.contains("lease is not known alive"))
+        })
+    });
+    data_is_dropped(&mut c, &a, &on_a);
+
+    // The client moves on to B, which takes the session over: version 2, owned by B.
+    assert_eq!(c.jump(&on_b), 2);
+    assert_eq!(observer.store.owner(id).unwrap(), Some(NodeId::new(NODE_B)));
+    data_is_accepted(&mut c, &b, &on_b);
+
+    // Back in touch, A serves again: the client can come back to it.
+    cluster.set_hub_link(&a_link, true);
+    let back = client_socket(&a, Family::V4, 40002);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut attempt = 2;
+    loop {
+        match c.try_jump(&back, attempt, Duration::from_secs(2)) {
+            jvpn_tests::wire_client::JumpOutcome::Acked { version, .. } => {
+                assert_eq!(version, 3);
+                break;
+            }
+            other => assert!(
+                Instant::now() < deadline,
+                "A never served again after its link returned: {other:?}"
+            ),
+        }
+        attempt += 1;
+    }
+    data_is_accepted(&mut c, &a, &back);
+    assert_eq!(observer.store.owner(id).unwrap(), Some(NodeId::new(NODE_A)));
+}
+
+/// The first REATTACH_ACK or REJECT of `c` on `socket`, or `None` after `patience`.
+fn answer(c: &WireClient, socket: &std::net::UdpSocket, patience: Duration) -> Option<Reply> {
+    let deadline = Instant::now() + patience;
+    loop {
+        match c.try_receive(socket, deadline) {
+            Received::Reply(reply)
+                if matches!(
+                    reply.header.message_type(),
+                    Some(MessageType::ReattachAck | MessageType::Reject)
+                ) =>
+            {
+                return Some(reply)
+            }
+            Received::Timeout => return None,
+            _ => {}
+        }
+    }
+}
+
+/// The PATH_CHALLENGE of `attempt` on `socket`.
+fn challenge(c: &WireClient, socket: &std::net::UdpSocket, attempt: u64) -> Reply {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match c.try_receive(socket, deadline) {
+            Received::Reply(reply)
+                if reply.header.message_type() == Some(MessageType::PathChallenge)
+                    && reply
+                        .body::<jvpn_common::control::PathChallenge>()
+                        .attempt
+                        .get()
+                        == attempt =>
+            {
+                return reply
+            }
+            Received::Timeout => panic!("no PATH_CHALLENGE for attempt {attempt}"),
+            _ => {}
+        }
+    }
+}
+
+#[test]
+fn the_same_reattach_at_two_nodes_has_exactly_one_winner_100_times() {
+    require_root();
+    let mut cluster = EtcdCluster::start();
+    let (a, b, observer, _) = two_nodes(&mut cluster);
+    let first = client_socket(&a, Family::V4, 40001);
+    let mut c = WireClient::handshake(&a.client, &first, gateway(Family::V4));
+    let id = SessionId::new(c.id).expect("nonzero");
+    let gw = gateway(Family::V4);
+    let (mut a_wins, mut b_wins) = (0, 0);
+    for round in 0..100u16 {
+        // Unauthenticated in XDP until committed there, a takeover's messages spend the
+        // per-source HELLO budget (20 a second): pace the rounds within it.
+        let started = Instant::now();
+        let attempt = u64::from(round) + 1;
+        let version = c.acked;
+        let on_a = client_socket(&a, Family::V4, 41000 + round);
+        let on_b = client_socket(&b, Family::V4, 41000 + round);
+        on_a.send_to(&c.reattach_request(version, attempt), gw)
+            .expect("send to A");
+        on_b.send_to(&c.reattach_request(version, attempt), gw)
+            .expect("send to B");
+        let (to_a, to_b) = (challenge(&c, &on_a, attempt), challenge(&c, &on_b, attempt));
+        let (resp_a, resp_b) = (c.path_response(&to_a), c.path_response(&to_b));
+        on_a.send_to(&resp_a, gw).expect("respond to A");
+        on_b.send_to(&resp_b, gw).expect("respond to B");
+        let patience = Duration::from_secs(5);
+        let replies = [answer(&c, &on_a, patience), answer(&c, &on_b, patience)];
+        let mut winners = Vec::new();
+        for (node, reply) in replies.iter().enumerate() {
+            let reply = reply
+                .as_ref()
+                .unwrap_or_else(|| panic!("round {round}: no answer from node {node}"));
+            match reply.header.message_type() {
+                Some(MessageType::ReattachAck) => winners.push(node),
+                _ => assert_eq!(
+                    as_reject(reply).and_then(|r| r.reason()),
+                    Some(RejectReason::ConcurrentMutation),
+                    "round {round}: the loser's answer"
+                ),
+            }
+        }
+        assert_eq!(winners.len(), 1, "round {round}: winners {winners:?}");
+        if winners[0] == 0 {
+            a_wins += 1
+        } else {
+            b_wins += 1
+        }
+        c.acked = version + 1;
+        std::thread::sleep(Duration::from_millis(120).saturating_sub(started.elapsed()));
+    }
+    let audit: Vec<u64> = observer
+        .store
+        .audit(id)
+        .unwrap()
+        .iter()
+        .map(|a| a.to_version)
+        .collect();
+    assert_eq!(audit, (1..=101).collect::<Vec<_>>(), "one chain, no fork");
+    assert_eq!(observer.store.get(id).unwrap().unwrap().state_version, 101);
+    eprintln!("A won {a_wins} rounds, B won {b_wins}");
 }

@@ -255,6 +255,8 @@ impl Gateway {
                         .unwrap_or(keys);
                     self.sessions
                         .install(stored, keys, super::epoch::first_nonce(self.epoch));
+                    // In a cluster the winner may be another node ([`super::ownership`]).
+                    self.unsure_of(t.session.id.get());
                 }
                 tracing::warn!(
                     session = %t.session.id,

@@ -12,8 +12,10 @@
 //!   leaves the table and the map (it stops forwarding), and the store refuses its mutations
 //!   (`OWNERSHIP_AMBIGUOUS`). When the lease is alive again, the node re-reads what it owns and
 //!   serves that; its other sessions went to whichever node their clients reached.
-//! - A takeover that was prepared ([`super::takeover`]) but never committed here is dropped
-//!   from the table after its challenge's lifetime, so a node never keeps a copy it does not own.
+//! - A copy held without knowing this node owns it (a takeover not committed here, or a record
+//!   a lost compare-and-set installed) is checked against the store's owner key after a
+//!   challenge's lifetime and dropped unless this node owns it, so no node keeps, and its timers
+//!   never act on, a session another node serves.
 
 use super::core::Gateway;
 use super::epoch::first_nonce;
@@ -59,12 +61,14 @@ pub enum Standing {
     Fenced,
 }
 
-/// The ownership bookkeeping a gateway keeps: its standing and its unfinished takeovers.
+/// The ownership bookkeeping a gateway keeps: its standing, and the copies it holds without
+/// knowing it owns them (a takeover not yet committed, or a record a lost compare-and-set
+/// installed).
 #[derive(Debug, Default)]
 pub struct Ownership {
     standing: Mutex<Standing>,
-    /// Session id -> (version read from the store, when the takeover lapses).
-    pending: Mutex<HashMap<u64, (u64, Millis)>>,
+    /// Session id -> when the copy is checked against the store's owner key.
+    unsure: Mutex<HashMap<u64, Millis>>,
 }
 
 impl Ownership {
@@ -73,35 +77,43 @@ impl Ownership {
         *self.standing.lock().unwrap_or_else(|p| p.into_inner()) == Standing::Fenced
     }
 
-    /// Records a takeover prepared at `version`, to lapse unless committed by `now` + the
-    /// challenge lifetime.
-    pub fn prepared(&self, id: u64, version: u64, now: Millis) {
-        self.pending
+    /// Records that this node holds session `id` without knowing it owns it: until its own
+    /// commit shows up in the owner watch, a reattach of it must be committed here (even from
+    /// its bound address), and at `now` + the challenge lifetime the copy is checked against the
+    /// store's owner key and dropped if another node owns it.
+    pub fn unsure(&self, id: u64, now: Millis) {
+        self.unsure
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(id, (version, now + CHALLENGE_LIFETIME_MS + 1_000));
+            .insert(id, now + CHALLENGE_LIFETIME_MS + 1_000);
     }
 
-    /// Whether session `id` at `version` is a takeover prepared here and not yet committed: this
-    /// node does not own it, so even a reattach from its bound address must be committed.
-    pub fn taking_over(&self, id: u64, version: u64) -> bool {
-        self.pending
+    /// Whether this node holds `id` without knowing it owns it.
+    pub fn is_unsure(&self, id: u64) -> bool {
+        self.unsure
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .get(&id)
-            .is_some_and(|&(at, _)| at == version)
+            .contains_key(&id)
     }
 
-    /// Takes the takeovers whose time is up at `now`.
-    fn lapsed(&self, now: Millis) -> Vec<(u64, u64)> {
-        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-        let due: Vec<(u64, u64)> = pending
+    /// This node's ownership of `id` was confirmed (its owner key names this node).
+    fn confirmed(&self, id: u64) {
+        self.unsure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id);
+    }
+
+    /// Takes the unsure copies whose check is due at `now`.
+    fn due(&self, now: Millis) -> Vec<u64> {
+        let mut unsure = self.unsure.lock().unwrap_or_else(|p| p.into_inner());
+        let due: Vec<u64> = unsure
             .iter()
-            .filter(|(_, &(_, until))| until <= now)
-            .map(|(&id, &(version, _))| (id, version))
+            .filter(|(_, &at)| at <= now)
+            .map(|(&id, _)| id)
             .collect();
-        for (id, _) in &due {
-            pending.remove(id);
+        for id in &due {
+            unsure.remove(id);
         }
         due
     }
@@ -172,9 +184,20 @@ impl Gateway {
         }
     }
 
+    /// In a cluster, records that this node holds `id` without knowing it owns it
+    /// ([`Ownership::unsure`]); a standalone gateway owns everything it holds.
+    pub fn unsure_of(&self, id: u64) {
+        if self.store.cluster().is_some() {
+            self.ownership.unsure(id, self.clock.now());
+        }
+    }
+
     /// Releases the session `change` names if another node owns it now.
     fn on_owner_change(&self, me: NodeId, change: &OwnerChange) {
         let id = change.id.get();
+        if change.owner == Some(me) {
+            self.ownership.confirmed(id);
+        }
         let held = self.sessions.lock().contains_key(&id);
         if judge(me, held, change) == OwnerVerdict::Keep {
             return;
@@ -201,14 +224,21 @@ impl Gateway {
         } else if self.ownership.set(Standing::Serving) == Standing::Fenced {
             self.restore_owned(now).await;
         }
-        for (id, version) in self.ownership.lapsed(now) {
-            let uncommitted = self
-                .sessions
-                .snapshot(id)
-                .is_some_and(|(s, _)| s.state_version == version);
-            if uncommitted {
-                self.sessions.lock().remove(&id);
-                tracing::info!(session = %SessionId::show(id), "a takeover was not completed in time; the copy read from the store is dropped");
+        let me = cluster.node();
+        for id in self.ownership.due(now) {
+            let store = self.store.clone();
+            let sid = SessionId::new(id);
+            let owner = tokio::task::spawn_blocking(move || {
+                let cluster = store.cluster()?;
+                sid.map(|sid| cluster.owner(sid))
+            })
+            .await;
+            if !matches!(owner, Ok(Some(Ok(Some(node)))) if node == me) {
+                self.release(
+                    id,
+                    RejectReason::UnknownSession,
+                    "held here without this node owning it (a takeover not completed, or a lost compare-and-set): removed".into(),
+                );
             }
         }
     }
@@ -302,17 +332,20 @@ mod tests {
     }
 
     #[test]
-    fn an_unfinished_takeover_lapses_after_its_challenge() {
+    fn an_unsure_copy_is_checked_after_its_challenge_unless_confirmed() {
         let ownership = Ownership::default();
-        ownership.prepared(9, 4, 1_000);
-        assert!(ownership.taking_over(9, 4));
-        assert!(!ownership.taking_over(9, 5), "committed since");
-        assert!(!ownership.taking_over(8, 4));
-        assert!(ownership.lapsed(1_000 + CHALLENGE_LIFETIME_MS).is_empty());
+        ownership.unsure(9, 1_000);
+        ownership.unsure(8, 1_000);
+        assert!(ownership.is_unsure(9));
+        assert!(!ownership.is_unsure(7));
+        ownership.confirmed(8);
+        assert!(!ownership.is_unsure(8), "its owner key names this node");
+        assert!(ownership.due(1_000 + CHALLENGE_LIFETIME_MS).is_empty());
         assert_eq!(
-            ownership.lapsed(1_000 + CHALLENGE_LIFETIME_MS + 1_000),
-            vec![(9, 4)]
+            ownership.due(1_000 + CHALLENGE_LIFETIME_MS + 1_000),
+            vec![9]
         );
-        assert!(ownership.lapsed(u64::MAX).is_empty(), "taken once");
+        assert!(ownership.due(u64::MAX).is_empty(), "checked once");
+        assert!(!ownership.is_unsure(9));
     }
 }

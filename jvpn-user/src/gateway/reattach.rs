@@ -84,7 +84,7 @@ impl Gateway {
                 .await;
         }
         let binding = TransportBinding::from_socket_addr(from);
-        let owned_here = !self.ownership.taking_over(id, current);
+        let owned_here = !self.ownership.is_unsure(id);
         if session.state == SessionState::Attached && session.binding == binding && owned_here {
             // Already bound here: nothing to move. Acknowledge the current version.
             let ack = ReattachAck {

@@ -103,7 +103,7 @@ impl Gateway {
         let version = session.state_version;
         self.hellos
             .remember(session.client_key, session.hello_timestamp);
-        self.ownership.prepared(id.get(), version, now);
+        self.ownership.unsure(id.get(), now);
         self.sessions.install(session, keys, first_nonce(epoch));
         tracing::info!(session = %id, state_version = version, peer = %from, epoch, "taking the session over from the cluster's store");
     }
