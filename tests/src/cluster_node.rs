@@ -149,3 +149,42 @@ pub fn share_identity(
     }
     to.gateway_public_key = from.gateway_public_key;
 }
+
+/// Two gateways of one cluster (nodes 1 and 2) sharing an identity, both started with XDP
+/// attached, an observer node of the store (9), and the hub side of A's link to etcd.
+pub struct TwoGateways {
+    /// Node 1.
+    pub a: crate::gateway::GatewayFixture,
+    /// Node 2.
+    pub b: crate::gateway::GatewayFixture,
+    /// A store client of its own, to read what etcd holds.
+    pub observer: StoreNode,
+    /// The hub side of A's link to etcd (cut it to isolate A).
+    pub a_link: String,
+}
+
+/// The node id of [`TwoGateways::a`].
+pub const NODE_A: u16 = 1;
+/// The node id of [`TwoGateways::b`].
+pub const NODE_B: u16 = 2;
+
+impl TwoGateways {
+    /// Starts both gateways on `cluster`.
+    pub fn start(cluster: &mut EtcdCluster) -> Self {
+        let key = jvpn_user::crypto::keys::PresharedKey::generate();
+        let mut a = crate::gateway::GatewayFixture::new();
+        let mut b = crate::gateway::GatewayFixture::new();
+        share_identity(&a, &mut b);
+        let a_link = join(&mut a, cluster, NODE_A, &key);
+        join(&mut b, cluster, NODE_B, &key);
+        a.start(&[]);
+        b.start(&[]);
+        let observer = StoreNode::connect_with_key(cluster, 9, *key.as_bytes());
+        Self {
+            a,
+            b,
+            observer,
+            a_link,
+        }
+    }
+}

@@ -25,34 +25,25 @@
 
 use jvpn_common::MessageType;
 use jvpn_common::RejectReason;
-use jvpn_tests::cluster_node::{join, share_identity, StoreNode};
+use jvpn_tests::cluster_node::{StoreNode, TwoGateways, NODE_A, NODE_B};
 use jvpn_tests::etcd_cluster::EtcdCluster;
 use jvpn_tests::gateway::GatewayFixture;
 use jvpn_tests::probe::{accepted, client_socket, drops, eventually, gateway, has_event};
 use jvpn_tests::require_root;
 use jvpn_tests::topology::Family;
 use jvpn_tests::wire_client::{as_reject, Received, Reply, WireClient};
-use jvpn_user::crypto::keys::PresharedKey;
 use jvpn_user::session::{NodeId, SessionId};
 use jvpn_user::store::SessionStore;
 use std::time::{Duration, Instant};
 
-const NODE_A: u16 = 1;
-const NODE_B: u16 = 2;
+/// Each test runs a three-member etcd and two gateways; run side by side on two cores, etcd's
+/// commits slow down until handshakes time out. One at a time, they take about 40 s together.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-/// Two gateways of one cluster sharing an identity, both started, an observer of the store,
-/// and the hub side of A's link to etcd.
+/// Two started gateways of one cluster and an observer of the store.
 fn two_nodes(cluster: &mut EtcdCluster) -> (GatewayFixture, GatewayFixture, StoreNode, String) {
-    let key = PresharedKey::generate();
-    let mut a = GatewayFixture::new();
-    let mut b = GatewayFixture::new();
-    share_identity(&a, &mut b);
-    let a_link = join(&mut a, cluster, NODE_A, &key);
-    join(&mut b, cluster, NODE_B, &key);
-    a.start(&[]);
-    b.start(&[]);
-    let observer = StoreNode::connect_with_key(cluster, 9, *key.as_bytes());
-    (a, b, observer, a_link)
+    let nodes = TwoGateways::start(cluster);
+    (nodes.a, nodes.b, nodes.observer, nodes.a_link)
 }
 
 /// Sends one DATA packet of `c` from `socket` and waits until `f`'s XDP accepted it.
@@ -89,6 +80,7 @@ fn released_to(f: &GatewayFixture, id: u64, node: u16) -> bool {
 #[test]
 fn a_session_jumps_from_one_node_to_another_and_back_and_the_node_left_drops_its_packets() {
     require_root();
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let mut cluster = EtcdCluster::start();
     let (a, b, observer, _) = two_nodes(&mut cluster);
     let on_a = client_socket(&a, Family::V4, 40001);
@@ -127,6 +119,7 @@ fn a_session_jumps_from_one_node_to_another_and_back_and_the_node_left_drops_its
 #[test]
 fn a_node_cut_off_from_etcd_stops_forwarding_after_its_lease_and_the_session_moves() {
     require_root();
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let mut cluster = EtcdCluster::start();
     let (a, b, observer, a_link) = two_nodes(&mut cluster);
     let on_a = client_socket(&a, Family::V4, 40001);
@@ -218,6 +211,7 @@ fn challenge(c: &WireClient, socket: &std::net::UdpSocket, attempt: u64) -> Repl
 #[test]
 fn the_same_reattach_at_two_nodes_has_exactly_one_winner_100_times() {
     require_root();
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let mut cluster = EtcdCluster::start();
     let (a, b, observer, _) = two_nodes(&mut cluster);
     let first = client_socket(&a, Family::V4, 40001);

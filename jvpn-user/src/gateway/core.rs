@@ -253,10 +253,8 @@ impl Gateway {
                         .snapshot(stored.id.get())
                         .map(|(_, k)| k)
                         .unwrap_or(keys);
-                    self.sessions
-                        .install(stored, keys, super::epoch::first_nonce(self.epoch));
                     // In a cluster the winner may be another node ([`super::ownership`]).
-                    self.unsure_of(t.session.id.get());
+                    self.install_conflicted(stored, keys);
                 }
                 tracing::warn!(
                     session = %t.session.id,

@@ -20,7 +20,7 @@
 //! - [`hello_guard`]: mac1 key, cookie secrets, "under load", and their push into XDP.
 //! - [`hello_replay`]: the atomic HELLO replay reservation and the per-client session cap.
 //! - [`reattach`]: REATTACH_REQUEST, PATH_CHALLENGE / PATH_RESPONSE, the reattach CAS.
-//! - [`ownership`], [`takeover`]: in a cluster, releasing sessions another node owns, fencing
+//! - [`ownership`], [`ownership_book`], [`takeover`]: in a cluster, releasing sessions another node owns, fencing
 //!   when the lease lapses, and taking a session over from the shared store.
 //! - [`traffic`]: DATA, KEEPALIVE, TERMINATE.
 //! - [`routes`]: cryptokey routing: which client owns each tunnel address, which session carries it.
@@ -55,6 +55,7 @@ pub mod hello_replay;
 pub mod latency;
 pub mod live;
 pub mod ownership;
+pub mod ownership_book;
 pub mod reattach;
 pub mod reconcile;
 pub mod reject_budget;

@@ -9,123 +9,30 @@
 //!   with an event. Its packets are then dropped by XDP as `UNKNOWN_SESSION`, and its client's
 //!   next reattach here takes it back through the store ([`super::takeover`]).
 //! - Once this node's lease is no longer known alive, it is **fenced**: every session it holds
-//!   leaves the table and the map (it stops forwarding), and the store refuses its mutations
-//!   (`OWNERSHIP_AMBIGUOUS`). When the lease is alive again, the node re-reads what it owns and
-//!   serves that; its other sessions went to whichever node their clients reached.
+//!   leaves the XDP map and carries no downstream traffic (it stops forwarding), and the store
+//!   refuses its mutations, so a reattach gets a REJECT `OWNERSHIP_AMBIGUOUS`. When the lease is
+//!   alive again, the node re-reads what it owns and serves that; the rest it releases (they went
+//!   to whichever node their clients reached).
 //! - A copy held without knowing this node owns it (a takeover not committed here, or a record
 //!   a lost compare-and-set installed) is checked against the store's owner key after a
 //!   challenge's lifetime and dropped unless this node owns it, so no node keeps, and its timers
 //!   never act on, a session another node serves.
 
 use super::core::Gateway;
-use super::epoch::first_nonce;
-use super::live::CHALLENGE_LIFETIME_MS;
+use super::epoch::{first_nonce, MAX_EPOCH};
+pub use super::ownership_book::Ownership;
+use super::ownership_book::{judge, OwnerVerdict, Standing};
 use crate::crypto::SessionKeys;
 use crate::events::EventRecord;
-use crate::session::{Millis, NodeId, SessionId};
+use crate::session::{Millis, NodeId, Session, SessionId};
 use crate::store::etcd::OwnerChange;
 use jvpn_common::maps::CONFIG_FLAG_CLUSTER;
 use jvpn_common::RejectReason;
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How often the lease is checked and unfinished takeovers expire.
 const TICK: Duration = Duration::from_millis(100);
-
-/// What an owner change means for a session this node holds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum OwnerVerdict {
-    /// Nothing to do: this node owns it, or does not hold it.
-    Keep,
-    /// Another node owns it, or nobody provably does: stop serving it here.
-    Release,
-}
-
-/// Decides what `change` means on node `me`, which holds the session iff `held`.
-pub fn judge(me: NodeId, held: bool, change: &OwnerChange) -> OwnerVerdict {
-    if held && change.owner != Some(me) {
-        OwnerVerdict::Release
-    } else {
-        OwnerVerdict::Keep
-    }
-}
-
-/// Whether this node may serve its sessions now.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Standing {
-    /// Its lease is alive: it serves what it owns.
-    #[default]
-    Serving,
-    /// Its lease is not known alive: it serves nothing until it is again.
-    Fenced,
-}
-
-/// The ownership bookkeeping a gateway keeps: its standing, and the copies it holds without
-/// knowing it owns them (a takeover not yet committed, or a record a lost compare-and-set
-/// installed).
-#[derive(Debug, Default)]
-pub struct Ownership {
-    standing: Mutex<Standing>,
-    /// Session id -> when the copy is checked against the store's owner key.
-    unsure: Mutex<HashMap<u64, Millis>>,
-}
-
-impl Ownership {
-    /// Whether the node is fenced (takes nothing over while it is).
-    pub fn fenced(&self) -> bool {
-        *self.standing.lock().unwrap_or_else(|p| p.into_inner()) == Standing::Fenced
-    }
-
-    /// Records that this node holds session `id` without knowing it owns it: until its own
-    /// commit shows up in the owner watch, a reattach of it must be committed here (even from
-    /// its bound address), and at `now` + the challenge lifetime the copy is checked against the
-    /// store's owner key and dropped if another node owns it.
-    pub fn unsure(&self, id: u64, now: Millis) {
-        self.unsure
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(id, now + CHALLENGE_LIFETIME_MS + 1_000);
-    }
-
-    /// Whether this node holds `id` without knowing it owns it.
-    pub fn is_unsure(&self, id: u64) -> bool {
-        self.unsure
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains_key(&id)
-    }
-
-    /// This node's ownership of `id` was confirmed (its owner key names this node).
-    fn confirmed(&self, id: u64) {
-        self.unsure
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&id);
-    }
-
-    /// Takes the unsure copies whose check is due at `now`.
-    fn due(&self, now: Millis) -> Vec<u64> {
-        let mut unsure = self.unsure.lock().unwrap_or_else(|p| p.into_inner());
-        let due: Vec<u64> = unsure
-            .iter()
-            .filter(|(_, &at)| at <= now)
-            .map(|(&id, _)| id)
-            .collect();
-        for id in &due {
-            unsure.remove(id);
-        }
-        due
-    }
-
-    /// Sets the standing; the one it replaced.
-    fn set(&self, standing: Standing) -> Standing {
-        std::mem::replace(
-            &mut *self.standing.lock().unwrap_or_else(|p| p.into_inner()),
-            standing,
-        )
-    }
-}
 
 /// Follows owner changes and the lease until the store's watch ends (see the module doc).
 pub async fn run(gateway: Arc<Gateway>) {
@@ -182,6 +89,29 @@ impl Gateway {
         if let Err(error) = result {
             tracing::error!(%error, "cannot mark the XDP config as clustered; sessions served by other nodes cannot be taken over here");
         }
+    }
+
+    /// Installs the record a lost compare-and-set read. Standalone, as any committed record. In a
+    /// cluster the winner may be another node: only a copy still held is refreshed (and becomes
+    /// unsure); a session released meanwhile is not brought back, since a new entry would number
+    /// its gateway nonces from the start of this node's epoch again, under the same keys.
+    pub fn install_conflicted(&self, stored: Session, keys: Arc<SessionKeys>) {
+        let id = stored.id.get();
+        if self.store.cluster().is_none() {
+            return self.sessions.install(stored, keys, first_nonce(self.epoch));
+        }
+        if !self.sessions.refresh(stored.clone()) {
+            // Released while the compare-and-set was in flight: back, with its own nonce
+            // counter, so the loser's REJECT can be sealed; unsure, so it forwards nothing.
+            let Some(mut live) = self.ownership.exhume(id) else {
+                return;
+            };
+            if live.session.state_version < stored.state_version {
+                live.session = stored;
+            }
+            self.sessions.lock().entry(id).or_insert(live);
+        }
+        self.ownership.unsure(id, self.clock.now());
     }
 
     /// In a cluster, records that this node holds `id` without knowing it owns it
@@ -243,37 +173,73 @@ impl Gateway {
         }
     }
 
-    /// Stops serving every held session: this node cannot prove it owns any of them.
+    /// Stops forwarding every held session: this node cannot prove it owns any of them. They
+    /// leave the XDP map (their packets are dropped there) and carry no downstream traffic, but
+    /// stay in the table, so a reattach still gets its authenticated REJECT
+    /// `OWNERSHIP_AMBIGUOUS` from the store's refusal.
     pub fn fence(&self, _now: Millis) {
         if self.ownership.set(Standing::Fenced) == Standing::Fenced {
             return;
         }
         tracing::warn!("this node's etcd lease is not known alive: it stops forwarding its sessions and accepts no mutation until the lease is renewed");
         for id in self.sessions.ids() {
-            self.release(
-                id,
-                RejectReason::OwnershipAmbiguous,
-                "this node's etcd lease is not known alive: removed from its table and XDP map"
-                    .into(),
+            self.remove_from_map(id);
+            let version = self
+                .sessions
+                .snapshot(id)
+                .map_or(0, |(s, _)| s.state_version);
+            self.bus.publish(
+                EventRecord::refusal(Some(id), RejectReason::OwnershipAmbiguous)
+                    .with_session_version(version)
+                    .with_detail("this node's etcd lease is not known alive: removed from its XDP map, no traffic forwarded"),
             );
         }
     }
 
-    /// Loads into the table and the map the sessions the store says this node owns.
+    /// Whether this node forwards session `id`'s traffic: not while fenced, and not a copy it
+    /// holds without knowing it owns it.
+    pub fn serves(&self, id: u64) -> bool {
+        !self.ownership.fenced() && !self.ownership.is_unsure(id)
+    }
+
+    /// Loads into the table and the map the sessions the store says this node owns, numbering
+    /// their gateway nonces under a fresh cluster epoch: this node may have sent some under its
+    /// own epoch before it was fenced.
     async fn restore_owned(&self, now: Millis) {
         let store = self.store.clone();
-        let owned = match tokio::task::spawn_blocking(move || store.list()).await {
-            Ok(Ok(owned)) => owned,
-            Ok(Err(e)) => {
+        let floor = self.epoch;
+        let read = tokio::task::spawn_blocking(move || {
+            let cluster = store.cluster()?;
+            let taken = cluster.take_epoch(floor);
+            Some(taken.and_then(|epoch| store.list().map(|owned| (epoch, owned))))
+        })
+        .await;
+        let (epoch, owned) = match read {
+            Ok(Some(Ok((epoch, owned)))) if epoch <= MAX_EPOCH => (epoch, owned),
+            Ok(Some(Ok(_))) => {
+                tracing::error!("the cluster's nonce epochs are exhausted; serving none");
+                return;
+            }
+            Ok(Some(Err(e))) => {
                 tracing::error!(error = %e, "cannot re-read the sessions this node owns; serving none");
                 return;
             }
-            Err(_) => return,
+            _ => return,
         };
         tracing::info!(
             owned = owned.len(),
             "this node's etcd lease is alive again; serving the sessions it owns"
         );
+        let owned_ids: std::collections::HashSet<u64> = owned.iter().map(|s| s.id.get()).collect();
+        for id in self.sessions.ids() {
+            if !owned_ids.contains(&id) {
+                self.release(
+                    id,
+                    RejectReason::UnknownSession,
+                    "no longer owned by this node after its lease lapsed: removed".into(),
+                );
+            }
+        }
         for mut session in owned {
             let Ok(stored) = <&[u8; SessionKeys::STORED_LEN]>::try_from(session.secrets.as_slice())
             else {
@@ -282,7 +248,7 @@ impl Gateway {
             session.last_rx = now;
             let keys = Arc::new(SessionKeys::from_stored(stored));
             self.sessions
-                .install(session.clone(), keys, first_nonce(self.epoch));
+                .install(session.clone(), keys, first_nonce(epoch));
             self.push_map(&session);
             self.routes.committed(&session);
         }
@@ -293,59 +259,13 @@ impl Gateway {
         let removed = self.sessions.lock().remove(&id);
         let Some(live) = removed else { return };
         self.remove_from_map(id);
-        tracing::info!(session = %SessionId::show(id), state_version = live.session.state_version, %detail, "session released");
+        let version = live.session.state_version;
+        tracing::info!(session = %SessionId::show(id), state_version = version, %detail, "session released");
         self.bus.publish(
             EventRecord::refusal(Some(id), reason)
-                .with_session_version(live.session.state_version)
+                .with_session_version(version)
                 .with_detail(detail),
         );
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_held_session_is_released_unless_this_node_owns_it() {
-        let me = NodeId::new(1);
-        let id = SessionId::new(7).expect("nonzero");
-        let change = |owner: Option<u16>| OwnerChange {
-            id,
-            owner: owner.map(NodeId::new),
-        };
-        let cases = [
-            (true, Some(1), OwnerVerdict::Keep),
-            (true, Some(2), OwnerVerdict::Release),
-            (true, None, OwnerVerdict::Release),
-            (false, Some(2), OwnerVerdict::Keep),
-            (false, None, OwnerVerdict::Keep),
-            (false, Some(1), OwnerVerdict::Keep),
-        ];
-        for (held, owner, want) in cases {
-            assert_eq!(
-                judge(me, held, &change(owner)),
-                want,
-                "held {held}, owner {owner:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn an_unsure_copy_is_checked_after_its_challenge_unless_confirmed() {
-        let ownership = Ownership::default();
-        ownership.unsure(9, 1_000);
-        ownership.unsure(8, 1_000);
-        assert!(ownership.is_unsure(9));
-        assert!(!ownership.is_unsure(7));
-        ownership.confirmed(8);
-        assert!(!ownership.is_unsure(8), "its owner key names this node");
-        assert!(ownership.due(1_000 + CHALLENGE_LIFETIME_MS).is_empty());
-        assert_eq!(
-            ownership.due(1_000 + CHALLENGE_LIFETIME_MS + 1_000),
-            vec![9]
-        );
-        assert!(ownership.due(u64::MAX).is_empty(), "checked once");
-        assert!(!ownership.is_unsure(9));
+        self.ownership.bury(id, live, self.clock.now());
     }
 }
