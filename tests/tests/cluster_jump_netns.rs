@@ -46,6 +46,22 @@ fn two_nodes(cluster: &mut EtcdCluster) -> (GatewayFixture, GatewayFixture, Stor
     (nodes.a, nodes.b, nodes.observer, nodes.a_link)
 }
 
+/// A new session of `f`'s client from `socket`. A HELLO may go unanswered while the machine is
+/// loaded (the session's creation is an etcd commit on three members): the client sends a new
+/// one, as a real client does after its handshake timeout.
+fn handshake(f: &GatewayFixture, socket: &std::net::UdpSocket) -> WireClient {
+    (0..4)
+        .find_map(|_| {
+            WireClient::try_handshake(
+                &f.client,
+                socket,
+                gateway(Family::V4),
+                Duration::from_secs(5),
+            )
+        })
+        .expect("a WELCOME to one of four HELLOs")
+}
+
 /// Sends one DATA packet of `c` from `socket` and waits until `f`'s XDP accepted it.
 fn data_is_accepted(c: &mut WireClient, f: &GatewayFixture, socket: &std::net::UdpSocket) {
     let before = accepted(f);
@@ -86,7 +102,7 @@ fn a_session_jumps_from_one_node_to_another_and_back_and_the_node_left_drops_its
     let on_a = client_socket(&a, Family::V4, 40001);
     let on_b = client_socket(&b, Family::V4, 40001);
 
-    let mut c = WireClient::handshake(&a.client, &on_a, gateway(Family::V4));
+    let mut c = handshake(&a, &on_a);
     let id = SessionId::new(c.id).expect("nonzero");
     assert_eq!(id.node(), NodeId::new(NODE_A));
     data_is_accepted(&mut c, &a, &on_a);
@@ -124,7 +140,7 @@ fn a_node_cut_off_from_etcd_stops_forwarding_after_its_lease_and_the_session_mov
     let (a, b, observer, a_link) = two_nodes(&mut cluster);
     let on_a = client_socket(&a, Family::V4, 40001);
     let on_b = client_socket(&b, Family::V4, 40001);
-    let mut c = WireClient::handshake(&a.client, &on_a, gateway(Family::V4));
+    let mut c = handshake(&a, &on_a);
     let id = SessionId::new(c.id).expect("nonzero");
     data_is_accepted(&mut c, &a, &on_a);
 
@@ -215,10 +231,10 @@ fn the_same_reattach_at_two_nodes_has_exactly_one_winner_100_times() {
     let mut cluster = EtcdCluster::start();
     let (a, b, observer, _) = two_nodes(&mut cluster);
     let first = client_socket(&a, Family::V4, 40001);
-    let mut c = WireClient::handshake(&a.client, &first, gateway(Family::V4));
+    let mut c = handshake(&a, &first);
     let id = SessionId::new(c.id).expect("nonzero");
     let gw = gateway(Family::V4);
-    let (mut a_wins, mut b_wins) = (0, 0);
+    let (mut a_wins, mut b_wins, mut silent_losers) = (0, 0, 0);
     for round in 0..100u16 {
         // Unauthenticated in XDP until committed there, a takeover's messages spend the
         // per-source HELLO budget (20 a second): pace the rounds within it.
@@ -235,13 +251,17 @@ fn the_same_reattach_at_two_nodes_has_exactly_one_winner_100_times() {
         let (resp_a, resp_b) = (c.path_response(&to_a), c.path_response(&to_b));
         on_a.send_to(&resp_a, gw).expect("respond to A");
         on_b.send_to(&resp_b, gw).expect("respond to B");
-        let patience = Duration::from_secs(5);
+        let patience = Duration::from_secs(3);
         let replies = [answer(&c, &on_a, patience), answer(&c, &on_b, patience)];
         let mut winners = Vec::new();
         for (node, reply) in replies.iter().enumerate() {
-            let reply = reply
-                .as_ref()
-                .unwrap_or_else(|| panic!("round {round}: no answer from node {node}"));
+            // A loser whose owner watch showed the winner's commit before it read its own
+            // PATH_RESPONSE no longer holds the session: it drops it unanswered (docs/cluster.md,
+            // "Not done yet"). The store below shows it did not win.
+            let Some(reply) = reply else {
+                silent_losers += 1;
+                continue;
+            };
             match reply.header.message_type() {
                 Some(MessageType::ReattachAck) => winners.push(node),
                 _ => assert_eq!(
@@ -269,5 +289,9 @@ fn the_same_reattach_at_two_nodes_has_exactly_one_winner_100_times() {
         .collect();
     assert_eq!(audit, (1..=101).collect::<Vec<_>>(), "one chain, no fork");
     assert_eq!(observer.store.get(id).unwrap().unwrap().state_version, 101);
-    eprintln!("A won {a_wins} rounds, B won {b_wins}");
+    eprintln!("A won {a_wins} rounds, B won {b_wins}; {silent_losers} losers unanswered");
+    assert!(
+        silent_losers < 10,
+        "{silent_losers} of 100 losers got no REJECT CONCURRENT_MUTATION"
+    );
 }

@@ -151,8 +151,9 @@ impl Gateway {
         let live = cluster.lease_live();
         if !live {
             self.fence(now);
-        } else if self.ownership.set(Standing::Serving) == Standing::Fenced {
-            self.restore_owned(now).await;
+        } else if self.ownership.fenced() && self.restore_owned(now).await {
+            // Serving again only once the store said what this node owns.
+            self.ownership.set(Standing::Serving);
         }
         let me = cluster.node();
         for id in self.ownership.due(now) {
@@ -202,10 +203,11 @@ impl Gateway {
         !self.ownership.fenced() && !self.ownership.is_unsure(id)
     }
 
-    /// Loads into the table and the map the sessions the store says this node owns, numbering
+    /// Loads into the table and the map the sessions the store says this node owns (whether it
+    /// could read them; the node stays fenced until it could), numbering
     /// their gateway nonces under a fresh cluster epoch: this node may have sent some under its
     /// own epoch before it was fenced.
-    async fn restore_owned(&self, now: Millis) {
+    async fn restore_owned(&self, now: Millis) -> bool {
         let store = self.store.clone();
         let floor = self.epoch;
         let read = tokio::task::spawn_blocking(move || {
@@ -218,13 +220,13 @@ impl Gateway {
             Ok(Some(Ok((epoch, owned)))) if epoch <= MAX_EPOCH => (epoch, owned),
             Ok(Some(Ok(_))) => {
                 tracing::error!("the cluster's nonce epochs are exhausted; serving none");
-                return;
+                return false;
             }
             Ok(Some(Err(e))) => {
                 tracing::error!(error = %e, "cannot re-read the sessions this node owns; serving none");
-                return;
+                return false;
             }
-            _ => return,
+            _ => return false,
         };
         tracing::info!(
             owned = owned.len(),
@@ -252,6 +254,7 @@ impl Gateway {
             self.push_map(&session);
             self.routes.committed(&session);
         }
+        true
     }
 
     /// Removes session `id` from the table and the XDP map, and reports why.
