@@ -18,8 +18,9 @@
 //!   challenge's lifetime and dropped unless this node owns it, so no node keeps, and its timers
 //!   never act on, a session another node serves.
 
-use super::core::Gateway;
+use super::core::Controller;
 use super::epoch::{first_nonce, MAX_EPOCH};
+use super::executor::Executor;
 pub use super::ownership_book::Ownership;
 use super::ownership_book::{judge, OwnerVerdict, Standing};
 use crate::crypto::SessionKeys;
@@ -35,12 +36,13 @@ use std::time::Duration;
 const TICK: Duration = Duration::from_millis(100);
 
 /// Follows owner changes and the lease until the store's watch ends (see the module doc).
-pub async fn run(gateway: Arc<Gateway>) {
-    if gateway.store.cluster().is_none() {
+pub async fn run(exec: Arc<Executor>) {
+    if exec.store.cluster().is_none() {
         return;
     }
-    gateway.mark_clustered();
-    let store = gateway.store.clone();
+    exec.controller().ownership.set_clustered();
+    exec.mark_clustered();
+    let store = exec.store.clone();
     let me = match store.cluster() {
         Some(cluster) => cluster.node(),
         None => return,
@@ -55,7 +57,7 @@ pub async fn run(gateway: Arc<Gateway>) {
             Ok(Some(Ok(changes))) => break changes,
             Ok(Some(Err(e))) => {
                 tracing::error!(error = %e, "cannot watch the session owners; fencing until the watch starts");
-                gateway.fence(gateway.clock.now());
+                exec.fence();
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
             _ => return,
@@ -65,70 +67,42 @@ pub async fn run(gateway: Arc<Gateway>) {
     loop {
         tokio::select! {
             change = changes.recv() => match change {
-                Some(change) => gateway.on_owner_change(me, &change),
+                Some(change) => exec.on_owner_change(me, &change),
                 None => {
                     tracing::error!("the owner watch ended; this node fences itself");
-                    gateway.fence(gateway.clock.now());
+                    exec.fence();
                     return;
                 }
             },
-            _ = tick.tick() => gateway.check_standing().await,
+            _ = tick.tick() => exec.check_standing().await,
         }
     }
 }
 
-impl Gateway {
+impl Executor {
     /// Tells the XDP program this gateway is a node of a cluster, so it passes the reattach
     /// messages of sessions it does not hold to the controller ([`super::takeover`]).
     fn mark_clustered(&self) {
-        let dataplane = self.dataplane.lock().unwrap_or_else(|p| p.into_inner());
-        let result = dataplane.config().and_then(|mut config| {
-            config.flags |= CONFIG_FLAG_CLUSTER;
-            dataplane.set_config(&config)
-        });
+        let result = {
+            let map = self.map();
+            map.config().and_then(|mut config| {
+                config.flags |= CONFIG_FLAG_CLUSTER;
+                map.set_config(&config)
+            })
+        };
         if let Err(error) = result {
             tracing::error!(%error, "cannot mark the XDP config as clustered; sessions served by other nodes cannot be taken over here");
         }
     }
 
-    /// Installs the record a lost compare-and-set read. Standalone, as any committed record. In a
-    /// cluster the winner may be another node: only a copy still held is refreshed (and becomes
-    /// unsure); a session released meanwhile is not brought back, since a new entry would number
-    /// its gateway nonces from the start of this node's epoch again, under the same keys.
-    pub fn install_conflicted(&self, stored: Session, keys: Arc<SessionKeys>) {
-        let id = stored.id.get();
-        if self.store.cluster().is_none() {
-            return self.sessions.install(stored, keys, first_nonce(self.epoch));
-        }
-        if !self.sessions.refresh(stored.clone()) {
-            // Released while the compare-and-set was in flight: back, with its own nonce
-            // counter, so the loser's REJECT can be sealed; unsure, so it forwards nothing.
-            let Some(mut live) = self.ownership.exhume(id) else {
-                return;
-            };
-            if live.session.state_version < stored.state_version {
-                live.session = stored;
-            }
-            self.sessions.lock().entry(id).or_insert(live);
-        }
-        self.ownership.unsure(id, self.clock.now());
-    }
-
-    /// In a cluster, records that this node holds `id` without knowing it owns it
-    /// ([`Ownership::unsure`]); a standalone gateway owns everything it holds.
-    pub fn unsure_of(&self, id: u64) {
-        if self.store.cluster().is_some() {
-            self.ownership.unsure(id, self.clock.now());
-        }
-    }
-
     /// Releases the session `change` names if another node owns it now.
     fn on_owner_change(&self, me: NodeId, change: &OwnerChange) {
+        let c = self.controller();
         let id = change.id.get();
         if change.owner == Some(me) {
-            self.ownership.confirmed(id);
+            c.ownership.confirmed(id);
         }
-        let held = self.sessions.lock().contains_key(&id);
+        let held = c.sessions.lock().contains_key(&id);
         if judge(me, held, change) == OwnerVerdict::Keep {
             return;
         }
@@ -142,21 +116,21 @@ impl Gateway {
         self.release(id, RejectReason::UnknownSession, detail);
     }
 
-    /// Fences or unfences the node as its lease comes and goes, and lapses unfinished takeovers.
+    /// Fences or unfences the node as its lease comes and goes, and checks unsure copies.
     async fn check_standing(&self) {
         let Some(cluster) = self.store.cluster() else {
             return;
         };
-        let now = self.clock.now();
-        let live = cluster.lease_live();
-        if !live {
-            self.fence(now);
-        } else if self.ownership.fenced() && self.restore_owned(now).await {
+        let c = self.controller();
+        let now = c.clock.now();
+        if !cluster.lease_live() {
+            self.fence();
+        } else if c.ownership.fenced() && self.restore_owned(now).await {
             // Serving again only once the store said what this node owns.
-            self.ownership.set(Standing::Serving);
+            c.ownership.set(Standing::Serving);
         }
         let me = cluster.node();
-        for id in self.ownership.due(now) {
+        for id in c.ownership.due(now) {
             let store = self.store.clone();
             let sid = SessionId::new(id);
             let owner = tokio::task::spawn_blocking(move || {
@@ -178,17 +152,15 @@ impl Gateway {
     /// leave the XDP map (their packets are dropped there) and carry no downstream traffic, but
     /// stay in the table, so a reattach still gets its authenticated REJECT
     /// `OWNERSHIP_AMBIGUOUS` from the store's refusal.
-    pub fn fence(&self, _now: Millis) {
-        if self.ownership.set(Standing::Fenced) == Standing::Fenced {
+    pub fn fence(&self) {
+        let c = self.controller();
+        if c.ownership.set(Standing::Fenced) == Standing::Fenced {
             return;
         }
         tracing::warn!("this node's etcd lease is not known alive: it stops forwarding its sessions and accepts no mutation until the lease is renewed");
-        for id in self.sessions.ids() {
+        for id in c.sessions.ids() {
             self.remove_from_map(id);
-            let version = self
-                .sessions
-                .snapshot(id)
-                .map_or(0, |(s, _)| s.state_version);
+            let version = c.sessions.snapshot(id).map_or(0, |(s, _)| s.state_version);
             self.bus.publish(
                 EventRecord::refusal(Some(id), RejectReason::OwnershipAmbiguous)
                     .with_session_version(version)
@@ -197,19 +169,14 @@ impl Gateway {
         }
     }
 
-    /// Whether this node forwards session `id`'s traffic: not while fenced, and not a copy it
-    /// holds without knowing it owns it.
-    pub fn serves(&self, id: u64) -> bool {
-        !self.ownership.fenced() && !self.ownership.is_unsure(id)
-    }
-
     /// Loads into the table and the map the sessions the store says this node owns (whether it
-    /// could read them; the node stays fenced until it could), numbering
-    /// their gateway nonces under a fresh cluster epoch: this node may have sent some under its
-    /// own epoch before it was fenced.
+    /// could read them; the node stays fenced until it could), numbering their gateway nonces
+    /// under a fresh cluster epoch: this node may have sent some under its own epoch before it
+    /// was fenced. Sessions it holds but no longer owns are released.
     async fn restore_owned(&self, now: Millis) -> bool {
+        let c = self.controller();
         let store = self.store.clone();
-        let floor = self.epoch;
+        let floor = c.epoch;
         let read = tokio::task::spawn_blocking(move || {
             let cluster = store.cluster()?;
             let taken = cluster.take_epoch(floor);
@@ -233,7 +200,7 @@ impl Gateway {
             "this node's etcd lease is alive again; serving the sessions it owns"
         );
         let owned_ids: std::collections::HashSet<u64> = owned.iter().map(|s| s.id.get()).collect();
-        for id in self.sessions.ids() {
+        for id in c.sessions.ids() {
             if !owned_ids.contains(&id) {
                 self.release(
                     id,
@@ -249,17 +216,18 @@ impl Gateway {
             };
             session.last_rx = now;
             let keys = Arc::new(SessionKeys::from_stored(stored));
-            self.sessions
+            c.sessions
                 .install(session.clone(), keys, first_nonce(epoch));
-            self.push_map(&session);
-            self.routes.committed(&session);
+            self.push_map(session.id.get(), &session.map_entry());
+            c.routes.committed(&session);
         }
         true
     }
 
     /// Removes session `id` from the table and the XDP map, and reports why.
     pub fn release(&self, id: u64, reason: RejectReason, detail: String) {
-        let removed = self.sessions.lock().remove(&id);
+        let c = self.controller();
+        let removed = c.sessions.lock().remove(&id);
         let Some(live) = removed else { return };
         self.remove_from_map(id);
         let version = live.session.state_version;
@@ -269,6 +237,37 @@ impl Gateway {
                 .with_session_version(version)
                 .with_detail(detail),
         );
-        self.ownership.bury(id, live, self.clock.now());
+        c.ownership.bury(id, live, c.clock.now());
+    }
+}
+
+impl Controller {
+    /// Installs the record a lost compare-and-set read. Standalone, as any committed record. In a
+    /// cluster the winner may be another node: only a copy still held is refreshed (and becomes
+    /// unsure); a session released meanwhile is not brought back fresh, since a new entry would
+    /// number its gateway nonces from the start of this node's epoch again, under the same keys.
+    pub(super) fn install_conflicted(&self, stored: Session, keys: Arc<SessionKeys>) {
+        let id = stored.id.get();
+        if !self.ownership.clustered() {
+            return self.sessions.install(stored, keys, first_nonce(self.epoch));
+        }
+        if !self.sessions.refresh(stored.clone()) {
+            // Released while the compare-and-set was in flight: back, with its own nonce
+            // counter, so the loser's REJECT can be sealed; unsure, so it forwards nothing.
+            let Some(mut live) = self.ownership.exhume(id) else {
+                return;
+            };
+            if live.session.state_version < stored.state_version {
+                live.session = stored;
+            }
+            self.sessions.lock().entry(id).or_insert(live);
+        }
+        self.ownership.unsure(id, self.clock.now());
+    }
+
+    /// Whether this node forwards session `id`'s traffic: not while fenced, and not a copy it
+    /// holds without knowing it owns it.
+    pub(super) fn serves(&self, id: u64) -> bool {
+        !self.ownership.fenced() && !self.ownership.is_unsure(id)
     }
 }

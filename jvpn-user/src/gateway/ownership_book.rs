@@ -42,6 +42,8 @@ pub enum Standing {
 /// installed).
 #[derive(Default)]
 pub struct Ownership {
+    /// Whether the gateway is a node of a cluster (set once its owner watch starts).
+    clustered: std::sync::atomic::AtomicBool,
     standing: Mutex<Standing>,
     /// Session id -> when the copy is checked against the store's owner key.
     unsure: Mutex<HashMap<u64, Millis>>,
@@ -52,6 +54,17 @@ pub struct Ownership {
 }
 
 impl Ownership {
+    /// Records that the gateway is a node of a cluster.
+    pub fn set_clustered(&self) {
+        self.clustered
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Whether the gateway is a node of a cluster: a standalone gateway owns all it holds.
+    pub fn clustered(&self) -> bool {
+        self.clustered.load(std::sync::atomic::Ordering::Acquire)
+    }
+
     /// Whether the node is fenced (takes nothing over while it is).
     pub fn fenced(&self) -> bool {
         *self.standing.lock().unwrap_or_else(|p| p.into_inner()) == Standing::Fenced

@@ -16,14 +16,16 @@
 //! usable keys, a client this node does not authorise, a request that does not open, a fenced
 //! node: the session stays unknown here and nothing is written.
 
-use super::core::Gateway;
+use super::core::Controller;
+use super::effect::Effect;
 use super::epoch::{first_nonce, MAX_EPOCH};
+use super::executor::Executor;
 use crate::crypto::{open_body, Direction, SessionKeys};
 use crate::events::EventRecord;
 use crate::session::{Millis, Session, SessionId};
 use jvpn_common::control::ReattachRequest;
 use jvpn_common::maps::SessionState;
-use jvpn_common::{RejectReason, WireHeader};
+use jvpn_common::{MessageType, RejectReason, WireHeader};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -43,80 +45,133 @@ pub fn refusal(session: &Session, authorised: bool) -> Option<&'static str> {
     None
 }
 
-impl Gateway {
-    /// If `datagram` (a REATTACH_REQUEST) names a session this node does not hold and the store
-    /// is shared, prepares its takeover (see the module doc). Does nothing otherwise.
-    pub async fn take_over_if_unknown(&self, datagram: &[u8], from: SocketAddr, now: Millis) {
-        if self.store.cluster().is_none() {
-            return;
+impl Executor {
+    /// Whether `datagram` is a REATTACH_REQUEST for a session this clustered node does not hold
+    /// while it may serve: its takeover must read the store first
+    /// ([`Self::take_over_and_receive`]).
+    pub fn needs_takeover(&self, datagram: &[u8]) -> bool {
+        let c = self.controller();
+        if !c.ownership.clustered() || c.ownership.fenced() {
+            return false;
         }
         let Ok(header) = WireHeader::parse(datagram) else {
+            return false;
+        };
+        header.message_type() == Some(MessageType::ReattachRequest)
+            && !c.sessions.lock().contains_key(&header.session_id.get())
+    }
+
+    /// Reads the session `datagram` names from the store, lets the controller decide whether to
+    /// take it over ([`Controller::admit_takeover`]), takes a fresh cluster epoch for it and
+    /// installs it ([`Controller::adopt`]); then handles the datagram as any other.
+    pub async fn take_over_and_receive(self: Arc<Self>, mut datagram: Vec<u8>, from: SocketAddr) {
+        self.prepare_takeover(&datagram, from).await;
+        self.receive(&mut datagram, from).await;
+    }
+
+    async fn prepare_takeover(&self, datagram: &[u8], from: SocketAddr) {
+        let c = self.controller();
+        let Some(id) = WireHeader::parse(datagram)
+            .ok()
+            .and_then(|h| SessionId::new(h.session_id.get()))
+        else {
             return;
         };
-        let Some(id) = SessionId::new(header.session_id.get()) else {
-            return;
-        };
-        if self.sessions.lock().contains_key(&id.get()) || self.ownership.fenced() {
-            return;
-        }
         let store = self.store.clone();
-        let read = tokio::task::spawn_blocking(move || store.get(id)).await;
-        let mut session = match read {
+        let session = match tokio::task::spawn_blocking(move || store.get(id)).await {
             Ok(Ok(Some(session))) => session,
             Ok(Ok(None)) | Err(_) => return,
-            Ok(Err(e)) => return self.takeover_refused(id, from, &e.to_string()),
+            Ok(Err(e)) => {
+                self.bus.publish(refused(id, from, &e.to_string()));
+                return;
+            }
         };
+        let mut out = Vec::new();
+        let keys = c.admit_takeover(&session, datagram, from, &mut out);
+        self.execute(out).await;
+        let Some(keys) = keys else { return };
+        let store = self.store.clone();
+        let floor = c.epoch;
+        let epoch = tokio::task::spawn_blocking(move || {
+            store.cluster().map(|cluster| cluster.take_epoch(floor))
+        })
+        .await;
+        match epoch {
+            Ok(Some(Ok(epoch))) if epoch <= MAX_EPOCH => {
+                c.adopt(session, keys, epoch, from, c.clock.now())
+            }
+            Ok(Some(Ok(_))) => {
+                self.bus.publish(refused(
+                    id,
+                    from,
+                    "the cluster's nonce epochs are exhausted",
+                ));
+            }
+            Ok(Some(Err(e))) => {
+                self.bus.publish(refused(id, from, &e.to_string()));
+            }
+            _ => {}
+        }
+    }
+}
+
+impl Controller {
+    /// Decides whether the stored `session` may be taken over for `datagram` (a
+    /// REATTACH_REQUEST): its keys if so. Refusals are pushed as events into `out`.
+    pub(super) fn admit_takeover(
+        &self,
+        session: &Session,
+        datagram: &[u8],
+        from: SocketAddr,
+        out: &mut Vec<Effect>,
+    ) -> Option<Arc<SessionKeys>> {
         let authorised = self
             .settings
             .clients()
             .iter()
             .any(|c| c.public_key.as_bytes() == &session.client_key);
-        if let Some(why) = refusal(&session, authorised) {
-            return self.takeover_refused(id, from, why);
+        if let Some(why) = refusal(session, authorised) {
+            out.push(Effect::Publish(refused(session.id, from, why)));
+            return None;
         }
-        let Ok(stored) = <&[u8; SessionKeys::STORED_LEN]>::try_from(session.secrets.as_slice())
-        else {
-            return;
-        };
+        let stored = <&[u8; SessionKeys::STORED_LEN]>::try_from(session.secrets.as_slice()).ok()?;
         let keys = Arc::new(SessionKeys::from_stored(stored));
         if let Err(e) = open_body::<ReattachRequest>(&keys, Direction::ClientToGateway, datagram) {
             // Nothing is installed for a request that does not authenticate.
-            return self.seal_failed(datagram, from, &e);
+            self.seal_failed(datagram, from, &e, out);
+            return None;
         }
-        let store = self.store.clone();
-        let floor = self.epoch;
-        let epoch = tokio::task::spawn_blocking(move || {
-            store.cluster().map(|cluster| cluster.take_epoch(floor))
-        })
-        .await;
-        let epoch = match epoch {
-            Ok(Some(Ok(epoch))) if epoch <= MAX_EPOCH => epoch,
-            Ok(Some(Ok(_))) => {
-                return self.takeover_refused(id, from, "the cluster's nonce epochs are exhausted")
-            }
-            Ok(Some(Err(e))) => return self.takeover_refused(id, from, &e.to_string()),
-            _ => return,
-        };
+        Some(keys)
+    }
+
+    /// Places the stored `session` in the live table, numbering its gateway nonces under
+    /// `epoch`, as a copy this node does not own yet: the reattach that follows commits it.
+    pub(super) fn adopt(
+        &self,
+        mut session: Session,
+        keys: Arc<SessionKeys>,
+        epoch: u64,
+        from: SocketAddr,
+        now: Millis,
+    ) {
         // The stored last_rx is on the previous owner's clock; give the session a full
         // keepalive period on this one.
         session.last_rx = now;
-        let version = session.state_version;
+        let (id, version) = (session.id, session.state_version);
         self.hellos
             .remember(session.client_key, session.hello_timestamp);
         self.ownership.unsure(id.get(), now);
         self.sessions.install(session, keys, first_nonce(epoch));
         tracing::info!(session = %id, state_version = version, peer = %from, epoch, "taking the session over from the cluster's store");
     }
+}
 
-    /// Reports a takeover this node refused; the request then meets an unknown session.
-    fn takeover_refused(&self, id: SessionId, from: SocketAddr, why: &str) {
-        tracing::warn!(session = %id, peer = %from, why, "not taking the session over");
-        self.bus.publish(
-            EventRecord::refusal(Some(id.get()), RejectReason::OwnershipAmbiguous)
-                .with_peer(from)
-                .with_detail(format!("not taken over from the cluster's store: {why}")),
-        );
-    }
+/// The event of a takeover this node refused; the request then meets an unknown session.
+fn refused(id: SessionId, from: SocketAddr, why: &str) -> EventRecord {
+    tracing::warn!(session = %id, peer = %from, why, "not taking the session over");
+    EventRecord::refusal(Some(id.get()), RejectReason::OwnershipAmbiguous)
+        .with_peer(from)
+        .with_detail(format!("not taken over from the cluster's store: {why}"))
 }
 
 #[cfg(test)]
