@@ -14,6 +14,7 @@
 mod admission;
 mod determinism;
 mod paths;
+mod takeover;
 mod timers;
 
 use super::clock::ControllerClock;
