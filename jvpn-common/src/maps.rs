@@ -173,6 +173,12 @@ pub enum DataplaneMode {
     Monitor = 1,
 }
 
+/// [`GatewayConfig::flags`]: the gateway is a node of a cluster. A REATTACH_REQUEST or
+/// PATH_RESPONSE of a session not in the map may belong to a session another node served, so it
+/// goes to the controller (which looks it up in the shared store) instead of being dropped as
+/// `UNKNOWN_SESSION`, within the per-source HELLO budget, since it is not authenticated here.
+pub const CONFIG_FLAG_CLUSTER: u8 = 1;
+
 /// The dataplane's configuration, the single entry of the config map. Written by the controller.
 ///
 /// Until a port is set the program passes everything: an unconfigured program must not black-hole
@@ -184,8 +190,8 @@ pub struct GatewayConfig {
     pub port: Be16,
     /// [`DataplaneMode`] as a byte.
     pub mode: u8,
-    /// Explicit padding, zero.
-    pub _pad: u8,
+    /// `CONFIG_FLAG_*` bits; 0 is a standalone gateway (the byte was padding before, always 0).
+    pub flags: u8,
     /// HELLO tokens added per second, per source address.
     pub hello_rate: u32,
     /// HELLO bucket size per source address.

@@ -3,10 +3,12 @@
 //! window (through [`crate::replay`]) and the HELLO buckets (through [`crate::hello`]).
 
 use crate::maps::JVPN_SESSIONS;
+use crate::ratelimit::admit_hello;
 use crate::verdict::{Refusal, Seen, Verdict};
 use crate::{hello, replay};
 use aya_ebpf::programs::XdpContext;
 use jvpn_common::abi::HEADER_LEN;
+use jvpn_common::maps::CONFIG_FLAG_CLUSTER;
 use jvpn_common::siphash::SipKey;
 use jvpn_common::version::check_version;
 use jvpn_common::{
@@ -58,6 +60,18 @@ pub fn try_jvpn_xdp(
     // 3. The session must exist and the tag verify before anything of it is touched.
     let session_id = header.session_id.get();
     let Some(session) = session(session_id) else {
+        // In a cluster, another node may have served it: the controller looks it up in the
+        // shared store. Unauthenticated here, so within the per-source HELLO budget.
+        let takeover = matches!(
+            msg_type,
+            MessageType::ReattachRequest | MessageType::PathResponse
+        );
+        if takeover && config.flags & CONFIG_FLAG_CLUSTER != 0 {
+            if !admit_hello(&datagram.source.addr, config) {
+                return Err(seen.refuse(RejectReason::HandshakeRate));
+            }
+            return Ok(Verdict::ToController);
+        }
         return Err(seen.refuse(RejectReason::UnknownSession));
     };
     if !header.tag_verifies(SipKey::from_bytes(&session.header_key)) {

@@ -1,7 +1,9 @@
 //! The real jvpn XDP object through `BPF_PROG_TEST_RUN`, on HELLO admission beyond the decision
 //! list's rows: the cookie under load (within and over the cookie budget, a mac2 for this source,
 //! for another source, under the previous secret), the per-/64 buckets of IPv6 sources, and the
-//! global HELLO budget that makes a cookie necessary once spent.
+//! global HELLO budget that makes a cookie necessary once spent; and, on a node of a cluster, the
+//! reattach messages of sessions not in the map, which pass to the controller within the same
+//! per-source budget.
 //!
 //! Runs as root; each test loads its own copy of the object and pins itself to CPU 0, since the
 //! global budgets are per CPU.
@@ -140,4 +142,44 @@ fn once_the_global_budget_is_spent_every_hello_needs_a_cookie() {
     let cookie = cookie_for(&COOKIE_SECRET, f.client);
     assert_eq!(dp.run(&f.frame(hello(9, Some(cookie)))), XDP_PASS);
     assert_eq!(to_controller(&dp), 4);
+}
+
+/// A clustered gateway (CONFIG_FLAG_CLUSTER) passes the REATTACH_REQUEST and PATH_RESPONSE of
+/// a session it does not hold to the controller, which looks it up in the shared store, within
+/// the per-source HELLO budget; its DATA, KEEPALIVE and TERMINATE stay UNKNOWN_SESSION, and a
+/// standalone gateway drops them all.
+#[test]
+fn a_clustered_gateway_passes_unknown_sessions_reattaches_within_the_hello_budget() {
+    use jvpn_common::maps::CONFIG_FLAG_CLUSTER;
+    use jvpn_common::MessageType::{Data, Keepalive, PathResponse, ReattachRequest, Terminate};
+    let unknown = 0x0002_0000_0000_0077;
+    let f = Family::v4(None);
+    let frame = |t| {
+        f.udp(f.client, message(t, unknown, 3, 9, &[7; 16], 32))
+            .frame()
+    };
+    let standalone = load(|_| {});
+    for t in [ReattachRequest, PathResponse, Data, Keepalive, Terminate] {
+        assert_eq!(standalone.run(&frame(t)), XDP_DROP, "standalone: {t:?}");
+    }
+    assert_eq!(refused(&standalone, RejectReason::UnknownSession), 5);
+
+    let clustered = load(|cfg| {
+        cfg.flags = CONFIG_FLAG_CLUSTER;
+        cfg.hello_burst = 2;
+        cfg.hello_rate = 0;
+    });
+    for t in [Data, Keepalive, Terminate] {
+        assert_eq!(clustered.run(&frame(t)), XDP_DROP, "clustered: {t:?}");
+    }
+    assert_eq!(refused(&clustered, RejectReason::UnknownSession), 3);
+    assert_eq!(clustered.run(&frame(ReattachRequest)), XDP_PASS);
+    assert_eq!(clustered.run(&frame(PathResponse)), XDP_PASS);
+    assert_eq!(to_controller(&clustered), 2);
+    assert_eq!(
+        clustered.run(&frame(ReattachRequest)),
+        XDP_DROP,
+        "the source's budget is spent"
+    );
+    assert_eq!(refused(&clustered, RejectReason::HandshakeRate), 1);
 }

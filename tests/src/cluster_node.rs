@@ -111,3 +111,80 @@ pub fn try_reattach(
 fn machine() -> SessionMachine {
     SessionMachine::new(Timers::default())
 }
+
+/// Makes `f` a node of `cluster`: its config gains a `[cluster]` table (node `node`, the
+/// cluster key `key`, a 2 s lease) and its gateway runs on `--store etcd://` through a link to
+/// the hub. Call before starting it; returns the hub side of the link, to cut it.
+pub fn join(
+    f: &mut crate::gateway::GatewayFixture,
+    cluster: &mut EtcdCluster,
+    node: u16,
+    key: &jvpn_user::crypto::keys::PresharedKey,
+) -> String {
+    let link = cluster.attach(&f.hosts.gateway);
+    let config = f.dir.path().join("gateway.toml");
+    let mut text = std::fs::read_to_string(&config).expect("read the gateway config");
+    text.push_str(&format!(
+        "[cluster]\nnode_id = {node}\nkey_id = 1\nkey = \"{}\"\nlease_ttl_secs = {}\n",
+        key.to_base64().as_str(),
+        TEST_LEASE_TTL.as_secs()
+    ));
+    std::fs::write(&config, text).expect("write the gateway config");
+    f.extra_args = vec![
+        "--store".into(),
+        format!("etcd://{}", cluster.endpoints().join(",")),
+    ];
+    link
+}
+
+/// Gives gateway `to` the identity and clients of `from` (its key and config), as the nodes of
+/// one cluster share them: a client's handshake and sessions are good on either.
+pub fn share_identity(
+    from: &crate::gateway::GatewayFixture,
+    to: &mut crate::gateway::GatewayFixture,
+) {
+    for file in ["gateway.key", "gateway.toml"] {
+        std::fs::copy(from.dir.path().join(file), to.dir.path().join(file))
+            .unwrap_or_else(|e| panic!("copy {file} to the second gateway: {e}"));
+    }
+    to.gateway_public_key = from.gateway_public_key;
+}
+
+/// Two gateways of one cluster (nodes 1 and 2) sharing an identity, both started with XDP
+/// attached, an observer node of the store (9), and the hub side of A's link to etcd.
+pub struct TwoGateways {
+    /// Node 1.
+    pub a: crate::gateway::GatewayFixture,
+    /// Node 2.
+    pub b: crate::gateway::GatewayFixture,
+    /// A store client of its own, to read what etcd holds.
+    pub observer: StoreNode,
+    /// The hub side of A's link to etcd (cut it to isolate A).
+    pub a_link: String,
+}
+
+/// The node id of [`TwoGateways::a`].
+pub const NODE_A: u16 = 1;
+/// The node id of [`TwoGateways::b`].
+pub const NODE_B: u16 = 2;
+
+impl TwoGateways {
+    /// Starts both gateways on `cluster`.
+    pub fn start(cluster: &mut EtcdCluster) -> Self {
+        let key = jvpn_user::crypto::keys::PresharedKey::generate();
+        let mut a = crate::gateway::GatewayFixture::new();
+        let mut b = crate::gateway::GatewayFixture::new();
+        share_identity(&a, &mut b);
+        let a_link = join(&mut a, cluster, NODE_A, &key);
+        join(&mut b, cluster, NODE_B, &key);
+        a.start(&[]);
+        b.start(&[]);
+        let observer = StoreNode::connect_with_key(cluster, 9, *key.as_bytes());
+        Self {
+            a,
+            b,
+            observer,
+            a_link,
+        }
+    }
+}

@@ -33,6 +33,9 @@ pub enum BenchName {
     Flood,
     /// jvpn beside boringtun and the bare veth: TCP throughput and CPU per GB (issue 10).
     Peers,
+    /// Reattach transitions on etcd beside the embedded store; a session's move between nodes
+    /// (issue 11).
+    Cluster,
     /// Every benchmark above, in that order.
     All,
 }
@@ -46,7 +49,15 @@ impl BenchName {
             BenchName::Tunnel => &["tunnel"],
             BenchName::Flood => &["flood"],
             BenchName::Peers => &["peers"],
-            BenchName::All => &["dataplane", "controller", "tunnel", "flood", "peers"],
+            BenchName::Cluster => &["cluster"],
+            BenchName::All => &[
+                "dataplane",
+                "controller",
+                "tunnel",
+                "flood",
+                "peers",
+                "cluster",
+            ],
         }
     }
 }
@@ -54,7 +65,7 @@ impl BenchName {
 /// The package that declares bench `target`.
 fn package_of(target: &str) -> &'static str {
     match target {
-        "tunnel" | "flood" | "peers" => TESTS_PACKAGE,
+        "tunnel" | "flood" | "peers" | "cluster" => TESTS_PACKAGE,
         _ => USER_PACKAGE,
     }
 }

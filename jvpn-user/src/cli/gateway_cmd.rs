@@ -48,6 +48,7 @@ async fn open(options: &GatewayOptions) -> Result<(GatewayIo, RunSettings, Guard
         &options.config,
         redb,
     )?;
+    let epoch = cluster::boot_epoch(store.as_ref(), epoch)?;
     let mut dp_options = DataplaneOptions::new(options.iface.clone());
     dp_options.port = options.port;
     dp_options.max_sessions = options.max_sessions;

@@ -97,7 +97,7 @@ impl DataplaneOptions {
         GatewayConfig {
             port: Be16::new(self.port),
             mode: self.mode as u8,
-            _pad: 0,
+            flags: 0,
             hello_rate: self.hello_rate,
             hello_burst: self.hello_burst,
             events_per_second: self.events_per_second,

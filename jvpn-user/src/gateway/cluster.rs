@@ -22,6 +22,12 @@ pub enum ClusterError {
         /// The config file.
         config: PathBuf,
     },
+    /// The cluster's epoch counter passed the largest epoch a nonce can carry.
+    #[error("the cluster's nonce epoch counter reached {epoch}, past the largest usable epoch; start a new cluster prefix (clients re-handshake)")]
+    EpochsExhausted {
+        /// The epoch the counter gave.
+        epoch: u64,
+    },
     /// The etcd store could not be reached or set up.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -49,4 +55,19 @@ pub fn session_store(
     let store = EtcdStore::connect(options)?;
     tracing::info!(node = cluster.node.get(), endpoints = ?endpoints, "sessions are kept in the etcd cluster");
     Ok((Arc::new(store), Some(embedded)))
+}
+
+/// This run's boot epoch: `local` ([`super::epoch::advance`]) on a standalone gateway; in a
+/// cluster, an epoch above it and above every epoch any node took before
+/// ([`crate::store::ClusterMembership::take_epoch`]), so no two nodes ever number a session's
+/// gateway-to-client nonces alike.
+pub fn boot_epoch(store: &dyn SessionStore, local: u64) -> Result<u64, ClusterError> {
+    let Some(cluster) = store.cluster() else {
+        return Ok(local);
+    };
+    let epoch = cluster.take_epoch(local)?;
+    if epoch > super::epoch::MAX_EPOCH {
+        return Err(ClusterError::EpochsExhausted { epoch });
+    }
+    Ok(epoch)
 }

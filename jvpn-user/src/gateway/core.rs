@@ -117,6 +117,9 @@ pub struct Controller {
     pub(super) capacity: usize,
     /// Whether opened DATA goes anywhere (the config has a tunnel).
     pub(super) tunnel: bool,
+    /// In a cluster: whether this node may serve, and the copies it holds without proof of
+    /// ownership ([`super::ownership`]).
+    pub(super) ownership: super::ownership_book::Ownership,
     /// The randomness of path challenge tokens and session ids; seeded in tests, so the same
     /// inputs give the same effects (spec section 12).
     rng: Mutex<StdRng>,
@@ -164,6 +167,7 @@ impl Controller {
             client_totals: Default::default(),
             capacity: parts.capacity as usize,
             tunnel,
+            ownership: Default::default(),
             rng: Mutex::new(rng),
         };
         (controller, vec![Effect::PushHelloGuard { now }])
@@ -365,8 +369,8 @@ impl Controller {
                         .snapshot(stored.id.get())
                         .map(|(_, k)| k)
                         .unwrap_or(keys);
-                    self.sessions
-                        .install(stored, keys, super::epoch::first_nonce(self.epoch));
+                    // In a cluster the winner may be another node ([`super::ownership`]).
+                    self.install_conflicted(stored, keys);
                 }
                 tracing::warn!(
                     session = %t.session.id,

@@ -163,6 +163,21 @@ impl SessionTable {
         }
     }
 
+    /// Replaces the record of a session still held, if `session` is newer; whether it is held.
+    /// Unlike [`Self::install`], never adds one.
+    pub fn refresh(&self, session: Session) -> bool {
+        let mut table = self.lock();
+        let Some(live) = table.get_mut(&session.id.get()) else {
+            return false;
+        };
+        if live.session.state_version < session.state_version {
+            live.challenges
+                .retain(|c| c.version >= session.state_version);
+            live.session = session;
+        }
+        true
+    }
+
     /// Applies telemetry: replaces the record if the version is unchanged.
     pub fn telemetry(&self, session: &Session) {
         if let Some(live) = self.lock().get_mut(&session.id.get()) {

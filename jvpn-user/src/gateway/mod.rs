@@ -45,6 +45,9 @@
 //!   table and the map after a while.
 //! - [`recovery`]: after lost maps, the paced PATH_CHALLENGE of every RECOVERING session at its
 //!   last binding (a controller step per challenge, paced by the shell).
+//! - [`ownership`], [`ownership_book`], [`takeover`]: in a cluster, releasing sessions another
+//!   node owns, fencing when the lease lapses, and taking a session over from the shared store
+//!   (the store read in the shell, the decision in the controller).
 //! - [`udp`]: the gateway's UDP socket, bound to `listen` and to the XDP interface.
 //! - [`api`]: what the control socket and the metrics read.
 //! - [`show`]: `jvpn show`, per client and session.
@@ -72,6 +75,8 @@ pub mod hello_guard;
 pub mod hello_replay;
 pub mod latency;
 pub mod live;
+pub mod ownership;
+pub mod ownership_book;
 pub mod reattach;
 pub mod reconcile;
 pub mod recovery;
@@ -88,6 +93,7 @@ pub mod routes;
 pub mod session_map;
 pub mod shell;
 pub mod show;
+pub mod takeover;
 pub mod terminated;
 pub mod timers;
 pub mod traffic;

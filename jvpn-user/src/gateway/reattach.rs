@@ -79,7 +79,8 @@ impl Controller {
             return self.refuse(id, from, &header, reason, current, detail, now, out);
         }
         let binding = TransportBinding::from_socket_addr(from);
-        if session.state == SessionState::Attached && session.binding == binding {
+        let owned_here = !self.ownership.is_unsure(id);
+        if session.state == SessionState::Attached && session.binding == binding && owned_here {
             // Already bound here: nothing to move. Acknowledge the current version.
             let ack = ReattachAck {
                 new_version: Be64::new(current),

@@ -186,6 +186,7 @@ pub async fn run(
     tasks.spawn(guard_hellos(exec.clone()));
     tasks.spawn(run_timers(exec.clone()));
     tasks.spawn(super::recovery::run(exec.clone(), recovery_pace));
+    tasks.spawn(super::ownership::run(exec.clone()));
     if let Some(tun) = exec.tun() {
         tasks.spawn(tunnel::run_tun_reader(exec.clone(), tun.clone()));
     }
@@ -230,6 +231,12 @@ async fn receive_loop(
         let from = SocketAddr::new(from.ip().to_canonical(), from.port());
         let controller = exec.controller();
         let datagram = &mut buf[..len];
+        if exec.needs_takeover(datagram) {
+            // The store read of a takeover must not hold up the receive loop.
+            let (exec, datagram) = (exec.clone(), datagram.to_vec());
+            tokio::spawn(async move { exec.take_over_and_receive(datagram, from).await });
+            continue;
+        }
         controller.handle(datagram, from, controller.clock().now(), &mut effects);
         exec.run_step(&mut effects, datagram, Some(&pool)).await;
     }

@@ -109,7 +109,9 @@ impl Controller {
         let key = self.routes.owner(dst)?;
         let cached = self.routes.carrier(&key);
         let table = self.sessions.lock();
-        let usable = |s: &Session| s.state == SessionState::Attached && s.client_key == key;
+        let usable = |s: &Session| {
+            s.state == SessionState::Attached && s.client_key == key && self.serves(s.id.get())
+        };
         let session = match cached.and_then(|id| table.get(&id)).map(|l| &l.session) {
             Some(s) if usable(s) => s,
             _ => {

@@ -10,11 +10,13 @@
 //!
 //! - [`redb`]: the embedded default, [`RedbStore`], in a state directory.
 //! - [`etcd`]: [`EtcdStore`], the clustered store shared by gateway nodes (`--store etcd://...`).
+//! - [`cluster`]: [`ClusterMembership`], what a clustered store adds for the gateway.
 //! - [`codec`]: the byte layout of stored records.
 //! - [`group`]: [`GroupCommitter`], which batches concurrent CASes into one durable commit.
 //! - [`private`]: the state directory's modes (0700, files 0600): it holds session keys.
 //! - [`validate`]: the checks every CAS request passes before it may be written.
 
+pub mod cluster;
 pub mod codec;
 pub mod etcd;
 pub mod group;
@@ -38,6 +40,7 @@ use std::time::Duration;
 
 pub use self::etcd::EtcdStore;
 pub use self::redb::RedbStore;
+pub use cluster::ClusterMembership;
 pub use codec::CodecError;
 pub use group::{CasTicket, GroupCommitter};
 pub use validate::MutationRefused;
@@ -270,6 +273,11 @@ pub trait SessionStore: Send + Sync {
 
     /// Whether `id` was ever issued on this gateway (even if its record is gone).
     fn is_issued(&self, id: SessionId) -> Result<bool, StoreError>;
+
+    /// The cluster this store is shared by, if it is: a standalone store has none.
+    fn cluster(&self) -> Option<&dyn ClusterMembership> {
+        None
+    }
 
     /// Most requests one [`SessionStore::compare_and_set_batch`] should carry (a group
     /// committer cuts its batches to this). Unbounded unless the backend says otherwise.

@@ -86,7 +86,7 @@ pub fn config(mode: DataplaneMode) -> GatewayConfig {
     GatewayConfig {
         port: Be16::new(PORT),
         mode: mode as u8,
-        _pad: 0,
+        flags: 0,
         hello_rate: 0,
         hello_burst: 2,
         events_per_second: 1_000,

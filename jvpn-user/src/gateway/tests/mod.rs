@@ -18,6 +18,7 @@ mod recovery;
 mod rekeying;
 mod reload;
 mod replays;
+mod takeover;
 mod timers;
 
 use super::clock::ControllerClock;

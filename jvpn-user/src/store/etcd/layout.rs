@@ -6,6 +6,7 @@
 //! | `P/a/{id}/{to_version}`      | the STATE_CHANGE record to that version, sealed | none       |
 //! | `P/i/{id}`                   | issued: creation time in ms (decimal)         | none         |
 //! | `P/o/{id}`                   | owner: the node id (decimal)                  | the owner's  |
+//! | `P/e`                        | the cluster's nonce epoch counter (decimal)   | none         |
 //!
 //! Ids are 16 hex digits and versions 16 hex digits, so keys sort as their numbers do and a
 //! session's audit records are one range. The owner key lives under its node's lease: when a node
@@ -70,6 +71,11 @@ impl Layout {
     /// Every owner key.
     pub fn owners(&self) -> String {
         format!("{}/o/", self.prefix)
+    }
+
+    /// The cluster's nonce epoch counter ([`super::epoch`]).
+    pub fn epoch(&self) -> String {
+        format!("{}/e", self.prefix)
     }
 
     /// What `key` names, if it is a session or owner key of this layout.

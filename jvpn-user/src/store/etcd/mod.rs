@@ -14,8 +14,10 @@
 //!
 //! - [`layout`]: the keys. - [`seal`]: sealing under the cluster key. - [`options`]: endpoints,
 //!   TLS, timeouts. - [`lease`]: the node's lease. - [`txn`]: the compare-and-set transaction and
-//!   the re-read of an unknown outcome. - [`read`]: reads and the owner watch.
+//!   the re-read of an unknown outcome. - [`read`]: reads and the owner watch. - [`epoch`]: the
+//!   cluster-wide nonce epoch counter.
 
+pub mod epoch;
 pub mod layout;
 pub mod lease;
 pub mod options;
@@ -45,6 +47,9 @@ pub enum RecordError {
     /// It unseals but does not decode.
     #[error("{0}; this jvpn does not read it: run the jvpn that wrote it")]
     Codec(#[from] super::CodecError),
+    /// The cluster epoch counter holds something other than a number.
+    #[error("the cluster epoch counter holds {0:?}, not a number; set it (etcdctl put) above every node's boot epoch")]
+    Epoch(String),
 }
 
 /// What the store's tasks share.
@@ -181,6 +186,30 @@ impl Drop for EtcdStore {
     }
 }
 
+impl super::ClusterMembership for EtcdStore {
+    fn node(&self) -> NodeId {
+        self.inner.node
+    }
+
+    fn lease_live(&self) -> bool {
+        EtcdStore::lease_live(self)
+    }
+
+    fn watch_owners(
+        &self,
+    ) -> Result<tokio::sync::mpsc::UnboundedReceiver<OwnerChange>, StoreError> {
+        EtcdStore::watch_owners(self)
+    }
+
+    fn owner(&self, id: SessionId) -> Result<Option<NodeId>, StoreError> {
+        EtcdStore::owner(self, id)
+    }
+
+    fn take_epoch(&self, floor: u64) -> Result<u64, StoreError> {
+        self.call(move |inner| async move { inner.take_epoch(floor).await })
+    }
+}
+
 impl SessionStore for EtcdStore {
     fn compare_and_set(
         &self,
@@ -218,6 +247,10 @@ impl SessionStore for EtcdStore {
 
     fn is_issued(&self, id: SessionId) -> Result<bool, StoreError> {
         self.call(move |inner| async move { inner.is_issued(id).await })
+    }
+
+    fn cluster(&self) -> Option<&dyn super::ClusterMembership> {
+        Some(self)
     }
 
     fn max_batch(&self) -> usize {
