@@ -129,11 +129,11 @@ fn unknown_codes_are_refused() {
         assert_eq!(Reject::from_body(&b), Err(BodyError::UnknownReason(code)));
     }
     let mut b = Terminate::new(TerminateCause::Operator).as_body().to_vec();
-    for code in [0u8, 7, 255] {
+    for code in [0u8, 8, 255] {
         b[0] = code;
         assert_eq!(Terminate::from_body(&b), Err(BodyError::UnknownCause(code)));
     }
-    for code in 1..=6u8 {
+    for code in 1..=7u8 {
         b[0] = code;
         assert_eq!(Terminate::from_body(&b).map(|t| t.cause), Ok(code));
     }
