@@ -362,5 +362,6 @@ impl std::fmt::Debug for ClientConnection {
 }
 
 mod jump;
+pub mod receive;
 #[cfg(test)]
 mod tests;

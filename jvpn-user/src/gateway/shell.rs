@@ -2,7 +2,8 @@
 //! ([`GatewayIo`]), as mini-redis's `run(listener, shutdown)` does, until `shutdown` completes.
 //! What to build them from is the binary's business (`cli::gateway_cmd`, the composition root).
 //!
-//! One datagram: [`receive_loop`] reads it and dispatches it by message type. DATA and KEEPALIVE
+//! One datagram: [`receive_loop`] reads it (with the rest of its UDP GRO run) and dispatches it
+//! by message type. DATA and KEEPALIVE
 //! are handled inline ([`Gateway::on_traffic`], then cryptokey routing and the TUN write); a
 //! HELLO is screened inline and queued for a handshake worker ([`super::handshake`]); control
 //! messages (REATTACH_REQUEST, PATH_RESPONSE, TERMINATE) run on their own tasks so their
@@ -16,6 +17,8 @@ use super::handshake_pool::HandshakePool;
 use super::session_map::SessionMap;
 use super::{api, io, timers, tunnel, GatewayError};
 use crate::config::GatewaySettings;
+use crate::datapath::coalesce::TunWrites;
+use crate::datapath::gro;
 use crate::dataplane::{EventReader, ProgramLogForwarder};
 use crate::events::EventRecord;
 use crate::session::{SessionMachine, Timers};
@@ -183,77 +186,101 @@ pub async fn run(
     result
 }
 
-/// Reads datagrams until the socket fails; control messages are handled on their own tasks so
-/// their commits share group commits.
+/// Reads runs of datagrams (UDP GRO: a sender's GSO run, or what the device's GRO merged, in one
+/// read) until the socket fails, and dispatches each datagram on its own; the DATA packets of a
+/// run that pass every check go into the TUN device together, their TCP segments merged
+/// ([`crate::datapath::coalesce`]). Control messages are handled on their own tasks so their
+/// commits share group commits.
 async fn receive_loop(
     gateway: Arc<Gateway>,
     tun: Option<Arc<TunDevice>>,
     pool: HandshakePool<HelloJob>,
 ) -> Result<(), GatewayError> {
-    let mut buf = vec![0u8; 65_536];
+    if let Err(e) = gro::enable(&gateway.socket) {
+        tracing::warn!(error = %e, "no UDP GRO on the gateway socket; reading one datagram at a time");
+    }
+    let mut run = gro::Received::default();
+    let mut writes = TunWrites::default();
     loop {
-        let (len, from) = gateway
-            .socket
-            .recv_from(&mut buf)
+        run.recv(&gateway.socket)
             .await
             .map_err(io("receive on the gateway socket"))?;
+        let Some(from) = run.from() else {
+            continue;
+        };
         let from = SocketAddr::new(from.ip().to_canonical(), from.port());
         let now = gateway.clock.now();
-        let datagram = &mut buf[..len];
-        let header = match WireHeader::parse(datagram) {
-            Ok(h) => h,
-            Err(e) => {
-                gateway.bus.publish(
-                    EventRecord::refusal(None, RejectReason::Malformed)
-                        .with_peer(from)
-                        .with_detail(format!("malformed header in the controller: {e:?}")),
-                );
-                continue;
+        for datagram in run.datagrams_mut() {
+            dispatch(&gateway, datagram, from, now, &pool, &mut writes).await;
+        }
+        if let Some(tun) = &tun {
+            if let Err(e) = tun.send_batch(&mut writes).await {
+                tracing::warn!(error = %e, "cannot write a packet to the tunnel");
             }
-        };
-        match header.message_type() {
-            Some(MessageType::Data | MessageType::Keepalive) => {
-                let id = header.session_id.get();
-                let packet = gateway.on_traffic(datagram, from, now).await;
-                if let (Some(packet), Some(tun)) = (packet, &tun) {
-                    if gateway.admit_upstream(id, packet) {
-                        if let Err(e) = tun.send(packet).await {
-                            tracing::warn!(error = %e, "cannot write a packet to the tunnel");
-                        }
-                    }
+        }
+        writes.clear();
+    }
+}
+
+/// Handles one datagram by message type; an opened DATA packet that cryptokey routing admits
+/// goes into `writes`.
+async fn dispatch(
+    gateway: &Arc<Gateway>,
+    datagram: &mut [u8],
+    from: SocketAddr,
+    now: crate::session::Millis,
+    pool: &HandshakePool<HelloJob>,
+    writes: &mut TunWrites,
+) {
+    let header = match WireHeader::parse(datagram) {
+        Ok(h) => h,
+        Err(e) => {
+            gateway.bus.publish(
+                EventRecord::refusal(None, RejectReason::Malformed)
+                    .with_peer(from)
+                    .with_detail(format!("malformed header in the controller: {e:?}")),
+            );
+            return;
+        }
+    };
+    match header.message_type() {
+        Some(MessageType::Data | MessageType::Keepalive) => {
+            let id = header.session_id.get();
+            let packet = gateway.on_traffic(datagram, from, now).await;
+            if let Some(packet) = packet {
+                if gateway.admit_upstream(id, packet) {
+                    writes.push(packet);
                 }
             }
-            Some(MessageType::Hello) => {
-                if let Some(job) = gateway.screen_hello(datagram, from, now) {
-                    queue_hello(&gateway, &pool, job, now);
-                }
+        }
+        Some(MessageType::Hello) => {
+            if let Some(job) = gateway.screen_hello(datagram, from, now) {
+                queue_hello(gateway, pool, job, now);
             }
-            Some(
-                t @ (MessageType::ReattachRequest
-                | MessageType::PathResponse
-                | MessageType::Terminate),
-            ) => {
-                let gateway = gateway.clone();
-                let datagram = datagram.to_vec();
-                tokio::spawn(async move {
-                    match t {
-                        MessageType::ReattachRequest => {
-                            gateway.on_reattach_request(&datagram, from, now).await
-                        }
-                        MessageType::PathResponse => {
-                            gateway.on_path_response(&datagram, from, now).await
-                        }
-                        _ => gateway.on_terminate(&datagram, from, now).await,
+        }
+        Some(
+            t @ (MessageType::ReattachRequest | MessageType::PathResponse | MessageType::Terminate),
+        ) => {
+            let gateway = gateway.clone();
+            let datagram = datagram.to_vec();
+            tokio::spawn(async move {
+                match t {
+                    MessageType::ReattachRequest => {
+                        gateway.on_reattach_request(&datagram, from, now).await
                     }
-                });
-            }
-            _ => {
-                gateway.bus.publish(
-                    EventRecord::refusal(Some(header.session_id.get()), RejectReason::Malformed)
-                        .with_peer(from)
-                        .with_detail("a message type only the gateway sends"),
-                );
-            }
+                    MessageType::PathResponse => {
+                        gateway.on_path_response(&datagram, from, now).await
+                    }
+                    _ => gateway.on_terminate(&datagram, from, now).await,
+                }
+            });
+        }
+        _ => {
+            gateway.bus.publish(
+                EventRecord::refusal(Some(header.session_id.get()), RejectReason::Malformed)
+                    .with_peer(from)
+                    .with_detail("a message type only the gateway sends"),
+            );
         }
     }
 }
