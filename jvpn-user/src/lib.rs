@@ -11,7 +11,8 @@
 //! - [`store`]: the durable session store (redb), whose one mutation is compare-and-set on the
 //!   version.
 //! - [`crypto`]: sans-IO cryptography: keys, the Noise handshake, cookies, message sealing.
-//! - [`gateway`]: the gateway daemon, the single authority over session state on a node.
+//! - [`gateway`]: the gateway daemon, the single authority over session state on a node: a sans-IO
+//!   `Controller` returning effects, and the shell that performs them.
 //! - [`events`]: the gateway's one ordered event stream (STATE_CHANGE, SECURITY_EVENT, ...).
 //! - [`control`] and [`accept`]: the control socket the operator commands talk to, and the
 //!   bounded accept loop it and [`metrics`] (Prometheus) share.

@@ -6,17 +6,18 @@
 //! and a bare map update. The XDP program is loaded on a veth pair made for the run (in driver
 //! mode, as in production) so the map writes are the real ones. Needs root.
 
-use jvpn_common::control::{Body, PathChallenge, PathResponse, PATH_TOKEN_LEN};
+use jvpn_common::control::{Body, PathChallenge, PathResponse, ReattachRequest};
 use jvpn_common::maps::TransportBinding;
 use jvpn_common::wire::Be64;
 use jvpn_common::{MessageType, WireHeader};
 use jvpn_user::config::GatewaySettings;
 use jvpn_user::crypto::{seal_message, Direction, PrivateKey, SessionKeys};
+use jvpn_user::dataplane::Origin;
 use jvpn_user::dataplane::{Dataplane, DataplaneOptions};
-use jvpn_user::gateway::live::{PendingChallenge, CHALLENGE_LIFETIME_MS};
-use jvpn_user::gateway::{Gateway, GatewayParts};
+use jvpn_user::gateway::clock::ControllerClock;
+use jvpn_user::gateway::{Controller, ControllerParts, Effect, Executor, ExecutorParts, Place};
 use jvpn_user::session::{Input, NodeId, Session, SessionId, SessionMachine, Timers};
-use jvpn_user::store::{Expected, RedbStore, SessionStore};
+use jvpn_user::store::{CasRequest, Expected, RedbStore, SessionStore};
 use rand::RngCore;
 use serde_json::json;
 use std::net::SocketAddr;
@@ -100,24 +101,36 @@ fn main() {
             .expect("socket");
         let sink = std::net::UdpSocket::bind("127.0.0.1:0").expect("sink");
         let sink_addr = sink.local_addr().expect("sink addr");
-        let gateway = Arc::new(
-            Gateway::new(GatewayParts {
-                settings,
-                machine: SessionMachine::new(Timers::default()),
-                store: store.clone(),
-                dataplane: Box::new(dataplane),
+        let capacity = dataplane.session_capacity();
+        let (controller, first) = Controller::new(ControllerParts {
+            settings,
+            machine: SessionMachine::new(Timers::default()),
+            epoch: 1,
+            capacity,
+            clock: ControllerClock::system(),
+            seed: None,
+        });
+        let exec = Executor::start(
+            controller,
+            first,
+            ExecutorParts {
                 socket,
-                epoch: 1,
-                iface: IFACE.into(),
-                port: PORT,
-                state_dir: dir.path().to_path_buf(),
-            })
-            .expect("gateway"),
-        );
+                store: store.clone(),
+                map: Box::new(dataplane),
+                tun: None,
+                place: Place {
+                    iface: IFACE.into(),
+                    port: PORT,
+                    state_dir: dir.path().to_path_buf(),
+                },
+            },
+        )
+        .await
+        .expect("executor");
         let single = single_cas_rate(&store);
-        let (rate, p50, p99) = reattach_rate(&gateway, &client_key, sink_addr).await;
-        let upsert = map_upsert_p50(&gateway);
-        drop(gateway);
+        let (rate, p50, p99) = reattach_rate(&exec, &store, &client_key, sink_addr).await;
+        drop(exec);
+        let upsert = map_upsert_p50(&store);
         Dataplane::adopt(IFACE)
             .and_then(Dataplane::detach)
             .expect("detach");
@@ -190,73 +203,98 @@ fn handshake_input() -> Input {
     }
 }
 
-/// Creates the sessions, then drives one validated reattach per session through the gateway,
-/// all in flight at once, and times them.
+/// Creates the sessions in the store and loads them as a restart would, has each challenged
+/// (REATTACH_REQUEST from a new address), then drives their PATH_RESPONSEs through the controller
+/// and the executor, all in flight at once, and times them.
 async fn reattach_rate(
-    gateway: &Arc<Gateway>,
+    exec: &Arc<Executor>,
+    store: &Arc<dyn SessionStore>,
     client_key: &jvpn_user::crypto::PublicKey,
     sink: SocketAddr,
 ) -> (f64, f64, f64) {
-    let mut born = tokio::task::JoinSet::new();
+    let machine = SessionMachine::new(Timers::default());
+    let mut sessions = Vec::with_capacity(SESSIONS);
+    let mut batch = Vec::with_capacity(SESSIONS);
     for _ in 0..SESSIONS {
-        let gateway = gateway.clone();
-        let client = *client_key.as_bytes();
-        born.spawn(async move {
-            let keys = random_keys();
-            let id = SessionId::generate(NodeId::SINGLE, &mut rand::thread_rng());
-            let input = Input::HandshakeComplete {
-                binding: TransportBinding::from_v4([10, 0, 0, 1], 40_000),
-                header_key: (*keys.header_key(Direction::ClientToGateway)).into(),
-                secrets: keys.to_stored().to_vec().into(),
-            };
-            let t = gateway
-                .machine
-                .transition(&Session::birth(id, client, now_ms()), &input, now_ms())
-                .expect("handshake transition");
-            gateway
-                .commit(Expected::Absent, t, Arc::new(keys.clone()))
-                .await
-                .expect("session created");
-            (id.get(), keys)
-        });
+        let keys = random_keys();
+        let id = SessionId::generate(NodeId::SINGLE, &mut rand::thread_rng());
+        let input = Input::HandshakeComplete {
+            binding: TransportBinding::from_v4([10, 0, 0, 1], 40_000),
+            header_key: (*keys.header_key(Direction::ClientToGateway)).into(),
+            secrets: keys.to_stored().to_vec().into(),
+        };
+        let birth = Session::birth(id, *client_key.as_bytes(), now_ms());
+        let t = machine
+            .transition(&birth, &input, now_ms())
+            .expect("handshake transition");
+        batch.push(CasRequest::from_transition(Expected::Absent, t));
+        sessions.push((id.get(), keys));
     }
+    for chunk in batch.chunks(store.max_batch().max(1)) {
+        store
+            .compare_and_set_batch(chunk)
+            .expect("sessions created");
+    }
+    let controller = exec.controller();
+    let loaded = exec
+        .reconcile(Origin::Adopted, controller.clock().now())
+        .await
+        .expect("sessions loaded");
+    assert_eq!(loaded.loaded, SESSIONS);
+
+    // Every challenge is issued and answered at the same controller time, so none expires
+    // while the others are set up.
+    let issued = controller.clock().now();
     let mut datagrams = Vec::with_capacity(SESSIONS);
-    while let Some(done) = born.join_next().await {
-        let (id, keys) = done.expect("creation task");
-        let mut token = [0u8; PATH_TOKEN_LEN];
-        rand::thread_rng().fill_bytes(&mut token);
-        let challenge = PathChallenge {
-            token,
+    let mut effects = Vec::new();
+    for (id, keys) in sessions {
+        let request = ReattachRequest {
+            acked_version: Be64::new(1),
             attempt: Be64::new(1),
         };
-        if let Some(live) = gateway.sessions.lock().get_mut(&id) {
-            live.add_challenge(PendingChallenge {
-                token,
-                addr: sink,
-                attempt: 1,
-                version: 1,
-                expires_at: now_ms() + 60 * CHALLENGE_LIFETIME_MS,
-            });
-        }
-        let header = WireHeader::new(MessageType::PathResponse, id, 1, 1);
+        let header = WireHeader::new(MessageType::ReattachRequest, id, 1, 1);
+        let mut datagram =
+            seal_message(&keys, Direction::ClientToGateway, header, request.as_body())
+                .expect("seal");
+        controller.handle(&mut datagram, sink, issued, &mut effects);
+        let challenge = effects
+            .drain(..)
+            .find_map(|e| match e {
+                Effect::Send { datagram, .. } => jvpn_user::crypto::open_body::<PathChallenge>(
+                    &keys,
+                    Direction::GatewayToClient,
+                    &datagram,
+                )
+                .ok()
+                .map(|(_, c)| c),
+                _ => None,
+            })
+            .expect("a PATH_CHALLENGE");
+        let header = WireHeader::new(MessageType::PathResponse, id, 1, 2);
         let body = PathResponse::answering(&challenge);
         datagrams.push(
             seal_message(&keys, Direction::ClientToGateway, header, body.as_body()).expect("seal"),
         );
     }
-    gateway.counters.commit_to_map.reset();
-    let before = gateway.counters.controller_stats().transitions;
+    let counters = controller.counters();
+    counters.commit_to_map.reset();
+    let before = counters.controller_stats().transitions;
     let start = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
-    for datagram in datagrams {
-        let gateway = gateway.clone();
-        tasks.spawn(async move { gateway.on_path_response(&datagram, sink, now_ms()).await });
+    for mut datagram in datagrams {
+        let exec = exec.clone();
+        tasks.spawn(async move {
+            let mut effects = Vec::new();
+            exec.controller()
+                .handle(&mut datagram, sink, issued, &mut effects);
+            exec.execute(effects).await;
+        });
     }
     while tasks.join_next().await.is_some() {}
     let elapsed = start.elapsed();
-    let committed = gateway.counters.controller_stats().transitions - before;
+    let committed = counters.controller_stats().transitions - before;
     assert_eq!(committed as usize, SESSIONS, "every reattach committed");
-    let h = &gateway.counters.commit_to_map;
+    let h = &counters.commit_to_map;
     let us = |d: Duration| d.as_secs_f64() * 1e6;
     (
         SESSIONS as f64 / elapsed.as_secs_f64(),
@@ -265,16 +303,15 @@ async fn reattach_rate(
     )
 }
 
-/// Baseline: a bare map update of one session entry, median over many.
-fn map_upsert_p50(gateway: &Gateway) -> f64 {
-    let session = gateway
-        .sessions
-        .lock()
-        .values()
+/// Baseline: a bare map update of one session entry, median over many, on the pinned maps.
+fn map_upsert_p50(store: &Arc<dyn SessionStore>) -> f64 {
+    let session = store
+        .list()
+        .expect("list")
+        .into_iter()
         .next()
-        .map(|l| l.session.clone())
         .expect("a session");
-    let dataplane = gateway.dataplane.lock().expect("dataplane lock");
+    let dataplane = Dataplane::adopt(IFACE).expect("adopt the pinned maps");
     let mut samples: Vec<f64> = (0..2_000)
         .map(|_| {
             let start = Instant::now();

@@ -1,9 +1,10 @@
 //! What the control socket and the metrics endpoint read from a running gateway: the
-//! [`GatewayApi`] over [`Gateway`]. Reads come from the session cache, the store (audit) and the
-//! pinned per-CPU counters; the one mutation, `terminate`, goes through [`Gateway::apply`] like
-//! every other.
+//! [`GatewayApi`] over the [`Executor`] and its controller. Reads come from the session cache,
+//! the store (audit) and the pinned per-CPU counters; the one mutation, `terminate`, goes through
+//! [`Executor::apply`] (the controller's decision, then its commit) like every other.
 
-use super::core::{ApplyError, Gateway};
+use super::core::{ApplyError, Controller};
+use super::executor::Executor;
 use crate::control::{
     ApiError, AuditEntry, DataplaneStats, GatewayApi, PacketCount, ReasonCount, SessionCounts,
     SessionDetail, SessionSummary, StatsReport, StatusReport,
@@ -16,13 +17,17 @@ use jvpn_common::maps::TransportBinding;
 use std::sync::Arc;
 
 /// The gateway as the control socket sees it.
-pub struct GatewayHandle(pub Arc<Gateway>);
+pub struct GatewayHandle(pub Arc<Executor>);
 
 impl GatewayHandle {
+    fn controller(&self) -> &Controller {
+        self.0.controller()
+    }
+
     fn summary(&self, s: &Session) -> SessionSummary {
         let key = PublicKey::from_bytes(s.client_key);
         let client = self
-            .0
+            .controller()
             .settings
             .client(&key)
             .map_or_else(|| key.to_base64(), |c| c.name.clone());
@@ -33,14 +38,14 @@ impl GatewayHandle {
             version: s.state_version,
             peer: bound.then(|| s.binding.to_socket_addr()),
             client,
-            created_ms: self.0.clock.to_wall(s.created_at),
-            last_seen_ms: Some(self.0.clock.to_wall(s.last_rx)),
+            created_ms: self.controller().clock.to_wall(s.created_at),
+            last_seen_ms: Some(self.controller().clock.to_wall(s.last_rx)),
         }
     }
 
     fn all_sessions(&self) -> Vec<Session> {
         let mut all: Vec<Session> = self
-            .0
+            .controller()
             .sessions
             .lock()
             .values()
@@ -57,18 +62,23 @@ impl GatewayApi for GatewayHandle {
         for s in self.all_sessions() {
             sessions.add(s.state);
         }
-        let dataplane = self.0.dataplane.lock().unwrap_or_else(|p| p.into_inner());
+        let dataplane = self.0.map();
         StatusReport {
             version: env!("CARGO_PKG_VERSION").to_string(),
             pid: std::process::id(),
-            iface: self.0.iface.clone(),
-            port: self.0.port,
+            iface: self.0.place.iface.clone(),
+            port: self.0.place.port,
             xdp_mode: match dataplane.origin() {
                 crate::dataplane::Origin::Loaded => "attached by this run".to_string(),
                 crate::dataplane::Origin::Adopted => "adopted from pins".to_string(),
             },
-            state_dir: self.0.state_dir.display().to_string(),
-            uptime_secs: self.0.clock.now().saturating_sub(self.0.started_ms) / 1000,
+            state_dir: self.0.place.state_dir.display().to_string(),
+            uptime_secs: self
+                .controller()
+                .clock
+                .now()
+                .saturating_sub(self.controller().started_ms)
+                / 1000,
             sessions,
             max_sessions: dataplane.session_capacity(),
             events_lost: self.0.bus.losses(),
@@ -85,25 +95,23 @@ impl GatewayApi for GatewayHandle {
     fn session(&self, id: u64) -> Option<SessionDetail> {
         let rx_nonce = self
             .0
-            .dataplane
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .map()
             .highest_nonce(id)
             .unwrap_or_else(|e| {
                 tracing::warn!(error = %e, "cannot read the replay window");
                 None
             })
             .unwrap_or(0);
-        let table = self.0.sessions.lock();
+        let table = self.controller().sessions.lock();
         let live = table.get(&id)?;
         Some(SessionDetail {
             summary: self.summary(&live.session),
             client_key: PublicKey::from_bytes(live.session.client_key).to_base64(),
-            last_transition_ms: self.0.clock.to_wall(live.session.changed_at),
+            last_transition_ms: self.controller().clock.to_wall(live.session.changed_at),
             rx_nonce,
             tx_nonce: live.next_tx_nonce,
             pending_path: {
-                let now = self.0.clock.now();
+                let now = self.controller().clock.now();
                 live.challenges
                     .iter()
                     .rev()
@@ -114,20 +122,20 @@ impl GatewayApi for GatewayHandle {
     }
 
     fn terminate(&self, id: u64) -> Result<SessionSummary, ApiError> {
-        let gateway = self.0.clone();
+        let exec = self.0.clone();
         let input = Input::Terminate {
             cause: TerminateCause::Operator,
         };
         let result = tokio::runtime::Handle::current().block_on(async move {
-            let now = gateway.clock.now();
-            gateway.apply(id, input, now).await
+            let now = exec.controller().clock.now();
+            exec.apply(id, input, now).await
         });
         match result {
             Ok(super::Applied::Committed(s) | super::Applied::Unchanged(s)) => Ok(self.summary(&s)),
             Err(ApplyError::UnknownSession) => Err(ApiError::UnknownSession { id }),
             Err(ApplyError::Rejected(r)) if r.reason == jvpn_common::RejectReason::Terminated => {
                 let version = self
-                    .0
+                    .controller()
                     .sessions
                     .snapshot(id)
                     .map_or(0, |(s, _)| s.state_version);
@@ -142,10 +150,7 @@ impl GatewayApi for GatewayHandle {
     }
 
     fn stats(&self) -> StatsReport {
-        let snapshot = {
-            let dataplane = self.0.dataplane.lock().unwrap_or_else(|p| p.into_inner());
-            dataplane.counters()
-        };
+        let snapshot = { self.0.map().counters() };
         let dataplane = match snapshot {
             Ok(c) => {
                 let count = |t: crate::dataplane::PacketTotals| PacketCount {
@@ -171,8 +176,8 @@ impl GatewayApi for GatewayHandle {
         };
         StatsReport {
             dataplane,
-            controller: self.0.counters.controller_stats(),
-            tunnel: self.0.counters.tunnel_stats(),
+            controller: self.controller().counters.controller_stats(),
+            tunnel: self.controller().counters.tunnel_stats(),
             events_lost: self.0.bus.losses(),
         }
     }

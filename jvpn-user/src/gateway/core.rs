@@ -1,24 +1,34 @@
-//! The gateway core: the one path by which a session changes.
+//! The controller: the gateway's sans-IO core, and the one path by which a session changes.
 //!
-//! [`Gateway::apply`] runs an input through the pure state machine, commits the result by
-//! compare-and-set (with its STATE_CHANGE audit records, through the group committer), then, and
-//! only then, installs it in the cache, pushes it into the XDP session table, and publishes and
-//! logs its events. A refusal publishes its SECURITY_EVENT or POLICY_EVENT and changes nothing.
+//! [`Controller`] holds every piece of the gateway's decision state, privately: the live
+//! sessions, the state machine, the counters, the HELLO guard and replay reservations, the
+//! routes. Its entry points ([`Controller::handle`], [`Controller::committed`],
+//! [`Controller::tick`], [`Controller::on_dataplane_drop`]) return [`Effect`]s; they never
+//! touch a socket, the store, the XDP maps or the event stream. The shell
+//! ([`super::executor`]) performs the effects.
+//!
+//! [`Controller::apply_input`] runs an input through the pure state machine. A refusal publishes its
+//! SECURITY_EVENT or POLICY_EVENT and changes nothing; a version increment becomes an
+//! [`Effect::Commit`] (compare-and-set with its STATE_CHANGE audit records), and only once the
+//! shell reports it committed ([`Controller::committed`]) is it installed in the cache, pushed
+//! into the XDP session table, published and answered.
 
-use super::counters::{Count, Counters};
-use super::fault;
+use super::clock::ControllerClock;
+use super::counters::Counters;
+use super::effect::{CommitToken, Effect, Then};
+use super::hello_guard::HelloGuard;
+use super::hello_replay::HelloReplay;
 use super::live::SessionTable;
-use super::session_map::SessionMap;
+use super::routes::TunnelRoutes;
 use crate::config::GatewaySettings;
 use crate::crypto::SessionKeys;
-use crate::dataplane::DataplaneError;
-use crate::events::{EventBus, EventRecord};
+use crate::events::EventRecord;
 use crate::session::{Input, Millis, Reject, Session, SessionEvent, SessionMachine, Transition};
-use crate::store::{CasOutcome, CasRequest, Expected, GroupCommitter, SessionStore, StoreError};
-use jvpn_common::maps::TransportBinding;
+use crate::store::{CasRequest, Expected, StoreError};
 use jvpn_common::RejectReason;
+use rand::rngs::StdRng;
+use rand::SeedableRng;
 use std::sync::{Arc, Mutex};
-use tokio::net::UdpSocket;
 
 /// What an accepted input did.
 #[derive(Debug)]
@@ -65,121 +75,132 @@ impl ApplyError {
     }
 }
 
-/// The shared state of a running gateway.
-pub struct Gateway {
-    /// The pure state machine and its timers.
-    pub machine: SessionMachine,
-    /// The authoritative store.
-    pub store: Arc<dyn SessionStore>,
-    /// Batches concurrent compare-and-sets into durable group commits.
-    pub committer: GroupCommitter,
-    /// The XDP maps. Locked for every write so updates land in version order.
-    pub dataplane: Mutex<Box<dyn SessionMap>>,
-    /// Live sessions.
-    pub sessions: SessionTable,
-    /// The ordered event stream.
-    pub bus: EventBus,
-    /// Every counter `jvpn stats` and the metrics read ([`super::counters`]).
-    pub counters: Arc<Counters>,
-    /// This run's boot epoch (high bits of gateway-to-client nonces).
-    pub epoch: u64,
-    /// The validated gateway configuration (keys, clients, timeouts).
-    pub settings: GatewaySettings,
-    /// The UDP socket every jvpn message arrives on and leaves from.
-    pub socket: Arc<UdpSocket>,
-    /// The newest HELLO timestamp accepted or reserved per client key (WireGuard's replay check,
-    /// made atomic) and the per-client session cap.
-    pub hellos: Arc<super::hello_replay::HelloReplay>,
-    /// The mac1 key, the cookie secrets and the load flag.
-    pub hello_guard: super::hello_guard::HelloGuard,
-    /// The interface the dataplane is attached to.
-    pub iface: String,
-    /// The UDP port.
-    pub port: u16,
-    /// Where the store lives.
-    pub state_dir: std::path::PathBuf,
-    /// When this run started, on [`Self::clock`].
-    pub started_ms: Millis,
-    /// The monotonic clock every timer and the state machine read ([`super::clock`]).
-    pub clock: super::clock::ControllerClock,
-    /// Cryptokey routing: which client owns each tunnel address, which session carries it.
-    pub routes: super::routes::TunnelRoutes,
+/// What [`Controller::apply_input`] decided.
+#[derive(Debug)]
+pub enum Decision {
+    /// Telemetry only: applied at once, nothing to commit.
+    Unchanged(Session),
+    /// A version increment: an [`Effect::Commit`] was pushed; its outcome comes back through
+    /// [`Controller::committed`].
+    Commit,
 }
 
-/// What a [`Gateway`] is assembled from.
-pub struct GatewayParts {
+/// The gateway's decision state; see the module doc. Shared behind an `Arc`: the session table
+/// has its own lock, held for no I/O, and everything else is atomic or read-only.
+pub struct Controller {
+    /// The pure state machine and its timers.
+    pub(super) machine: SessionMachine,
+    /// Live sessions.
+    pub(super) sessions: SessionTable,
+    /// Every counter `jvpn stats` and the metrics read ([`super::counters`]).
+    pub(super) counters: Arc<Counters>,
+    /// This run's boot epoch (high bits of gateway-to-client nonces).
+    pub(super) epoch: u64,
+    /// The validated gateway configuration (keys, clients, timeouts).
+    pub(super) settings: GatewaySettings,
+    /// The newest HELLO timestamp accepted or reserved per client key (WireGuard's replay check,
+    /// made atomic) and the per-client session cap.
+    pub(super) hellos: Arc<HelloReplay>,
+    /// The mac1 key, the cookie secrets and the load flag.
+    pub(super) hello_guard: HelloGuard,
+    /// When this run started, on [`Self::clock`].
+    pub(super) started_ms: Millis,
+    /// The monotonic clock every timer and the state machine read ([`super::clock`]).
+    pub(super) clock: ControllerClock,
+    /// Cryptokey routing: which client owns each tunnel address, which session carries it.
+    pub(super) routes: TunnelRoutes,
+    /// How many sessions the XDP session table holds.
+    pub(super) capacity: usize,
+    /// Whether opened DATA goes anywhere (the config has a tunnel).
+    pub(super) tunnel: bool,
+    /// The randomness of path challenge tokens and session ids; seeded in tests, so the same
+    /// inputs give the same effects (spec section 12).
+    rng: Mutex<StdRng>,
+}
+
+/// What a [`Controller`] is assembled from.
+pub struct ControllerParts {
     /// The validated configuration.
     pub settings: GatewaySettings,
     /// The state machine's timers.
     pub machine: SessionMachine,
-    /// The authoritative store.
-    pub store: Arc<dyn SessionStore>,
-    /// The XDP maps: the loaded or adopted dataplane, or a test's fake.
-    pub dataplane: Box<dyn SessionMap>,
-    /// The bound UDP socket.
-    pub socket: UdpSocket,
     /// This run's boot epoch.
     pub epoch: u64,
-    /// The dataplane's interface.
-    pub iface: String,
-    /// The UDP port.
-    pub port: u16,
-    /// Where the store lives.
-    pub state_dir: std::path::PathBuf,
+    /// How many sessions the XDP session table holds ([`super::SessionMap::session_capacity`]).
+    pub capacity: u32,
+    /// The clock (the system's monotonic clock outside tests).
+    pub clock: ControllerClock,
+    /// A seed for the controller's randomness (tests); `None` draws one from the OS.
+    pub seed: Option<u64>,
 }
 
-impl Gateway {
-    /// Assembles a gateway and starts its group committer; call [`Gateway::reconcile`] next.
-    pub fn new(parts: GatewayParts) -> std::io::Result<Self> {
-        let committer =
-            GroupCommitter::spawn(parts.store.clone(), GroupCommitter::DEFAULT_MAX_BATCH)?;
-        let routes = super::routes::TunnelRoutes::new(&parts.settings);
-        let clock = super::clock::ControllerClock::system();
-        let hello_guard =
-            super::hello_guard::HelloGuard::new(parts.settings.public_key(), clock.now());
-        let gateway = Self {
+impl Controller {
+    /// Assembles a controller. Its first effects (the HELLO guard's push) are returned with it.
+    pub fn new(parts: ControllerParts) -> (Self, Vec<Effect>) {
+        let routes = TunnelRoutes::new(&parts.settings);
+        let clock = parts.clock;
+        let now = clock.now();
+        let hello_guard = HelloGuard::new(parts.settings.public_key(), now);
+        let tunnel = parts.settings.tunnel.ipv4.is_some() || parts.settings.tunnel.ipv6.is_some();
+        let rng = match parts.seed {
+            Some(seed) => StdRng::seed_from_u64(seed),
+            None => StdRng::from_entropy(),
+        };
+        let controller = Self {
             machine: parts.machine,
-            store: parts.store,
-            committer,
-            dataplane: Mutex::new(parts.dataplane),
             sessions: SessionTable::default(),
-            bus: EventBus::default(),
             counters: Arc::default(),
             epoch: parts.epoch,
             settings: parts.settings,
-            socket: Arc::new(parts.socket),
             hellos: Arc::default(),
             hello_guard,
-            iface: parts.iface,
-            port: parts.port,
-            state_dir: parts.state_dir,
-            started_ms: clock.now(),
+            started_ms: now,
             clock,
             routes,
+            capacity: parts.capacity as usize,
+            tunnel,
+            rng: Mutex::new(rng),
         };
-        gateway.push_hello_guard(gateway.clock.now());
-        Ok(gateway)
+        (controller, vec![Effect::PushHelloGuard { now }])
     }
 
-    /// Writes the HELLO guard (mac1 key, cookie secrets, load flag) into the XDP config map,
-    /// keeping the rest of the entry. A failure is logged: the map keeps the previous guard.
-    pub fn push_hello_guard(&self, now: Millis) {
-        let dataplane = self.dataplane.lock().unwrap_or_else(|p| p.into_inner());
-        let result = dataplane.config().and_then(|mut config| {
-            config.handshake = self.hello_guard.config(config.handshake, now);
-            dataplane.set_config(&config)
-        });
-        match result {
-            Ok(()) => self.hello_guard.pushed(now),
-            Err(error) => {
-                self.counters.count(Count::MapFailure);
-                tracing::error!(%error, "cannot write the HELLO guard into the XDP config map");
-            }
-        }
+    /// The counters, shared with the metrics endpoint.
+    pub fn counters(&self) -> &Arc<Counters> {
+        &self.counters
     }
 
-    /// Runs `input` through the machine for session `id` and commits the result.
-    pub async fn apply(&self, id: u64, input: Input, now: Millis) -> Result<Applied, ApplyError> {
+    /// The controller's clock.
+    pub fn clock(&self) -> &ControllerClock {
+        &self.clock
+    }
+
+    /// Runs `f` with the controller's random number generator.
+    pub(super) fn with_rng<T>(&self, f: impl FnOnce(&mut StdRng) -> T) -> T {
+        f(&mut self.rng.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Runs `input` through the machine for session `id`: a refusal is published into `out` and
+    /// returned, telemetry is applied at once, and an increment is pushed as an
+    /// [`Effect::Commit`] that continues with `then`.
+    pub fn apply_input(
+        &self,
+        id: u64,
+        input: Input,
+        now: Millis,
+        out: &mut Vec<Effect>,
+    ) -> Result<Decision, ApplyError> {
+        self.apply(id, input, now, Then::Nothing, out)
+    }
+
+    /// [`Self::apply_input`], continuing with `then` after a commit.
+    pub(super) fn apply(
+        &self,
+        id: u64,
+        input: Input,
+        now: Millis,
+        then: Then,
+        out: &mut Vec<Effect>,
+    ) -> Result<Decision, ApplyError> {
         let (current, keys) = self
             .sessions
             .snapshot(id)
@@ -187,42 +208,107 @@ impl Gateway {
         match self.machine.transition(&current, &input, now) {
             Err(reject) => {
                 self.counters.reject(reject.reason);
-                self.publish(&reject.event);
+                self.publish(&reject.event, out);
                 Err(ApplyError::Rejected(reject))
             }
             Ok(t) if t.session.state_version == current.state_version => {
                 self.sessions.telemetry(&t.session);
-                Ok(Applied::Unchanged(t.session))
+                Ok(Decision::Unchanged(t.session))
             }
             Ok(t) => {
-                self.commit(Expected::Version(current.state_version), t, keys)
-                    .await
+                self.commit(Expected::Version(current.state_version), t, keys, then, out);
+                Ok(Decision::Commit)
             }
         }
     }
 
-    /// Commits `t` by compare-and-set against `expected`, then installs, pushes and reports it.
-    pub async fn commit(
+    /// Pushes the compare-and-set of `t` against `expected` (with its audit, on wall-clock
+    /// time) as an [`Effect::Commit`].
+    pub(super) fn commit(
         &self,
         expected: Expected,
         t: Transition,
         keys: Arc<SessionKeys>,
-    ) -> Result<Applied, ApplyError> {
+        then: Then,
+        out: &mut Vec<Effect>,
+    ) {
         // The audit keeps wall-clock time; the record keeps the controller's clock.
         let mut audit = t.state_changes();
         for change in &mut audit {
             change.at = self.clock.to_wall(change.at);
         }
         let request = CasRequest::new(expected, t.session.clone(), audit);
-        match self.committer.submit(request).outcome().await? {
+        out.push(Effect::Commit {
+            request: Box::new(request),
+            token: Box::new(CommitToken {
+                expected,
+                transition: t,
+                keys,
+                then,
+            }),
+        });
+    }
+
+    /// Continues after the shell ran a compare-and-set: returns what the commit did and the
+    /// effects that follow (the map push, the events, the reply the token owes).
+    pub fn committed(
+        &self,
+        token: Box<CommitToken>,
+        outcome: Result<crate::store::CasOutcome, StoreError>,
+        now: Millis,
+    ) -> (Result<Applied, ApplyError>, Vec<Effect>) {
+        let mut out = Vec::new();
+        let CommitToken {
+            expected,
+            transition,
+            keys,
+            then,
+        } = *token;
+        let result = self.settle(expected, transition, keys, outcome, &mut out);
+        self.then(then, &result, now, &mut out);
+        (result, out)
+    }
+
+    /// Sends the reply a commit's token owes ([`Then`]).
+    fn then(
+        &self,
+        then: Then,
+        result: &Result<Applied, ApplyError>,
+        now: Millis,
+        out: &mut Vec<Effect>,
+    ) {
+        match then {
+            Then::Nothing => {}
+            Then::ReattachAck {
+                id,
+                to,
+                version,
+                nonce,
+            } => {
+                self.after_reattach(id, to, version, nonce, result, now, out);
+            }
+            Then::Welcome {
+                session,
+                to,
+                datagram,
+                reservation,
+                client,
+            } => self.after_welcome(session, to, datagram, reservation, &client, result, out),
+        }
+    }
+
+    /// Installs, pushes and reports a committed transition, or reports a lost one.
+    fn settle(
+        &self,
+        expected: Expected,
+        t: Transition,
+        keys: Arc<SessionKeys>,
+        outcome: Result<crate::store::CasOutcome, StoreError>,
+        out: &mut Vec<Effect>,
+    ) -> Result<Applied, ApplyError> {
+        use crate::store::CasOutcome;
+        match outcome? {
             CasOutcome::Committed => {
-                let committed_at = std::time::Instant::now();
-                let cause = t
-                    .events
-                    .iter()
-                    .find_map(SessionEvent::as_state_change)
-                    .map_or("", |c| c.cause.name());
-                fault::point(fault::AFTER_CAS, cause);
                 for change in t.events.iter().filter_map(SessionEvent::as_state_change) {
                     self.counters
                         .transition(Some(change.from_state), change.to_state);
@@ -232,11 +318,13 @@ impl Gateway {
                     keys,
                     super::epoch::first_nonce(self.epoch),
                 );
-                self.push_map(&t.session);
+                out.push(Effect::UpsertMap {
+                    session: t.session.id.get(),
+                    entry: t.session.map_entry(),
+                });
                 self.routes.committed(&t.session);
-                self.counters.commit_to_map.record(committed_at.elapsed());
                 for event in &t.events {
-                    self.publish(event);
+                    self.publish(event, out);
                 }
                 Ok(Applied::Committed(t.session))
             }
@@ -258,7 +346,7 @@ impl Gateway {
                     current = now_version,
                     "compare-and-set lost to a concurrent mutation"
                 );
-                self.bus.publish(
+                out.push(Effect::Publish(
                     EventRecord::refusal(
                         Some(t.session.id.get()),
                         RejectReason::ConcurrentMutation,
@@ -267,85 +355,12 @@ impl Gateway {
                     .with_detail(format!(
                         "expected version {expected:?}, the store holds {now_version}"
                     )),
-                );
+                ));
                 Err(ApplyError::Conflict {
                     current: now_version,
                 })
             }
             CasOutcome::IdAlreadyIssued => Err(ApplyError::IdAlreadyIssued),
         }
-    }
-
-    /// Writes `session` into the XDP session table; an older version never overwrites a newer
-    /// one. A failure leaves the store ahead of the map: the XDP program then refuses the
-    /// session's traffic (fail closed) until the next start reconciles the map from the store.
-    pub fn push_map(&self, session: &Session) {
-        let dataplane = self
-            .dataplane
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        match dataplane.upsert_session(session.id.get(), &session.map_entry()) {
-            Ok(()) => {}
-            Err(DataplaneError::StaleUpdate { .. }) => {}
-            Err(e) => {
-                self.counters.count(Count::MapFailure);
-                let reason = match e {
-                    DataplaneError::TableFull { .. } => RejectReason::TableFull,
-                    _ => RejectReason::OwnershipAmbiguous,
-                };
-                tracing::error!(
-                    session = %session.id,
-                    version = session.state_version,
-                    error = %e,
-                    "could not push the session into the XDP map"
-                );
-                self.bus.publish(
-                    EventRecord::refusal(Some(session.id.get()), reason)
-                        .with_session_version(session.state_version)
-                        .with_detail(e.to_string()),
-                );
-            }
-        }
-    }
-
-    /// Publishes a machine event on the stream and logs it (every increment with its version).
-    pub fn publish(&self, event: &SessionEvent) {
-        let record = match event {
-            SessionEvent::StateChange(c) => {
-                tracing::info!(
-                    session = %c.session,
-                    state_version = c.to_version,
-                    from = c.from_state.name(),
-                    to = c.to_state.name(),
-                    cause = c.cause.name(),
-                    "STATE_CHANGE"
-                );
-                let record = EventRecord::state_change(
-                    c.session.get(),
-                    Some((c.from_state, c.from_version)),
-                    (c.to_state, c.to_version),
-                )
-                .with_detail(c.cause.name());
-                if c.binding == TransportBinding::default() {
-                    record
-                } else {
-                    record.with_peer(c.binding.to_socket_addr())
-                }
-            }
-            SessionEvent::Security(i) | SessionEvent::Policy(i) => {
-                tracing::warn!(
-                    kind = event.kind(),
-                    session = %i.session,
-                    state_version = i.version,
-                    reason = i.reason.name(),
-                    detail = %i.detail,
-                    "refused"
-                );
-                EventRecord::refusal(Some(i.session.get()), i.reason)
-                    .with_session_version(i.version)
-                    .with_detail(i.detail.clone())
-            }
-        };
-        self.bus.publish(record);
     }
 }

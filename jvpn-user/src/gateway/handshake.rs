@@ -2,18 +2,19 @@
 //!
 //! Three stages, so the expensive one runs neither on the receive path nor under a lock:
 //!
-//! 1. [`Gateway::screen_hello`], on the receive path, cheap: the exact length, mac1 (`BAD_MAC`),
+//! 1. [`Controller::handle`] (`screen_hello`), on the receive path, cheap: the exact length, mac1 (`BAD_MAC`),
 //!    and under load a valid mac2 for the source, else a COOKIE_REPLY (`COOKIE_REQUIRED`). What
 //!    passes goes into the bounded handshake queue (`HANDSHAKE_BUSY` when full, see
 //!    [`super::handshake_pool`]).
-//! 2. [`Gateway::read_hello`], on a handshake worker thread: the Noise read (one X25519 and
+//! 2. [`Controller::handshake`] (`read_hello`), on a handshake worker thread: the Noise read (one X25519 and
 //!    more), with no lock held, then the replay check and the per-client cap, decided and reserved
 //!    atomically ([`super::hello_replay`]).
-//! 3. [`Gateway::finish_hello`], on the runtime: the new session is created by compare-and-set
+//! 3. `finish_hello`, on the same worker: the new session is created by compare-and-set
 //!    from "absent" (which also records its id as issued, so ids are never reused), pushed into the
 //!    XDP map, and only then is the WELCOME sent and the reservation committed.
 
-use super::core::{ApplyError, Gateway};
+use super::core::{Applied, ApplyError, Controller};
+use super::effect::{Effect, Then};
 use super::epoch::EPOCH_SHIFT;
 use super::hello_replay::Reservation;
 use crate::crypto::{AcceptedHandshake, Direction, GatewayHandshake, Secret};
@@ -46,61 +47,54 @@ pub struct ReadHello {
     now: Millis,
 }
 
-impl Gateway {
-    /// Handles a HELLO datagram from `from` inline, all three stages (tests and benchmarks; the
-    /// daemon queues stage 2 on its workers).
-    pub async fn on_hello(&self, datagram: &[u8], from: SocketAddr, now: Millis) {
-        let Some(job) = self.screen_hello(datagram, from, now) else {
-            return;
-        };
-        if let Some(read) = self.read_hello(job) {
-            self.finish_hello(read).await;
-        }
-    }
-
-    /// Stage 1: length, mac1 and, under load, the cookie. Returns the job to queue, or `None` if
-    /// the HELLO was refused or answered with a COOKIE_REPLY.
-    pub fn screen_hello(&self, datagram: &[u8], from: SocketAddr, now: Millis) -> Option<HelloJob> {
+impl Controller {
+    /// Stage 1: length, mac1 and, under load, the cookie. Pushes the job to queue
+    /// ([`Effect::QueueHello`]), or the refusal (and a COOKIE_REPLY under load).
+    pub(super) fn screen_hello(
+        &self,
+        datagram: &[u8],
+        from: SocketAddr,
+        now: Millis,
+        out: &mut Vec<Effect>,
+    ) {
         let Some(hello) = HelloMessage::from_bytes(datagram) else {
-            self.refuse_hello(
-                from,
-                RejectReason::Malformed,
-                format!("HELLO of {} bytes", datagram.len()),
-            );
-            return None;
+            let detail = format!("HELLO of {} bytes", datagram.len());
+            return self.refuse_hello(from, RejectReason::Malformed, detail, out);
         };
         if !self.hello_guard.mac1_verifies(&hello) {
-            self.refuse_hello(
-                from,
-                RejectReason::BadMac,
-                "mac1 does not verify under this gateway's public key".into(),
-            );
-            return None;
+            let detail = "mac1 does not verify under this gateway's public key".into();
+            return self.refuse_hello(from, RejectReason::BadMac, detail, out);
         }
         let source = TransportBinding::from_socket_addr(from);
         if self.hello_guard.under_load(now) && !self.hello_guard.mac2_verifies(&hello, &source) {
             let reply = self.hello_guard.cookie_reply(&hello, &source);
-            // Never awaited: the receive path must not wait on a send for a client under load.
-            if let Err(error) = self.socket.try_send_to(&reply, from) {
-                tracing::debug!(peer = %from, %error, "COOKIE_REPLY not sent");
-            }
-            self.refuse_hello(
-                from,
-                RejectReason::CookieRequired,
-                "under load: answered with a COOKIE_REPLY".into(),
-            );
-            return None;
+            out.push(Effect::SendNow {
+                to: from,
+                datagram: reply,
+            });
+            let detail = "under load: answered with a COOKIE_REPLY".into();
+            return self.refuse_hello(from, RejectReason::CookieRequired, detail, out);
         }
-        Some(HelloJob {
+        out.push(Effect::QueueHello(HelloJob {
             datagram: datagram.to_vec(),
             from,
             now,
-        })
+        }));
     }
 
-    /// Stage 2 (a worker thread): the Noise read, then the atomic replay check and reservation
-    /// and the per-client cap. No lock is held across the DH.
-    pub fn read_hello(&self, job: HelloJob) -> Option<ReadHello> {
+    /// Stages 2 and 3 of a queued HELLO (on a handshake worker): returns the effects, which end
+    /// with the new session's [`Effect::Commit`] if it was admitted.
+    pub fn handshake(&self, job: HelloJob) -> Vec<Effect> {
+        let mut out = Vec::new();
+        if let Some(read) = self.read_hello(job, &mut out) {
+            self.finish_hello(read, &mut out);
+        }
+        out
+    }
+
+    /// Stage 2: the Noise read, then the atomic replay check and reservation and the
+    /// per-client cap. No lock is held across the DH.
+    fn read_hello(&self, job: HelloJob, out: &mut Vec<Effect>) -> Option<ReadHello> {
         let handshake =
             GatewayHandshake::read_hello(&self.settings.private_key, &job.datagram, |client| {
                 self.settings.admission(client, None)
@@ -108,7 +102,7 @@ impl Gateway {
         let handshake = match handshake {
             Ok(h) => h,
             Err(e) => {
-                self.refuse_hello(job.from, e.reason(), e.to_string());
+                self.refuse_hello(job.from, e.reason(), e.to_string(), out);
                 return None;
             }
         };
@@ -126,7 +120,7 @@ impl Gateway {
             }),
             Err(refusal) => {
                 tracing::warn!(peer = %job.from, client = %handshake.client_public_key(), error = %refusal, "HELLO refused");
-                self.refuse_hello(job.from, refusal.reason(), refusal.to_string());
+                self.refuse_hello(job.from, refusal.reason(), refusal.to_string(), out);
                 None
             }
         }
@@ -144,19 +138,26 @@ impl Gateway {
     }
 
     /// Counts, logs and publishes the refusal of a HELLO from `from`.
-    fn refuse_hello(&self, from: SocketAddr, reason: RejectReason, detail: String) {
+    pub(super) fn refuse_hello(
+        &self,
+        from: SocketAddr,
+        reason: RejectReason,
+        detail: String,
+        out: &mut Vec<Effect>,
+    ) {
         self.counters.reject(reason);
         tracing::debug!(peer = %from, reason = reason.name(), detail, "HELLO refused");
-        self.bus.publish(
+        out.push(Effect::Publish(
             EventRecord::refusal(None, reason)
                 .with_peer(from)
                 .with_message(MessageType::Hello, 0, 0)
                 .with_detail(detail),
-        );
+        ));
     }
 
-    /// Stage 3: creates the session and sends the WELCOME.
-    pub async fn finish_hello(&self, read: ReadHello) {
+    /// Stage 3: the new session's compare-and-set from "absent"; the WELCOME waits for it
+    /// ([`Self::after_welcome`]).
+    fn finish_hello(&self, read: ReadHello, out: &mut Vec<Effect>) {
         let ReadHello {
             handshake,
             reservation,
@@ -165,22 +166,18 @@ impl Gateway {
         } = read;
         // Refuse before committing: a session the XDP table cannot hold would exist in the store
         // with every packet of it dropped. The cache holds exactly what the map holds.
-        let capacity = self
-            .dataplane
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .session_capacity() as usize;
-        if self.sessions.lock().len() >= capacity && self.evict_terminated(now, 0) == 0 {
+        let capacity = self.capacity;
+        if self.sessions.lock().len() >= capacity && self.evict_terminated(now, 0, out) == 0 {
             self.counters.reject(RejectReason::TableFull);
             tracing::error!(capacity, peer = %from, "session table full; HELLO refused");
-            self.bus.publish(
+            out.push(Effect::Publish(
                 EventRecord::refusal(None, RejectReason::TableFull)
                     .with_peer(from)
                     .with_message(MessageType::Hello, 0, 0)
                     .with_detail(format!(
                         "the session table holds {capacity} sessions; raise --max-sessions"
                     )),
-            );
+            ));
             return;
         }
         let client = *handshake.client_public_key();
@@ -188,7 +185,8 @@ impl Gateway {
         let Some(entry) = self.settings.client(&client).cloned() else {
             return;
         };
-        let id = SessionId::generate(self.settings.node_id(), &mut rand::thread_rng());
+        let node = self.settings.node_id();
+        let id = self.with_rng(|rng| SessionId::generate(node, rng));
         let welcome = self.settings.welcome_payload(&entry, id.get());
         // The WELCOME takes counter 0 of this run's epoch; the session's later messages follow.
         let header = WireHeader::new(MessageType::Welcome, id.get(), 1, self.epoch << EPOCH_SHIFT);
@@ -209,36 +207,53 @@ impl Gateway {
         };
         let transition = match self.machine.transition(&birth, &input, now) {
             Ok(t) => t,
-            Err(reject) => {
-                self.publish(&reject.event);
-                return;
-            }
+            Err(reject) => return self.publish(&reject.event, out),
         };
-        match self
-            .commit(Expected::Absent, transition, Arc::new(accepted.keys))
-            .await
-        {
-            Ok(_) => {
+        let then = Then::Welcome {
+            session: id.get(),
+            to: from,
+            datagram: accepted.datagram,
+            reservation,
+            client: entry.name,
+        };
+        let keys = Arc::new(accepted.keys);
+        self.commit(Expected::Absent, transition, keys, then, out);
+    }
+
+    /// Once the new session's compare-and-set ran: on commit, the reservation is kept and the
+    /// WELCOME sent; otherwise the reservation is released (dropped) and the client retries.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the continuation's fields (session, client address, WELCOME, reservation, client name) and the commit's result, into the step's effects"
+    )]
+    pub(super) fn after_welcome(
+        &self,
+        session: u64,
+        to: SocketAddr,
+        datagram: Vec<u8>,
+        reservation: Reservation,
+        client: &str,
+        result: &Result<Applied, ApplyError>,
+        out: &mut Vec<Effect>,
+    ) {
+        match result {
+            Ok(applied) => {
                 reservation.commit();
-                tracing::info!(
-                    session = %id,
-                    client = %entry.name,
-                    peer = %from,
-                    "session born"
-                );
-                self.send(&accepted.datagram, from).await;
+                let (Applied::Committed(s) | Applied::Unchanged(s)) = applied;
+                tracing::info!(session = %s.id, client, peer = %to, "session born");
+                out.push(Effect::Send { to, datagram });
             }
             Err(ApplyError::IdAlreadyIssued) => {
                 // 48 random bits collided with an id issued before: the client's HELLO retry
                 // draws a new one.
-                self.bus.publish(
-                    EventRecord::refusal(Some(id.get()), RejectReason::OwnershipAmbiguous)
-                        .with_peer(from)
+                out.push(Effect::Publish(
+                    EventRecord::refusal(Some(session), RejectReason::OwnershipAmbiguous)
+                        .with_peer(to)
                         .with_detail("drawn session id was issued before; the client will retry"),
-                );
+                ));
             }
             Err(e) => {
-                tracing::error!(peer = %from, error = %e, "cannot create the session");
+                tracing::error!(peer = %to, error = %e, "cannot create the session");
             }
         }
     }

@@ -1,36 +1,44 @@
-//! The gateway daemon: the single authority over session state on a node.
+//! The gateway daemon: the single authority over session state on a node, as a sans-IO core (the
+//! [`Controller`]) and an I/O shell (the [`Executor`] and [`run`]).
 //!
-//! Follow one datagram: [`shell::run`] receives it on the UDP socket and hands it, by message
-//! type, to the [`Gateway`]'s handler for it ([`traffic`] for DATA and KEEPALIVE, [`reattach`] for
-//! REATTACH_REQUEST and PATH_RESPONSE, [`handshake`] for HELLO). A handler authenticates it
-//! ([`crate::crypto`]), passes its nonce through the controller's replay window ([`replay`]) and
-//! asks the pure state machine ([`crate::session`]) what it does; a version increment goes through
-//! [`Gateway::apply`] in [`core`] (compare-and-set in the store with its audit, the session cache in
-//! [`live`], the XDP map through [`session_map`], the event stream), and the answer leaves through
-//! [`reply`]. An opened DATA packet goes into the TUN device after cryptokey routing ([`tunnel`]).
+//! Follow one datagram, in four files:
+//! 1. [`shell`]: the receive loop reads it from the UDP socket and calls
+//!    [`Controller::handle`] with a reusable effects buffer.
+//! 2. [`dispatch`]: `handle` reads the header and calls the handler of its message type:
+//!    [`traffic`] (DATA, KEEPALIVE, TERMINATE), [`reattach`] (REATTACH_REQUEST, PATH_RESPONSE),
+//!    [`handshake`] (HELLO). A handler authenticates the datagram ([`crate::crypto`]), passes its
+//!    nonce through the controller's replay window ([`replay`]), asks the pure state machine
+//!    ([`crate::session`]) what it does, and pushes [`Effect`]s: a sealed reply or REJECT
+//!    ([`reply`]), an event, the opened packet's TUN write (after cryptokey routing,
+//!    [`tunnel`]), or, for a version increment, a compare-and-set ([`Controller::apply_input`] in
+//!    [`core`]) carrying a token that says how to continue.
+//! 3. [`executor`]: the shell performs the effects in order; a compare-and-set goes through the
+//!    group committer on its own task, and its outcome goes back to [`Controller::committed`],
+//!    which installs the session, returns its map push, its events and the reply it owes
+//!    (`effect::Then`).
+//! 4. [`effect`]: every effect there is, and the commit token.
 //!
-//! - [`shell`]: [`run`], the I/O shell: the receive loop, the TUN reader, the timers, the control
-//!   socket, the metrics endpoint; it is given its sockets, store, maps and TUN device
-//!   ([`GatewayIo`]), which the binary's composition root (`cli::gateway_cmd`) builds.
-//! - [`core`]: [`Gateway`] and [`Gateway::apply`], the one path by which a session changes.
-//! - [`session_map`]: what the controller needs of the XDP maps, as a trait the dataplane
+//! Adding a message type: a handler `impl Controller` method pushing effects, and its arm in
+//! [`dispatch`]. Adding an effect: a variant in [`effect`] and its arm in
+//! [`Executor::perform`](executor). Timers come in through [`Controller::tick`], XDP drops through
+//! [`Controller::on_dataplane_drop`] ([`roaming`], [`terminated`]), HELLO handshakes (on the
+//! worker threads of [`handshake_pool`]) through [`Controller::handshake`]; each returns effects.
+//!
+//! - [`core`]: the [`Controller`], its private state, [`Controller::apply_input`] and
+//!   [`Controller::committed`], the one path by which a session changes.
+//! - [`session_map`]: what the shell needs of the XDP maps, as a trait the dataplane
 //!   implements (and the unit tests fake).
-//! - [`handshake`]: HELLO -> session at version 1 -> WELCOME, in three stages.
-//! - [`handshake_pool`]: the bounded handshake queue and its worker threads.
-//! - [`hello_guard`]: mac1 key, cookie secrets, "under load", and their push into XDP.
+//! - [`hello_guard`]: mac1 key, cookie secrets, "under load".
 //! - [`hello_replay`]: the atomic HELLO replay reservation and the per-client session cap.
-//! - [`reattach`]: REATTACH_REQUEST, PATH_CHALLENGE / PATH_RESPONSE, the reattach CAS.
-//! - [`traffic`]: DATA, KEEPALIVE, TERMINATE.
 //! - [`routes`]: cryptokey routing: which client owns each tunnel address, which session carries it.
-//! - [`tunnel`]: the TUN data path.
-//! - [`reply`]: sealed replies and REJECTs, within [`reject_budget`] per (session, source).
-//! - [`replay`]: the controller's own client-to-gateway replay window, behind XDP's.
+//! - [`reject_budget`]: how many REJECTs per (session, source).
+//! - [`report`]: machine events logged and published.
+//! - [`live`]: the session table (records, keys, nonces, challenges, budgets).
 //! - [`counters`]: every counter `jvpn stats` and the metrics read.
 //! - [`clock`]: the monotonic clock every timer and the state machine read.
-//! - [`reconcile`]: start-up from the store, with or without surviving maps.
-//! - [`timers`]: keepalive and idle timeouts.
-//! - [`retention`]: terminated sessions leave the table and the map after a while.
-//! - [`roaming`], [`terminated`]: XDP drops answered with a REJECT.
+//! - [`reconcile`]: start-up from the store, with or without surviving maps (shell side).
+//! - [`timers`], [`retention`]: keepalive and idle timeouts; terminated sessions leave the
+//!   table and the map after a while.
 //! - [`udp`]: the gateway's UDP socket, bound to `listen` and to the XDP interface.
 //! - [`api`]: what the control socket and the metrics read.
 //! - [`epoch`], [`fault`], [`latency`]: the nonce epoch, crash injection, the commit-to-map
@@ -44,7 +52,10 @@ pub mod clock;
 pub mod cluster;
 pub mod core;
 pub mod counters;
+pub mod dispatch;
+pub mod effect;
 pub mod epoch;
+pub mod executor;
 pub mod fault;
 pub mod handshake;
 pub mod handshake_pool;
@@ -57,6 +68,7 @@ pub mod reconcile;
 pub mod reject_budget;
 pub mod replay;
 pub mod reply;
+pub mod report;
 pub mod retention;
 pub mod roaming;
 pub mod routes;
@@ -71,7 +83,9 @@ pub mod udp;
 #[cfg(test)]
 mod tests;
 
-pub use self::core::{Applied, ApplyError, Gateway, GatewayParts};
+pub use self::core::{Applied, ApplyError, Controller, ControllerParts, Decision};
+pub use effect::Effect;
+pub use executor::{Executor, ExecutorParts, Place};
 pub use session_map::SessionMap;
 pub use shell::{run, GatewayIo, RunSettings};
 

@@ -7,7 +7,8 @@
 //! MOBIKE's return routability check, RFC 4555). A request captured and replayed from another
 //! address gets a challenge its sender cannot answer.
 
-use super::core::{Applied, Gateway};
+use super::core::{Applied, ApplyError, Controller};
+use super::effect::{Effect, Then};
 use super::live::{PendingChallenge, CHALLENGE_LIFETIME_MS};
 use crate::crypto::{open_body, Direction};
 use crate::session::{Input, Millis, SessionId};
@@ -40,18 +41,24 @@ pub fn admit_claim(state: SessionState, current: u64, claimed: u64) -> Result<()
     }
 }
 
-impl Gateway {
-    /// Handles a REATTACH_REQUEST from `from`.
-    pub async fn on_reattach_request(&self, datagram: &[u8], from: SocketAddr, now: Millis) {
-        let Some((id, session, keys)) = self.session_of(datagram, from) else {
+impl Controller {
+    /// Handles a REATTACH_REQUEST from `from`: a PATH_CHALLENGE to the new address, or a REJECT.
+    pub(super) fn on_reattach_request(
+        &self,
+        datagram: &[u8],
+        from: SocketAddr,
+        now: Millis,
+        out: &mut Vec<Effect>,
+    ) {
+        let Some((id, session, keys)) = self.session_of(datagram, from, out) else {
             return;
         };
         let (header, request) =
             match open_body::<ReattachRequest>(&keys, Direction::ClientToGateway, datagram) {
                 Ok(opened) => opened,
-                Err(e) => return self.seal_failed(datagram, from, &e),
+                Err(e) => return self.seal_failed(datagram, from, &e, out),
             };
-        if !self.admit_nonce(id, &header, from) {
+        if !self.admit_nonce(id, &header, from, out) {
             return;
         }
         let claimed = request.acked_version.get();
@@ -61,26 +68,15 @@ impl Gateway {
                 "header version {} differs from the body's acknowledged version {claimed}",
                 header.state_version.get()
             );
-            return self
-                .refuse(
-                    id,
-                    from,
-                    &header,
-                    RejectReason::Malformed,
-                    current,
-                    detail,
-                    now,
-                )
-                .await;
+            let reason = RejectReason::Malformed;
+            return self.refuse(id, from, &header, reason, current, detail, now, out);
         }
         if let Err(reason) = admit_claim(session.state, current, claimed) {
             let detail = format!(
                 "REATTACH_REQUEST claims version {claimed}; the session is {} at {current}",
                 session.state.name()
             );
-            return self
-                .refuse(id, from, &header, reason, current, detail, now)
-                .await;
+            return self.refuse(id, from, &header, reason, current, detail, now, out);
         }
         let binding = TransportBinding::from_socket_addr(from);
         if session.state == SessionState::Attached && session.binding == binding {
@@ -89,10 +85,10 @@ impl Gateway {
                 new_version: Be64::new(current),
                 binding,
             };
-            return self.send_body(id, from, current, &ack).await;
+            return self.send_body(id, from, current, &ack, out);
         }
         let mut token = [0u8; PATH_TOKEN_LEN];
-        rand::thread_rng().fill_bytes(&mut token);
+        self.with_rng(|rng| rng.fill_bytes(&mut token));
         let attempt = request.attempt.get();
         if let Some(live) = self.sessions.lock().get_mut(&id) {
             live.add_challenge(PendingChallenge {
@@ -113,20 +109,27 @@ impl Gateway {
             token,
             attempt: request.attempt,
         };
-        self.send_body(id, from, current, &challenge).await;
+        self.send_body(id, from, current, &challenge, out);
     }
 
-    /// Handles a PATH_RESPONSE from `from`: the return-routability proof, then the CAS.
-    pub async fn on_path_response(&self, datagram: &[u8], from: SocketAddr, now: Millis) {
-        let Some((id, session, keys)) = self.session_of(datagram, from) else {
+    /// Handles a PATH_RESPONSE from `from`: the return-routability proof, then the CAS (an
+    /// [`Effect::Commit`] whose outcome [`Self::after_reattach`] answers).
+    pub(super) fn on_path_response(
+        &self,
+        datagram: &[u8],
+        from: SocketAddr,
+        now: Millis,
+        out: &mut Vec<Effect>,
+    ) {
+        let Some((id, session, keys)) = self.session_of(datagram, from, out) else {
             return;
         };
         let (header, response) =
             match open_body::<PathResponse>(&keys, Direction::ClientToGateway, datagram) {
                 Ok(opened) => opened,
-                Err(e) => return self.seal_failed(datagram, from, &e),
+                Err(e) => return self.seal_failed(datagram, from, &e, out),
             };
-        if !self.admit_nonce(id, &header, from) {
+        if !self.admit_nonce(id, &header, from, out) {
             return;
         }
         let challenge = self.sessions.lock().get_mut(&id).and_then(|live| {
@@ -135,17 +138,8 @@ impl Gateway {
         let current = session.state_version;
         let Some(challenge) = challenge else {
             let detail = "no outstanding challenge matches this token, attempt and address".into();
-            return self
-                .refuse(
-                    id,
-                    from,
-                    &header,
-                    RejectReason::PathValidation,
-                    current,
-                    detail,
-                    now,
-                )
-                .await;
+            let reason = RejectReason::PathValidation;
+            return self.refuse(id, from, &header, reason, current, detail, now, out);
         };
         if let Err(reason) = check_version(header.state_version.get(), challenge.version) {
             let detail = format!(
@@ -153,35 +147,75 @@ impl Gateway {
                 header.state_version.get(),
                 challenge.version
             );
-            return self
-                .refuse(id, from, &header, reason, current, detail, now)
-                .await;
+            return self.refuse(id, from, &header, reason, current, detail, now, out);
         }
         let input = Input::ReattachValidated {
             claimed_version: challenge.version,
             new_binding: TransportBinding::from_socket_addr(from),
         };
-        match self.apply(id, input, now).await {
+        let then = Then::ReattachAck {
+            id,
+            to: from,
+            version: current,
+            nonce: header.nonce.get(),
+        };
+        if let Err(e) = self.apply(id, input, now, then, out) {
+            self.reattach_refused(id, from, current, header.nonce.get(), &e, now, out);
+        }
+    }
+
+    /// Answers a validated path once its compare-and-set ran: REATTACH_ACK at the new version,
+    /// or the REJECT of why not.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the continuation's fields (session, destination, version, nonce), the commit's result and the time, into the step's effects"
+    )]
+    pub(super) fn after_reattach(
+        &self,
+        id: u64,
+        to: SocketAddr,
+        version: u64,
+        nonce: u64,
+        result: &Result<Applied, ApplyError>,
+        now: Millis,
+        out: &mut Vec<Effect>,
+    ) {
+        match result {
             Ok(Applied::Committed(s)) => {
                 let ack = ReattachAck {
                     new_version: Be64::new(s.state_version),
                     binding: s.binding,
                 };
-                self.send_body(id, from, s.state_version, &ack).await;
+                self.send_body(id, to, s.state_version, &ack, out);
             }
             Ok(Applied::Unchanged(_)) => {}
-            Err(e) => {
-                let version = self
-                    .sessions
-                    .snapshot(id)
-                    .map_or(current, |(s, _)| s.state_version);
-                if let Some(reason) = e.reason() {
-                    self.send_reject(id, from, reason, version, header.nonce.get(), now)
-                        .await;
-                } else {
-                    tracing::error!(session = %SessionId::show(id), error = %e, "reattach not committed");
-                }
-            }
+            Err(e) => self.reattach_refused(id, to, version, nonce, e, now, out),
+        }
+    }
+
+    /// Sends the REJECT of a reattach that was not committed (within the budget).
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the REJECT names the session, the destination, the version, the nonce refused, the error and the time, into the step's effects"
+    )]
+    fn reattach_refused(
+        &self,
+        id: u64,
+        to: SocketAddr,
+        current: u64,
+        nonce: u64,
+        error: &ApplyError,
+        now: Millis,
+        out: &mut Vec<Effect>,
+    ) {
+        let version = self
+            .sessions
+            .snapshot(id)
+            .map_or(current, |(s, _)| s.state_version);
+        if let Some(reason) = error.reason() {
+            self.send_reject(id, to, reason, version, nonce, now, out);
+        } else {
+            tracing::error!(session = %SessionId::show(id), error = %error, "reattach not committed");
         }
     }
 }

@@ -16,8 +16,8 @@
 //! ATTACHED; the next start adopts those maps but, finding the debt, finishes the pass, or DATA
 //! captured before the loss would be accepted again.
 
-use super::core::Gateway;
 use super::epoch::first_nonce;
+use super::executor::Executor;
 use super::replay::RxWindow;
 use crate::crypto::SessionKeys;
 use crate::dataplane::Origin;
@@ -85,11 +85,12 @@ pub struct Reconciled {
     pub unrecovered: usize,
 }
 
-impl Gateway {
+impl Executor {
     /// Loads the store into the cache and the maps (see the module doc).
     pub async fn reconcile(&self, origin: Origin, now: Millis) -> Result<Reconciled, StoreError> {
         let mut report = Reconciled::default();
-        let owed = RecoveryOwed::new(&self.state_dir);
+        let owed = RecoveryOwed::new(&self.place.state_dir);
+        let controller = self.controller().clone();
         let recover = origin == Origin::Loaded || owed.is_owed();
         for mut session in self.store.list()? {
             report.loaded += 1;
@@ -104,7 +105,8 @@ impl Gateway {
             // monotonic clock does not survive a reboot); give every session a full keepalive
             // period from now before the timers judge it.
             session.last_rx = now;
-            self.hellos
+            controller
+                .hellos
                 .remember(session.client_key, session.hello_timestamp);
             let id = session.id.get();
             if session.state == SessionState::Terminated {
@@ -113,8 +115,9 @@ impl Gateway {
                 self.remove_from_map(id);
                 continue;
             }
-            self.sessions
-                .install(session.clone(), keys, first_nonce(self.epoch));
+            controller
+                .sessions
+                .install(session.clone(), keys, first_nonce(controller.epoch));
             if !usable {
                 tracing::warn!(
                     session = %SessionId::show(id),
@@ -132,7 +135,7 @@ impl Gateway {
             // Adopted maps owing a pass hold the RECOVERING sessions the interrupted pass moved.
             let moved = origin == Origin::Adopted && session.state == SessionState::Recovering;
             if !recover || moved {
-                self.push_map(&session);
+                self.push_map(id, &session.map_entry());
                 if origin == Origin::Adopted {
                     // After the push: a failed read moves the session on, and its map entry with it.
                     self.seed_rx_window(id).await;
@@ -153,7 +156,7 @@ impl Gateway {
         if recover && report.unrecovered == 0 {
             owed.settle()
                 .map_err(|source| StoreError::StateDirUnusable {
-                    dir: self.state_dir.clone(),
+                    dir: self.place.state_dir.clone(),
                     source,
                 })?;
         }
@@ -165,14 +168,11 @@ impl Gateway {
     /// XDP is bypassed. If the window cannot be read, the session goes to RECOVERING instead
     /// (version +1), which makes every earlier message stale: fail closed.
     async fn seed_rx_window(&self, id: u64) {
-        let highest = self
-            .dataplane
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .highest_nonce(id);
+        let highest = self.map().highest_nonce(id);
+        let controller = self.controller();
         match highest {
             Ok(highest) => {
-                if let Some(live) = self.sessions.lock().get_mut(&id) {
+                if let Some(live) = controller.sessions.lock().get_mut(&id) {
                     live.rx = RxWindow::above(highest.unwrap_or(0));
                 }
             }
@@ -181,7 +181,7 @@ impl Gateway {
                 let input = Input::ForceRecover {
                     cause: RecoverCause::DataplaneLost,
                 };
-                let _ = self.apply(id, input, self.clock.now()).await;
+                let _ = self.apply(id, input, controller.clock.now()).await;
             }
         }
     }

@@ -25,7 +25,8 @@
 //! and are refused as NOT_ATTACHED / STALE_VERSION, a captured REATTACH_REQUEST gets at most a
 //! challenge its sender cannot answer, and a captured PATH_RESPONSE answers no challenge.
 
-use super::core::Gateway;
+use super::core::Controller;
+use super::effect::Effect;
 use crate::events::EventRecord;
 use crate::session::SessionId;
 use jvpn_common::replay::{Leap, ReplayWindow};
@@ -74,11 +75,17 @@ impl RxWindow {
     }
 }
 
-impl Gateway {
+impl Controller {
     /// Passes an opened message's nonce through session `id`'s [`RxWindow`]. `false` if it was
     /// refused, which is counted and reported here; the caller then drops the message. Call it
     /// only after the seal opened, and before the message has any effect.
-    pub fn admit_nonce(&self, id: u64, header: &WireHeader, from: SocketAddr) -> bool {
+    pub(super) fn admit_nonce(
+        &self,
+        id: u64,
+        header: &WireHeader,
+        from: SocketAddr,
+        out: &mut Vec<Effect>,
+    ) -> bool {
         let nonce = header.nonce.get();
         let verdict = self
             .sessions
@@ -99,13 +106,13 @@ impl Gateway {
             peer = %from,
             "the controller refused a replayed message"
         );
-        self.bus.publish(
+        out.push(Effect::Publish(
             EventRecord::refusal(Some(id), reason)
                 .with_peer(from)
                 .with_message(message, header.state_version.get(), nonce)
                 .with_session_version(version)
                 .with_detail("refused by the controller's replay window; nothing changed"),
-        );
+        ));
         false
     }
 }

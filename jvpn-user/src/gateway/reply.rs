@@ -5,8 +5,9 @@
 //! client message: finding the session a datagram names, and reporting (never answering) one that
 //! fails authentication.
 
-use super::core::Gateway;
+use super::core::Controller;
 use super::counters::Count;
+use super::effect::Effect;
 use crate::crypto::{seal_message, Direction, SealError};
 use crate::events::{EventKind, EventRecord, EventSource};
 use crate::session::{Millis, SessionId};
@@ -14,15 +15,16 @@ use jvpn_common::control::{Body, Reject};
 use jvpn_common::{MessageType, RejectReason, WireHeader};
 use std::net::SocketAddr;
 
-impl Gateway {
+impl Controller {
     /// Seals `body` as a `msg_type` message of session `id` at `version`, or `None` if the
     /// session is gone.
-    pub fn seal_for(
+    pub(super) fn seal_for(
         &self,
         id: u64,
         msg_type: MessageType,
         version: u64,
         body: &[u8],
+        out: &mut Vec<Effect>,
     ) -> Option<Vec<u8>> {
         let (nonce, keys) = {
             let mut table = self.sessions.lock();
@@ -35,11 +37,11 @@ impl Gateway {
                 session = %SessionId::show(id),
                 "not sealed: the gateway-to-client nonces of this epoch are spent; the session ends"
             );
-            self.bus.publish(
+            out.push(Effect::Publish(
                 EventRecord::new(EventKind::PolicyEvent, EventSource::Controller)
                     .with_session(id)
                     .with_detail("message not sent: the session's gateway-to-client nonces of this boot epoch are spent"),
-            );
+            ));
             return None;
         };
         let header = WireHeader::new(msg_type, id, version, nonce);
@@ -52,17 +54,17 @@ impl Gateway {
         }
     }
 
-    /// Sends a control body to `to`.
-    pub async fn send_body<B: Body>(&self, id: u64, to: SocketAddr, version: u64, body: &B) {
-        if let Some(datagram) = self.seal_for(id, B::MESSAGE_TYPE, version, body.as_body()) {
-            self.send(&datagram, to).await;
-        }
-    }
-
-    /// Sends a datagram, logging (not failing on) a send error: the client retries.
-    pub async fn send(&self, datagram: &[u8], to: SocketAddr) {
-        if let Err(e) = self.socket.send_to(datagram, to).await {
-            tracing::warn!(%to, error = %e, "send failed");
+    /// Seals a control body for `to` and pushes its [`Effect::Send`].
+    pub(super) fn send_body<B: Body>(
+        &self,
+        id: u64,
+        to: SocketAddr,
+        version: u64,
+        body: &B,
+        out: &mut Vec<Effect>,
+    ) {
+        if let Some(datagram) = self.seal_for(id, B::MESSAGE_TYPE, version, body.as_body(), out) {
+            out.push(Effect::Send { to, datagram });
         }
     }
 
@@ -72,7 +74,7 @@ impl Gateway {
         clippy::too_many_arguments,
         reason = "a REJECT names the session, its destination, the message refused, the reason, the version, a detail and the time; a struct would only name them again"
     )]
-    pub async fn refuse(
+    pub(super) fn refuse(
         &self,
         id: u64,
         to: SocketAddr,
@@ -81,6 +83,7 @@ impl Gateway {
         gateway_version: u64,
         detail: String,
         now: Millis,
+        out: &mut Vec<Effect>,
     ) {
         self.counters.reject(reason);
         tracing::warn!(
@@ -93,19 +96,30 @@ impl Gateway {
             "refused"
         );
         let message = header.message_type().unwrap_or(MessageType::Data);
-        self.bus.publish(
+        out.push(Effect::Publish(
             EventRecord::refusal(Some(id), reason)
                 .with_peer(to)
                 .with_message(message, header.state_version.get(), header.nonce.get())
                 .with_session_version(gateway_version)
                 .with_detail(detail),
+        ));
+        self.send_reject(
+            id,
+            to,
+            reason,
+            gateway_version,
+            header.nonce.get(),
+            now,
+            out,
         );
-        self.send_reject(id, to, reason, gateway_version, header.nonce.get(), now)
-            .await;
     }
 
     /// Sends a REJECT if the session's budget for `to` allows; the event is the caller's.
-    pub async fn send_reject(
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "a REJECT names the session, its destination, the reason, the version, the nonce refused and the time, and goes into the step's effects; a struct would only name them again"
+    )]
+    pub(super) fn send_reject(
         &self,
         id: u64,
         to: SocketAddr,
@@ -113,6 +127,7 @@ impl Gateway {
         gateway_version: u64,
         rejected_nonce: u64,
         now: Millis,
+        out: &mut Vec<Effect>,
     ) {
         let allowed = self.sessions.lock().get_mut(&id).is_some_and(|live| {
             let bound = live.session.binding.to_socket_addr();
@@ -123,13 +138,19 @@ impl Gateway {
             return;
         }
         let body = Reject::new(reason, gateway_version, rejected_nonce);
-        self.send_body(id, to, gateway_version, &body).await;
+        self.send_body(id, to, gateway_version, &body, out);
     }
 
     /// Reports a message that failed authentication here. No reply: an unauthenticated sender
     /// gets nothing to learn from, and nothing changes (the brief's "no unauthenticated message may
     /// change a session").
-    pub fn unauthenticated(&self, header: &WireHeader, from: SocketAddr, reason: RejectReason) {
+    pub(super) fn unauthenticated(
+        &self,
+        header: &WireHeader,
+        from: SocketAddr,
+        reason: RejectReason,
+        out: &mut Vec<Effect>,
+    ) {
         self.counters.count(Count::SealFailure);
         let message = header.message_type().unwrap_or(MessageType::Data);
         tracing::warn!(
@@ -138,19 +159,20 @@ impl Gateway {
             peer = %from,
             "a datagram failed authentication in the controller"
         );
-        self.bus.publish(
+        out.push(Effect::Publish(
             EventRecord::refusal(Some(header.session_id.get()), reason)
                 .with_peer(from)
                 .with_message(message, header.state_version.get(), header.nonce.get())
                 .with_detail("failed authentication in the controller; nothing changed"),
-        );
+        ));
     }
 
     /// The live session a datagram names, or `None` (reported) if it has none.
-    pub fn session_of(
+    pub(super) fn session_of(
         &self,
         datagram: &[u8],
         from: SocketAddr,
+        out: &mut Vec<Effect>,
     ) -> Option<(
         u64,
         crate::session::Session,
@@ -161,16 +183,22 @@ impl Gateway {
         match self.sessions.snapshot(id) {
             Some((session, keys)) => Some((id, session, keys)),
             None => {
-                self.unauthenticated(&header, from, RejectReason::UnknownSession);
+                self.unauthenticated(&header, from, RejectReason::UnknownSession, out);
                 None
             }
         }
     }
 
     /// Reports a datagram whose tag or seal failed here.
-    pub fn seal_failed(&self, datagram: &[u8], from: SocketAddr, error: &SealError) {
+    pub(super) fn seal_failed(
+        &self,
+        datagram: &[u8],
+        from: SocketAddr,
+        error: &SealError,
+        out: &mut Vec<Effect>,
+    ) {
         if let Ok(header) = WireHeader::parse(datagram) {
-            self.unauthenticated(&header, from, error.reason());
+            self.unauthenticated(&header, from, error.reason(), out);
         }
     }
 }

@@ -8,59 +8,43 @@
 //! record and its audit history (`jvpn audit ID`), and its id stays issued, never reused.
 //! A HELLO that finds the table full evicts terminated sessions at once before it gives up.
 
-use super::core::Gateway;
+use super::core::Controller;
+use super::effect::Effect;
 use crate::session::{Millis, SessionId};
 use jvpn_common::maps::SessionState;
 
 /// How long a terminated session stays in the table and the map.
 pub const TERMINATED_RETENTION_MS: Millis = 60_000;
 
-impl Gateway {
-    /// Evicts the sessions that have been TERMINATED for at least `retention` from the live
-    /// table and the XDP map; returns how many went. A session whose map entry cannot be removed
-    /// stays in the table, so the next call retries it (the table mirrors the map).
-    pub fn evict_terminated(&self, now: Millis, retention: Millis) -> usize {
-        let expired: Vec<u64> = self
-            .sessions
-            .lock()
-            .iter()
-            .filter(|(_, live)| {
-                live.session.state == SessionState::Terminated
-                    && now.saturating_sub(live.session.changed_at) >= retention
-            })
-            .map(|(id, _)| *id)
-            .collect();
-        let mut evicted = 0;
-        for id in expired {
-            if self.remove_from_map(id) {
-                self.sessions.lock().remove(&id);
-                evicted += 1;
-            }
-        }
-        if evicted > 0 {
-            tracing::debug!(evicted, "terminated sessions evicted");
-        }
-        evicted
+impl Controller {
+    /// Pushes an [`Effect::Evict`] for every session TERMINATED for at least `retention`;
+    /// returns how many. The shell removes each from the XDP map and, if it went, reports it
+    /// ([`Self::evicted`]), which removes it from the table: the table mirrors the map, and a
+    /// failed removal is retried by the next call.
+    pub(super) fn evict_terminated(
+        &self,
+        now: Millis,
+        retention: Millis,
+        out: &mut Vec<Effect>,
+    ) -> usize {
+        let before = out.len();
+        out.extend(
+            self.sessions
+                .lock()
+                .iter()
+                .filter(|(_, live)| {
+                    live.session.state == SessionState::Terminated
+                        && now.saturating_sub(live.session.changed_at) >= retention
+                })
+                .map(|(id, _)| Effect::Evict { session: *id }),
+        );
+        out.len() - before
     }
 
-    /// Removes a terminated session's entry (and replay window) from the XDP map; whether the
-    /// map no longer holds it. A failure is logged, and the caller may retry.
-    pub fn remove_from_map(&self, id: u64) -> bool {
-        let removed = self
-            .dataplane
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .remove_session(id);
-        match removed {
-            Ok(_) => true,
-            Err(e) => {
-                tracing::warn!(
-                    session = %SessionId::show(id),
-                    error = %e,
-                    "cannot remove a terminated session from the XDP map"
-                );
-                false
-            }
+    /// A terminated session's map entry (and replay window) is gone: it leaves the table.
+    pub fn evicted(&self, id: u64) {
+        if self.sessions.lock().remove(&id).is_some() {
+            tracing::debug!(session = %SessionId::show(id), "terminated session evicted");
         }
     }
 }

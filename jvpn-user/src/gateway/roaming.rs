@@ -14,19 +14,26 @@
 //! sent to the attacker, which it cannot use; the session's REJECT budget for that address, and the
 //! bound on new addresses per second ([`super::reject_budget`]), bound how many.
 
-use super::core::Gateway;
+use super::core::Controller;
+use super::effect::Effect;
 use crate::dataplane::DataplaneEvent;
 use crate::session::{Millis, SessionId};
 use jvpn_common::maps::{SessionState, TransportBinding};
 use jvpn_common::{MessageType, RejectReason};
 
-impl Gateway {
+impl Controller {
     /// Answers a dataplane drop that means "the client's transport changed" with a REJECT to the
     /// transport it came from, and one of a terminated session with a REJECT TERMINATED
     /// ([`super::terminated`]); ignores every other drop.
-    pub async fn on_dataplane_drop(&self, event: &DataplaneEvent, now: Millis) {
+    pub fn on_dataplane_drop(&self, event: &DataplaneEvent, now: Millis) -> Vec<Effect> {
+        let mut out = Vec::new();
+        self.answer_drop(event, now, &mut out);
+        out
+    }
+
+    fn answer_drop(&self, event: &DataplaneEvent, now: Millis, out: &mut Vec<Effect>) {
         if event.reason == RejectReason::Terminated {
-            return self.tell_terminated(event, now).await;
+            return self.tell_terminated(event, now, out);
         }
         if event.reason != RejectReason::TransportMismatch
             || !matches!(
@@ -59,7 +66,7 @@ impl Gateway {
             session.state_version,
             event.nonce,
             now,
-        )
-        .await;
+            out,
+        );
     }
 }

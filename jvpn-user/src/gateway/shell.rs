@@ -2,16 +2,21 @@
 //! ([`GatewayIo`]), as mini-redis's `run(listener, shutdown)` does, until `shutdown` completes.
 //! What to build them from is the binary's business (`cli::gateway_cmd`, the composition root).
 //!
-//! One datagram: [`receive_loop`] reads it (with the rest of its UDP GRO run) and dispatches it
-//! by message type. DATA and KEEPALIVE
-//! are handled inline ([`Gateway::on_traffic`], then cryptokey routing and the TUN write); a
-//! HELLO is screened inline and queued for a handshake worker ([`super::handshake`]); control
-//! messages (REATTACH_REQUEST, PATH_RESPONSE, TERMINATE) run on their own tasks so their
+//! One datagram: [`receive_loop`] reads it (with the rest of its UDP GRO run),
+//! [`Controller::handle`] decides what it does, and the
+//! [`Executor`] performs the effects: a KEEPALIVE's answer inline, DATA's TUN write with the run's
+//! others (merged), a
+//! screened HELLO into the handshake workers' queue ([`super::handshake`]), and a step that
+//! commits (REATTACH via PATH_RESPONSE, TERMINATE) on its own task, so concurrent
 //! compare-and-sets share group commits. Beside the receive loop run the TUN reader
-//! ([`super::tunnel`]), the timers, the HELLO guard's rotation, the dataplane's event stream
-//! ([`super::roaming`], [`super::terminated`]), the control socket and the metrics endpoint.
+//! ([`super::tunnel`]), the timers ([`Controller::tick`]), the HELLO guard's rotation, the
+//! dataplane's event stream ([`Controller::on_dataplane_drop`]), the control socket and the
+//! metrics endpoint.
 
-use super::core::{Gateway, GatewayParts};
+use super::clock::ControllerClock;
+use super::core::{Controller, ControllerParts};
+use super::effect::Effect;
+use super::executor::{Executor, ExecutorParts, Place};
 use super::handshake::HelloJob;
 use super::handshake_pool::HandshakePool;
 use super::session_map::SessionMap;
@@ -24,7 +29,6 @@ use crate::events::EventRecord;
 use crate::session::{SessionMachine, Timers};
 use crate::store::SessionStore;
 use crate::tun::TunDevice;
-use jvpn_common::{MessageType, RejectReason, WireHeader};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -90,21 +94,34 @@ pub async fn run(
     let iface = settings.iface.clone();
     let port = settings.port;
     let epoch = settings.epoch;
-    let gateway = Arc::new(
-        Gateway::new(GatewayParts {
-            settings: settings.config,
-            machine: SessionMachine::new(settings.timers),
-            store,
-            dataplane: map,
+    let (controller, first) = Controller::new(ControllerParts {
+        settings: settings.config,
+        machine: SessionMachine::new(settings.timers),
+        epoch,
+        capacity: map.session_capacity(),
+        clock: ControllerClock::system(),
+        seed: None,
+    });
+    let exec = Executor::start(
+        controller,
+        first,
+        ExecutorParts {
             socket,
-            epoch,
-            iface: settings.iface,
-            port,
-            state_dir: settings.state_dir,
-        })
-        .map_err(GatewayError::io("start the store's commit thread"))?,
-    );
-    let report = gateway.reconcile(origin, gateway.clock.now()).await?;
+            store,
+            map,
+            tun,
+            place: Place {
+                iface: settings.iface,
+                port,
+                state_dir: settings.state_dir,
+            },
+        },
+    )
+    .await
+    .map_err(GatewayError::io("start the store's commit thread"))?;
+    let report = exec
+        .reconcile(origin, exec.controller().clock().now())
+        .await?;
     tracing::info!(
         %iface,
         port,
@@ -123,11 +140,11 @@ pub async fn run(
         }
     };
     let mut tasks = tokio::task::JoinSet::new();
-    let api: Arc<dyn crate::control::GatewayApi> = Arc::new(api::GatewayHandle(gateway.clone()));
+    let api: Arc<dyn crate::control::GatewayApi> = Arc::new(api::GatewayHandle(exec.clone()));
     tasks.spawn(crate::control::server::run(control, api.clone(), stopped()));
     if let Some(listener) = metrics {
         let registry = Arc::new(crate::metrics::registry(
-            gateway.counters.clone(),
+            exec.controller().counters().clone(),
             api.clone(),
         ));
         tasks.spawn(crate::metrics::http::serve(listener, registry, stopped()));
@@ -140,13 +157,16 @@ pub async fn run(
         });
     }
     {
-        let gateway = gateway.clone();
+        let exec = exec.clone();
         tasks.spawn(async move {
             loop {
                 match dataplane_events.next().await {
                     Ok(event) => {
-                        gateway.bus.publish(EventRecord::from_dataplane(&event));
-                        gateway.on_dataplane_drop(&event, gateway.clock.now()).await;
+                        exec.bus().publish(EventRecord::from_dataplane(&event));
+                        let controller = exec.controller();
+                        let now = controller.clock().now();
+                        let effects = controller.on_dataplane_drop(&event, now);
+                        exec.execute(effects).await;
                     }
                     Err(e) => {
                         tracing::error!(error = %e, "the dataplane event stream failed");
@@ -156,17 +176,17 @@ pub async fn run(
             }
         });
     }
-    tasks.spawn(report_dataplane_losses(gateway.clone()));
-    tasks.spawn(guard_hellos(gateway.clone()));
-    tasks.spawn(timers::run(gateway.clone()));
-    if let Some(tun) = &tun {
-        tasks.spawn(tunnel::run_tun_reader(gateway.clone(), tun.clone()));
+    tasks.spawn(report_dataplane_losses(exec.clone()));
+    tasks.spawn(guard_hellos(exec.clone()));
+    tasks.spawn(run_timers(exec.clone()));
+    if let Some(tun) = exec.tun() {
+        tasks.spawn(tunnel::run_tun_reader(exec.clone(), tun.clone()));
     }
 
     // Everything is open: XDP attached, the store open, every socket bound.
     crate::service::serving()?;
-    let pool = start_handshake_pool(&gateway)?;
-    let receive = receive_loop(gateway.clone(), tun, pool);
+    let pool = start_handshake_pool(&exec)?;
+    let receive = receive_loop(exec.clone(), pool);
     tokio::pin!(shutdown);
     let result = tokio::select! {
         () = &mut shutdown => Ok(()),
@@ -187,33 +207,44 @@ pub async fn run(
 }
 
 /// Reads runs of datagrams (UDP GRO: a sender's GSO run, or what the device's GRO merged, in one
-/// read) until the socket fails, and dispatches each datagram on its own; the DATA packets of a
-/// run that pass every check go into the TUN device together, their TCP segments merged
-/// ([`crate::datapath::coalesce`]). Control messages are handled on their own tasks so their
-/// commits share group commits.
+/// read) until the socket fails. Each datagram is handled and its step performed on its own, as
+/// before; the DATA packets of a run that passed every check ([`Effect::WriteTun`]) are taken out
+/// of their steps and written to the TUN device together at the end of the run, consecutive TCP
+/// segments of a flow merged ([`crate::datapath::coalesce`]).
 async fn receive_loop(
-    gateway: Arc<Gateway>,
-    tun: Option<Arc<TunDevice>>,
+    exec: Arc<Executor>,
     pool: HandshakePool<HelloJob>,
 ) -> Result<(), GatewayError> {
-    if let Err(e) = gro::enable(&gateway.socket) {
+    if let Err(e) = gro::enable(exec.socket()) {
         tracing::warn!(error = %e, "no UDP GRO on the gateway socket; reading one datagram at a time");
     }
     let mut run = gro::Received::default();
     let mut writes = TunWrites::default();
+    let mut effects = Vec::new();
     loop {
-        run.recv(&gateway.socket)
+        run.recv(exec.socket())
             .await
             .map_err(io("receive on the gateway socket"))?;
         let Some(from) = run.from() else {
             continue;
         };
         let from = SocketAddr::new(from.ip().to_canonical(), from.port());
-        let now = gateway.clock.now();
+        let controller = exec.controller();
+        let now = controller.clock().now();
         for datagram in run.datagrams_mut() {
-            dispatch(&gateway, datagram, from, now, &pool, &mut writes).await;
+            controller.handle(datagram, from, now, &mut effects);
+            effects.retain(|effect| match effect {
+                Effect::WriteTun { packet } => {
+                    if let Some(packet) = datagram.get(packet.clone()) {
+                        writes.push(packet);
+                    }
+                    false
+                }
+                _ => true,
+            });
+            exec.run_step(&mut effects, datagram, Some(&pool)).await;
         }
-        if let Some(tun) = &tun {
+        if let Some(tun) = exec.tun() {
             if let Err(e) = tun.send_batch(&mut writes).await {
                 tracing::warn!(error = %e, "cannot write a packet to the tunnel");
             }
@@ -222,135 +253,70 @@ async fn receive_loop(
     }
 }
 
-/// Handles one datagram by message type; an opened DATA packet that cryptokey routing admits
-/// goes into `writes`.
-async fn dispatch(
-    gateway: &Arc<Gateway>,
-    datagram: &mut [u8],
-    from: SocketAddr,
-    now: crate::session::Millis,
-    pool: &HandshakePool<HelloJob>,
-    writes: &mut TunWrites,
-) {
-    let header = match WireHeader::parse(datagram) {
-        Ok(h) => h,
-        Err(e) => {
-            gateway.bus.publish(
-                EventRecord::refusal(None, RejectReason::Malformed)
-                    .with_peer(from)
-                    .with_detail(format!("malformed header in the controller: {e:?}")),
-            );
-            return;
-        }
-    };
-    match header.message_type() {
-        Some(MessageType::Data | MessageType::Keepalive) => {
-            let id = header.session_id.get();
-            let packet = gateway.on_traffic(datagram, from, now).await;
-            if let Some(packet) = packet {
-                if gateway.admit_upstream(id, packet) {
-                    writes.push(packet);
-                }
-            }
-        }
-        Some(MessageType::Hello) => {
-            if let Some(job) = gateway.screen_hello(datagram, from, now) {
-                queue_hello(gateway, pool, job, now);
-            }
-        }
-        Some(
-            t @ (MessageType::ReattachRequest | MessageType::PathResponse | MessageType::Terminate),
-        ) => {
-            let gateway = gateway.clone();
-            let datagram = datagram.to_vec();
-            tokio::spawn(async move {
-                match t {
-                    MessageType::ReattachRequest => {
-                        gateway.on_reattach_request(&datagram, from, now).await
-                    }
-                    MessageType::PathResponse => {
-                        gateway.on_path_response(&datagram, from, now).await
-                    }
-                    _ => gateway.on_terminate(&datagram, from, now).await,
-                }
-            });
-        }
-        _ => {
-            gateway.bus.publish(
-                EventRecord::refusal(Some(header.session_id.get()), RejectReason::Malformed)
-                    .with_peer(from)
-                    .with_detail("a message type only the gateway sends"),
-            );
-        }
-    }
-}
-
-/// Starts the handshake workers: each reads a HELLO (the DH) on its own thread and hands the
-/// verified handshake back to the runtime to commit.
-fn start_handshake_pool(gateway: &Arc<Gateway>) -> Result<HandshakePool<HelloJob>, GatewayError> {
-    let limits = gateway.settings.handshake;
+/// Starts the handshake workers: each runs a HELLO's handshake (the DH) on its own thread and
+/// hands the effects (the new session's commit) back to the runtime.
+fn start_handshake_pool(exec: &Arc<Executor>) -> Result<HandshakePool<HelloJob>, GatewayError> {
+    let limits = exec.controller().settings.handshake;
     let runtime = tokio::runtime::Handle::current();
-    let worker_gateway = gateway.clone();
+    let exec = exec.clone();
     HandshakePool::start(limits.workers, limits.queue, move |job: HelloJob| {
-        if let Some(read) = worker_gateway.read_hello(job) {
-            let gateway = worker_gateway.clone();
-            runtime.spawn(async move { gateway.finish_hello(read).await });
+        let effects = exec.controller().handshake(job);
+        if !effects.is_empty() {
+            let exec = exec.clone();
+            runtime.spawn(async move { exec.execute(effects).await });
         }
     })
     .map_err(io("start the handshake worker threads"))
 }
 
-/// Queues a screened HELLO; a full queue refuses it (HANDSHAKE_BUSY). A queue an eighth full or
-/// more puts the gateway under load (cookies required).
-fn queue_hello(gateway: &Gateway, pool: &HandshakePool<HelloJob>, job: HelloJob, now: u64) {
-    let from = job.from;
-    let result = pool.try_submit(job);
-    if pool.queued() >= (pool.capacity() / 8).max(1) || result.is_err() {
-        let was = gateway.hello_guard.under_load(now);
-        gateway.hello_guard.mark_load(now);
-        if !was {
-            gateway.push_hello_guard(now);
+/// Runs the timers ([`Controller::tick`]) every [`timers::TICK`] until the task is dropped.
+/// Each due transition commits on its own task, so the sessions a network outage timed out
+/// together share group commits instead of one fsync each; the next tick waits for them.
+async fn run_timers(exec: Arc<Executor>) {
+    let mut interval = tokio::time::interval(timers::TICK);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        let controller = exec.controller();
+        let (commits, rest): (Vec<_>, Vec<_>) = controller
+            .tick(controller.clock().now())
+            .into_iter()
+            .partition(|e| matches!(e, Effect::Commit { .. }));
+        let mut running = tokio::task::JoinSet::new();
+        for commit in commits {
+            let exec = exec.clone();
+            running.spawn(async move { exec.execute(vec![commit]).await });
         }
-    }
-    if let Err(full) = result {
-        gateway.counters.reject(RejectReason::HandshakeBusy);
-        gateway.bus.publish(
-            EventRecord::refusal(None, RejectReason::HandshakeBusy)
-                .with_peer(from)
-                .with_message(MessageType::Hello, 0, 0)
-                .with_detail(full.to_string()),
-        );
+        exec.execute(rest).await;
+        while running.join_next().await.is_some() {}
     }
 }
 
 /// Rotates the cookie secret and pushes the HELLO guard into XDP when it changes (load ending).
-async fn guard_hellos(gateway: Arc<Gateway>) {
+async fn guard_hellos(exec: Arc<Executor>) {
     let mut interval = tokio::time::interval(Duration::from_millis(100));
     loop {
         interval.tick().await;
-        let now = gateway.clock.now();
-        if gateway.hello_guard.tick(now) {
-            gateway.push_hello_guard(now);
+        let now = exec.controller().clock().now();
+        if exec.controller().hello_guard.tick(now) {
+            exec.push_hello_guard(now);
         }
     }
 }
 
 /// Once a second, turns the dataplane's per-CPU event-loss counters into EVENTS_LOST records.
-async fn report_dataplane_losses(gateway: Arc<Gateway>) {
+async fn report_dataplane_losses(exec: Arc<Executor>) {
     let mut reported = 0u64;
     let mut interval = tokio::time::interval(Duration::from_secs(1));
     loop {
         interval.tick().await;
-        let total = {
-            let dataplane = gateway.dataplane.lock().unwrap_or_else(|p| p.into_inner());
-            dataplane.counters().map(|c| {
-                let loss = c.total_event_loss();
-                loss.rate_limited + loss.ring_full
-            })
-        };
+        let total = exec.map().counters().map(|c| {
+            let loss = c.total_event_loss();
+            loss.rate_limited + loss.ring_full
+        });
         match total {
             Ok(total) if total > reported => {
-                gateway.bus.report_dataplane_loss(total - reported);
+                exec.bus().report_dataplane_loss(total - reported);
                 reported = total;
             }
             Ok(total) => reported = total,

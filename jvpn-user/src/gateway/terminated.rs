@@ -14,16 +14,22 @@
 //! `UNKNOWN_SESSION` and the client finds out from the silence (a bounded number of unanswered
 //! REATTACH_REQUESTs, `client_session::session`).
 
-use super::core::Gateway;
+use super::core::Controller;
+use super::effect::Effect;
 use crate::crypto::SessionKeys;
 use crate::dataplane::DataplaneEvent;
 use crate::session::{Millis, SessionId};
 use jvpn_common::maps::SessionState;
 use jvpn_common::RejectReason;
 
-impl Gateway {
+impl Controller {
     /// Answers a `TERMINATED` drop of a session whose keys the gateway still holds.
-    pub(super) async fn tell_terminated(&self, event: &DataplaneEvent, now: Millis) {
+    pub(super) fn tell_terminated(
+        &self,
+        event: &DataplaneEvent,
+        now: Millis,
+        out: &mut Vec<Effect>,
+    ) {
         let Some((session, _)) = self.sessions.snapshot(event.session_id) else {
             return;
         };
@@ -45,7 +51,7 @@ impl Gateway {
             session.state_version,
             event.nonce,
             now,
-        )
-        .await;
+            out,
+        );
     }
 }

@@ -4,35 +4,32 @@
 //! gateway-to-client nonce counter entered the margin at the top of its epoch is terminated
 //! instead ([`super::live::LiveSession::nonce_exhausted`]). Time is the controller's monotonic
 //! clock ([`super::clock`]): a wall-clock step fires no timer and holds off none.
+//!
+//! [`Controller::tick`] decides; the shell calls it every [`TICK`] and performs its effects
+//! (each due transition's compare-and-set, the evictions).
 
-use super::core::Gateway;
+use super::core::Controller;
+use super::effect::Effect;
 use super::retention::TERMINATED_RETENTION_MS;
-use crate::session::{Input, TerminateCause};
+use crate::session::{Input, Millis, TerminateCause};
 use jvpn_common::maps::SessionState;
-use std::sync::Arc;
 use std::time::Duration;
 
 /// How often the timers run.
 pub const TICK: Duration = Duration::from_secs(1);
 
-/// Runs the timers until the task is dropped.
-pub async fn run(gateway: Arc<Gateway>) {
-    let mut interval = tokio::time::interval(TICK);
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        interval.tick().await;
-        let now = gateway.clock.now();
-        for id in gateway.sessions.ids() {
-            let (live, spent) = gateway
-                .sessions
-                .lock()
-                .get(&id)
-                .map_or((false, false), |l| {
-                    (
-                        l.session.state != SessionState::Terminated,
-                        l.nonce_exhausted(),
-                    )
-                });
+impl Controller {
+    /// Shows every live session the time `now`: returns the due transitions' commits and the
+    /// evictions of sessions terminated long enough ago.
+    pub fn tick(&self, now: Millis) -> Vec<Effect> {
+        let mut out = Vec::new();
+        for id in self.sessions.ids() {
+            let (live, spent) = self.sessions.lock().get(&id).map_or((false, false), |l| {
+                (
+                    l.session.state != SessionState::Terminated,
+                    l.nonce_exhausted(),
+                )
+            });
             let input = if spent {
                 Input::Terminate {
                     cause: TerminateCause::NonceExhausted,
@@ -41,9 +38,10 @@ pub async fn run(gateway: Arc<Gateway>) {
                 Input::Tick
             };
             if live {
-                let _ = gateway.apply(id, input, now).await;
+                let _ = self.apply_input(id, input, now, &mut out);
             }
         }
-        gateway.evict_terminated(now, TERMINATED_RETENTION_MS);
+        self.evict_terminated(now, TERMINATED_RETENTION_MS, &mut out);
+        out
     }
 }

@@ -6,11 +6,13 @@
 //! ([`super::replay`]), re-checks version and binding, then records the traffic as telemetry: no
 //! version change (spec section 3); a KEEPALIVE is answered with one. An AEAD failure on a packet
 //! the XDP program accepted is counted and reported (a forged tag or a wrong key), and the packet
-//! goes nowhere. DATA is handled inline in the receive loop: the replay check is a few atomic
-//! operations under the session table's lock, held for no await.
+//! goes nowhere. An opened DATA packet passes cryptokey routing ([`super::tunnel`]) and becomes
+//! an [`Effect::WriteTun`] pointing into the datagram, opened in place: the replay check is a few
+//! atomic operations under the session table's lock, and nothing is copied or allocated.
 
-use super::core::Gateway;
+use super::core::Controller;
 use super::counters::Count;
+use super::effect::Effect;
 use crate::crypto::{open_body, open_in_place, Direction};
 use crate::events::EventRecord;
 use crate::session::{Input, Millis, TerminateCause, NONCE_CEILING};
@@ -20,26 +22,32 @@ use jvpn_common::version::check_version;
 use jvpn_common::{MessageType, RejectReason};
 use std::net::SocketAddr;
 
-impl Gateway {
-    /// Handles DATA or KEEPALIVE; returns the opened inner packet of a DATA message.
-    pub async fn on_traffic<'a>(
+impl Controller {
+    /// Handles DATA or KEEPALIVE: an admitted DATA packet becomes an [`Effect::WriteTun`].
+    pub(super) fn on_traffic(
         &self,
-        datagram: &'a mut [u8],
+        datagram: &mut [u8],
         from: SocketAddr,
         now: Millis,
-    ) -> Option<&'a mut [u8]> {
-        let (id, session, keys) = self.session_of(datagram, from)?;
-        let original = *jvpn_common::WireHeader::parse(datagram).ok()?.as_bytes();
+        out: &mut Vec<Effect>,
+    ) {
+        let Some((id, session, keys)) = self.session_of(datagram, from, out) else {
+            return;
+        };
+        let Ok(original) = jvpn_common::WireHeader::parse(datagram).map(|h| *h.as_bytes()) else {
+            return;
+        };
+        let base = datagram.as_ptr() as usize;
         let (header, payload) = match open_in_place(&keys, Direction::ClientToGateway, datagram) {
             Ok(opened) => opened,
             Err(e) => {
                 let header = bytemuck::cast(original);
-                self.unauthenticated(&header, from, e.reason());
-                return None;
+                self.unauthenticated(&header, from, e.reason(), out);
+                return;
             }
         };
-        if !self.admit_nonce(id, &header, from) {
-            return None;
+        if !self.admit_nonce(id, &header, from, out) {
+            return;
         }
         // In the XDP program's order: state, version, transport.
         let refusal = if session.state != SessionState::Attached {
@@ -55,7 +63,7 @@ impl Gateway {
         };
         if let Err(reason) = refusal {
             self.counters.reject(reason);
-            self.bus.publish(
+            out.push(Effect::Publish(
                 EventRecord::refusal(Some(id), reason)
                     .with_peer(from)
                     .with_message(
@@ -65,8 +73,8 @@ impl Gateway {
                     )
                     .with_session_version(session.state_version)
                     .with_detail("refused by the controller after the dataplane passed it"),
-            );
-            return None;
+            ));
+            return;
         }
         if let Some(live) = self.sessions.lock().get_mut(&id) {
             live.session.last_rx = live.session.last_rx.max(now);
@@ -75,37 +83,50 @@ impl Gateway {
             let input = Input::NonceObserved {
                 highest: header.nonce.get(),
             };
-            let _ = self.apply(id, input, now).await;
-            return None;
+            let _ = self.apply_input(id, input, now, out);
+            return;
         }
         if header.msg_type == MessageType::Data as u8 {
             self.counters.count(Count::DataPacket);
-            Some(payload)
+            if self.tunnel && self.admit_upstream(id, payload, out) {
+                let start = payload.as_ptr() as usize - base;
+                out.push(Effect::WriteTun {
+                    packet: start..start + payload.len(),
+                });
+            }
         } else {
             // A KEEPALIVE is answered in kind: the client's acknowledgement that the path works
             // both ways, whose absence makes it reattach.
             let version = session.state_version;
-            if let Some(reply) = self.seal_for(id, MessageType::Keepalive, version, &[]) {
-                self.send(&reply, from).await;
+            if let Some(reply) = self.seal_for(id, MessageType::Keepalive, version, &[], out) {
+                out.push(Effect::Send {
+                    to: from,
+                    datagram: reply,
+                });
             }
-            None
         }
     }
 
     /// Handles a TERMINATE from the client: the session ends (+1, STATE_CHANGE).
-    pub async fn on_terminate(&self, datagram: &[u8], from: SocketAddr, now: Millis) {
-        let Some((id, _, keys)) = self.session_of(datagram, from) else {
+    pub(super) fn on_terminate(
+        &self,
+        datagram: &[u8],
+        from: SocketAddr,
+        now: Millis,
+        out: &mut Vec<Effect>,
+    ) {
+        let Some((id, _, keys)) = self.session_of(datagram, from, out) else {
             return;
         };
         match open_body::<Terminate>(&keys, Direction::ClientToGateway, datagram) {
-            Ok((header, _)) if !self.admit_nonce(id, &header, from) => {}
+            Ok((header, _)) if !self.admit_nonce(id, &header, from, out) => {}
             Ok(_) => {
                 let input = Input::Terminate {
                     cause: TerminateCause::Client,
                 };
-                let _ = self.apply(id, input, now).await;
+                let _ = self.apply_input(id, input, now, out);
             }
-            Err(e) => self.seal_failed(datagram, from, &e),
+            Err(e) => self.seal_failed(datagram, from, &e, out),
         }
     }
 }

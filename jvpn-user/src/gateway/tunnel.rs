@@ -8,8 +8,15 @@
 //! client, and the client's newest ATTACHED session carries it, sealed at that session's current
 //! version to its *current* binding: after a jump the downstream follows at once. Packets for an
 //! address no client owns, or whose client has no attached session, are dropped and counted.
+//!
+//! Upstream is one of [`Controller::handle`]'s decisions (an [`Effect::WriteTun`]). Downstream
+//! is the one batch path that is not a list of effects: [`send_downstream_packets`], in the
+//! shell, asks the controller for each packet's route and seal and sends each run with one GSO
+//! `sendmsg`; an effect per packet would cost an allocation per packet.
 
-use super::core::Gateway;
+use super::core::Controller;
+use super::effect::Effect;
+use super::executor::Executor;
 use super::GatewayError;
 use crate::config::GatewaySettings;
 use crate::crypto::{seal_append, Direction};
@@ -24,16 +31,16 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 /// Where one downstream packet goes.
-struct Route {
+pub(super) struct Route {
     id: u64,
     version: u64,
     to: SocketAddr,
 }
 
-impl Gateway {
+impl Controller {
     /// Whether an opened DATA packet of session `id` may enter the TUN device: its inner source
     /// must be one of the session's client's addresses. A refusal is counted and reported.
-    pub fn admit_upstream(&self, id: u64, packet: &[u8]) -> bool {
+    pub(super) fn admit_upstream(&self, id: u64, packet: &[u8], out: &mut Vec<Effect>) -> bool {
         let counters = &self.counters;
         let client_key = self.sessions.lock().get(&id).map(|l| l.session.client_key);
         let source = packet_addresses(packet).map(|(src, _)| src);
@@ -61,53 +68,23 @@ impl Gateway {
             }
         };
         tracing::warn!(session = %SessionId::show(id), %detail, "cryptokey routing refused a packet");
-        self.bus.publish(
+        out.push(Effect::Publish(
             EventRecord::new(EventKind::SecurityEvent, EventSource::Controller)
                 .with_session(id)
                 .with_detail(detail),
-        );
+        ));
         false
     }
 
-    /// Seals the packets of one TUN read (cut into wire-sized packets) for the sessions that own
-    /// their destinations, each under its own nonce, and sends them with UDP GSO: one `sendmsg`
-    /// per run of packets to one binding. The route is looked up once per change of destination
-    /// (a superpacket's segments share theirs); unroutable packets are dropped and counted.
-    pub async fn send_downstream_packets(&self, packets: &Packets, datagrams: &mut Datagrams) {
-        let counters = &self.counters;
-        let mut route: Option<(IpAddr, Route)> = None;
-        let mut pending_to: Option<SocketAddr> = None;
-        datagrams.clear();
-        for packet in packets.iter() {
-            let Some((_, dst)) = packet_addresses(packet) else {
-                counters.downstream_unroutable();
-                continue;
-            };
-            if route.as_ref().is_none_or(|(to, _)| *to != dst) {
-                route = self.route(dst).map(|found| (dst, found));
-            }
-            let Some((_, current)) = &route else {
-                counters.downstream_unroutable();
-                continue;
-            };
-            if let Some(to) = pending_to.filter(|to| *to != current.to) {
-                self.send_datagrams(datagrams, to).await;
-            }
-            pending_to = Some(current.to);
-            if self.seal_data_append(current, packet, datagrams) {
-                counters.downstream(packet.len());
-            } else {
-                counters.downstream_unroutable();
-            }
-        }
-        if let Some(to) = pending_to {
-            self.send_datagrams(datagrams, to).await;
-        }
-    }
-
     /// Seals `packet` as DATA of `route`'s session at the end of `datagrams`; false if the
-    /// session is gone or out of nonces (which [`Gateway::seal_for`] reports).
-    fn seal_data_append(&self, route: &Route, packet: &[u8], datagrams: &mut Datagrams) -> bool {
+    /// session is gone or out of nonces (which `seal_for` reports).
+    pub(super) fn seal_data_append(
+        &self,
+        route: &Route,
+        packet: &[u8],
+        datagrams: &mut Datagrams,
+        out: &mut Vec<Effect>,
+    ) -> bool {
         let taken = self
             .sessions
             .lock()
@@ -118,7 +95,7 @@ impl Gateway {
             // Out of nonces: the single-message path reports it (and seals nothing).
             Some((None, _)) => {
                 return self
-                    .seal_for(route.id, MessageType::Data, route.version, packet)
+                    .seal_for(route.id, MessageType::Data, route.version, packet, out)
                     .is_some()
             }
             None => return false,
@@ -129,16 +106,8 @@ impl Gateway {
             .is_ok()
     }
 
-    /// Sends the sealed datagrams to `to` and forgets them; a failure is logged (TCP resends).
-    async fn send_datagrams(&self, datagrams: &mut Datagrams, to: SocketAddr) {
-        if let Err(e) = datagrams.send(&self.socket, Some(to)).await {
-            tracing::warn!(%to, error = %e, "send failed");
-        }
-        datagrams.clear();
-    }
-
     /// The attached session that carries traffic to `dst`, with its version and binding.
-    fn route(&self, dst: IpAddr) -> Option<Route> {
+    pub(super) fn route(&self, dst: IpAddr) -> Option<Route> {
         let key = self.routes.owner(dst)?;
         let cached = self.routes.carrier(&key);
         let table = self.sessions.lock();
@@ -163,18 +132,68 @@ impl Gateway {
     }
 }
 
+/// Seals the packets of one TUN read (cut into wire-sized packets) for the sessions that own
+/// their destinations, each under its own nonce, and sends them with UDP GSO: one `sendmsg` per
+/// run of packets to one binding. The route is looked up once per change of destination (a
+/// superpacket's segments share theirs); unroutable packets are dropped and counted. The rare
+/// effects of the sealing (a session out of nonces) are performed after the batch.
+pub async fn send_downstream_packets(
+    exec: &Executor,
+    packets: &Packets,
+    datagrams: &mut Datagrams,
+) {
+    let controller = exec.controller();
+    let counters = &controller.counters;
+    let mut out = Vec::new();
+    let mut route: Option<(IpAddr, Route)> = None;
+    let mut pending_to: Option<SocketAddr> = None;
+    datagrams.clear();
+    for packet in packets.iter() {
+        let Some((_, dst)) = packet_addresses(packet) else {
+            counters.downstream_unroutable();
+            continue;
+        };
+        if route.as_ref().is_none_or(|(to, _)| *to != dst) {
+            route = controller.route(dst).map(|found| (dst, found));
+        }
+        let Some((_, current)) = &route else {
+            counters.downstream_unroutable();
+            continue;
+        };
+        if let Some(to) = pending_to.filter(|to| *to != current.to) {
+            send_datagrams(exec, datagrams, to).await;
+        }
+        pending_to = Some(current.to);
+        if controller.seal_data_append(current, packet, datagrams, &mut out) {
+            counters.downstream(packet.len());
+        } else {
+            counters.downstream_unroutable();
+        }
+    }
+    if let Some(to) = pending_to {
+        send_datagrams(exec, datagrams, to).await;
+    }
+    if !out.is_empty() {
+        exec.execute(out).await;
+    }
+}
+
+/// Sends the sealed datagrams to `to` and forgets them; a failure is logged (TCP resends).
+async fn send_datagrams(exec: &Executor, datagrams: &mut Datagrams, to: SocketAddr) {
+    if let Err(e) = datagrams.send(exec.socket(), Some(to)).await {
+        tracing::warn!(%to, error = %e, "send failed");
+    }
+    datagrams.clear();
+}
+
 /// Reads packets from the TUN device and sends them downstream until the device fails; the
 /// buffers live as long as the loop.
-pub async fn run_tun_reader(gateway: Arc<Gateway>, tun: Arc<TunDevice>) {
+pub async fn run_tun_reader(exec: Arc<Executor>, tun: Arc<TunDevice>) {
     let mut batch = ReadBatch::default();
     let mut datagrams = Datagrams::default();
     loop {
         match tun.recv_packets(&mut batch).await {
-            Ok(packets) => {
-                gateway
-                    .send_downstream_packets(packets, &mut datagrams)
-                    .await
-            }
+            Ok(packets) => send_downstream_packets(&exec, packets, &mut datagrams).await,
             Err(e) => {
                 tracing::error!(error = %e, "the tunnel stopped: cannot read the TUN device");
                 return;

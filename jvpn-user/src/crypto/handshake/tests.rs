@@ -140,7 +140,7 @@ fn a_hello_not_newer_than_the_last_accepted_is_a_replay() {
 fn every_tampered_hello_byte_is_refused() {
     let f = fixture();
     let (_, hello) = ClientHandshake::start(&f.client, t(7)).unwrap();
-    // The MACs after these bytes are checked before any DH (XDP and `Gateway::screen_hello`), and
+    // The MACs after these bytes are checked before any DH (XDP and the controller's `screen_hello`), and
     // their tampering in `jvpn_common::hello`'s tests.
     for i in 0..jvpn_common::abi::HELLO_MAC1_OFFSET {
         let mut forged = hello.clone();

@@ -8,9 +8,9 @@ use jvpn_common::{RejectReason, SessionState};
 /// HELLO admission (docs/protocol.md, "Handshake"): only a configured client with a valid mac1
 /// and a fresh timestamp gets a session; every refusal is counted under its reason and leaves
 /// the map as it was.
-#[tokio::test]
-async fn only_a_fresh_hello_of_a_configured_client_is_admitted() {
-    let h = Harness::new().await;
+#[test]
+fn only_a_fresh_hello_of_a_configured_client_is_admitted() {
+    let h = Harness::new();
     let (_, genuine) = Harness::hello(&h.identity);
     let stranger = ClientIdentity {
         private_key: PrivateKey::generate(),
@@ -43,9 +43,8 @@ async fn only_a_fresh_hello_of_a_configured_client_is_admitted() {
         ),
     ];
     for (case, hello, refusal, sessions) in cases {
-        let before = refusal.map(|r| h.gateway.counters.rejects(r));
-        h.gateway.on_hello(hello, h.client_addr, T0).await;
-        let answer = recv(&h.client).await;
+        let before = refusal.map(|r| h.controller.counters.rejects(r));
+        let answer = sent_to(&h.step(hello, h.client_addr, T0), h.client_addr).pop();
         match refusal {
             None => {
                 let welcome = answer.unwrap_or_else(|| panic!("{case}: no WELCOME"));
@@ -57,7 +56,7 @@ async fn only_a_fresh_hello_of_a_configured_client_is_admitted() {
             }
             Some(reason) => {
                 assert!(answer.is_none(), "{case}: a refused HELLO gets no answer");
-                let after = h.gateway.counters.rejects(reason);
+                let after = h.controller.counters.rejects(reason);
                 assert_eq!(
                     after,
                     before.unwrap_or(0) + 1,
@@ -72,10 +71,10 @@ async fn only_a_fresh_hello_of_a_configured_client_is_admitted() {
 /// DATA the XDP program passed is checked again here (spec sections 4, 6 and 10): the nonce once
 /// (replay refusal), the version exactly (lower STALE_VERSION, higher VERSION_JUMP), the transport
 /// bound. Only an exact match reaches the tunnel; nothing else changes the session.
-#[tokio::test]
-async fn data_is_delivered_only_at_its_version_from_its_transport_once() {
-    let h = Harness::new().await;
-    let session = h.session().await;
+#[test]
+fn data_is_delivered_only_at_its_version_from_its_transport_once() {
+    let h = Harness::new();
+    let session = h.session();
     let id = session.welcome.session_id.get();
     let other: SocketAddr = "127.0.0.1:9".parse().expect("addr");
     let packet = ipv4_packet(CLIENT_V4, [10, 99, 0, 1]);
@@ -111,18 +110,14 @@ async fn data_is_delivered_only_at_its_version_from_its_transport_once() {
         ),
     ];
     for (case, version, nonce, from, refusal) in cases {
-        let before = refusal.map(|r| h.gateway.counters.rejects(r));
-        let mut datagram = sealed(&session, MessageType::Data, version, nonce, &packet);
-        let opened = h
-            .gateway
-            .on_traffic(&mut datagram, from, T0 + 1)
-            .await
-            .map(|p| p.to_vec());
+        let before = refusal.map(|r| h.controller.counters.rejects(r));
+        let datagram = sealed(&session, MessageType::Data, version, nonce, &packet);
+        let opened = tun_packets(&h.step(&datagram, from, T0 + 1)).pop();
         match refusal {
             None => assert_eq!(opened.as_deref(), Some(&packet[..]), "{case}"),
             Some(reason) => {
                 assert_eq!(opened, None, "{case}");
-                let after = h.gateway.counters.rejects(reason);
+                let after = h.controller.counters.rejects(reason);
                 assert_eq!(
                     after,
                     before.unwrap_or(0) + 1,
@@ -132,15 +127,15 @@ async fn data_is_delivered_only_at_its_version_from_its_transport_once() {
         }
         assert_eq!(h.entry(id).expect("entry").state_version, 1, "{case}");
     }
-    assert_eq!(h.gateway.counters.data_packets(), 1);
+    assert_eq!(h.controller.counters.data_packets(), 1);
 }
 
 /// Cryptokey routing: an opened packet enters the TUN device only if its inner source is one
 /// of the session's client's addresses; anything else is dropped and counted.
-#[tokio::test]
-async fn only_the_clients_own_inner_source_enters_the_tunnel() {
-    let h = Harness::new().await;
-    let session = h.session().await;
+#[test]
+fn only_the_clients_own_inner_source_enters_the_tunnel() {
+    let h = Harness::new();
+    let session = h.session();
     let id = session.welcome.session_id.get();
     let cases: [(&str, Vec<u8>, bool); 4] = [
         ("own address", ipv4_packet(CLIENT_V4, [8, 8, 8, 8]), true),
@@ -156,10 +151,51 @@ async fn only_the_clients_own_inner_source_enters_the_tunnel() {
         ),
         ("not IP", vec![0x00; 24], false),
     ];
-    for (case, packet, admitted) in &cases {
-        assert_eq!(h.gateway.admit_upstream(id, packet), *admitted, "{case}");
+    for (nonce, (case, packet, admitted)) in (1..).zip(&cases) {
+        let datagram = sealed(&session, MessageType::Data, 1, nonce, packet);
+        let written = tun_packets(&h.step(&datagram, h.client_addr, T0 + 1));
+        let expected = if *admitted {
+            vec![packet.clone()]
+        } else {
+            vec![]
+        };
+        assert_eq!(written, expected, "{case}");
     }
-    let stats = h.gateway.counters.tunnel_stats();
+    assert_eq!(h.entry(id).expect("entry").state_version, 1);
+    let stats = h.controller.counters.tunnel_stats();
     assert_eq!(stats.upstream.packets, 1);
     assert_eq!(stats.upstream_foreign_source, 3);
+}
+
+/// The receive path only screens a HELLO: a valid one becomes a job for the handshake workers
+/// and nothing else; under load, one without a valid mac2 gets a COOKIE_REPLY (the only
+/// answer an unauthenticated sender ever gets), is counted, and queues nothing.
+#[test]
+fn a_hello_is_screened_inline_and_queued_or_answered_with_a_cookie() {
+    let h = Harness::new();
+    let (_, hello) = Harness::hello(&h.identity);
+    let mut datagram = hello.clone();
+    let mut out = Vec::new();
+    h.controller
+        .handle(&mut datagram, h.client_addr, T0, &mut out);
+    assert!(
+        matches!(out.as_slice(), [Effect::QueueHello(job)] if job.datagram == hello),
+        "{out:?}"
+    );
+
+    h.controller.hello_guard.mark_load(T0);
+    let (_, hello) = Harness::hello(&h.identity);
+    let mut datagram = hello.clone();
+    let mut out = Vec::new();
+    h.controller
+        .handle(&mut datagram, h.client_addr, T0, &mut out);
+    assert!(
+        matches!(out.as_slice(), [Effect::SendNow { to, .. }, Effect::Publish(_)] if *to == h.client_addr),
+        "{out:?}"
+    );
+    assert_eq!(
+        h.controller.counters.rejects(RejectReason::CookieRequired),
+        1
+    );
+    assert!(h.map.lock().unwrap().is_empty());
 }

@@ -1,20 +1,24 @@
-//! Unit tests of the gateway's handlers, without root: the real [`Gateway`] with a real store in a
-//! temp dir, a fake session map ([`FakeMap`], the [`SessionMap`] trait on a `HashMap`) and UDP
-//! sockets on the loopback interface standing for the client's addresses.
+//! Unit tests of the gateway's handlers, without root and without I/O: the real [`Controller`]
+//! driven with datagrams sealed by the real client-side crypto, its [`Effect`]s asserted, and the
+//! effects that need the outside world performed by [`Harness::settle`]: compare-and-sets on a
+//! real store in a temp dir, map writes on a fake session map ([`FakeMap`], the [`SessionMap`]
+//! trait on a `HashMap`).
 //!
 //! ```text
-//!   client (127.0.0.1:A) ──┐                 ┌── Gateway handlers (on_hello, on_traffic, ...)
-//!   roamed (127.0.0.1:B) ──┼── loopback UDP ─┤      ├─ RedbStore (temp dir)
-//!                          └─────────────────┘      └─ FakeMap (HashMap, version-ordered)
+//!   sealed datagram ──> Controller::handle ──> effects ──┬─ Commit ──> RedbStore (temp dir)
+//!   (client keys)        (the real handlers)             │              └─> Controller::committed
+//!                                                        ├─ UpsertMap / Evict ──> FakeMap
+//!                                                        └─ Send / WriteTun / Publish ──> asserted
 //! ```
-//!
-//! Each test drives datagrams sealed by the real client-side crypto through the handler a
-//! receive loop would call, and reads what the gateway sent back on the client's socket.
 
 mod admission;
+mod determinism;
 mod paths;
+mod timers;
 
-use super::core::{Gateway, GatewayParts};
+use super::clock::ControllerClock;
+use super::core::{Controller, ControllerParts};
+use super::effect::Effect;
 use super::session_map::SessionMap;
 use crate::config::GatewaySettings;
 use crate::crypto::handshake::tai64n;
@@ -23,15 +27,15 @@ use crate::crypto::{
     PrivateKey,
 };
 use crate::dataplane::{CounterSnapshot, DataplaneError, Origin};
+use crate::events::EventRecord;
 use crate::session::{SessionMachine, Timers};
 use crate::store::{RedbStore, SessionStore};
 use jvpn_common::maps::{GatewayConfig, SessionEntry};
 use jvpn_common::{MessageType, WireHeader};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
-use tokio::net::UdpSocket;
+use std::time::SystemTime;
 
 /// The XDP session table as a `HashMap`, refusing what the real one refuses: an older version
 /// and a new session beyond its capacity.
@@ -97,22 +101,41 @@ impl SessionMap for FakeMap {
 const CLIENT_V4: [u8; 4] = [10, 99, 0, 2];
 /// The controller time every test starts at.
 const T0: u64 = 1_000_000;
+/// The client's address in every test.
+const CLIENT: &str = "127.0.0.1:40000";
+/// Where the client roams to.
+const ROAMED: &str = "127.0.0.1:40001";
 
-/// One gateway, one configured client, and the client's loopback socket.
+/// What a step did that leaves the gateway: asserted by the tests.
+#[derive(Debug)]
+enum Seen {
+    /// A datagram sent (or sent without waiting) to an address.
+    Sent(SocketAddr, Vec<u8>),
+    /// A packet written into the TUN device.
+    Tun(Vec<u8>),
+    /// An event published.
+    Event(EventRecord),
+}
+
+/// One controller, one configured client, its store and its fake map.
 struct Harness {
-    gateway: Arc<Gateway>,
+    controller: Controller,
+    store: Arc<dyn SessionStore>,
+    fake: FakeMap,
     map: Arc<Mutex<HashMap<u64, SessionEntry>>>,
     identity: ClientIdentity,
-    client: UdpSocket,
     client_addr: SocketAddr,
     _dir: tempfile::TempDir,
 }
 
 impl Harness {
-    async fn new() -> Self {
+    fn new() -> Self {
+        Self::with(PrivateKey::generate(), PrivateKey::generate(), 7)
+    }
+
+    /// A harness whose gateway and client have these keys and whose randomness has this seed.
+    fn with(gateway_key: PrivateKey, client_key: PrivateKey, seed: u64) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let gateway_key = PrivateKey::generate();
-        let client_key = PrivateKey::generate();
         let config = format!(
             "private_key = \"{}\"\n[tunnel]\nipv4 = \"10.99.0.1/24\"\n\
              [[client]]\nname = \"alice\"\npublic_key = \"{}\"\nipv4 = \"10.99.0.2\"\n",
@@ -128,34 +151,78 @@ impl Harness {
             config: Mutex::new(GatewayConfig::default()),
             capacity: 16,
         };
-        let gateway = Gateway::new(GatewayParts {
+        let (controller, _first) = Controller::new(ControllerParts {
             settings,
             machine: SessionMachine::new(Timers::default()),
-            store,
-            dataplane: Box::new(fake),
-            socket: UdpSocket::bind("127.0.0.1:0")
-                .await
-                .expect("gateway socket"),
             epoch: 1,
-            iface: "lo".into(),
-            port: 0,
-            state_dir: dir.path().to_path_buf(),
-        })
-        .expect("gateway");
-        let client = UdpSocket::bind("127.0.0.1:0").await.expect("client socket");
-        let client_addr = client.local_addr().expect("client addr");
+            capacity: fake.capacity,
+            clock: ControllerClock::system(),
+            seed: Some(seed),
+        });
         Self {
-            gateway: Arc::new(gateway),
+            controller,
+            store,
+            fake,
             map,
             identity: ClientIdentity {
                 private_key: client_key,
                 gateway_public_key: gateway_key.public_key(),
                 psk: PresharedKey::none(),
             },
-            client,
-            client_addr,
+            client_addr: CLIENT.parse().expect("addr"),
             _dir: dir,
         }
+    }
+
+    /// Hands `datagram` from `from` to [`Controller::handle`] and settles its effects.
+    fn step(&self, datagram: &[u8], from: SocketAddr, now: u64) -> Vec<Seen> {
+        let mut buf = datagram.to_vec();
+        let mut out = Vec::new();
+        self.controller.handle(&mut buf, from, now, &mut out);
+        self.settle(out, &buf, now)
+    }
+
+    /// Performs the effects that need the store or the map (as the executor would, in order),
+    /// and returns the others.
+    fn settle(&self, effects: Vec<Effect>, datagram: &[u8], now: u64) -> Vec<Seen> {
+        let mut queue = VecDeque::from(effects);
+        let mut seen = Vec::new();
+        while let Some(effect) = queue.pop_front() {
+            match effect {
+                Effect::Send { to, datagram } | Effect::SendNow { to, datagram } => {
+                    seen.push(Seen::Sent(to, datagram))
+                }
+                Effect::WriteTun { packet } => seen.push(Seen::Tun(datagram[packet].to_vec())),
+                Effect::Publish(record) => seen.push(Seen::Event(record)),
+                Effect::Commit { request, token } => {
+                    let outcome = self.store.compare_and_set(
+                        request.session.id,
+                        request.expected,
+                        &request.session,
+                        &request.audit,
+                    );
+                    let (_, next) = self.controller.committed(token, outcome, now);
+                    for effect in next.into_iter().rev() {
+                        queue.push_front(effect);
+                    }
+                }
+                Effect::QueueHello(job) => {
+                    for effect in self.controller.handshake(job).into_iter().rev() {
+                        queue.push_front(effect);
+                    }
+                }
+                Effect::UpsertMap { session, entry } => {
+                    let _ = self.fake.upsert_session(session, &entry);
+                }
+                Effect::Evict { session } => {
+                    if self.fake.remove_session(session).is_ok() {
+                        self.controller.evicted(session);
+                    }
+                }
+                Effect::PushHelloGuard { .. } => {}
+            }
+        }
+        seen
     }
 
     /// A HELLO of `identity`, started now.
@@ -164,10 +231,10 @@ impl Harness {
     }
 
     /// A session of the configured client, born by a real HELLO and WELCOME.
-    async fn session(&self) -> ClientSession {
+    fn session(&self) -> ClientSession {
         let (mut handshake, hello) = Self::hello(&self.identity);
-        self.gateway.on_hello(&hello, self.client_addr, T0).await;
-        let welcome = recv(&self.client).await.expect("a WELCOME");
+        let seen = self.step(&hello, self.client_addr, T0);
+        let welcome = sent_to(&seen, self.client_addr).pop().expect("a WELCOME");
         handshake.finish(&welcome).expect("the WELCOME opens")
     }
 
@@ -177,15 +244,24 @@ impl Harness {
     }
 }
 
-/// The next datagram on `socket`, if one comes within a short while.
-async fn recv(socket: &UdpSocket) -> Option<Vec<u8>> {
-    let mut buf = vec![0u8; 2048];
-    let (len, _) = tokio::time::timeout(Duration::from_millis(300), socket.recv_from(&mut buf))
-        .await
-        .ok()?
-        .ok()?;
-    buf.truncate(len);
-    Some(buf)
+/// The datagrams a step sent to `to`, in order.
+fn sent_to(seen: &[Seen], to: SocketAddr) -> Vec<Vec<u8>> {
+    seen.iter()
+        .filter_map(|s| match s {
+            Seen::Sent(addr, datagram) if *addr == to => Some(datagram.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The packets a step wrote into the TUN device.
+fn tun_packets(seen: &[Seen]) -> Vec<Vec<u8>> {
+    seen.iter()
+        .filter_map(|s| match s {
+            Seen::Tun(packet) => Some(packet.clone()),
+            _ => None,
+        })
+        .collect()
 }
 
 /// A client-to-gateway message of `session` at `version` with `nonce`.

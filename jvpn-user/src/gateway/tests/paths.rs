@@ -33,32 +33,27 @@ fn reject_reason(session: &ClientSession, datagram: &[u8]) -> Option<RejectReaso
 /// Spec sections 4 and 6 with QUIC-style path validation: a claim at another version is refused
 /// with its reason; a valid one only gets a challenge; only the token returned from the
 /// challenged address, at the challenged version, moves the binding (+1, REATTACH_ACK).
-#[tokio::test]
-async fn the_binding_moves_only_after_the_new_path_answers_its_challenge() {
-    let h = Harness::new().await;
-    let session = h.session().await;
+#[test]
+fn the_binding_moves_only_after_the_new_path_answers_its_challenge() {
+    let h = Harness::new();
+    let session = h.session();
     let id = session.welcome.session_id.get();
-    let roamed = UdpSocket::bind("127.0.0.1:0").await.expect("roamed socket");
-    let roamed_addr = roamed.local_addr().expect("addr");
+    let roamed_addr: SocketAddr = ROAMED.parse().expect("addr");
 
     for (claimed, nonce, reason) in [
         (0, 1, RejectReason::StaleVersion),
         (2, 2, RejectReason::VersionJump),
     ] {
-        h.gateway
-            .on_reattach_request(&request(&session, claimed, nonce), roamed_addr, T0)
-            .await;
-        let answer = recv(&roamed).await.expect("a REJECT");
+        let seen = h.step(&request(&session, claimed, nonce), roamed_addr, T0);
+        let answer = sent_to(&seen, roamed_addr).pop().expect("a REJECT");
         assert_eq!(
             reject_reason(&session, &answer),
             Some(reason),
             "claim {claimed}"
         );
     }
-    h.gateway
-        .on_reattach_request(&request(&session, 1, 3), roamed_addr, T0)
-        .await;
-    let datagram = recv(&roamed).await.expect("a PATH_CHALLENGE");
+    let seen = h.step(&request(&session, 1, 3), roamed_addr, T0);
+    let datagram = sent_to(&seen, roamed_addr).pop().expect("a PATH_CHALLENGE");
     let (_, challenge) =
         open_body::<PathChallenge>(&session.keys, Direction::GatewayToClient, &datagram)
             .expect("a sealed PATH_CHALLENGE");
@@ -81,17 +76,12 @@ async fn the_binding_moves_only_after_the_new_path_answers_its_challenge() {
         )
     };
     let cases = [
-        ("wrong token", response(&forged, 1, 4), roamed_addr, &roamed),
-        (
-            "wrong address",
-            response(&genuine, 1, 5),
-            h.client_addr,
-            &h.client,
-        ),
+        ("wrong token", response(&forged, 1, 4), roamed_addr),
+        ("wrong address", response(&genuine, 1, 5), h.client_addr),
     ];
-    for (case, datagram, from, socket) in cases {
-        h.gateway.on_path_response(&datagram, from, T0).await;
-        let answer = recv(socket).await.expect("a REJECT");
+    for (case, datagram, from) in cases {
+        let seen = h.step(&datagram, from, T0);
+        let answer = sent_to(&seen, from).pop().expect("a REJECT");
         assert_eq!(
             reject_reason(&session, &answer),
             Some(RejectReason::PathValidation),
@@ -100,10 +90,8 @@ async fn the_binding_moves_only_after_the_new_path_answers_its_challenge() {
         assert_eq!(h.entry(id).expect("entry").state_version, 1, "{case}");
     }
 
-    h.gateway
-        .on_path_response(&response(&genuine, 1, 6), roamed_addr, T0)
-        .await;
-    let datagram = recv(&roamed).await.expect("a REATTACH_ACK");
+    let seen = h.step(&response(&genuine, 1, 6), roamed_addr, T0);
+    let datagram = sent_to(&seen, roamed_addr).pop().expect("a REATTACH_ACK");
     let (header, ack) =
         open_body::<ReattachAck>(&session.keys, Direction::GatewayToClient, &datagram)
             .expect("a sealed REATTACH_ACK");
@@ -115,10 +103,8 @@ async fn the_binding_moves_only_after_the_new_path_answers_its_challenge() {
         TransportBinding::from_socket_addr(roamed_addr)
     );
 
-    h.gateway
-        .on_path_response(&response(&genuine, 1, 7), roamed_addr, T0)
-        .await;
-    let answer = recv(&roamed).await.expect("a REJECT");
+    let seen = h.step(&response(&genuine, 1, 7), roamed_addr, T0);
+    let answer = sent_to(&seen, roamed_addr).pop().expect("a REJECT");
     assert_eq!(
         reject_reason(&session, &answer),
         Some(RejectReason::PathValidation),
@@ -128,18 +114,18 @@ async fn the_binding_moves_only_after_the_new_path_answers_its_challenge() {
 
 /// Spec section 6 says refuse explicitly; the REJECT budget bounds how often (per session and
 /// source, per second): past it a refusal is still counted but no REJECT is sent.
-#[tokio::test]
-async fn rejects_to_one_source_stop_at_the_budget() {
-    let h = Harness::new().await;
-    let session = h.session().await;
+#[test]
+fn rejects_to_one_source_stop_at_the_budget() {
+    let h = Harness::new();
+    let session = h.session();
     let tries = REJECTS_PER_SECOND + 5;
+    let mut answers = Vec::new();
     for nonce in 1..=u64::from(tries) {
-        h.gateway
-            .on_reattach_request(&request(&session, 0, nonce), h.client_addr, T0)
-            .await;
+        let seen = h.step(&request(&session, 0, nonce), h.client_addr, T0);
+        answers.extend(sent_to(&seen, h.client_addr));
     }
     let mut rejects = 0;
-    while let Some(answer) = recv(&h.client).await {
+    for answer in answers {
         assert_eq!(
             reject_reason(&session, &answer),
             Some(RejectReason::StaleVersion)
@@ -147,15 +133,13 @@ async fn rejects_to_one_source_stop_at_the_budget() {
         rejects += 1;
     }
     assert_eq!(rejects, REJECTS_PER_SECOND);
-    let stats = h.gateway.counters.controller_stats();
+    let stats = h.controller.counters.controller_stats();
     assert_eq!(stats.rejects_suppressed, 5);
     assert_eq!(
-        h.gateway.counters.rejects(RejectReason::StaleVersion),
+        h.controller.counters.rejects(RejectReason::StaleVersion),
         u64::from(tries)
     );
     // A second later the budget is back.
-    h.gateway
-        .on_reattach_request(&request(&session, 0, 100), h.client_addr, T0 + 1_000)
-        .await;
-    assert!(recv(&h.client).await.is_some());
+    let seen = h.step(&request(&session, 0, 100), h.client_addr, T0 + 1_000);
+    assert_eq!(sent_to(&seen, h.client_addr).len(), 1);
 }
