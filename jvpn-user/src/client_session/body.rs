@@ -9,9 +9,9 @@ use jvpn_common::wire::MessageType;
 
 /// A gateway-to-client message whose seal opened, with its body parsed.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum GatewayMessage {
-    /// DATA: one IP packet.
-    Data(Vec<u8>),
+pub(crate) enum GatewayMessage<'a> {
+    /// DATA: one IP packet (opened in place, inside the datagram).
+    Data(&'a [u8]),
     /// KEEPALIVE: an empty body.
     Keepalive,
     /// PATH_CHALLENGE.
@@ -26,9 +26,12 @@ pub(crate) enum GatewayMessage {
     RekeyAck(RekeyAck),
 }
 
-impl GatewayMessage {
+impl<'a> GatewayMessage<'a> {
     /// Parses the opened `body` of a message of `message_type`.
-    pub(crate) fn decode(message_type: MessageType, body: Vec<u8>) -> Result<Self, SessionRefusal> {
+    pub(crate) fn decode(
+        message_type: MessageType,
+        body: &'a [u8],
+    ) -> Result<Self, SessionRefusal> {
         let malformed = |e: BodyError| SessionRefusal::Malformed(SealError::Body(e));
         Ok(match message_type {
             MessageType::Data => Self::Data(body),
@@ -40,16 +43,16 @@ impl GatewayMessage {
                 }))
             }
             MessageType::PathChallenge => {
-                Self::PathChallenge(PathChallenge::from_body(&body).map_err(malformed)?)
+                Self::PathChallenge(PathChallenge::from_body(body).map_err(malformed)?)
             }
             MessageType::ReattachAck => {
-                Self::ReattachAck(ReattachAck::from_body(&body).map_err(malformed)?)
+                Self::ReattachAck(ReattachAck::from_body(body).map_err(malformed)?)
             }
-            MessageType::Reject => Self::Reject(Reject::from_body(&body).map_err(malformed)?),
+            MessageType::Reject => Self::Reject(Reject::from_body(body).map_err(malformed)?),
             MessageType::Terminate => {
-                Self::Terminate(Terminate::from_body(&body).map_err(malformed)?)
+                Self::Terminate(Terminate::from_body(body).map_err(malformed)?)
             }
-            MessageType::RekeyAck => Self::RekeyAck(RekeyAck::from_body(&body).map_err(malformed)?),
+            MessageType::RekeyAck => Self::RekeyAck(RekeyAck::from_body(body).map_err(malformed)?),
             // `open_message` refuses these for this direction already; kept total for safety.
             other @ (MessageType::Hello
             | MessageType::Welcome

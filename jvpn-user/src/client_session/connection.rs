@@ -390,6 +390,7 @@ impl std::fmt::Debug for ClientConnection {
 }
 
 mod jump;
+pub mod receive;
 mod rekey;
 #[cfg(test)]
 mod tests;

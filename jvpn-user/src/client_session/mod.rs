@@ -42,11 +42,12 @@ mod test_peer;
 pub mod versions;
 
 pub use bind::{BindError, LocalBinding};
+pub use connection::receive::ReceiveBatch;
 pub use connection::ClientConnection;
 pub use connection_error::ConnectionError;
 pub use event::ClientEvent;
 pub use options::ConnectOptions;
 pub use refusal::{Ambiguity, Closed, SessionRefusal};
-pub use session::{ClientSessionState, ClientSnapshot};
+pub use session::{ClientSessionState, ClientSnapshot, Handled};
 pub use stats::{ConnectionCounters, Liveness};
 pub use versions::PendingReattach;

@@ -62,6 +62,15 @@ pub struct ClientSnapshot {
     pub closed: Option<Closed>,
 }
 
+/// What [`ClientSessionState::handle_in_place`] made of an accepted datagram.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Handled<'a> {
+    /// DATA: the IP packet for the tunnel device, inside the datagram's buffer.
+    Packet(&'a [u8]),
+    /// Anything else.
+    Event(ClientEvent),
+}
+
 /// The client side of one session, without sockets, TUN or timers.
 pub struct ClientSessionState {
     session_id: u64,
@@ -233,6 +242,19 @@ impl ClientSessionState {
     /// Judges one datagram from the gateway; see the module documentation for the order of the
     /// checks. A refusal that [`SessionRefusal::is_fatal`] leaves the core closed.
     pub fn handle(&mut self, datagram: &[u8]) -> Result<ClientEvent, SessionRefusal> {
+        let mut copy = datagram.to_vec();
+        Ok(match self.handle_in_place(&mut copy)? {
+            Handled::Packet(packet) => ClientEvent::Data(packet.to_vec()),
+            Handled::Event(event) => event,
+        })
+    }
+
+    /// [`Self::handle`] without a copy: the datagram is opened where it lies, and a DATA packet
+    /// is handed out inside it. On a refusal the buffer's contents are unspecified.
+    pub fn handle_in_place<'a>(
+        &mut self,
+        datagram: &'a mut [u8],
+    ) -> Result<Handled<'a>, SessionRefusal> {
         self.ensure_open()?;
         let header = WireHeader::parse(datagram)
             .map_err(|e| SessionRefusal::Malformed(SealError::Header(e)))?;
@@ -249,7 +271,7 @@ impl ClientSessionState {
         } = self.open_either(datagram)?;
         let message_type = header
             .message_type()
-            .expect("open_message validated the header");
+            .expect("open_in_place validated the header");
         let message = GatewayMessage::decode(message_type, body)?;
         let nonce = header.nonce.get();
         self.gateway_nonces
@@ -276,13 +298,13 @@ impl ClientSessionState {
     }
 
     /// Acts on a message whose version the rules accepted.
-    fn apply(
+    fn apply<'a>(
         &mut self,
         version: u64,
-        message: GatewayMessage,
-    ) -> Result<ClientEvent, SessionRefusal> {
-        Ok(match message {
-            GatewayMessage::Data(packet) => ClientEvent::Data(packet),
+        message: GatewayMessage<'a>,
+    ) -> Result<Handled<'a>, SessionRefusal> {
+        Ok(Handled::Event(match message {
+            GatewayMessage::Data(packet) => return Ok(Handled::Packet(packet)),
             GatewayMessage::Keepalive => ClientEvent::Keepalive,
             GatewayMessage::PathChallenge(challenge) => {
                 let response = self.seal_control(version, &PathResponse::answering(&challenge))?;
@@ -330,7 +352,7 @@ impl ClientSessionState {
                 gateway_version: reject.gateway_version.get(),
                 rejected_nonce: reject.rejected_nonce.get(),
             },
-            GatewayMessage::RekeyAck(ack) => return self.on_rekey_ack(version, ack),
+            GatewayMessage::RekeyAck(ack) => self.on_rekey_ack(version, ack)?,
             GatewayMessage::Terminate(terminate) => {
                 let cause = terminate
                     .cause()
@@ -338,7 +360,7 @@ impl ClientSessionState {
                 self.closed = Some(Closed::ByGateway(cause));
                 ClientEvent::Terminated { cause }
             }
-        })
+        }))
     }
 
     fn ensure_open(&self) -> Result<(), SessionRefusal> {

@@ -56,7 +56,7 @@ pub(crate) struct VersionView {
 pub(crate) fn judge(
     view: VersionView,
     version: u64,
-    message: &GatewayMessage,
+    message: &GatewayMessage<'_>,
 ) -> Result<(), SessionRefusal> {
     let kind = message.message_type();
     let acked = view.acked;
@@ -227,21 +227,21 @@ mod tests {
         }
     }
 
-    fn challenge(attempt: u64) -> GatewayMessage {
+    fn challenge(attempt: u64) -> GatewayMessage<'static> {
         GatewayMessage::PathChallenge(PathChallenge {
             token: [7; 32],
             attempt: Be64::new(attempt),
         })
     }
 
-    fn ack(new_version: u64) -> GatewayMessage {
+    fn ack(new_version: u64) -> GatewayMessage<'static> {
         GatewayMessage::ReattachAck(ReattachAck {
             new_version: Be64::new(new_version),
             binding: TransportBinding::from_v4([192, 0, 2, 1], 4000),
         })
     }
 
-    fn reject(gateway_version: u64) -> GatewayMessage {
+    fn reject(gateway_version: u64) -> GatewayMessage<'static> {
         GatewayMessage::Reject(Reject::new(
             RejectReason::PathValidation,
             gateway_version,
@@ -249,7 +249,7 @@ mod tests {
         ))
     }
 
-    fn terminate() -> GatewayMessage {
+    fn terminate() -> GatewayMessage<'static> {
         GatewayMessage::Terminate(Terminate::new(TerminateCause::Operator))
     }
 
@@ -275,9 +275,15 @@ mod tests {
     /// acknowledged version 5, with and without a pending reattach.
     #[test]
     fn version_rules_table() {
-        let data = GatewayMessage::Data(vec![0x45]);
+        let data = GatewayMessage::Data(&[0x45]);
         let keepalive = GatewayMessage::Keepalive;
-        let table: Vec<(&str, Option<PendingReattach>, GatewayMessage, u64, Class)> = vec![
+        let table: Vec<(
+            &str,
+            Option<PendingReattach>,
+            GatewayMessage<'static>,
+            u64,
+            Class,
+        )> = vec![
             ("data at acked", IDLE, data.clone(), 5, Accept),
             ("data below acked", IDLE, data.clone(), 4, Drop),
             ("data far below acked", IDLE, data.clone(), 0, Drop),

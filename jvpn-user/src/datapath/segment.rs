@@ -5,6 +5,7 @@
 //! Cutting happens before sealing, so every DATA message still carries one whole IP packet the
 //! receiver can check on its own (the wire format does not change).
 
+use super::checksum::{add_words, checksum};
 use super::vnet::{GsoType, VnetError, VnetHeader, F_NEEDS_CSUM};
 
 const TCP_FIN: u8 = 0x01;
@@ -58,35 +59,6 @@ impl Packets {
     fn undo_last(&mut self) {
         self.ends.pop();
         self.bytes.truncate(self.ends.last().copied().unwrap_or(0));
-    }
-}
-
-/// One's complement sum of `bytes` as big-endian 16-bit words, unfolded, added to `sum`.
-fn add_words(mut sum: u64, bytes: &[u8]) -> u64 {
-    let mut words = bytes.chunks_exact(2);
-    for word in &mut words {
-        sum += u64::from(u16::from_be_bytes([word[0], word[1]]));
-    }
-    if let [last] = words.remainder() {
-        sum += u64::from(*last) << 8;
-    }
-    sum
-}
-
-/// Folds an unfolded sum to 16 bits.
-fn fold(mut sum: u64) -> u16 {
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    sum as u16
-}
-
-/// The Internet checksum (RFC 1071) over `bytes` plus `seed`; a zero result is sent as 0xffff
-/// (the same value in one's complement, and the only form UDP accepts).
-fn checksum(seed: u64, bytes: &[u8]) -> [u8; 2] {
-    match !fold(add_words(seed, bytes)) {
-        0 => [0xff, 0xff],
-        sum => sum.to_be_bytes(),
     }
 }
 
@@ -225,4 +197,4 @@ fn split_tcp(header: VnetHeader, packet: &[u8], out: &mut Packets) -> Result<(),
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -2,8 +2,10 @@
 //! ([`GatewayIo`]), as mini-redis's `run(listener, shutdown)` does, until `shutdown` completes.
 //! What to build them from is the binary's business (`cli::gateway_cmd`, the composition root).
 //!
-//! One datagram: [`receive_loop`] reads it, [`Controller::handle`] decides what it does, and the
-//! [`Executor`] performs the effects: DATA's TUN write and a KEEPALIVE's answer inline, a
+//! One datagram: [`receive_loop`] reads it (with the rest of its UDP GRO run),
+//! [`Controller::handle`] decides what it does, and the
+//! [`Executor`] performs the effects: a KEEPALIVE's answer inline, DATA's TUN write with the run's
+//! others (merged), a
 //! screened HELLO into the handshake workers' queue ([`super::handshake`]), and a step that
 //! commits (REATTACH via PATH_RESPONSE, TERMINATE) on its own task, so concurrent
 //! compare-and-sets share group commits. Beside the receive loop run the TUN reader
@@ -20,6 +22,8 @@ use super::handshake_pool::HandshakePool;
 use super::session_map::SessionMap;
 use super::{api, io, timers, tunnel, GatewayError};
 use crate::config::GatewaySettings;
+use crate::datapath::coalesce::TunWrites;
+use crate::datapath::gro;
 use crate::dataplane::{EventReader, ProgramLogForwarder};
 use crate::events::EventRecord;
 use crate::session::{SessionMachine, Timers};
@@ -214,31 +218,56 @@ pub async fn run(
     result
 }
 
-/// Reads datagrams until the socket fails, hands each to the controller and performs its
-/// effects; a step that commits runs on its own task ([`Executor::run_step`]).
+/// Reads runs of datagrams (UDP GRO: a sender's GSO run, or what the device's GRO merged, in one
+/// read) until the socket fails. Each datagram is handled and its step performed on its own, as
+/// before; the DATA packets of a run that passed every check ([`Effect::WriteTun`]) are taken out
+/// of their steps and written to the TUN device together at the end of the run, consecutive TCP
+/// segments of a flow merged ([`crate::datapath::coalesce`]).
 async fn receive_loop(
     exec: Arc<Executor>,
     pool: HandshakePool<HelloJob>,
 ) -> Result<(), GatewayError> {
-    let mut buf = vec![0u8; 65_536];
+    if let Err(e) = gro::enable(exec.socket()) {
+        tracing::warn!(error = %e, "no UDP GRO on the gateway socket; reading one datagram at a time");
+    }
+    let mut run = gro::Received::default();
+    let mut writes = TunWrites::default();
     let mut effects = Vec::new();
     loop {
-        let (len, from) = exec
-            .socket()
-            .recv_from(&mut buf)
+        run.recv(exec.socket())
             .await
             .map_err(io("receive on the gateway socket"))?;
+        let Some(from) = run.from() else {
+            continue;
+        };
         let from = SocketAddr::new(from.ip().to_canonical(), from.port());
         let controller = exec.controller();
-        let datagram = &mut buf[..len];
-        if exec.needs_takeover(datagram) {
-            // The store read of a takeover must not hold up the receive loop.
-            let (exec, datagram) = (exec.clone(), datagram.to_vec());
-            tokio::spawn(async move { exec.take_over_and_receive(datagram, from).await });
-            continue;
+        let now = controller.clock().now();
+        for datagram in run.datagrams_mut() {
+            if exec.needs_takeover(datagram) {
+                // The store read of a takeover must not hold up the receive loop.
+                let (exec, datagram) = (exec.clone(), datagram.to_vec());
+                tokio::spawn(async move { exec.take_over_and_receive(datagram, from).await });
+                continue;
+            }
+            controller.handle(datagram, from, now, &mut effects);
+            effects.retain(|effect| match effect {
+                Effect::WriteTun { packet } => {
+                    if let Some(packet) = datagram.get(packet.clone()) {
+                        writes.push(packet);
+                    }
+                    false
+                }
+                _ => true,
+            });
+            exec.run_step(&mut effects, datagram, Some(&pool)).await;
         }
-        controller.handle(datagram, from, controller.clock().now(), &mut effects);
-        exec.run_step(&mut effects, datagram, Some(&pool)).await;
+        if let Some(tun) = exec.tun() {
+            if let Err(e) = tun.send_batch(&mut writes).await {
+                tracing::warn!(error = %e, "cannot write a packet to the tunnel");
+            }
+        }
+        writes.clear();
     }
 }
 

@@ -11,6 +11,7 @@
 
 mod sys;
 
+use crate::datapath::coalesce::TunWrites;
 use crate::datapath::segment::{split, Packets};
 use crate::datapath::vnet::{VnetHeader, VNET_HDR_LEN};
 use ipnet::IpNet;
@@ -140,6 +141,31 @@ impl TunDevice {
             let mut guard = self.fd.writable().await.map_err(|e| self.io("write", e))?;
             // One writev is one packet to the TUN device.
             match guard.try_io(|inner| inner.get_ref().write_vectored(&parts)) {
+                Ok(result) => return result.map(|_| ()).map_err(|e| self.io("write", e)),
+                Err(_would_block) => continue,
+            }
+        }
+    }
+
+    /// Writes a batch of opened packets, consecutive TCP segments of one flow merged into one
+    /// superpacket ([`crate::datapath::coalesce`]), and empties it. Every write is tried; the
+    /// first failure is returned (TCP resends what was lost).
+    pub async fn send_batch(&self, writes: &mut TunWrites) -> Result<(), TunError> {
+        let mut result = Ok(());
+        for frame in writes.finish() {
+            if let Err(e) = self.write_frame(frame).await {
+                result = result.and(Err(e));
+            }
+        }
+        writes.clear();
+        result
+    }
+
+    /// Writes one `virtio_net_hdr` and the packet behind it, in one write.
+    async fn write_frame(&self, frame: &[u8]) -> Result<(), TunError> {
+        loop {
+            let mut guard = self.fd.writable().await.map_err(|e| self.io("write", e))?;
+            match guard.try_io(|inner| inner.get_ref().write(frame)) {
                 Ok(result) => return result.map(|_| ()).map_err(|e| self.io("write", e)),
                 Err(_would_block) => continue,
             }

@@ -10,18 +10,15 @@
 //! ([`ConnectionError::needs_rehandshake`]) it starts a new handshake rather than guessing.
 
 pub mod control;
+mod data;
 pub mod route_watch;
 
-use crate::client_session::{
-    ClientConnection, ClientEvent, ConnectOptions, ConnectionError, LocalBinding,
-};
+use crate::client_session::{ClientConnection, ConnectOptions, ConnectionError, LocalBinding};
 use crate::config::{ClientSettings, ConfigError};
-use crate::datapath::gso::Datagrams;
 use crate::session::SessionId;
-use crate::tun::{ReadBatch, TunDevice, TunError};
+use crate::tun::{TunDevice, TunError};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use jvpn_common::control::{TerminateCause, WelcomePayload};
-use jvpn_common::RejectReason;
 use route_watch::{Decision, RouteWatch};
 use std::future::Future;
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -150,67 +147,6 @@ impl Client {
         Ok(self.connection.state_version())
     }
 
-    /// TUN -> session: each read (up to a 64 KiB TCP superpacket, cut into wire-sized packets)
-    /// is sealed under one lock and sent with UDP GSO; the buffers live as long as the loop.
-    async fn upstream(&self) -> Result<(), TunnelClientError> {
-        let mut batch = ReadBatch::default();
-        let mut datagrams = Datagrams::default();
-        loop {
-            let packets = self.tun.recv_packets(&mut batch).await?;
-            if let Err(e) = self.connection.send_packets(packets, &mut datagrams).await {
-                tracing::debug!(error = %e, "a tunnel packet was not sent");
-            }
-        }
-    }
-
-    /// Session -> TUN; a session that cannot go on is replaced by a new handshake.
-    async fn downstream(&self) -> Result<(), TunnelClientError> {
-        loop {
-            match self.connection.recv().await {
-                Ok(ClientEvent::Data(packet)) => {
-                    if let Err(e) = self.tun.send(&packet).await {
-                        tracing::warn!(error = %e, "cannot write a packet to the tunnel");
-                    }
-                }
-                Ok(ClientEvent::Rejected {
-                    reason: RejectReason::TransportMismatch,
-                    gateway_version,
-                    ..
-                }) if gateway_version == self.connection.state_version() => {
-                    // Sealed by the gateway, so it is not a forgery; it means our outer address
-                    // changed on the way (a NAT). Many may arrive for one change: one reattach.
-                    self.mismatch_at_version
-                        .store(gateway_version, Ordering::Relaxed);
-                    self.transport_changed.notify_one();
-                }
-                Ok(ClientEvent::Terminated { cause }) => {
-                    tracing::warn!(
-                        "terminated by the gateway: {}; starting a new handshake",
-                        crate::client_session::refusal::cause_text(cause)
-                    );
-                    self.connection.rehandshake(binding(&self.uplink())).await?;
-                }
-                Ok(_) => {}
-                Err(e) if e.needs_rehandshake() => {
-                    tracing::warn!(error = %e, "the session ended; starting a new handshake");
-                    self.connection.rehandshake(binding(&self.uplink())).await?;
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-    }
-
-    /// Rekeys the session when its keys are due ([`ClientConnection::run_rekeys`]); a failed
-    /// send is retried at the next due time, a closed session is the receive loop's to restart.
-    async fn rekey(&self) -> Result<(), TunnelClientError> {
-        loop {
-            if let Err(e) = self.connection.run_rekeys().await {
-                tracing::debug!(error = %e, "a REKEY_INIT was not sent");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    }
-
     /// Keepalives, and a reattach when nothing was accepted for [`SILENT_INTERVALS`].
     async fn supervise(&self, interval: Duration) -> Result<(), TunnelClientError> {
         let mut tick = tokio::time::interval(interval / 2);
@@ -286,6 +222,17 @@ impl Client {
             }
         }
         tracing::warn!("no uplink reached the gateway; retrying at the next tick");
+    }
+
+    /// Rekeys the session when its keys are due ([`ClientConnection::run_rekeys`]); a failed
+    /// send is retried at the next due time, a closed session is the receive loop's to restart.
+    async fn rekey(&self) -> Result<(), TunnelClientError> {
+        loop {
+            if let Err(e) = self.connection.run_rekeys().await {
+                tracing::debug!(error = %e, "a REKEY_INIT was not sent");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
     }
 
     /// Reattaches as soon as the path to the gateway changes under the session ([`route_watch`]).

@@ -15,7 +15,9 @@ use super::super::body::GatewayMessage;
 use super::super::event::ClientEvent;
 use super::super::refusal::{Ambiguity, Closed, SessionRefusal};
 use super::ClientSessionState;
-use crate::crypto::{open_message, Direction, RekeyInitiator, SealError, SessionKeys};
+use super::Handled;
+use crate::crypto::{open_in_place, Direction, RekeyInitiator, SealError, SessionKeys};
+use jvpn_common::abi::HEADER_LEN;
 use jvpn_common::control::{RekeyAck, RekeyInit};
 use jvpn_common::wire::{Be64, MessageType, WireHeader};
 
@@ -46,10 +48,10 @@ impl KeyRotation {
     }
 }
 
-/// A datagram whose seal opened, and under which keys.
-pub(super) struct Opened {
+/// A datagram whose seal opened (in place), and under which keys.
+pub(super) struct Opened<'a> {
     pub(super) header: WireHeader,
-    pub(super) body: Vec<u8>,
+    pub(super) body: &'a [u8],
     pub(super) under_previous: bool,
 }
 
@@ -96,30 +98,34 @@ impl ClientSessionState {
         self.next_nonce - self.rekey.first_nonce
     }
 
-    /// Opens a gateway datagram under the current keys or, during the overlap, the previous ones.
-    pub(super) fn open_either(&self, datagram: &[u8]) -> Result<Opened, SessionRefusal> {
+    /// Opens a gateway datagram in place under the current keys or, during the overlap, the
+    /// previous ones. The AEAD checks the tag before it decrypts, so a seal the current keys do
+    /// not open leaves the datagram as it came, for the previous keys to try.
+    pub(super) fn open_either<'a>(
+        &self,
+        datagram: &'a mut [u8],
+    ) -> Result<Opened<'a>, SessionRefusal> {
         let refusal = |e: SealError| match e {
             SealError::BadTag | SealError::BadSeal => SessionRefusal::Unauthenticated(e),
             other => SessionRefusal::Malformed(other),
         };
-        match open_message(&self.keys, Direction::GatewayToClient, datagram) {
-            Ok((header, body)) => Ok(Opened {
-                header,
-                body,
-                under_previous: false,
-            }),
+        let opened = match open_in_place(&self.keys, Direction::GatewayToClient, datagram) {
+            Ok((header, body)) => (header, body.len(), false),
             Err(SealError::BadSeal) if self.rekey.previous.is_some() => {
                 let (previous, _) = self.rekey.previous.as_ref().expect("checked above");
-                let (header, body) = open_message(previous, Direction::GatewayToClient, datagram)
+                let (header, body) = open_in_place(previous, Direction::GatewayToClient, datagram)
                     .map_err(refusal)?;
-                Ok(Opened {
-                    header,
-                    body,
-                    under_previous: true,
-                })
+                (header, body.len(), true)
             }
-            Err(e) => Err(refusal(e)),
-        }
+            Err(e) => return Err(refusal(e)),
+        };
+        let (header, len, under_previous) = opened;
+        // open_in_place's body is the datagram between the header and the tag.
+        Ok(Opened {
+            header,
+            body: &datagram[HEADER_LEN..HEADER_LEN + len],
+            under_previous,
+        })
     }
 
     /// A message opened under the current keys ends the overlap.
@@ -129,17 +135,17 @@ impl ClientSessionState {
 
     /// Judges a message opened under the previous keys: only DATA and KEEPALIVE at the version
     /// those keys served, sent before the gateway's commit.
-    pub(super) fn accept_under_previous(
+    pub(super) fn accept_under_previous<'a>(
         &self,
         version: u64,
-        message: GatewayMessage,
-    ) -> Result<ClientEvent, SessionRefusal> {
+        message: GatewayMessage<'a>,
+    ) -> Result<Handled<'a>, SessionRefusal> {
         let served = self.rekey.previous.as_ref().map(|(_, v)| *v);
         match message {
-            GatewayMessage::Data(packet) if Some(version) == served => {
-                Ok(ClientEvent::Data(packet))
+            GatewayMessage::Data(packet) if Some(version) == served => Ok(Handled::Packet(packet)),
+            GatewayMessage::Keepalive if Some(version) == served => {
+                Ok(Handled::Event(ClientEvent::Keepalive))
             }
-            GatewayMessage::Keepalive if Some(version) == served => Ok(ClientEvent::Keepalive),
             other => Err(SessionRefusal::StaleVersion {
                 message: other.message_type(),
                 version,

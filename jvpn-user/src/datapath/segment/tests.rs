@@ -4,6 +4,7 @@
 //! the original.
 
 use super::*;
+use crate::datapath::checksum::fold;
 
 const SRC4: [u8; 4] = [10, 213, 0, 2];
 const DST4: [u8; 4] = [10, 213, 0, 1];
@@ -14,7 +15,7 @@ fn pseudo_seed(addresses: &[u8], tcp_len: usize) -> u16 {
 
 /// A TCP packet of `payload` (seq 1000, flags PSH|ACK|FIN|CWR) over IPv4 or IPv6, its checksum
 /// seeded as the kernel leaves it for offload.
-fn tcp_packet(v6: bool, payload: &[u8]) -> Vec<u8> {
+pub(crate) fn tcp_packet(v6: bool, payload: &[u8]) -> Vec<u8> {
     let mut tcp = vec![0u8; 20];
     tcp[0..2].copy_from_slice(&40000u16.to_be_bytes());
     tcp[2..4].copy_from_slice(&5201u16.to_be_bytes());
@@ -57,7 +58,7 @@ fn tcp_packet(v6: bool, payload: &[u8]) -> Vec<u8> {
     packet
 }
 
-fn offload_header(v6: bool, mss: u16) -> VnetHeader {
+pub(crate) fn offload_header(v6: bool, mss: u16) -> VnetHeader {
     let ip_len = if v6 { 40 } else { 20 };
     VnetHeader {
         flags: F_NEEDS_CSUM,
@@ -70,7 +71,7 @@ fn offload_header(v6: bool, mss: u16) -> VnetHeader {
 }
 
 /// Checks one segment as the receiving stack would; returns (seq, flags, payload).
-fn check_segment(v6: bool, segment: &[u8]) -> (u32, u8, Vec<u8>) {
+pub(crate) fn check_segment(v6: bool, segment: &[u8]) -> (u32, u8, Vec<u8>) {
     let ip_len = if v6 { 40 } else { 20 };
     let tcp = &segment[ip_len..];
     if v6 {
