@@ -19,10 +19,10 @@ pub mod validate;
 #[cfg(test)]
 mod validate_tests;
 
+pub use crate::store::StoreChoice;
 pub use error::CliError;
 pub use validate::{
-    parse_args, Command, ControlAction, ControlInvocation, GatewayOptions, Invocation,
-    SocketChoice, StoreChoice,
+    parse_args, Command, ControlAction, ControlInvocation, GatewayOptions, Invocation, SocketChoice,
 };
 
 /// Sets up a long-running command (the gateway, the tunnel client): `tracing` output on stderr

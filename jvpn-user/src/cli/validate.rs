@@ -9,6 +9,7 @@ use crate::dataplane::XdpAttachMode;
 use crate::events::names::parse_session_id;
 use crate::events::{EventFilter, EventKind};
 use crate::iface::check_interface_name;
+use crate::store::StoreChoice;
 use clap::Parser;
 use jvpn_common::abi::DEFAULT_MAX_SESSIONS;
 use std::ffi::OsString;
@@ -78,15 +79,6 @@ pub struct GatewayOptions {
     pub recovery_challenges: u32,
     /// The control socket to serve.
     pub socket: PathBuf,
-}
-
-/// The session store `jvpn gateway` uses.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum StoreChoice {
-    /// The embedded store in the state directory (the default).
-    Embedded,
-    /// An etcd cluster shared with other gateways: its members' `host:port`.
-    Etcd(Vec<String>),
 }
 
 /// Which gateway a control command talks to.

@@ -5,6 +5,7 @@ use super::error::{CliError, EXIT_USAGE};
 use super::validate::*;
 use crate::dataplane::XdpAttachMode;
 use crate::events::{EventFilter, EventKind};
+use crate::store::StoreChoice;
 use jvpn_common::abi::{DEFAULT_MAX_SESSIONS, DEFAULT_PORT};
 use std::path::PathBuf;
 

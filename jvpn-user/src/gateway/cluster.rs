@@ -6,10 +6,9 @@
 //! still opened, for what is the node's own: its lock (one gateway per state directory) and its
 //! boot epoch.
 
-use crate::cli::StoreChoice;
 use crate::config::gateway::ClusterSettings;
 use crate::store::etcd::EtcdOptions;
-use crate::store::{EtcdStore, RedbStore, SessionStore, StoreError};
+use crate::store::{EtcdStore, RedbStore, SessionStore, StoreChoice, StoreError};
 use std::path::PathBuf;
 use std::sync::Arc;
 

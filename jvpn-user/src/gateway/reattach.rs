@@ -10,7 +10,8 @@
 use super::core::{Applied, ApplyError, Controller};
 use super::effect::{Effect, Then};
 use super::live::{PendingChallenge, CHALLENGE_LIFETIME_MS};
-use crate::crypto::{open_body, Direction};
+use super::reply::OpenedControl;
+
 use crate::session::{Input, Millis, SessionId};
 use jvpn_common::control::{
     PathChallenge, PathResponse, ReattachAck, ReattachRequest, PATH_TOKEN_LEN,
@@ -50,17 +51,16 @@ impl Controller {
         now: Millis,
         out: &mut Vec<Effect>,
     ) {
-        let Some((id, session, keys)) = self.session_of(datagram, from, out) else {
+        let Some(OpenedControl {
+            id,
+            session,
+            keys: _,
+            header,
+            body: request,
+        }) = self.open_control::<ReattachRequest>(datagram, from, now, out)
+        else {
             return;
         };
-        let (header, request) =
-            match open_body::<ReattachRequest>(&keys, Direction::ClientToGateway, datagram) {
-                Ok(opened) => opened,
-                Err(e) => return self.seal_failed(datagram, from, &e, out),
-            };
-        if !self.admit_nonce(id, &header, from, datagram.len(), now, out) {
-            return;
-        }
         let claimed = request.acked_version.get();
         let current = session.state_version;
         if header.state_version.get() != claimed {
@@ -122,17 +122,16 @@ impl Controller {
         now: Millis,
         out: &mut Vec<Effect>,
     ) {
-        let Some((id, session, keys)) = self.session_of(datagram, from, out) else {
+        let Some(OpenedControl {
+            id,
+            session,
+            keys: _,
+            header,
+            body: response,
+        }) = self.open_control::<PathResponse>(datagram, from, now, out)
+        else {
             return;
         };
-        let (header, response) =
-            match open_body::<PathResponse>(&keys, Direction::ClientToGateway, datagram) {
-                Ok(opened) => opened,
-                Err(e) => return self.seal_failed(datagram, from, &e, out),
-            };
-        if !self.admit_nonce(id, &header, from, datagram.len(), now, out) {
-            return;
-        }
         let challenge = self.sessions.lock().get_mut(&id).and_then(|live| {
             live.take_challenge(&response.token, response.attempt.get(), from, now)
         });
@@ -161,7 +160,16 @@ impl Controller {
             nonce: header.nonce.get(),
         };
         if let Err(e) = self.apply(id, input, now, then, out) {
-            self.reattach_refused(id, from, current, header.nonce.get(), &e, now, out);
+            self.refuse_uncommitted(
+                id,
+                from,
+                current,
+                header.nonce.get(),
+                &e,
+                "reattach",
+                now,
+                out,
+            );
         }
     }
 
@@ -190,33 +198,7 @@ impl Controller {
                 self.send_body(id, to, s.state_version, &ack, out);
             }
             Ok(Applied::Unchanged(_)) => {}
-            Err(e) => self.reattach_refused(id, to, version, nonce, e, now, out),
-        }
-    }
-
-    /// Sends the REJECT of a reattach that was not committed (within the budget).
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "the REJECT names the session, the destination, the version, the nonce refused, the error and the time, into the step's effects"
-    )]
-    fn reattach_refused(
-        &self,
-        id: u64,
-        to: SocketAddr,
-        current: u64,
-        nonce: u64,
-        error: &ApplyError,
-        now: Millis,
-        out: &mut Vec<Effect>,
-    ) {
-        let version = self
-            .sessions
-            .snapshot(id)
-            .map_or(current, |(s, _)| s.state_version);
-        if let Some(reason) = error.reason() {
-            self.send_reject(id, to, reason, version, nonce, now, out);
-        } else {
-            tracing::error!(session = %SessionId::show(id), error = %error, "reattach not committed");
+            Err(e) => self.refuse_uncommitted(id, to, version, nonce, e, "reattach", now, out),
         }
     }
 }

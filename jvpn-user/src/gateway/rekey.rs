@@ -15,7 +15,8 @@
 
 use super::core::{Applied, ApplyError, Controller};
 use super::effect::{Effect, Then};
-use crate::crypto::{open_body, rekey, seal_message, Direction, SessionKeys};
+use super::reply::OpenedControl;
+use crate::crypto::{rekey, seal_message, Direction, SessionKeys};
 use crate::session::{Input, Millis, SessionId};
 use crate::store::Expected;
 use jvpn_common::control::{
@@ -133,17 +134,16 @@ impl Controller {
         now: Millis,
         out: &mut Vec<Effect>,
     ) {
-        let Some((id, session, keys)) = self.session_of(datagram, from, out) else {
+        let Some(OpenedControl {
+            id,
+            session,
+            keys,
+            header,
+            body: init,
+        }) = self.open_control::<RekeyInit>(datagram, from, now, out)
+        else {
             return;
         };
-        let (header, init) =
-            match open_body::<RekeyInit>(&keys, Direction::ClientToGateway, datagram) {
-                Ok(opened) => opened,
-                Err(e) => return self.seal_failed(datagram, from, &e, out),
-            };
-        if !self.admit_nonce(id, &header, from, datagram.len(), now, out) {
-            return;
-        }
         let claimed = init.acked_version.get();
         let current = session.state_version;
         let refusal = if header.state_version.get() != claimed {
@@ -228,17 +228,7 @@ impl Controller {
                 out.push(Effect::Send { to, datagram });
             }
             Ok(_) => {}
-            Err(e) => {
-                let current = self
-                    .sessions
-                    .snapshot(id)
-                    .map_or(version, |(s, _)| s.state_version);
-                if let Some(reason) = e.reason() {
-                    self.send_reject(id, to, reason, current, nonce, now, out);
-                } else {
-                    tracing::error!(session = %SessionId::show(id), error = %e, "rekey not committed");
-                }
-            }
+            Err(e) => self.refuse_uncommitted(id, to, version, nonce, e, "rekey", now, out),
         }
     }
 

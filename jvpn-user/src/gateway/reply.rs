@@ -8,12 +8,27 @@
 use super::core::Controller;
 use super::counters::Count;
 use super::effect::Effect;
-use crate::crypto::{seal_message, Direction, SealError};
+use crate::crypto::{open_body, seal_message, Direction, SealError, SessionKeys};
 use crate::events::{EventKind, EventRecord, EventSource};
 use crate::session::{Millis, SessionId};
 use jvpn_common::control::{Body, Reject};
 use jvpn_common::{MessageType, RejectReason, WireHeader};
 use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// A client's control message that opened and passed the replay window ([`Controller::open_control`]).
+pub(super) struct OpenedControl<B> {
+    /// The session's id.
+    pub(super) id: u64,
+    /// The session as the controller holds it.
+    pub(super) session: crate::session::Session,
+    /// The session's keys.
+    pub(super) keys: Arc<SessionKeys>,
+    /// The message's header.
+    pub(super) header: WireHeader,
+    /// The message's body.
+    pub(super) body: B,
+}
 
 impl Controller {
     /// Seals `body` as a `msg_type` message of session `id` at `version`, or `None` if the
@@ -186,6 +201,66 @@ impl Controller {
             None => {
                 self.unauthenticated(&header, from, RejectReason::UnknownSession, out);
                 None
+            }
+        }
+    }
+
+    /// A client's control message of type `B`, opened and admitted: its session's id, state and
+    /// keys, its header and its body; or `None` once the refusal it deserved (an unknown
+    /// session, a failed seal, a replay) is in `out`.
+    pub(super) fn open_control<B: Body>(
+        &self,
+        datagram: &[u8],
+        from: SocketAddr,
+        now: Millis,
+        out: &mut Vec<Effect>,
+    ) -> Option<OpenedControl<B>> {
+        let (id, session, keys) = self.session_of(datagram, from, out)?;
+        let (header, body) = match open_body::<B>(&keys, Direction::ClientToGateway, datagram) {
+            Ok(opened) => opened,
+            Err(e) => {
+                self.seal_failed(datagram, from, &e, out);
+                return None;
+            }
+        };
+        if !self.admit_nonce(id, &header, from, datagram.len(), now, out) {
+            return None;
+        }
+        Some(OpenedControl {
+            id,
+            session,
+            keys,
+            header,
+            body,
+        })
+    }
+
+    /// Answers a compare-and-set of session `id` that did not commit: the REJECT its error
+    /// deserves, at the session's version now (`fallback` if it is gone), to `to`; an error
+    /// without a REJECT is logged as `what` not committed.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the REJECT's every field, the time and the effects buffer"
+    )]
+    pub(super) fn refuse_uncommitted(
+        &self,
+        id: u64,
+        to: SocketAddr,
+        fallback: u64,
+        nonce: u64,
+        error: &super::ApplyError,
+        what: &str,
+        now: Millis,
+        out: &mut Vec<Effect>,
+    ) {
+        let version = self
+            .sessions
+            .snapshot(id)
+            .map_or(fallback, |(s, _)| s.state_version);
+        match error.reason() {
+            Some(reason) => self.send_reject(id, to, reason, version, nonce, now, out),
+            None => {
+                tracing::error!(session = %SessionId::show(id), %error, "{what} not committed")
             }
         }
     }

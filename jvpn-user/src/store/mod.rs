@@ -45,6 +45,15 @@ pub use codec::CodecError;
 pub use group::{CasTicket, GroupCommitter};
 pub use validate::MutationRefused;
 
+/// The session store `jvpn gateway` uses.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoreChoice {
+    /// The embedded store in the state directory (the default).
+    Embedded,
+    /// An etcd cluster shared with other gateways: its members' `host:port`.
+    Etcd(Vec<String>),
+}
+
 /// Where the gateway keeps its store unless told otherwise (`--state-dir`).
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/jvpn";
 

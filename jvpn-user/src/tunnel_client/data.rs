@@ -67,6 +67,7 @@ impl Client {
             }
             ClientEvent::Terminated { cause } => {
                 tracing::warn!(
+                    ?cause,
                     "terminated by the gateway: {}; starting a new handshake",
                     crate::client_session::refusal::cause_text(cause)
                 );
