@@ -24,6 +24,7 @@
 use jvpn_common::SessionState;
 use jvpn_tests::gateway::GatewayFixture;
 use jvpn_tests::probe::{client_socket, gateway, session_hex};
+use jvpn_tests::spoof::StopOnDrop;
 use jvpn_tests::topology::Family;
 use jvpn_tests::wire_client::{JumpOutcome, WireClient};
 use jvpn_user::crypto::ClientIdentity;
@@ -206,6 +207,8 @@ fn sigkill_during_a_reattach_storm_loses_no_acknowledged_version() {
             let (phase, ledger) = (&phase, &ledger);
             scope.spawn(move || client_loop(identity, pair, gw, phase, ledger));
         }
+        // A failed round stops the clients as it unwinds: the scope would wait for them forever.
+        let _stop_clients = StopOnDrop(&phase.stop);
         for round in 1..=rounds {
             phase.resume();
             std::thread::sleep(Duration::from_millis(rng.gen_range(50..400)));
@@ -236,7 +239,6 @@ fn sigkill_during_a_reattach_storm_loses_no_acknowledged_version() {
             let maps_lost_at = maps_lost.then_some(killed_at);
             check_after_restart(&f, round, maps_lost_at, &ledger, &mut seen);
         }
-        phase.stop.store(true, Ordering::SeqCst);
     });
 
     let acks: usize = ledger
