@@ -141,15 +141,7 @@ mod tests {
             .enumerate()
             .map(|(i, &len)| vec![i as u8 + 1; len])
             .collect();
-        let mut datagrams = Datagrams::default();
-        for datagram in &sent {
-            datagrams
-                .push_with(|bytes| {
-                    bytes.extend_from_slice(datagram);
-                    Ok::<_, ()>(())
-                })
-                .expect("written");
-        }
+        let datagrams = Datagrams::of(&sent);
         let to = receiver.local_addr().expect("addr");
         datagrams.send(&sender, Some(to)).await.expect("sent");
         let mut received = Received::default();

@@ -146,6 +146,23 @@ impl Datagrams {
 }
 
 #[cfg(test)]
+impl Datagrams {
+    /// A run made of `payloads`, each written whole: the sending side of the GSO and GRO tests.
+    pub(crate) fn of(payloads: &[Vec<u8>]) -> Self {
+        let mut datagrams = Self::default();
+        for payload in payloads {
+            datagrams
+                .push_with(|bytes| {
+                    bytes.extend_from_slice(payload);
+                    Ok::<_, ()>(())
+                })
+                .expect("written");
+        }
+        datagrams
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -199,20 +216,12 @@ mod tests {
     async fn a_run_arrives_as_separate_datagrams() {
         let receiver = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
         let sender = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
-        let mut datagrams = Datagrams::default();
         let sent: Vec<Vec<u8>> = [1200, 1200, 1200, 500]
             .iter()
             .enumerate()
             .map(|(i, &len)| vec![i as u8; len])
             .collect();
-        for datagram in &sent {
-            datagrams
-                .push_with(|bytes| {
-                    bytes.extend_from_slice(datagram);
-                    Ok::<_, ()>(())
-                })
-                .expect("written");
-        }
+        let datagrams = Datagrams::of(&sent);
         let to = receiver.local_addr().expect("addr");
         datagrams.send(&sender, Some(to)).await.expect("sent");
         let mut buf = [0u8; 2048];

@@ -21,9 +21,10 @@
 //! exclusive lock on the file, so two gateways never share a store.
 //!
 //! Submodules: `meta` (the boot epoch in `meta`), `keys_at_rest` (a TERMINATED record is written
-//! without keys).
+//! without keys), `lock` (opening the file while another gateway may hold it).
 
 pub(super) mod keys_at_rest;
+mod lock;
 mod meta;
 
 use self::keys_at_rest::at_rest;
@@ -32,10 +33,7 @@ use super::private;
 use super::validate::{self, MutationRefused};
 use super::{BatchItem, CasOutcome, CasRequest, Expected, SessionStore, StoreError};
 use crate::session::{Session, SessionId, StateChange};
-use redb::{
-    Database, DatabaseError, ReadOnlyTable, ReadableDatabase, ReadableTable, Table, TableDefinition,
-};
-use std::fs;
+use redb::{Database, ReadOnlyTable, ReadableDatabase, ReadableTable, Table, TableDefinition};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -68,37 +66,6 @@ impl std::fmt::Debug for RedbStore {
     }
 }
 
-/// How long a start waits for the lock of a gateway that is gone: right after a `kill -9` the
-/// kernel may still be releasing the dead process's lock on the file when the next start (a
-/// supervisor's restart) opens it.
-const DEAD_OWNER_PATIENCE: std::time::Duration = std::time::Duration::from_secs(3);
-
-/// Opens the store file, refusing it while another live gateway holds it ([`StoreError::Locked`]).
-/// A lock whose recorded owner is no longer running is waited for, up to [`DEAD_OWNER_PATIENCE`].
-fn open_unlocked(path: &Path, owner_path: &Path) -> Result<Database, StoreError> {
-    let deadline = std::time::Instant::now() + DEAD_OWNER_PATIENCE;
-    loop {
-        match Database::create(path) {
-            Ok(db) => return Ok(db),
-            Err(DatabaseError::DatabaseAlreadyOpen) => {
-                let owner: Option<u32> = fs::read_to_string(owner_path)
-                    .ok()
-                    .and_then(|s| s.trim().parse().ok());
-                let owner_gone =
-                    owner.is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists());
-                if !owner_gone || std::time::Instant::now() >= deadline {
-                    return Err(StoreError::Locked {
-                        path: path.to_owned(),
-                        owner,
-                    });
-                }
-                std::thread::sleep(std::time::Duration::from_millis(50));
-            }
-            Err(e) => return Err(database_error(path, "open", e)),
-        }
-    }
-}
-
 struct Tables<'t> {
     sessions: Table<'t, (u64, u64), &'static [u8]>,
     issued: Table<'t, u64, u64>,
@@ -113,7 +80,7 @@ impl RedbStore {
         // turns "permission denied" into an error that names the file.
         private::create_private_file(&path)?;
         let owner_path = state_dir.join(OWNER_FILE);
-        let db = open_unlocked(&path, &owner_path)?;
+        let db = lock::open_unlocked(&path, &owner_path)?;
         private::private_file_options()
             .open(&owner_path)
             .and_then(|mut f| f.write_all(format!("{}\n", std::process::id()).as_bytes()))
@@ -358,7 +325,11 @@ impl SessionStore for RedbStore {
     }
 }
 
-fn database_error(path: &Path, op: &'static str, e: impl Into<redb::Error>) -> StoreError {
+pub(super) fn database_error(
+    path: &Path,
+    op: &'static str,
+    e: impl Into<redb::Error>,
+) -> StoreError {
     StoreError::Database {
         path: path.to_owned(),
         op,
