@@ -181,7 +181,8 @@ fn fresh_source(f: &Family, n: u8) -> SocketAddr {
     let ip: IpAddr = if f.client.is_ipv4() {
         Ipv4Addr::new(203, 0, 113, n).into()
     } else {
-        Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, u16::from(n)).into()
+        // The HELLO budget of IPv6 sources is per /64.
+        Ipv6Addr::new(0x2001, 0xdb8, u16::from(n), 0, 0, 0, 0, 1).into()
     };
     SocketAddr::new(ip, 40_000)
 }
@@ -217,7 +218,8 @@ fn a_clusters_pass_through_inside_every_encapsulation_is_judged_as_the_plain_one
         let two = &all[2];
         let source = fresh_source(&f, 250);
         for i in 0..3 {
-            let request = sized::<ReattachRequest>(MessageType::ReattachRequest, unknown, 3, i);
+            let request =
+                sized::<ReattachRequest>(MessageType::ReattachRequest, unknown, 3, 10 + i);
             let want = match i {
                 0 | 1 => to_controller,
                 _ => Outcome::Dropped(RejectReason::HandshakeRate),
