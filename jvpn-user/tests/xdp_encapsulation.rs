@@ -3,10 +3,13 @@
 //! the legacy 0x9100, stacked, priority tags with VLAN id 0), IPv4 options and AH, IPv6
 //! extension chains, fragments, and lengths that disagree. Anything the stack could deliver to
 //! the port is judged by the decision list; what the parse cannot establish is MALFORMED; nothing
-//! on the port passes as foreign traffic.
+//! on the port passes as foreign traffic. DATA is judged here; the control messages, REKEY_INIT
+//! and a cluster's pass-through of unknown sessions' reattaches in [`control`].
 //!
 //! Runs as root (loading BPF programs needs it); each test loads its own copy of the object.
 
+#[path = "xdp_encapsulation/control.rs"]
+mod control;
 mod xdp_support;
 
 use jvpn_common::maps::DataplaneMode;
@@ -355,41 +358,4 @@ fn ipv6_extension_chains_fragments_and_lengths_are_judged() {
             },
         ],
     );
-}
-
-#[test]
-fn control_messages_and_hellos_inside_tags_are_judged_too() {
-    let f = Family::v4(None);
-    let mut dp = dataplane(&f);
-    let request = message(
-        MessageType::ReattachRequest,
-        SESSION,
-        VERSION,
-        9,
-        &KEY,
-        BODY,
-    );
-    let hello = xdp_support::hello(1, None);
-    let two = [VlanTag::ad(0), VlanTag::q(0)];
-    assert_eq!(
-        judge(&mut dp, &tagged(&f, request.clone(), &two)),
-        Outcome::Passed(COUNTER_TO_CONTROLLER)
-    );
-    assert_eq!(
-        judge(&mut dp, &tagged(&f, request, &[VlanTag::q(0)])),
-        Outcome::Dropped(RejectReason::DuplicateNonce),
-        "the same REATTACH_REQUEST behind one tag"
-    );
-    // The test config's HELLO burst is 2: the bucket counts HELLOs whatever their tags.
-    for (i, tags) in [&two[..], &[], &[legacy(0)]].into_iter().enumerate() {
-        let want = match i {
-            0 | 1 => Outcome::Passed(COUNTER_TO_CONTROLLER),
-            _ => Outcome::Dropped(RejectReason::HandshakeRate),
-        };
-        assert_eq!(
-            judge(&mut dp, &tagged(&f, hello.clone(), tags)),
-            want,
-            "HELLO {i}"
-        );
-    }
 }

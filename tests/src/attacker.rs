@@ -132,15 +132,62 @@ pub fn router_interface(t: &Tunnel, address: Ipv4Addr) -> String {
 /// Makes the router drop every `kind` message forwarded from `source` to the gateway's port
 /// (an on-path attacker keeping a message from arriving), until [`release`].
 pub fn withhold(t: &Tunnel, source: Ipv4Addr, port: u16, kind: MessageType) {
-    let type_bit = (UDP_HEADER_LEN + core::mem::offset_of!(WireHeader, msg_type)) * 8;
     let rules = format!(
         "table inet {WITHHOLD_TABLE} {{\n\
          chain forward {{\n\
          type filter hook forward priority 0; policy accept;\n\
-         ip saddr {source} udp dport {port} @th,{type_bit},8 {} drop\n\
+         ip saddr {source} udp dport {port} @th,{},8 {} drop\n\
          }}\n}}\n",
+        type_bit(),
         kind as u8
     );
+    install_rules(t, &rules);
+}
+
+/// Makes the router drop the first `kind` message (of `len` bytes of UDP payload) the gateway
+/// sends towards the client, and only that one (a path that loses one datagram); [`lost`] says
+/// how many it dropped. Until [`release`].
+pub fn lose_first(t: &Tunnel, kind: MessageType, len: usize) {
+    // An nftables quota counts the IP bytes of what reaches it, and matches until they pass it:
+    // one such message fits under it in either family (IPv6's header is the longer, 40 bytes),
+    // two never do.
+    let one = len + UDP_HEADER_LEN + 40;
+    let rules = format!(
+        "table inet {WITHHOLD_TABLE} {{\n\
+         chain forward {{\n\
+         type filter hook forward priority 0; policy accept;\n\
+         udp sport {DEFAULT_PORT} @th,{},8 {} quota until {one} bytes counter drop\n\
+         }}\n}}\n",
+        type_bit(),
+        kind as u8
+    );
+    install_rules(t, &rules);
+}
+
+/// How many messages the rule of [`lose_first`] dropped.
+pub fn lost(t: &Tunnel) -> u64 {
+    let out =
+        run_ok(
+            t.f.hosts
+                .client
+                .command("nft")
+                .args(["list", "table", "inet", WITHHOLD_TABLE]),
+        );
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split_whitespace()
+        .skip_while(|w| *w != "packets")
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no counter in the table:\n{text}"))
+}
+
+/// Where the message type byte lies in nftables' transport-header view, in bits.
+fn type_bit() -> usize {
+    (UDP_HEADER_LEN + core::mem::offset_of!(WireHeader, msg_type)) * 8
+}
+
+/// Loads `rules` into the router's nftables.
+fn install_rules(t: &Tunnel, rules: &str) {
     let mut nft =
         t.f.hosts
             .client
@@ -156,12 +203,12 @@ pub fn withhold(t: &Tunnel, source: Ipv4Addr, port: u16, kind: MessageType) {
     let out = nft.wait_with_output().expect("wait for nft");
     assert!(
         out.status.success(),
-        "nft refused the withholding rule:\n{rules}\n{}",
+        "nft refused the rule:\n{rules}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
 }
 
-/// Removes the rule [`withhold`] installed.
+/// Removes the rule [`withhold`] or [`lose_first`] installed.
 pub fn release(t: &Tunnel) {
     run_ok(
         t.f.hosts

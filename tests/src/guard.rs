@@ -68,6 +68,14 @@ impl ChildGuard {
         self.child.as_mut().expect("child already reaped")
     }
 
+    /// The child's exit status once it has exited by itself (it is then reaped and no longer
+    /// guarded, so no signal ever reaches a reused pid); `None` while it runs.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        let status = self.child().try_wait().expect("polling the child")?;
+        self.child = None;
+        Some(status)
+    }
+
     /// Kills the child with SIGKILL and reaps it, returning its exit status.
     pub fn kill(mut self) -> std::process::ExitStatus {
         let mut child = self.child.take().expect("child already reaped");

@@ -3,17 +3,23 @@
 //! one session whose version rose by one per rekey (REKEY in the audit and on the event stream),
 //! with (almost) no packet dropped for a version the rekey left; and a client that never
 //! rekeys is terminated by the gateway when its keys reach `reject_after_ms`, with REKEY_TIMEOUT
-//! in the audit and a TERMINATE its client reads; and a gateway killed right after a rekey's
-//! commit keeps it after its restart while the client gets back on the network.
+//! in the audit and a TERMINATE its client reads; a REKEY_ACK the path loses is sent again by
+//! the gateway and the stream goes on in the same session, without a new handshake; and a gateway
+//! killed right after a rekey's commit keeps it after its restart while the client gets back on
+//! the network.
 //!
 //! ```text
 //!  gateway ns: jvpn gateway, TUN 10.99.0.1, TCP server :5201, <gw> 10.200.0.1 (XDP, :51900)
 //!       || veth
 //!  router ns:  10.200.0.2 | wifi side 10.201.1.1 | lte side 10.201.2.1
+//!              (nftables forward: drops the first REKEY_ACK, in the lost-ACK test)
 //!       || wifi                 || lte
 //!  client ns:  jvpn client (on wifi, --rekey-after-ms), TUN 10.99.0.2, wifi 10.201.1.2
 //! ```
 
+use jvpn_common::control::{sealed_len, RekeyAck};
+use jvpn_common::MessageType;
+use jvpn_tests::attacker::{lose_first, lost};
 use jvpn_tests::event_follower::EventFollower;
 use jvpn_tests::probe::{eventually_within, session_hex};
 use jvpn_tests::transfer::Transfer;
@@ -95,7 +101,11 @@ fn fifty_rekeys_under_a_tcp_stream_lose_and_duplicate_nothing() {
     );
     assert_eq!(session["state"], "ATTACHED", "{session}");
     let version = session["version"].as_u64().expect("a version");
-    let rekeys = rekeys_in_audit(&t);
+    // The client goes on rekeying while the test reads: up to the version read.
+    let rekeys: Vec<_> = rekeys_in_audit(&t)
+        .into_iter()
+        .filter(|r| r["version"].as_u64().is_some_and(|v| v <= version))
+        .collect();
     assert!(
         rekeys.len() as u64 >= REKEYS,
         "{} REKEY records in the audit",
@@ -123,6 +133,7 @@ fn fifty_rekeys_under_a_tcp_stream_lose_and_duplicate_nothing() {
             e["kind"] == "STATE_CHANGE"
                 && e["detail"] == "REKEY"
                 && e["session"].as_str() == Some(session_id.as_str())
+                && e["to_version"].as_u64().is_some_and(|v| v <= version)
         })
         .count();
     assert_eq!(
@@ -130,6 +141,56 @@ fn fifty_rekeys_under_a_tcp_stream_lose_and_duplicate_nothing() {
         version - 1,
         "a STATE_CHANGE on the event stream for every rekey (and none lost: {:?})",
         events.tally(0)
+    );
+    assert!(
+        !t.client_log().contains("new handshake"),
+        "the client never started over:\n{}",
+        t.client_log()
+    );
+}
+
+/// The REKEY_ACK of the first rekey is lost on the way (the router drops it). The gateway has
+/// committed the new keys at version 2; the client, still at 1, goes on sending (its held
+/// packets, then its retried REKEY_INIT), and XDP drops that as STALE_VERSION. The gateway
+/// answers the drop with the same REKEY_ACK (`gateway::lost_rekey_ack`): the client switches,
+/// and the TCP stream goes on with every byte, in the same session, without a new handshake.
+#[test]
+fn a_lost_rekey_ack_is_sent_again_and_the_stream_goes_on_without_a_new_handshake() {
+    let t = Tunnel::up_with(TunnelOptions {
+        client_args: &["--rekey-after-ms", "3000"],
+        ..TunnelOptions::default()
+    });
+    lose_first(&t, MessageType::RekeyAck, sealed_len(size_of::<RekeyAck>()));
+    let started = Instant::now();
+    // Transfers back to back through the lost ACK's rekey and the next one, which only
+    // completes if both ends run on the same keys.
+    while version_of(&t) < 3 {
+        let transfer = Transfer::start(&t, payload(PAYLOAD_LEN));
+        transfer.finish(&t, TRANSFER_PATIENCE);
+        assert!(
+            started.elapsed() < REKEY_PATIENCE,
+            "no second rekey after {:?}\n{}",
+            started.elapsed(),
+            t.logs()
+        );
+    }
+    assert_eq!(lost(&t), 1, "the router dropped the first REKEY_ACK");
+    assert!(
+        t.f.log().contains("sending the same REKEY_ACK again"),
+        "the gateway sent it again:\n{}",
+        t.f.log()
+    );
+    let session = t.only_session();
+    assert_eq!(session["state"], "ATTACHED", "{session}");
+    let version = version_of(&t);
+    let versions: Vec<u64> = rekeys_in_audit(&t)
+        .iter()
+        .map(|record| record["version"].as_u64().expect("a version"))
+        .collect();
+    assert_eq!(
+        versions,
+        (2..=version).collect::<Vec<u64>>(),
+        "one REKEY per version, the lost ACK's counted once (no reattach, no new handshake)"
     );
     assert!(
         !t.client_log().contains("new handshake"),

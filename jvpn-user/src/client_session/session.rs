@@ -1,4 +1,5 @@
-//! The client's session, sans-IO: what it seals and how it judges what the gateway sends.
+//! The client's session, sans-IO: what it seals ([`outgoing`]) and how it judges what the gateway
+//! sends.
 //!
 //! [`ClientSessionState`] starts from a finished handshake (session id, keys, the WELCOME at
 //! version 1) and owns everything the client must remember about the session: the acknowledged
@@ -23,16 +24,10 @@ use super::body::GatewayMessage;
 use super::event::ClientEvent;
 use super::refusal::{Closed, SessionRefusal};
 use super::versions::{judge, PendingReattach, VersionView};
-use crate::crypto::{
-    seal_append, seal_body, seal_into, ClientSession, Direction, SealError, SessionKeys,
-};
-use jvpn_common::control::{
-    Body, PathResponse, ReattachRequest, Terminate, TerminateCause, WelcomePayload,
-};
+use crate::crypto::{ClientSession, SealError, SessionKeys};
+use jvpn_common::control::{PathResponse, WelcomePayload};
 use jvpn_common::replay::{Leap, ReplayWindow};
-// The client stops sealing at the gateway's ceiling (spec section 8): going on could only be refused.
-use jvpn_common::version::NONCE_CEILING;
-use jvpn_common::wire::{Be64, MessageType, WireHeader};
+use jvpn_common::wire::WireHeader;
 
 /// REATTACH_REQUESTs in a row without a fresh authenticated gateway message after which the core
 /// closes itself: two whole jumps of the default driver (`ConnectOptions::reattach_attempts`,
@@ -156,87 +151,6 @@ impl ClientSessionState {
             unanswered_reattaches: self.unanswered_reattaches,
             closed: self.closed,
         }
-    }
-
-    /// Seals one IP packet as DATA at the acknowledged version.
-    pub fn seal_data(&mut self, payload: &[u8]) -> Result<Vec<u8>, SessionRefusal> {
-        let mut out = Vec::new();
-        self.seal_data_into(payload, &mut out)?;
-        Ok(out)
-    }
-
-    /// Seals one IP packet as DATA into `out` (replacing its contents), reusing its allocation.
-    pub fn seal_data_into(
-        &mut self,
-        payload: &[u8],
-        out: &mut Vec<u8>,
-    ) -> Result<(), SessionRefusal> {
-        let header = self.next_header(MessageType::Data, self.acked_version)?;
-        seal_into(&self.keys, Direction::ClientToGateway, header, payload, out)
-            .map_err(SessionRefusal::Seal)
-    }
-
-    /// Seals one IP packet as DATA at the end of `out` (a batch of datagrams laid end to end).
-    pub fn seal_data_append(
-        &mut self,
-        payload: &[u8],
-        out: &mut Vec<u8>,
-    ) -> Result<(), SessionRefusal> {
-        let header = self.next_header(MessageType::Data, self.acked_version)?;
-        seal_append(&self.keys, Direction::ClientToGateway, header, payload, out)
-            .map_err(SessionRefusal::Seal)
-    }
-
-    /// A KEEPALIVE at the acknowledged version.
-    pub fn keepalive(&mut self) -> Result<Vec<u8>, SessionRefusal> {
-        let header = self.next_header(MessageType::Keepalive, self.acked_version)?;
-        let mut out = Vec::new();
-        seal_into(
-            &self.keys,
-            Direction::ClientToGateway,
-            header,
-            &[],
-            &mut out,
-        )
-        .map_err(SessionRefusal::Seal)?;
-        Ok(out)
-    }
-
-    /// A REATTACH_REQUEST carrying the acknowledged version, as a new attempt (the previous
-    /// attempt, and any challenge it received, is abandoned). Send it from the new transport.
-    ///
-    /// After [`UNANSWERED_REATTACH_LIMIT`] requests without an answer the core closes itself
-    /// instead ([`Closed::Unanswered`]): start a new handshake.
-    pub fn reattach_request(&mut self) -> Result<Vec<u8>, SessionRefusal> {
-        self.ensure_open()?;
-        if self.unanswered_reattaches >= UNANSWERED_REATTACH_LIMIT {
-            let closed = Closed::Unanswered(self.unanswered_reattaches);
-            self.closed = Some(closed);
-            return Err(SessionRefusal::Closed(closed));
-        }
-        let attempt = self.latest_attempt + 1;
-        let body = ReattachRequest {
-            acked_version: Be64::new(self.acked_version),
-            attempt: Be64::new(attempt),
-        };
-        let datagram = self.seal_control(self.acked_version, &body)?;
-        self.latest_attempt = attempt;
-        self.unanswered_reattaches += 1;
-        // The gateway may still complete an earlier attempt whose challenge was answered (its
-        // REATTACH_ACK at challenged + 1 can arrive after this request left): keep that version.
-        let challenged_version = self.pending.and_then(|p| p.challenged_version);
-        self.pending = Some(PendingReattach {
-            attempt,
-            challenged_version,
-        });
-        Ok(datagram)
-    }
-
-    /// A TERMINATE for `cause`; the core is closed afterwards.
-    pub fn terminate(&mut self, cause: TerminateCause) -> Result<Vec<u8>, SessionRefusal> {
-        let datagram = self.seal_control(self.acked_version, &Terminate::new(cause))?;
-        self.closed = Some(Closed::ByClient(cause));
-        Ok(datagram)
     }
 
     /// Judges one datagram from the gateway; see the module documentation for the order of the
@@ -369,39 +283,6 @@ impl ClientSessionState {
             None => Ok(()),
         }
     }
-
-    /// The header of the next sealed message, consuming a nonce.
-    fn next_header(
-        &mut self,
-        message_type: MessageType,
-        version: u64,
-    ) -> Result<WireHeader, SessionRefusal> {
-        self.ensure_open()?;
-        if self.next_nonce >= NONCE_CEILING {
-            self.closed = Some(Closed::NonceExhausted);
-            return Err(SessionRefusal::NonceExhausted);
-        }
-        let nonce = self.next_nonce;
-        self.next_nonce += 1;
-        Ok(WireHeader::new(
-            message_type,
-            self.session_id,
-            version,
-            nonce,
-        ))
-    }
-
-    fn seal_control<B: Body>(&mut self, version: u64, body: &B) -> Result<Vec<u8>, SessionRefusal> {
-        let header = self.next_header(B::MESSAGE_TYPE, version)?;
-        seal_body(&self.keys, Direction::ClientToGateway, header, body)
-            .map_err(SessionRefusal::Seal)
-    }
-
-    /// Moves the nonce counter, so tests can reach the safety margin without sealing 2^64 messages.
-    #[cfg(test)]
-    pub(crate) fn set_next_nonce_for_test(&mut self, nonce: u64) {
-        self.next_nonce = nonce;
-    }
 }
 
 impl std::fmt::Debug for ClientSessionState {
@@ -412,6 +293,8 @@ impl std::fmt::Debug for ClientSessionState {
     }
 }
 
+mod outgoing;
 mod rekey;
+pub use rekey::MAX_PENDING_REKEYS;
 #[cfg(test)]
 mod tests;

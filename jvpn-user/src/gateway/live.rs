@@ -1,12 +1,13 @@
 //! The controller's in-memory view of its sessions: the last committed record of each, its keys,
 //! its gateway-to-client nonce counter, its client-to-gateway replay window, its outstanding path
-//! challenges and its REJECT budgets.
+//! challenges, its REJECT budgets and its last REKEY_ACK.
 //!
 //! The store is the truth; this table is a cache of committed records plus the soft state that
 //! is not worth a durable write (telemetry, nonces within an epoch, challenges). A record only
 //! ever replaces an older version, so concurrent commits cannot move the cache backwards.
 
 use super::epoch::{counter_exhausted, is_last_of_epoch};
+use super::lost_rekey_ack::SentAck;
 use super::reject_budget::RejectBudget;
 use super::rekey::KeyUse;
 use super::replay::RxWindow;
@@ -54,6 +55,8 @@ pub struct LiveSession {
     pub rejects: RejectBudget,
     /// Since when and for how many messages the current keys served ([`super::rekey`]).
     pub key_use: KeyUse,
+    /// The last rekey's REKEY_ACK, kept for a while in case it was lost ([`super::lost_rekey_ack`]).
+    pub sent_ack: Option<SentAck>,
     /// DATA received from the client: inner packets after authentication (`jvpn show`).
     pub upstream: TrafficCount,
     /// DATA sealed to the client: inner packets (`jvpn show`).
@@ -71,6 +74,7 @@ impl LiveSession {
             rx: RxWindow::default(),
             challenges: Vec::new(),
             rejects: RejectBudget::default(),
+            sent_ack: None,
             upstream: TrafficCount::default(),
             downstream: TrafficCount::default(),
         }
@@ -152,6 +156,7 @@ impl SessionTable {
                 live.challenges
                     .retain(|c| c.version >= session.state_version);
                 live.rotate_keys(&session);
+                live.sent_ack = None;
                 live.session = session;
             }
             None => {
@@ -173,6 +178,7 @@ impl SessionTable {
         if live.session.state_version < session.state_version {
             live.challenges
                 .retain(|c| c.version >= session.state_version);
+            live.sent_ack = None;
             live.session = session;
         }
         true

@@ -22,7 +22,8 @@
 //! Adding a message type: a handler `impl Controller` method pushing effects, and its arm in
 //! [`dispatch`]. Adding an effect: a variant in [`effect`] and its arm in
 //! [`Executor::perform`](executor). Timers come in through [`Controller::tick`], XDP drops through
-//! [`Controller::on_dataplane_drop`] ([`roaming`], [`terminated`], [`replay_notice`]), HELLO handshakes (on the
+//! [`Controller::on_dataplane_drop`] ([`roaming`], [`terminated`], [`replay_notice`],
+//! [`lost_rekey_ack`]), HELLO handshakes (on the
 //! worker threads of [`handshake_pool`]) through [`Controller::handshake`]; each returns effects.
 //!
 //! - [`core`]: the [`Controller`], its private state, [`Controller::apply_input`] and
@@ -32,6 +33,8 @@
 //! - [`hello_guard`]: mac1 key, cookie secrets, "under load".
 //! - [`hello_replay`]: the atomic HELLO replay reservation and the per-client session cap.
 //! - [`rekey`]: REKEY_INIT -> new keys by CAS (cause REKEY) -> REKEY_ACK; the reject-after rule.
+//! - [`lost_rekey_ack`]: the same REKEY_ACK again, for a while, to a client still at the version
+//!   its rekey left.
 //! - [`routes`]: cryptokey routing: which client owns each tunnel address, which session carries it.
 //! - [`reject_budget`]: how many REJECTs per (session, source).
 //! - [`replay_notice`]: the REJECT a replay from the bound transport gets (spec 6.2).
@@ -75,6 +78,7 @@ pub mod hello_guard;
 pub mod hello_replay;
 pub mod latency;
 pub mod live;
+pub mod lost_rekey_ack;
 pub mod ownership;
 pub mod ownership_book;
 pub mod reattach;

@@ -11,7 +11,8 @@
 //! events; its continuation ([`Then::RekeyAck`]) then sends the REKEY_ACK. The REKEY_ACK is sealed
 //! under the keys the client sealed its REKEY_INIT with (it cannot open anything else yet), with a
 //! gateway-to-client nonce taken before the commit: a nonce is never sealed twice under any key,
-//! whatever happens after.
+//! whatever happens after. The ACK is kept for a while and sent again, byte for byte, if the
+//! client goes on at the version the rekey left ([`super::lost_rekey_ack`]).
 
 use super::core::{Applied, ApplyError, Controller};
 use super::effect::{Effect, Then};
@@ -225,6 +226,7 @@ impl Controller {
                     state_version = s.state_version,
                     "rekeyed"
                 );
+                self.keep_rekey_ack(id, version, &datagram, now);
                 out.push(Effect::Send { to, datagram });
             }
             Ok(_) => {}

@@ -52,11 +52,16 @@ pub(super) const fn fits(received: usize) -> bool {
     sealed_len(size_of::<Reject>()) <= received
 }
 
-/// Whether a REJECT sent to `to` is no larger than a frame of `frame_len` bytes: the REJECT's own
-/// frame is the smallest one that carries it to `to`'s family.
-fn fits_frame(frame_len: u32, to: SocketAddr) -> bool {
+/// Whether a datagram of `payload` bytes sent to `to` is no larger than a received frame of
+/// `frame_len` bytes: the answer's own frame is the smallest one that carries it to `to`'s family.
+pub(super) fn frame_fits(payload: usize, frame_len: u32, to: SocketAddr) -> bool {
     let ipv4 = to.ip().to_canonical().is_ipv4();
-    sealed_len(size_of::<Reject>()) + frame_overhead(ipv4) <= frame_len as usize
+    payload + frame_overhead(ipv4) <= frame_len as usize
+}
+
+/// Whether a REJECT sent to `to` is no larger than a frame of `frame_len` bytes.
+fn fits_frame(frame_len: u32, to: SocketAddr) -> bool {
+    frame_fits(sealed_len(size_of::<Reject>()), frame_len, to)
 }
 
 impl Controller {

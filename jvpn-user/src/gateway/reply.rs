@@ -220,6 +220,9 @@ impl Controller {
             Ok(opened) => opened,
             Err(e) => {
                 self.seal_failed(datagram, from, &e, out);
+                if let Ok(header) = WireHeader::parse(datagram) {
+                    self.answer_under_old_keys(&header, &e, from, datagram.len(), now, out);
+                }
                 return None;
             }
         };

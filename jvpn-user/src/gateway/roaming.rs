@@ -24,8 +24,9 @@ use jvpn_common::{MessageType, RejectReason};
 impl Controller {
     /// Answers a dataplane drop that means "the client's transport changed" with a REJECT to the
     /// transport it came from, one of a terminated session with a REJECT TERMINATED
-    /// ([`super::terminated`]), and a replay from the bound transport with a REJECT of its reason
-    /// ([`super::replay_notice`]); ignores every other drop.
+    /// ([`super::terminated`]), a replay from the bound transport with a REJECT of its reason
+    /// ([`super::replay_notice`]), and the client's messages at the version its rekey left with
+    /// the same REKEY_ACK again ([`super::lost_rekey_ack`]); ignores every other drop.
     pub fn on_dataplane_drop(&self, event: &DataplaneEvent, now: Millis) -> Vec<Effect> {
         let mut out = Vec::new();
         self.answer_drop(event, now, &mut out);
@@ -38,6 +39,9 @@ impl Controller {
         }
         if event.reason.is_replay() {
             return self.answer_replayed_drop(event, now, out);
+        }
+        if event.reason == RejectReason::StaleVersion {
+            return self.answer_stale_drop(event, now, out);
         }
         if event.reason != RejectReason::TransportMismatch
             || !matches!(

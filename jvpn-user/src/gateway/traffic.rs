@@ -44,6 +44,7 @@ impl Controller {
             Err(e) => {
                 let header = bytemuck::cast(original);
                 self.unauthenticated(&header, from, e.reason(), out);
+                self.answer_under_old_keys(&header, &e, from, received, now, out);
                 return;
             }
         };
@@ -80,6 +81,8 @@ impl Controller {
         }
         if let Some(live) = self.sessions.lock().get_mut(&id) {
             live.session.last_rx = live.session.last_rx.max(now);
+            // At the current version under the current keys: the client has every REKEY_ACK.
+            live.sent_ack = None;
             if header.msg_type == MessageType::Data as u8 {
                 live.upstream.add(payload.len());
             }

@@ -3,10 +3,11 @@
 //! their TCP segments merged). Every buffer lives as long as its loop.
 
 use super::{binding, Client, TunnelClientError};
-use crate::client_session::{ClientEvent, ReceiveBatch};
+use crate::client_session::{ClientEvent, ConnectionError, ReceiveBatch};
 use crate::datapath::coalesce::TunWrites;
 use crate::datapath::gso::Datagrams;
 use crate::tun::ReadBatch;
+use jvpn_common::control::TerminateCause;
 use jvpn_common::RejectReason;
 use std::sync::atomic::Ordering;
 
@@ -71,7 +72,18 @@ impl Client {
                     "terminated by the gateway: {}; starting a new handshake",
                     crate::client_session::refusal::cause_text(cause)
                 );
-                self.connection.rehandshake(binding(&self.uplink())).await?;
+                match self.connection.rehandshake(binding(&self.uplink())).await {
+                    // Removed, or re-keyed under another key or address: a new handshake is
+                    // worth one try (only its addresses may have changed), not an endless loop.
+                    Err(ConnectionError::HandshakeTimedOut { .. })
+                        if cause == TerminateCause::ClientRemoved =>
+                    {
+                        return Err(TunnelClientError::NoLongerAuthorised { cause });
+                    }
+                    other => {
+                        other?;
+                    }
+                }
             }
             _ => {}
         }

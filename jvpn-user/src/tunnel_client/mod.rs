@@ -7,7 +7,9 @@
 //! asks through the [`control`] socket, and a [`route_watch`] that
 //! reattaches as soon as the path to the gateway changes (an address, route or link). It fails
 //! closed: whenever the session says it cannot be trusted to go on
-//! ([`ConnectionError::needs_rehandshake`]) it starts a new handshake rather than guessing.
+//! ([`ConnectionError::needs_rehandshake`]) it starts a new handshake rather than guessing. A
+//! client the gateway removed (TERMINATE `CLIENT_REMOVED`) tries one new handshake and, if it goes
+//! unanswered, stops with [`TunnelClientError::NoLongerAuthorised`].
 
 pub mod control;
 mod data;
@@ -63,6 +65,13 @@ pub enum TunnelClientError {
     /// The running client refused or failed the jump.
     #[error("the client could not jump: {0}")]
     JumpRefused(String),
+    /// The gateway ended the session because its config no longer holds this client as it was
+    /// (TERMINATE `CLIENT_REMOVED`), and a new handshake went unanswered.
+    #[error("the gateway no longer authorises this client: it ended the session ({}) and did not answer a new handshake; ask the gateway's operator whether this key and its addresses are still configured", crate::client_session::refusal::cause_text(*cause))]
+    NoLongerAuthorised {
+        /// The cause the gateway's TERMINATE gave.
+        cause: TerminateCause,
+    },
 }
 
 /// What `jvpn client` runs with.

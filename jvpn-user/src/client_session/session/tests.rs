@@ -7,8 +7,12 @@ use crate::client_session::refusal::Ambiguity;
 use crate::client_session::test_gateway::{TestGateway, TEST_KEEPALIVE_SECS, TEST_SESSION};
 use crate::crypto::handshake::tai64n;
 use crate::crypto::ClientHandshake;
-use jvpn_common::control::{PathChallenge, ReattachAck, Reject};
+use jvpn_common::control::{
+    PathChallenge, ReattachAck, ReattachRequest, Reject, Terminate, TerminateCause,
+};
 use jvpn_common::replay::ReplayReject;
+use jvpn_common::version::NONCE_CEILING;
+use jvpn_common::wire::{Be64, MessageType};
 use jvpn_common::{RejectReason, TransportBinding};
 use std::time::SystemTime;
 

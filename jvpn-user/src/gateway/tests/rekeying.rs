@@ -1,7 +1,8 @@
 //! Rekeying through the real handler (docs/rekey.md): a REKEY_INIT commits new keys at the next
 //! version and its REKEY_ACK completes the client's side; a replayed REKEY_INIT, one sealed under
 //! the wrong keys, one whose key exchange was made under the wrong keys, one claiming a stale
-//! version and one from a spoofed source change nothing.
+//! version and one from a spoofed source change nothing; a lost REKEY_ACK is sent again, byte for
+//! byte, to the bound transport only, and switches the client once.
 
 use super::*;
 use crate::crypto::{open_body, RekeyInitiator, SessionKeys};
@@ -142,16 +143,20 @@ fn hostile_rekey_inits_change_nothing() {
         keys_before
     );
 
-    // A genuine one commits; the same datagram replayed is refused by the replay window.
+    // A genuine one commits. The same datagram replayed no longer opens under the new keys: it
+    // changes nothing, and draws at most the kept REKEY_ACK again, the same bytes
+    // (`gateway::lost_rekey_ack`), never a new one.
     let (_, genuine) = rekey_init(&session, &session.keys, &session.keys, 1, 5);
     let seen = h.step(&genuine, h.client_addr, T0);
-    assert!(!sent_to(&seen, h.client_addr).is_empty(), "the REKEY_ACK");
+    let ack = sent_to(&seen, h.client_addr);
+    assert_eq!(ack.len(), 1, "the REKEY_ACK");
     assert_eq!(version(&h, id), 2);
     let keys_after = h.controller.sessions.snapshot(id).expect("session").1;
     let seen = h.step(&genuine, h.client_addr, T0);
-    assert!(
-        sent_to(&seen, h.client_addr).is_empty(),
-        "a replay gets no answer"
+    assert_eq!(
+        sent_to(&seen, h.client_addr),
+        ack,
+        "a replay draws only the same REKEY_ACK"
     );
     assert_eq!(version(&h, id), 2, "the replay moved nothing");
     assert_eq!(
@@ -198,4 +203,166 @@ fn worn_out_keys_end_the_session_and_the_client_is_told_why() {
     let (_, terminate) = open_body::<Terminate>(&session.keys, Direction::GatewayToClient, &told)
         .expect("sealed under the session's keys");
     assert_eq!(terminate.cause(), Some(TerminateCause::RekeyTimeout));
+}
+
+/// A STALE_VERSION drop of the XDP program, as the event stream reports it.
+fn stale_drop(
+    id: u64,
+    from: &str,
+    message: MessageType,
+    version: u64,
+    frame_len: u32,
+) -> crate::dataplane::DataplaneEvent {
+    crate::dataplane::DataplaneEvent {
+        reason: RejectReason::StaleVersion,
+        source: from.parse().expect("addr"),
+        session_id: id,
+        state_version: version,
+        nonce: 99,
+        msg_type: Some(message),
+        frame_len,
+        monotonic_ns: 1,
+        at: std::time::SystemTime::now(),
+    }
+}
+
+/// A REKEY_ACK lost on the way (`gateway::lost_rekey_ack`): the client's retried REKEY_INIT
+/// (through the controller's own path) and its DATA at the old version (an XDP STALE_VERSION
+/// drop) get the same ACK again, byte for byte, at the bound transport only; the real client
+/// core switches its keys once on it; and nothing moves the version a second time.
+#[test]
+fn a_lost_rekey_ack_is_sent_again_byte_for_byte_and_the_client_switches_once() {
+    use super::super::lost_rekey_ack::ACK_RESENDS;
+    use crate::client_session::{ClientEvent, ClientSessionState};
+    let h = Harness::new();
+    let mut client = ClientSessionState::new(h.session()).expect("the session");
+    let id = client.session_id();
+    let init = client.rekey_init().expect("REKEY_INIT");
+    let seen = h.step(&init, h.client_addr, T0);
+    let ack = sent_to(&seen, h.client_addr).pop().expect("the REKEY_ACK");
+    assert_eq!(version(&h, id), 2);
+    // The ACK is lost. The client retries a second later, still at version 1.
+    let retry = client.rekey_init().expect("REKEY_INIT");
+    let at = T0 + 1_000;
+    let seen = h.step(&retry, h.client_addr, at);
+    assert_eq!(sent_to(&seen, h.client_addr), vec![ack.clone()]);
+    assert_eq!(version(&h, id), 2, "a retry commits nothing");
+
+    // XDP's drop of its DATA at version 1 (a frame as long as the ACK's) gets it too; from
+    // elsewhere, for another version, or smaller than the ACK's frame, nothing.
+    let frame = 42 + ack.len() as u32;
+    let resend = |event| h.settle(h.controller.on_dataplane_drop(&event, at), &[], at);
+    for (event, what) in [
+        (
+            stale_drop(id, ROAMED, MessageType::Data, 1, 1_500),
+            "a spoofed source",
+        ),
+        (
+            stale_drop(id, CLIENT, MessageType::Data, 0, 1_500),
+            "another version",
+        ),
+        (
+            stale_drop(id, CLIENT, MessageType::Keepalive, 1, frame - 1),
+            "a smaller frame",
+        ),
+        (
+            stale_drop(id, CLIENT, MessageType::Hello, 1, 1_500),
+            "a HELLO",
+        ),
+    ] {
+        let seen = resend(event);
+        assert!(
+            seen.iter().all(|s| !matches!(s, Seen::Sent(..))),
+            "{what}: {seen:?}"
+        );
+    }
+    let seen = resend(stale_drop(id, CLIENT, MessageType::Data, 1, frame));
+    assert_eq!(sent_to(&seen, h.client_addr), vec![ack.clone()]);
+
+    // The client takes the first copy and refuses the next as a replay.
+    assert_eq!(
+        client.handle(&ack),
+        Ok(ClientEvent::Rekeyed { new_version: 2 })
+    );
+    assert!(client.handle(&ack).is_err());
+    assert_eq!((client.acked_version(), client.rekeys_completed()), (2, 1));
+    let (_, gateway_keys) = h.controller.sessions.snapshot(id).expect("the session");
+
+    // A bounded number of copies: the budget of resends is spent after ACK_RESENDS.
+    for _ in 2..ACK_RESENDS {
+        let seen = resend(stale_drop(id, CLIENT, MessageType::Data, 1, frame));
+        assert_eq!(sent_to(&seen, h.client_addr).len(), 1);
+    }
+    let seen = resend(stale_drop(id, CLIENT, MessageType::Data, 1, frame));
+    assert!(sent_to(&seen, h.client_addr).is_empty(), "spent");
+
+    // The original REKEY_INIT replayed commits nothing and draws nothing more.
+    let seen = h.step(&init, h.client_addr, at);
+    assert!(sent_to(&seen, h.client_addr).is_empty());
+    assert_eq!(version(&h, id), 2);
+    assert_eq!(
+        h.controller.sessions.snapshot(id).expect("the session").1,
+        gateway_keys,
+        "the keys of the one commit"
+    );
+    let sid = crate::session::SessionId::new(id).expect("nonzero");
+    let rekeys = h.store.audit(sid).expect("audit");
+    assert_eq!(
+        rekeys.iter().filter(|r| r.cause.name() == "REKEY").count(),
+        1,
+        "one REKEY in the audit"
+    );
+
+    // The client's DATA under the new keys reaches the TUN.
+    let packet = ipv4_packet([10, 99, 0, 2], [10, 99, 0, 1]);
+    let up = client.seal_data(&packet).expect("seal");
+    assert_eq!(tun_packets(&h.step(&up, h.client_addr, at)), vec![packet]);
+}
+
+/// The kept ACK goes when the client proves it switched (a message at the new version) or when
+/// the window passes; a forged header draws nothing.
+#[test]
+fn a_kept_rekey_ack_ends_with_the_clients_switch_or_its_window() {
+    use super::super::lost_rekey_ack::ACK_RESEND_WINDOW_MS;
+    use crate::client_session::ClientSessionState;
+    let frame = 1_500;
+    let drop_at = |h: &Harness, id, now| {
+        let event = stale_drop(id, CLIENT, MessageType::Data, 1, frame);
+        sent_to(
+            &h.settle(h.controller.on_dataplane_drop(&event, now), &[], now),
+            h.client_addr,
+        )
+    };
+
+    // The window passes.
+    let h = Harness::new();
+    let mut client = ClientSessionState::new(h.session()).expect("the session");
+    let id = client.session_id();
+    let init = client.rekey_init().expect("REKEY_INIT");
+    h.step(&init, h.client_addr, T0);
+    assert!(drop_at(&h, id, T0 + ACK_RESEND_WINDOW_MS).is_empty());
+
+    // The client switched: its KEEPALIVE at version 2 went through.
+    let h = Harness::new();
+    let mut client = ClientSessionState::new(h.session()).expect("the session");
+    let id = client.session_id();
+    let init = client.rekey_init().expect("REKEY_INIT");
+    let ack = sent_to(&h.step(&init, h.client_addr, T0), h.client_addr)
+        .pop()
+        .expect("the REKEY_ACK");
+    client.handle(&ack).expect("the keys switch");
+    let keepalive = client.keepalive().expect("KEEPALIVE");
+    h.step(&keepalive, h.client_addr, T0);
+    assert!(drop_at(&h, id, T0).is_empty());
+
+    // A message whose header tag fails (not the session's header key) draws nothing.
+    let h = Harness::new();
+    let session = h.session();
+    let id = session.welcome.session_id.get();
+    let (_, init) = rekey_init(&session, &session.keys, &session.keys, 1, 1);
+    h.step(&init, h.client_addr, T0);
+    let other_keys = SessionKeys::derive(&[7; 32], &[8; 32], &[9; 32]);
+    let (_, forged) = rekey_init(&session, &other_keys, &other_keys, 1, 2);
+    assert!(sent_to(&h.step(&forged, h.client_addr, T0), h.client_addr).is_empty());
+    assert_eq!(version(&h, id), 2);
 }

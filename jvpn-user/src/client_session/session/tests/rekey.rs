@@ -106,3 +106,56 @@ fn a_rekey_ack_the_client_cannot_complete_fails_closed() {
     ));
     assert!(client.closed().is_none() && client.rekey_pending());
 }
+
+/// A REKEY_ACK lost on the way and sent again by the gateway, byte for byte
+/// (`gateway::lost_rekey_ack`): the first copy to arrive switches the keys, even after the client
+/// retried its REKEY_INIT; every later copy is a replay that changes nothing, before and after
+/// the overlap ends.
+#[test]
+fn a_rekey_ack_sent_again_switches_the_keys_exactly_once() {
+    let (mut gateway, mut client) = established();
+    let first = client.rekey_init().unwrap();
+    let ack = gateway.rekey(&first);
+    // The ACK is lost; the client retries, each retry with a fresh ephemeral key.
+    for _ in 1..MAX_PENDING_REKEYS {
+        client.rekey_init().unwrap();
+    }
+    assert_eq!(
+        client.handle(&ack),
+        Ok(ClientEvent::Rekeyed { new_version: 2 }),
+        "the copy completes the REKEY_INIT the gateway answered"
+    );
+    let again = client.handle(&ack);
+    assert!(
+        matches!(again, Err(SessionRefusal::Replayed { .. })),
+        "{again:?}"
+    );
+    let fresh = gateway.seal_raw(MessageType::Data, 2, b"new");
+    assert_eq!(
+        client.handle(&fresh),
+        Ok(ClientEvent::Data(b"new".to_vec()))
+    );
+    let after_overlap = client.handle(&ack);
+    assert!(
+        matches!(after_overlap, Err(SessionRefusal::Unauthenticated(_))),
+        "{after_overlap:?}"
+    );
+    assert_eq!((client.acked_version(), client.rekeys_completed()), (2, 1));
+    assert!(client.closed().is_none());
+    let data = client.seal_data(b"up").unwrap();
+    let (header, body) = gateway.open(&data);
+    assert_eq!((header.state_version.get(), body), (2, b"up".to_vec()));
+}
+
+/// Why the gateway resends for a bounded window: an ACK arriving after the client dropped the
+/// ephemeral key of the REKEY_INIT it answers names keys the client cannot derive (fail closed).
+#[test]
+fn a_rekey_ack_for_a_forgotten_exchange_fails_closed() {
+    let (mut gateway, mut client) = established();
+    let first = client.rekey_init().unwrap();
+    let ack = gateway.rekey(&first);
+    for _ in 0..MAX_PENDING_REKEYS {
+        client.rekey_init().unwrap();
+    }
+    assert!(client.handle(&ack).unwrap_err().is_fatal());
+}
