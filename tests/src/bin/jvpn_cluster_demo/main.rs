@@ -223,8 +223,11 @@ fn run() -> Result<()> {
             took.as_secs_f64(),
             stream.received()
         );
+        // A created the session; B has held it once it was moved there.
+        let held_before = to == 0 || moves.iter().any(|m: &Move| m.to == label);
         moves.push(Move {
             to: label,
+            held_before,
             version: at_version,
             took,
             resumed,

@@ -65,8 +65,11 @@ pub struct Move {
     /// From the flip to the stream's first new bytes at the server.
     pub resumed: Duration,
     /// What the node taking over dropped between the flip and its takeover: the session's
-    /// packets reaching a node that did not hold it (yet).
+    /// packets reaching a node that did not hold it.
     pub dropped_before: Drops,
+    /// Whether that node had held the session before (it is coming back): its drops are then
+    /// of a session that had left it.
+    pub held_before: bool,
 }
 
 /// Whether `gateway`'s events report that session `id` left it for node `node`.
@@ -109,7 +112,8 @@ pub fn print(facts: &Facts) -> Vec<String> {
     );
     for (n, m) in facts.moves.iter().enumerate() {
         println!(
-            "  move {} {:<21} version {}, taken over {:.2} s after the flip, stream resumed after {:.2} s",
+            "  move {} {:<21} version {}, taken over {:.2} s after the flip; the stream's next bytes \
+             {:.2} s after it (when TCP's backed-off retransmission came)",
             n + 1,
             format!("to gateway {}:", m.to),
             m.version,
@@ -117,9 +121,15 @@ pub fn print(facts: &Facts) -> Vec<String> {
             m.resumed.as_secs_f64()
         );
         println!(
-            "  {:<28} {}",
-            format!("  XDP drops at {} before it", m.to),
-            m.dropped_before.describe()
+            "  {:<28} {}'s XDP dropped {} of the session's packets before its takeover ({})",
+            "",
+            m.to,
+            m.dropped_before.describe(),
+            if m.held_before {
+                format!("the session had left {}", m.to)
+            } else {
+                format!("{} did not hold the session yet", m.to)
+            }
         );
     }
     println!(
