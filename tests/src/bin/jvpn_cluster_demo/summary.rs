@@ -113,7 +113,7 @@ pub fn print(facts: &Facts) -> Vec<String> {
     for (n, m) in facts.moves.iter().enumerate() {
         println!(
             "  move {} {:<21} version {}, taken over {:.2} s after the flip; the stream's next bytes \
-             {:.2} s after it (when TCP's backed-off retransmission came)",
+             at {:.2} s (TCP's backed-off retransmission)",
             n + 1,
             format!("to gateway {}:", m.to),
             m.version,
