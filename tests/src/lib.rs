@@ -11,6 +11,7 @@
 
 pub mod attacker;
 pub mod bench;
+pub mod byte_stream;
 pub mod capture;
 pub mod cluster_node;
 /// The jvpn datagrams of jvpn-user's `BPF_PROG_TEST_RUN` tests (sealed headers, HELLOs with mac1
@@ -36,6 +37,7 @@ pub mod topology;
 pub mod transfer;
 pub mod tunnel;
 pub mod veth;
+pub mod vpn_client;
 pub mod wire_client;
 
 /// The gateway's port, as [`frames`] names it.

@@ -20,31 +20,27 @@
 //! - `nat_on_wifi`: a [`Nat`] namespace (see [`crate::nat`]) sits between the client's wifi uplink
 //!   and the router, which it reaches at 10.201.3.1/24 (IPv4 only).
 
+use crate::byte_stream::ByteStream;
 use crate::gateway::{jvpn_binary, GatewayFixture};
 use crate::guard::ChildGuard;
 use crate::nat::Nat;
 use crate::netns::{run_ok, unique_name, Netns};
 use crate::require_root;
 use crate::topology::Family;
+use crate::vpn_client::{client_log, start_client};
 use outer::OuterPlan;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use std::time::Duration;
 
 mod outer;
 pub(crate) use outer::host;
 pub use outer::{link, TunnelOptions};
 
-/// A deterministic payload (xorshift), so corruption anywhere shows.
+/// A deterministic payload: the first `len` bytes of [`ByteStream`], so corruption anywhere shows.
 pub fn payload(len: usize) -> Vec<u8> {
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
+    let mut payload = vec![0u8; len];
+    ByteStream::new().fill(&mut payload);
+    payload
 }
 
 /// Polls `check` until it holds; panics naming `what` after 20 s.
@@ -159,48 +155,15 @@ impl Tunnel {
             });
         }
 
-        let key = f.dir.path().join("client.key");
-        let text = format!("{}\n", f.client.private_key.to_base64().as_str());
-        std::fs::write(&key, text).expect("write the client key");
-        std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600))
-            .expect("chmod the client key");
         let tun = unique_name("t");
-        let log = std::fs::File::create(f.dir.path().join("client.log")).expect("client log");
-        let gateway_public_key = f.gateway_public_key.to_base64();
-        let mut vpn = ChildGuard::new(
-            client
-                .nsenter(jvpn_binary())
-                .args(["client", "--gateway", plan.gateway, "--gateway-public-key"])
-                .arg(&gateway_public_key)
-                .arg("--key")
-                .arg(&key)
-                .args(["--tun", &tun])
-                .args(
-                    options
-                        .pin_wifi
-                        .then_some(["--uplink", &wifi])
-                        .into_iter()
-                        .flatten(),
-                )
-                .args(options.client_args)
-                .env("RUST_LOG", "info")
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(log)
-                .spawn()
-                .expect("spawn jvpn client"),
-        );
-        eventually("the client's TUN device", || {
-            assert!(
-                vpn.child().try_wait().expect("wait").is_none(),
-                "jvpn client exited:\n{}",
-                client_log(&f)
-            );
-            Command::new("ip")
-                .args(["-n", client.name(), "addr", "show", "dev", &tun])
-                .output()
-                .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("10.99.0.2"))
-        });
+        let pin = options.pin_wifi.then_some(["--uplink", wifi.as_str()]);
+        let args: Vec<&str> = pin
+            .iter()
+            .flatten()
+            .copied()
+            .chain(options.client_args.iter().copied())
+            .collect();
+        let vpn = start_client(&f, &client, plan.gateway, &tun, &args);
         let sessions = f.cli_json(&["sessions", "list"]);
         let session = sessions.as_array().expect("a list")[0]["id"]
             .as_str()
@@ -307,8 +270,4 @@ impl Tunnel {
             .parse()
             .expect("peer is an address:port")
     }
-}
-
-fn client_log(f: &GatewayFixture) -> String {
-    std::fs::read_to_string(f.dir.path().join("client.log")).unwrap_or_default()
 }

@@ -2,8 +2,10 @@
 //! (TUN) carry a TCP transfer of a known 50 MB payload while the client jumps ten times between
 //! its two uplinks with `jvpn client jump`. Each jump happens at a set fraction of the transfer
 //! (the receiver's byte count, never a sleep). The bytes arrive intact, the session id never
-//! changes, its audit reads version 1, then +1 per jump, with one STATE_CHANGE each. The topology
-//! is [`jvpn_tests::tunnel`]'s:
+//! changes, its audit reads version 1, then +1 per jump, with one STATE_CHANGE each. When its
+//! transport goes dead, the client reattaches by itself: within seconds when its DATA goes
+//! unanswered, after three keepalive intervals of silence when it was idle. The topology is
+//! [`jvpn_tests::tunnel`]'s:
 //!
 //! ```text
 //!  gateway ns: jvpn gateway, TUN 10.99.0.1, TCP server :5201, <gw> 10.200.0.1 (XDP)
@@ -82,27 +84,7 @@ fn a_tcp_transfer_survives_jumps_between_uplinks() {
 #[test]
 fn the_client_reattaches_over_another_uplink_when_its_path_goes_silent() {
     let t = Tunnel::up();
-    let router_wifi = router_interface(&t, Ipv4Addr::new(10, 201, 1, 1));
-    let rules = format!(
-        "add table inet jvpn_test_blackhole\n\
-         add chain inet jvpn_test_blackhole forward {{ type filter hook forward priority 0; }}\n\
-         add rule inet jvpn_test_blackhole forward iifname \"{router_wifi}\" drop\n\
-         add rule inet jvpn_test_blackhole forward oifname \"{router_wifi}\" drop\n"
-    );
-    let mut nft =
-        t.f.hosts
-            .client
-            .command("nft")
-            .args(["-f", "-"])
-            .stdin(std::process::Stdio::piped())
-            .spawn()
-            .expect("spawn nft");
-    std::io::Write::write_all(nft.stdin.as_mut().expect("nft stdin"), rules.as_bytes())
-        .expect("write the nft rules");
-    assert!(
-        nft.wait().expect("wait for nft").success(),
-        "nft refused:\n{rules}"
-    );
+    blackhole_wifi(&t);
 
     let deadline = Instant::now() + Duration::from_secs(90);
     while t.f.audit_versions(t.session).len() < 2 {
@@ -135,5 +117,99 @@ fn the_client_reattaches_over_another_uplink_when_its_path_goes_silent() {
     assert!(
         stream.is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionRefused),
         "the tunnel carries traffic again (a closed port answers with a reset)"
+    );
+}
+
+/// Makes the router drop everything it would forward from or to the client's wifi uplink, while
+/// every link and route stays as it was.
+fn blackhole_wifi(t: &Tunnel) {
+    let router_wifi = router_interface(t, Ipv4Addr::new(10, 201, 1, 1));
+    router_drops(
+        t,
+        &[
+            format!("iifname \"{router_wifi}\""),
+            format!("oifname \"{router_wifi}\""),
+        ],
+    );
+}
+
+/// Makes the router drop the packets it would forward that match any of `matches` (nft
+/// expressions), in a table of the test's own.
+fn router_drops(t: &Tunnel, matches: &[String]) {
+    let mut rules = "add table inet jvpn_test_blackhole\n\
+         add chain inet jvpn_test_blackhole forward { type filter hook forward priority 0; }\n"
+        .to_owned();
+    for m in matches {
+        rules.push_str(&format!(
+            "add rule inet jvpn_test_blackhole forward {m} drop\n"
+        ));
+    }
+    let mut nft =
+        t.f.hosts
+            .client
+            .command("nft")
+            .args(["-f", "-"])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn nft");
+    std::io::Write::write_all(nft.stdin.as_mut().expect("nft stdin"), rules.as_bytes())
+        .expect("write the nft rules");
+    assert!(
+        nft.wait().expect("wait for nft").success(),
+        "nft refused:\n{rules}"
+    );
+}
+
+/// How long a client whose DATA goes unanswered may take to reattach: well before three keepalive
+/// intervals of silence (15 s in the fixture), after which it would reattach anyway.
+const WELL_BEFORE_SILENCE: Duration = Duration::from_secs(10);
+
+/// Under a running TCP transfer the router starts dropping the client's datagrams from the
+/// transport its session is bound to, and nothing else: the gateway no longer answers the
+/// client's DATA, as when an anycast front starts sending the client to a node without its
+/// session. The client's DATA goes unanswered, then its KEEPALIVE probe, and it reattaches within
+/// seconds from a new socket (same uplink, new port), long before three keepalive intervals of
+/// silence. The transfer completes intact.
+#[test]
+fn the_client_reattaches_promptly_when_its_data_goes_unanswered() {
+    let t = Tunnel::up();
+    let transfer = Transfer::start(&t, payload(PAYLOAD_LEN));
+    transfer.wait_for(&t, PAYLOAD_LEN / 10, STRETCH_PATIENCE);
+    let bound = t.peer();
+    router_drops(
+        &t,
+        &[format!(
+            "ip saddr {} udp sport {}",
+            bound.ip(),
+            bound.port()
+        )],
+    );
+    let cut = Instant::now();
+    assert!(
+        transfer.received() < PAYLOAD_LEN,
+        "the transfer ended before its transport went dead: nothing was tested"
+    );
+    while t.f.audit_versions(t.session).len() < 2 {
+        assert!(
+            cut.elapsed() < WELL_BEFORE_SILENCE,
+            "no reattach {WELL_BEFORE_SILENCE:?} after the DATA went unanswered; client log:\n{}",
+            t.client_log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    eprintln!(
+        "reattached {:?} after the transport went dead",
+        cut.elapsed()
+    );
+    let log = t.client_log();
+    assert!(
+        log.contains("no acknowledgement from the gateway to DATA or a KEEPALIVE probe"),
+        "the reattach did not come from the unanswered DATA:\n{log}"
+    );
+    transfer.finish(&t, STRETCH_PATIENCE);
+    let now_bound = t.peer();
+    assert!(
+        now_bound.ip() == bound.ip() && now_bound.port() != bound.port(),
+        "the same uplink, a new port: {bound} -> {now_bound}"
     );
 }

@@ -6,6 +6,9 @@
 //! removed when the demo ends, fails, or is stopped with Ctrl-C (or SIGTERM): the handler only
 //! raises a flag, and each step returns [`Interrupted`] once it sees it.
 //!
+//! `cargo xtask demo --cluster` is [`cluster`]: it builds and runs the tests crate's
+//! `jvpn-cluster-demo`, which uses the cluster tests' harness (etcd, two gateways).
+//!
 //! ```text
 //!  +---- jvpn-demo-client ----+      +---- jvpn-demo-router ----+      +--- jvpn-demo-gw ----+
 //!  | jvpn client              |      |                          |      | jvpn gateway        |
@@ -18,6 +21,7 @@
 //!  +--------------------------+      +--------------------------+      +---------------------+
 //! ```
 
+mod cluster;
 mod summary;
 mod topology;
 
@@ -102,6 +106,20 @@ pub fn run() -> Result<()> {
     )?;
     install_interrupt_handler()?;
     let result = scenario();
+    match result {
+        Err(_) if INTERRUPTED.load(Ordering::SeqCst) => Err(Interrupted.into()),
+        other => other,
+    }
+}
+
+/// `cargo xtask demo --cluster`.
+pub fn run_cluster() -> Result<()> {
+    util::require_root(
+        "cargo xtask demo --cluster",
+        "it creates network namespaces, loads XDP programs and runs etcd",
+    )?;
+    install_interrupt_handler()?;
+    let result = cluster::scenario(&INTERRUPTED);
     match result {
         Err(_) if INTERRUPTED.load(Ordering::SeqCst) => Err(Interrupted.into()),
         other => other,

@@ -51,7 +51,12 @@ enum Task {
         args: Vec<String>,
     },
     /// Run the demo in network namespaces (needs root); cleans up after itself, also on Ctrl-C.
-    Demo,
+    Demo {
+        /// The cluster demo instead: three etcd members, two gateways, and a client's TCP stream
+        /// moved from one gateway to the other and back by an anycast-style route flip.
+        #[arg(long)]
+        cluster: bool,
+    },
     /// Build the .deb (cargo-deb): jvpn, its systemd unit, an example config, man pages, completions.
     Package {
         /// The cargo profile to build with (`dev` reuses the test build).
@@ -87,7 +92,8 @@ fn main() -> ExitCode {
         Task::Build => setup::ensure_buildable().and_then(|()| util::build_release().map(drop)),
         Task::Test { kernels, args } => test::run(&args, kernels),
         Task::Bench { name, args } => bench::run(name, &args),
-        Task::Demo => demo::run(),
+        Task::Demo { cluster: false } => demo::run(),
+        Task::Demo { cluster: true } => demo::run_cluster(),
         Task::Kernels { kernels, tests } => kernels::run(&kernels, &tests),
         Task::Fuzz { seconds, targets } => fuzz::run(seconds, &targets),
         Task::Package { profile, check } => package::run(&profile, check),

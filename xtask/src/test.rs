@@ -1,6 +1,7 @@
 //! `cargo xtask test`: every test tier in one command, as CI runs it. Static checks first (format, lint),
 //! then `cargo test` over the default members, which runs the unit tests, the BPF_PROG_TEST_RUN tests of the real XDP
-//! object (jvpn-user/tests) and the network-namespace end-to-end tests (the tests crate), and last the fuzz
+//! object (jvpn-user/tests) and the network-namespace end-to-end tests (the tests crate), then the cluster
+//! demo (`cargo xtask demo --cluster`'s binary on that build), the .deb round trip, and last the fuzz
 //! targets for a few seconds each (`cargo xtask fuzz`); with `--kernels`, the tests of the XDP
 //! program on distribution kernels in VMs (`cargo xtask kernels`). Every tier runs
 //! even after an earlier one failed, so one run reports everything; the exit status is non-zero if any did.
@@ -70,6 +71,7 @@ pub fn run(extra_args: &[String], kernels: bool) -> Result<()> {
         result
     }));
 
+    outcomes.push(run_tier(cluster_demo_tier()?, util::run));
     outcomes.push(run_tier(package_tier(), util::run));
     outcomes.push(run_tier(fuzz_tier(), util::run));
     if kernels {
@@ -122,6 +124,23 @@ fn fuzz_tier() -> Tier {
         what: "every cargo-fuzz target for a bounded time on fuzz/corpus",
         command,
     }
+}
+
+/// Seconds the `cluster-demo` tier may take: the demo takes about a minute; the bound keeps a hung
+/// etcd from stalling CI (on SIGTERM the demo cleans up and exits).
+const CLUSTER_DEMO_TIER_SECONDS: u64 = 300;
+
+/// `cargo xtask demo --cluster`'s binary, as the `tests` tier built it (dev profile): a newcomer's
+/// first run must not be the first time it runs end to end.
+fn cluster_demo_tier() -> Result<Tier> {
+    let demo = util::target_dir()?.join("debug").join("jvpn-cluster-demo");
+    let mut command = Command::new("timeout");
+    command.arg(CLUSTER_DEMO_TIER_SECONDS.to_string()).arg(demo);
+    Ok(Tier {
+        name: "cluster-demo",
+        what: "the cluster demo end to end (cargo xtask demo --cluster, dev build)",
+        command,
+    })
 }
 
 /// Seconds the `package` tier may take: it reuses the `tests` tier's dev build, so packaging and

@@ -191,6 +191,47 @@ pub fn run_cancellable(command: &mut Command, interrupted: &AtomicBool) -> Resul
     }
 }
 
+/// How long a command that cleans up after itself gets after Ctrl-C before it is killed.
+const CLEANUP_PATIENCE: Duration = Duration::from_secs(60);
+
+/// Like [`run_cancellable`], for a command that cleans up after itself on Ctrl-C or SIGTERM: once
+/// `interrupted` is set it gets SIGTERM (it may have had the terminal's SIGINT already) and up to
+/// [`CLEANUP_PATIENCE`] to finish before it is killed; then returns [`Interrupted`].
+pub fn run_to_the_end(command: &mut Command, interrupted: &AtomicBool) -> Result<()> {
+    let line = describe(command);
+    println!("+ {line}");
+    let mut child = command.spawn().map_err(|error| spawn_error(&line, error))?;
+    let mut deadline = None;
+    loop {
+        if let Some(status) = child
+            .try_wait()
+            .with_context(|| format!("waiting for `{line}`"))?
+        {
+            if interrupted.load(Ordering::SeqCst) {
+                return Err(Interrupted.into());
+            }
+            return check_status(&line, status);
+        }
+        if interrupted.load(Ordering::SeqCst) && deadline.is_none() {
+            if let Ok(pid) = i32::try_from(child.id()) {
+                // It may have exited meanwhile: a failed signal is expected then.
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGTERM,
+                );
+            }
+            deadline = Some(std::time::Instant::now() + CLEANUP_PATIENCE);
+        }
+        if deadline.is_some_and(|d| std::time::Instant::now() > d) {
+            eprintln!("`{line}` did not stop within {CLEANUP_PATIENCE:?}; killing it");
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(Interrupted.into());
+        }
+        thread::sleep(CANCEL_POLL_INTERVAL);
+    }
+}
+
 fn check_status(line: &str, status: ExitStatus) -> Result<()> {
     if status.success() {
         Ok(())

@@ -38,6 +38,11 @@ pub struct Liveness {
     pub last_sent: Instant,
     /// The last gateway datagram the core accepted.
     pub last_received: Instant,
+    /// When the first DATA sent after `last_received` left: DATA the gateway has not answered
+    /// since (nothing accepted from it). `None` once anything is accepted. A gateway that stops
+    /// answering DATA (dead, or an anycast front now routing to a node that does not hold the
+    /// session) shows here long before three keepalive intervals of silence.
+    pub unanswered_data_since: Option<Instant>,
 }
 
 /// The shared, updatable form of the counters and liveness.
@@ -68,6 +73,7 @@ impl Stats {
             liveness: Mutex::new(Liveness {
                 last_sent: now,
                 last_received: now,
+                unanswered_data_since: None,
             }),
         }
     }
@@ -81,21 +87,37 @@ impl Stats {
     pub(crate) fn sent(&self, data_bytes: usize) {
         self.sent.fetch_add(1, Relaxed);
         self.data_bytes_sent.fetch_add(data_bytes as u64, Relaxed);
-        self.liveness_mut().last_sent = Instant::now();
+        self.sent_at(Instant::now(), data_bytes > 0);
     }
 
     /// Counts `datagrams` DATA messages carrying `data_bytes` in all, sent at once.
     pub(crate) fn sent_many(&self, datagrams: usize, data_bytes: usize) {
         self.sent.fetch_add(datagrams as u64, Relaxed);
         self.data_bytes_sent.fetch_add(data_bytes as u64, Relaxed);
-        self.liveness_mut().last_sent = Instant::now();
+        self.sent_at(Instant::now(), datagrams > 0);
+    }
+
+    /// Records a send at `now`; `data` when it carried DATA, which now awaits an answer.
+    fn sent_at(&self, now: Instant, data: bool) {
+        let mut liveness = self.liveness_mut();
+        liveness.last_sent = now;
+        if data && liveness.unanswered_data_since.is_none() {
+            liveness.unanswered_data_since = Some(now);
+        }
+    }
+
+    /// Records an accepted gateway datagram at `now`: whatever was sent before is answered.
+    fn answered_at(&self, now: Instant) {
+        let mut liveness = self.liveness_mut();
+        liveness.last_received = now;
+        liveness.unanswered_data_since = None;
     }
 
     pub(crate) fn received(&self, data_bytes: usize) {
         self.received.fetch_add(1, Relaxed);
         self.data_bytes_received
             .fetch_add(data_bytes as u64, Relaxed);
-        self.liveness_mut().last_received = Instant::now();
+        self.answered_at(Instant::now());
     }
 
     pub(crate) fn rejected(&self) {
@@ -112,7 +134,7 @@ impl Stats {
 
     pub(crate) fn handshake_done(&self) {
         self.handshakes.fetch_add(1, Relaxed);
-        self.liveness_mut().last_received = Instant::now();
+        self.answered_at(Instant::now());
     }
 
     pub(crate) fn counters(&self) -> ConnectionCounters {
@@ -130,5 +152,35 @@ impl Stats {
 
     pub(crate) fn liveness(&self) -> Liveness {
         *self.liveness_mut()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_awaits_an_answer_until_anything_is_accepted() {
+        let stats = Stats::new(Instant::now());
+        stats.sent(0);
+        assert_eq!(
+            stats.liveness().unanswered_data_since,
+            None,
+            "a KEEPALIVE or control message is not DATA"
+        );
+        stats.sent(1200);
+        let first = stats.liveness().unanswered_data_since.expect("DATA sent");
+        stats.sent_many(8, 9600);
+        assert_eq!(
+            stats.liveness().unanswered_data_since,
+            Some(first),
+            "the first unanswered DATA counts, not the latest"
+        );
+        stats.received(0);
+        assert_eq!(stats.liveness().unanswered_data_since, None);
+        stats.sent_many(2, 2400);
+        assert!(stats.liveness().unanswered_data_since.is_some());
+        stats.handshake_done();
+        assert_eq!(stats.liveness().unanswered_data_since, None);
     }
 }

@@ -158,6 +158,9 @@ impl SessionTable {
                 live.rotate_keys(&session);
                 live.sent_ack = None;
                 live.session = session;
+                // A takeover of a stale copy numbers from its fresh epoch: another node has
+                // sent under the session's keys since. Nonces only go up, so this never reuses one.
+                live.next_tx_nonce = live.next_tx_nonce.max(first_tx_nonce);
             }
             None => {
                 table.insert(

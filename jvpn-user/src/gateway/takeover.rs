@@ -1,5 +1,6 @@
 //! Taking a session over from another node of the cluster (spec section 7, option B): a
-//! REATTACH_REQUEST for a session this node does not hold is looked up in the shared store.
+//! REATTACH_REQUEST for a session this node does not hold, or holds at an older version than the
+//! request claims, is looked up in the shared store.
 //!
 //! The sealed record carries what the node needs: the client's key, the session keys, the
 //! version and the binding. The record is only placed in the live table after the request
@@ -29,6 +30,16 @@ use jvpn_common::{MessageType, RejectReason, WireHeader};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+/// Whether a REATTACH_REQUEST claiming `claimed` must be read against the store first: this node
+/// holds no copy (`local` is `None`), or its copy is older than the claim. The second happens when
+/// the session moved away and back faster than this node's owner watch removed it: judged against
+/// the old copy, a valid claim would be refused as VERSION_JUMP. The store decides instead (the
+/// request still has to open under the stored keys and match the stored version), and a claim
+/// above the stored version is refused there as before.
+fn store_has_newer(local: Option<u64>, claimed: u64) -> bool {
+    local.is_none_or(|version| claimed > version)
+}
+
 /// Why a stored record may not be taken over, if it may not.
 pub fn refusal(session: &Session, authorised: bool) -> Option<&'static str> {
     match session.state {
@@ -57,8 +68,13 @@ impl Executor {
         let Ok(header) = WireHeader::parse(datagram) else {
             return false;
         };
+        let local = c
+            .sessions
+            .lock()
+            .get(&header.session_id.get())
+            .map(|live| live.session.state_version);
         header.message_type() == Some(MessageType::ReattachRequest)
-            && !c.sessions.lock().contains_key(&header.session_id.get())
+            && store_has_newer(local, header.state_version.get())
     }
 
     /// Reads the session `datagram` names from the store, lets the controller decide whether to
@@ -184,6 +200,26 @@ mod tests {
         session.state = state;
         session.secrets = vec![0; secrets].into();
         session
+    }
+
+    #[test]
+    fn a_claim_is_read_against_the_store_when_this_node_holds_no_copy_or_an_older_one() {
+        let cases = [
+            (None, 1, true),
+            (None, 40, true),
+            (Some(26), 27, true),
+            (Some(26), 26, false),
+            (Some(26), 25, false),
+            (Some(u64::MAX - 1), u64::MAX, true),
+            (Some(u64::MAX), u64::MAX, false),
+        ];
+        for (local, claimed, expected) in cases {
+            assert_eq!(
+                store_has_newer(local, claimed),
+                expected,
+                "local copy {local:?}, claim {claimed}"
+            );
+        }
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //!
 //! It connects, brings up the TUN device with the tunnel address the WELCOME gave, and then runs
 //! six loops until shut down: TUN -> session (DATA), session -> TUN, keepalives at the
-//! WELCOME's interval, rekeys when the keys are due (docs/rekey.md), a supervisor that reattaches when acknowledgements stop (liveness), when
+//! WELCOME's interval, rekeys when the keys are due (docs/rekey.md), a supervisor that reattaches when acknowledgements stop (liveness; promptly when DATA goes
+//! unanswered, [`unanswered`]), when
 //! the gateway REJECTs traffic as TRANSPORT_MISMATCH (a NAT rebinding) or when `jvpn client jump`
 //! asks through the [`control`] socket, and a [`route_watch`] that
 //! reattaches as soon as the path to the gateway changes (an address, route or link). It fails
@@ -14,6 +15,7 @@
 pub mod control;
 mod data;
 pub mod route_watch;
+pub mod unanswered;
 
 use crate::client_session::{ClientConnection, ConnectOptions, ConnectionError, LocalBinding};
 use crate::config::{ClientSettings, ConfigError};
@@ -31,6 +33,7 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixListener;
 use tokio::sync::Notify;
+use unanswered::Step;
 
 pub use control::{control_socket_path, request_jump, ControlRequest};
 
@@ -40,6 +43,8 @@ pub const DEFAULT_CLIENT_TUN: &str = "jvpn0";
 const DEFAULT_KEEPALIVE: Duration = Duration::from_secs(10);
 /// Keepalive intervals without an accepted gateway datagram after which the client reattaches.
 const SILENT_INTERVALS: u32 = 3;
+/// The supervisor's longest tick: fine enough for [`unanswered::PROBE_PATIENCE`].
+const SUPERVISOR_TICK: Duration = Duration::from_millis(250);
 
 /// Why the client could not start or stopped.
 #[derive(Debug, thiserror::Error)]
@@ -156,9 +161,11 @@ impl Client {
         Ok(self.connection.state_version())
     }
 
-    /// Keepalives, and a reattach when nothing was accepted for [`SILENT_INTERVALS`].
+    /// Keepalives, and a reattach when nothing was accepted for [`SILENT_INTERVALS`], or when
+    /// DATA and then a KEEPALIVE probe went unanswered ([`unanswered`]).
     async fn supervise(&self, interval: Duration) -> Result<(), TunnelClientError> {
-        let mut tick = tokio::time::interval(interval / 2);
+        let mut tick = tokio::time::interval((interval / 2).min(SUPERVISOR_TICK));
+        let mut probed_at = None;
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
@@ -176,6 +183,26 @@ impl Client {
             }
             let liveness = self.connection.liveness();
             let now = tokio::time::Instant::now();
+            match unanswered::step(&liveness, probed_at, now) {
+                Step::Wait => {}
+                Step::Probe => {
+                    probed_at = Some(now);
+                    if let Err(e) = self.connection.keepalive().await {
+                        tracing::debug!(error = %e, "a KEEPALIVE probe was not sent");
+                    }
+                    continue;
+                }
+                Step::Reattach => {
+                    probed_at = None;
+                    let since = liveness.unanswered_data_since.unwrap_or(now);
+                    tracing::warn!(
+                        unanswered_ms = now.duration_since(since).as_millis() as u64,
+                        "no acknowledgement from the gateway to DATA or a KEEPALIVE probe; reattaching"
+                    );
+                    self.reattach_after_silence().await;
+                    continue;
+                }
+            }
             if now.duration_since(liveness.last_sent) >= interval {
                 if let Err(e) = self.connection.keepalive().await {
                     tracing::debug!(error = %e, "a keepalive was not sent");

@@ -7,7 +7,8 @@
 //! (`AF_PACKET`); shortly after the jump the last few are sent again on that uplink byte for byte,
 //! as a slow path would deliver them, and the gateway's XDP program has to drop them.
 //!
-//! The receiver checks every byte against the sender's deterministic stream. The outcome goes to
+//! The receiver checks every byte against the sender's deterministic stream
+//! ([`jvpn_tests::byte_stream`]). The outcome goes to
 //! `REPORT_FILE` as JSON for the demo's summary.
 //!
 //! Usage: `jvpn-demo-traffic CLIENT_NS GATEWAY_NS TUN JUMPS REPORT_FILE UPLINK UPLINK`
@@ -15,11 +16,11 @@
 use anyhow::{bail, ensure, Context, Result};
 use jvpn_common::abi::DEFAULT_PORT;
 use jvpn_common::{MessageType, WireHeader};
+use jvpn_tests::byte_stream::{receive, send, Received};
 use jvpn_tests::capture::{inject, outgoing_udp_to, Capture, Frame};
-use jvpn_tests::netns::{enter, Netns};
-use std::io::{Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use jvpn_tests::netns::Netns;
+use std::net::{SocketAddr, TcpListener};
+use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -38,81 +39,6 @@ const LATE_PACKETS: usize = 4;
 const LATE_BY: Duration = Duration::from_millis(40);
 /// Traffic after the last jump, so the stream is seen to go on.
 const TAIL: Duration = Duration::from_millis(600);
-/// The sender writes a chunk, then pauses: about 8 MiB/s, so recordings stay small.
-const CHUNK: usize = 16 << 10;
-const PACE: Duration = Duration::from_millis(2);
-
-/// The deterministic byte stream (xorshift64) both ends of the TCP stream compute.
-struct Stream(u64);
-
-impl Stream {
-    fn new() -> Self {
-        Self(0x9e37_79b9_7f4a_7c15)
-    }
-
-    fn fill(&mut self, buf: &mut [u8]) {
-        for byte in buf {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            *byte = self.0 as u8;
-        }
-    }
-}
-
-/// What the receiver saw.
-struct Received {
-    bytes: u64,
-    /// Offset of the first byte that differs from the stream, if any does.
-    first_mismatch: Option<u64>,
-}
-
-fn receive(listener: TcpListener) -> Result<Received> {
-    let (mut stream, _) = listener
-        .accept()
-        .context("accepting the tunnel's TCP stream")?;
-    let (mut buf, mut expected) = (vec![0u8; 64 << 10], vec![0u8; 64 << 10]);
-    let mut reference = Stream::new();
-    let mut received = Received {
-        bytes: 0,
-        first_mismatch: None,
-    };
-    loop {
-        let n = stream
-            .read(&mut buf)
-            .context("reading the tunnel's TCP stream")?;
-        if n == 0 {
-            return Ok(received);
-        }
-        reference.fill(&mut expected[..n]);
-        if received.first_mismatch.is_none() {
-            if let Some(i) = (0..n).find(|&i| buf[i] != expected[i]) {
-                received.first_mismatch = Some(received.bytes + i as u64);
-            }
-        }
-        received.bytes += n as u64;
-    }
-}
-
-fn send(client_ns: PathBuf, stop: Arc<AtomicBool>, sent: Arc<AtomicU64>) -> Result<()> {
-    enter(&client_ns);
-    let server: SocketAddr = SERVER.parse().expect("a socket address");
-    let mut stream = TcpStream::connect_timeout(&server, Duration::from_secs(10))
-        .with_context(|| format!("connecting to {SERVER} through the tunnel"))?;
-    let mut source = Stream::new();
-    let mut chunk = vec![0u8; CHUNK];
-    while !stop.load(Ordering::Relaxed) {
-        source.fill(&mut chunk);
-        stream
-            .write_all(&chunk)
-            .context("sending through the tunnel")?;
-        sent.fetch_add(CHUNK as u64, Ordering::Relaxed);
-        std::thread::sleep(PACE);
-    }
-    stream
-        .shutdown(Shutdown::Write)
-        .context("closing the tunnel's TCP stream")
-}
 
 /// Whether `frame` is a DATA datagram the client sent to the gateway.
 fn outgoing_data(frame: &Frame) -> bool {
@@ -170,13 +96,15 @@ fn main() -> Result<()> {
     let listener = gateway
         .run(|| TcpListener::bind(SERVER))
         .with_context(|| format!("listening on {SERVER} in {gateway_name}"))?;
-    let receiver: JoinHandle<Result<Received>> = std::thread::spawn(move || receive(listener));
+    let receiver: JoinHandle<Result<Received>> =
+        std::thread::spawn(move || receive(listener, &AtomicU64::new(0)));
     let stop = Arc::new(AtomicBool::new(false));
     let sent = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let sender = std::thread::spawn({
         let (path, stop, sent) = (client.path(), Arc::clone(&stop), Arc::clone(&sent));
-        move || send(path, stop, sent)
+        let server: SocketAddr = SERVER.parse().expect("a socket address");
+        move || send(&path, server, &stop, &sent)
     });
     println!("traffic: TCP stream from {client_name} to {SERVER} through the tunnel ({tun}), about 8 MiB/s");
 
