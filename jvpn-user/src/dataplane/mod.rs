@@ -5,7 +5,8 @@
 //! - [`Dataplane::load`] loads [`object::JVPN_XDP_OBJECT`], pins its maps under
 //!   `PIN_ROOT/<iface>/v<MAP_LAYOUT_VERSION>/` ([`PinDir`]), writes the config and attaches the
 //!   program through a pinned bpf_link; [`Dataplane::adopt`] re-opens all of it after a restart;
-//!   [`Dataplane::open_or_load`] picks; [`Dataplane::detach`] undoes it. Dropping a `Dataplane`
+//!   [`Dataplane::open_or_load`] picks; [`Dataplane::detach`] undoes it. A driver-mode load on a
+//!   veth also turns the veth's GRO on (`offload`). Dropping a `Dataplane`
 //!   never detaches: enforcement outlives the controller.
 //! - The session table (`upsert_session`, `remove_session`, `session`, `session_count`), written in
 //!   version order, each session with its replay window's slot ([`ReplaySlots`]).
@@ -16,8 +17,8 @@
 //! Module map: `arch` (the CPUs the program is proven on), `kernel_features` (what the program
 //! needs from the kernel, probed before a load), `loader` (load, adopt, detach), `options`, `pins`,
 //! `maps` (typed pinned-map handles), `sessions`, `slots`, `counters`, `events`, `logs`,
-//! `privileges`, `error`, and `sys`, the only module with `unsafe` code (the raw `bpf(2)` commands
-//! aya does not wrap).
+//! `privileges`, `error`, `offload` (GRO on a veth, by the ethtool ioctl) and `sys` (the raw
+//! `bpf(2)` commands aya does not wrap), the only two modules with `unsafe` code.
 
 pub mod arch;
 mod counters;
@@ -28,6 +29,7 @@ mod loader;
 mod logs;
 mod maps;
 pub mod object;
+mod offload;
 mod options;
 mod pins;
 mod privileges;

@@ -14,6 +14,8 @@ pub enum XdpAttachMode {
     #[default]
     Driver,
     /// Generic XDP, run by the kernel after the skb is built; for drivers without native XDP.
+    /// It runs after GRO and on whole GSO packets, so a merged run of datagrams is judged by its
+    /// first (docs/datapath.md, "XDP on a veth").
     Skb,
 }
 

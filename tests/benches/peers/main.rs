@@ -5,12 +5,12 @@
 //! (client to gateway) and down (`-R`), with 1 and 4 parallel streams:
 //! - **bare**: the veth addresses, nothing attached;
 //! - **boringtun**: `boringtun-cli` at both ends, configured with `wg`;
-//! - **jvpn**: `jvpn gateway` (XDP native on the gateway's veth) and `jvpn client`; with the
-//!   gateway running, the bare path again (**bare_xdp**: what the XDP program costs the traffic
-//!   that merely passes it);
-//! - variants (unless `--no-variants`): native XDP with GRO turned on at the gateway's veth
-//!   (**bare_xdp_gro**); the gateway with generic XDP (`--xdp-mode skb`), bare and tunnelled
-//!   (**bare_xdp_skb**, **jvpn_xdp_skb**).
+//! - **jvpn**: `jvpn gateway` (XDP native on the gateway's veth, whose GRO the gateway turns on)
+//!   and `jvpn client`; with the gateway running, the bare path again (**bare_xdp**: what the XDP
+//!   program costs the traffic that merely passes it);
+//! - variants (unless `--no-variants`): the same with GRO turned off again at the gateway's veth
+//!   (**bare_xdp_nogro**, **jvpn_nogro**); the gateway with generic XDP (`--xdp-mode skb`), bare
+//!   and tunnelled (**bare_xdp_skb**, **jvpn_xdp_skb**).
 //!
 //! For every row: goodput, and CPU-seconds per GB received, of the VPN's processes at both ends
 //! (`/proc/PID/stat`, all threads) and of the whole machine (`/proc/stat`, softirq included).
@@ -166,6 +166,13 @@ impl Runner<'_> {
     }
 }
 
+/// Prints the gateway's `jvpn stats` after the runs of `label`.
+fn print_stats(label: &str, vpn: &Vpn) {
+    if let Some(stats) = vpn.jvpn_stats() {
+        println!("jvpn stats after {label}:\n{stats}");
+    }
+}
+
 fn main() {
     assert!(
         nix::unistd::geteuid().is_root(),
@@ -189,18 +196,21 @@ fn main() {
         runner.path("boringtun", server, Some(&mut boringtun), Some("bare"));
     }
     {
+        // The gateway turns GRO on at its veth when it attaches in driver mode.
         let mut jvpn = Vpn::jvpn(&topology, XdpMode::Driver);
         runner.offloads("xdp-driver");
         runner.path("bare_xdp", GATEWAY_ADDR, None, Some("bare"));
-        if options.variants {
-            // GRO on the XDP end re-aggregates what its peer, stripped of TSO, sends.
-            set_offload(&topology.gateway, GATEWAY_IF, "gro", true);
-            runner.offloads("xdp-driver-gro");
-            runner.path("bare_xdp_gro", GATEWAY_ADDR, None, Some("bare"));
-            set_offload(&topology.gateway, GATEWAY_IF, "gro", false);
-        }
         let server = jvpn.server;
         runner.path("jvpn", server, Some(&mut jvpn), Some("boringtun"));
+        print_stats("xdp-driver", &jvpn);
+        if options.variants {
+            // What the gateway's GRO is worth: the same with it turned off again.
+            set_offload(&topology.gateway, GATEWAY_IF, "gro", false);
+            runner.offloads("xdp-driver-nogro");
+            runner.path("bare_xdp_nogro", GATEWAY_ADDR, None, Some("bare"));
+            runner.path("jvpn_nogro", server, Some(&mut jvpn), Some("jvpn"));
+            print_stats("xdp-driver, then without GRO", &jvpn);
+        }
     }
     if options.variants {
         let mut jvpn = Vpn::jvpn(&topology, XdpMode::Skb);
@@ -208,6 +218,7 @@ fn main() {
         runner.path("bare_xdp_skb", GATEWAY_ADDR, None, Some("bare"));
         let server = jvpn.server;
         runner.path("jvpn_xdp_skb", server, Some(&mut jvpn), Some("jvpn"));
+        print_stats("xdp-skb", &jvpn);
     }
 
     runner.report.print();

@@ -74,6 +74,21 @@ impl Vpn {
         assert!(alive, "a {} process exited\n{}", self.name, self.logs());
     }
 
+    /// `jvpn stats` of a jvpn gateway (its XDP accept count beside the tunnel's packet
+    /// counts shows whether the program judged datagrams one by one); `None` for boringtun.
+    pub fn jvpn_stats(&self) -> Option<String> {
+        let socket = self.dir.path().join("jvpn.sock");
+        if self.name != "jvpn" || !socket.exists() {
+            return None;
+        }
+        let out = run_ok(
+            Command::new(jvpn_tests::gateway::jvpn_binary())
+                .args(["stats", "--socket"])
+                .arg(socket),
+        );
+        Some(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
     fn logs(&self) -> String {
         let mut text = String::new();
         for entry in std::fs::read_dir(self.dir.path()).into_iter().flatten() {
