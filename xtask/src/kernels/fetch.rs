@@ -56,7 +56,13 @@ pub fn kernel(kernel: &DistroKernel) -> Result<KernelImage> {
 
 fn from_archive(kernel: &DistroKernel) -> Result<KernelImage> {
     let apt = AptState::for_archive(kernel.archive)?;
-    let Some(package) = newest(apt.search(kernel.package_pattern)?) else {
+    let mut found = newest(apt.search(kernel.package_pattern)?);
+    if found.is_none() {
+        // Lists never read (a fresh machine) or from before the series was published.
+        util::run(apt.command().arg("update"))?;
+        found = newest(apt.search(kernel.package_pattern)?);
+    }
+    let Some(package) = found else {
         bail!(
             "no package matches {} in {:?}'s apt lists; check the network and run `apt-get update`",
             kernel.package_pattern,
