@@ -24,35 +24,79 @@ pub struct KernelImage {
     pub package: String,
     /// `boot/vmlinuz-RELEASE` in the unpacked package.
     pub vmlinuz: PathBuf,
+    /// Why the cache's newest package of the series was used rather than the archive's, if it was.
+    pub fallback: Option<String>,
 }
 
-/// The kernel's image, from the cache or downloaded into it.
+/// The kernel's image: the archive's newest package of the series, from the cache or downloaded
+/// into it. When the archive cannot be asked or the download fails (offline, a mirror down, a
+/// package replaced since the lists were read), the newest cached package of the series does,
+/// and the image says why it was used.
 pub fn kernel(kernel: &DistroKernel) -> Result<KernelImage> {
+    let error = match from_archive(kernel) {
+        Ok(image) => return Ok(image),
+        Err(error) => error,
+    };
+    let Some(package) = newest(cached_packages(kernel)?) else {
+        return Err(error.context(format!(
+            "and no package of {} is cached in {}",
+            kernel.package_pattern,
+            kernels_dir().display()
+        )));
+    };
+    println!("kernels: {error:#}; using the cached {package}");
+    Ok(KernelImage {
+        vmlinuz: vmlinuz_in(&kernels_dir().join(&package))?,
+        fallback: Some(format!(
+            "the archive failed ({error:#}); used the cached {package}"
+        )),
+        package,
+    })
+}
+
+fn from_archive(kernel: &DistroKernel) -> Result<KernelImage> {
     let apt = AptState::for_archive(kernel.archive)?;
-    let cached = cached_packages(kernel)?;
-    let package = match newest(apt.search(kernel.package_pattern)?) {
-        Some(package) => package,
-        // Offline, or the archive dropped the series: the newest cached one will do.
-        None => match newest(cached) {
-            Some(package) => package,
-            None => bail!(
-                "no package matches {} in {:?}'s apt lists and none is cached; check the network and \
-                 run `apt-get update`",
-                kernel.package_pattern,
-                kernel.archive
-            ),
-        },
+    let mut found = newest(apt.search(kernel.package_pattern)?);
+    if found.is_none() {
+        // Lists never read (a fresh machine) or from before the series was published.
+        util::run(apt.command().arg("update"))?;
+        found = newest(apt.search(kernel.package_pattern)?);
+    }
+    let Some(package) = found else {
+        bail!(
+            "no package matches {} in {:?}'s apt lists; check the network and run `apt-get update`",
+            kernel.package_pattern,
+            kernel.archive
+        );
     };
     let dir = kernels_dir().join(&package);
-    if !dir.join(COMPLETE_MARKER).exists() {
-        download_and_unpack(&apt, &package, &dir)?;
-    } else {
+    if dir.join(COMPLETE_MARKER).exists() {
         println!("kernels: {package} is cached in {}", dir.display());
+    } else {
+        download_and_unpack(&apt, &package, &dir)?;
+        prune_others(kernel, &package);
     }
     Ok(KernelImage {
         vmlinuz: vmlinuz_in(&dir)?,
         package,
+        fallback: None,
     })
+}
+
+/// Removes the cached packages of `kernel`'s series other than `keep`, which replaced them: the
+/// cache keeps one kernel per series.
+fn prune_others(kernel: &DistroKernel, keep: &str) {
+    let Ok(cached) = cached_packages(kernel) else {
+        return;
+    };
+    for package in cached.iter().filter(|p| p.as_str() != keep) {
+        let dir = kernels_dir().join(package);
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => println!("kernels: removed {package}, replaced by {keep}, from the cache"),
+            // A stale copy only costs disk space; say so and go on.
+            Err(error) => println!("kernels: could not remove {}: {error}", dir.display()),
+        }
+    }
 }
 
 fn kernels_dir() -> PathBuf {
