@@ -52,6 +52,23 @@ fn rekeys_in_audit(t: &Tunnel) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// The versions of the audit's REKEY records, in order.
+fn rekey_versions(rekeys: &[serde_json::Value]) -> Vec<u64> {
+    rekeys
+        .iter()
+        .map(|record| record["version"].as_u64().expect("a version"))
+        .collect()
+}
+
+/// The client kept its session: it never fell back to a new handshake.
+fn assert_never_started_over(t: &Tunnel) {
+    assert!(
+        !t.client_log().contains("new handshake"),
+        "the client never started over:\n{}",
+        t.client_log()
+    );
+}
+
 #[test]
 fn fifty_rekeys_under_a_tcp_stream_lose_and_duplicate_nothing() {
     let t = Tunnel::up_with(TunnelOptions {
@@ -116,10 +133,7 @@ fn fifty_rekeys_under_a_tcp_stream_lose_and_duplicate_nothing() {
         version - 1,
         "every increment after the handshake is a rekey (no reattach, no new handshake)"
     );
-    let versions: Vec<u64> = rekeys
-        .iter()
-        .map(|record| record["version"].as_u64().expect("a version"))
-        .collect();
+    let versions = rekey_versions(&rekeys);
     assert_eq!(
         versions,
         (2..=version).collect::<Vec<u64>>(),
@@ -142,11 +156,7 @@ fn fifty_rekeys_under_a_tcp_stream_lose_and_duplicate_nothing() {
         "a STATE_CHANGE on the event stream for every rekey (and none lost: {:?})",
         events.tally(0)
     );
-    assert!(
-        !t.client_log().contains("new handshake"),
-        "the client never started over:\n{}",
-        t.client_log()
-    );
+    assert_never_started_over(&t);
 }
 
 /// The REKEY_ACK of the first rekey is lost on the way (the router drops it). The gateway has
@@ -183,20 +193,13 @@ fn a_lost_rekey_ack_is_sent_again_and_the_stream_goes_on_without_a_new_handshake
     let session = t.only_session();
     assert_eq!(session["state"], "ATTACHED", "{session}");
     let version = version_of(&t);
-    let versions: Vec<u64> = rekeys_in_audit(&t)
-        .iter()
-        .map(|record| record["version"].as_u64().expect("a version"))
-        .collect();
+    let versions = rekey_versions(&rekeys_in_audit(&t));
     assert_eq!(
         versions,
         (2..=version).collect::<Vec<u64>>(),
         "one REKEY per version, the lost ACK's counted once (no reattach, no new handshake)"
     );
-    assert!(
-        !t.client_log().contains("new handshake"),
-        "the client never started over:\n{}",
-        t.client_log()
-    );
+    assert_never_started_over(&t);
 }
 
 #[test]
