@@ -61,6 +61,25 @@ pub const WELCOME_BODY_LEN: usize = DH_PUBLIC_LEN + (size_of::<WelcomePayload>()
 pub const DEFAULT_TUNNEL_MTU: u16 = (1500 - 40 - 8 - HEADER_LEN - AEAD_TAG_LEN) as u16;
 /// The smallest tunnel MTU a gateway may announce (IPv4's minimum datagram size).
 pub const MIN_TUNNEL_MTU: u16 = 576;
+/// The largest tunnel MTU a gateway may announce: a standard Ethernet MTU, so the tunnel carries
+/// whatever an ordinary link carries. It bounds [`MAX_DATAGRAM_LEN`], by which the XDP program
+/// tells one datagram from a merged run of several (docs/datapath.md, "Merged runs"); a larger
+/// MTU would only widen the runs it cannot tell apart.
+pub const MAX_TUNNEL_MTU: u16 = 1500;
+/// The largest UDP payload the protocol produces in either direction: a DATA message carrying a
+/// packet of [`MAX_TUNNEL_MTU`] bytes (every other message is shorter, see the assertion below).
+/// The XDP program drops a jvpn frame whose UDP payload is longer as `MERGED_RUN`: it can only be
+/// several datagrams laid end to end (a GSO packet or a GRO merge seen by generic XDP) or forged.
+pub const MAX_DATAGRAM_LEN: usize = sealed_len(MAX_TUNNEL_MTU as usize);
+const _: () = assert!(
+    crate::abi::HELLO_LEN <= MAX_DATAGRAM_LEN
+        && crate::abi::COOKIE_REPLY_LEN <= MAX_DATAGRAM_LEN
+        && sealed_len(WELCOME_BODY_LEN) <= MAX_DATAGRAM_LEN
+        && sealed_len(size_of::<RekeyInit>()) <= MAX_DATAGRAM_LEN
+        && sealed_len(size_of::<RekeyAck>()) <= MAX_DATAGRAM_LEN
+        && MIN_TUNNEL_MTU <= DEFAULT_TUNNEL_MTU
+        && DEFAULT_TUNNEL_MTU <= MAX_TUNNEL_MTU
+);
 
 /// Length on the wire of a message whose plaintext body is `body_len` bytes, AEAD-sealed.
 pub const fn sealed_len(body_len: usize) -> usize {
@@ -92,6 +111,8 @@ pub enum BodyError {
     NoAddress,
     /// A WELCOME announces a tunnel MTU below [`MIN_TUNNEL_MTU`].
     MtuTooSmall(u16),
+    /// A WELCOME announces a tunnel MTU above [`MAX_TUNNEL_MTU`].
+    MtuTooLarge(u16),
 }
 
 impl core::fmt::Display for BodyError {
@@ -108,6 +129,9 @@ impl core::fmt::Display for BodyError {
             Self::NoAddress => f.write_str("WELCOME assigns no tunnel address"),
             Self::MtuTooSmall(m) => {
                 write!(f, "WELCOME announces tunnel MTU {m} < {MIN_TUNNEL_MTU}")
+            }
+            Self::MtuTooLarge(m) => {
+                write!(f, "WELCOME announces tunnel MTU {m} > {MAX_TUNNEL_MTU}")
             }
         }
     }

@@ -67,6 +67,11 @@ pub enum RejectReason {
     /// to another session (a stale entry of a removed session, a reused slot): the packet is
     /// refused rather than checked against a window that is not its session's.
     ReplaySlot = 28,
+    /// The UDP payload is longer than any single jvpn datagram (`control::MAX_DATAGRAM_LEN`):
+    /// several datagrams laid end to end in one frame (a GSO packet or a GRO merge, which
+    /// generic XDP sees whole) or a forgery. Dropped whole, since the program could judge only
+    /// the first of them (docs/datapath.md, "Merged runs").
+    MergedRun = 29,
 }
 
 /// Number of slots in the per-CPU counter array: slot 0 counts accepted packets, slot
@@ -79,7 +84,7 @@ pub const COUNTER_TO_CONTROLLER: u32 = COUNTER_SLOTS - 1;
 
 impl RejectReason {
     /// Every reason, in code order.
-    pub const ALL: [RejectReason; 28] = [
+    pub const ALL: [RejectReason; 29] = [
         Self::Malformed,
         Self::HandshakeRate,
         Self::UnknownSession,
@@ -108,6 +113,7 @@ impl RejectReason {
         Self::HandshakeBusy,
         Self::ClientSessionLimit,
         Self::ReplaySlot,
+        Self::MergedRun,
     ];
 
     /// The code carried in events, REJECT bodies and counter indexes.
@@ -158,6 +164,7 @@ impl RejectReason {
             Self::HandshakeBusy => "HANDSHAKE_BUSY",
             Self::ClientSessionLimit => "CLIENT_SESSION_LIMIT",
             Self::ReplaySlot => "REPLAY_SLOT",
+            Self::MergedRun => "MERGED_RUN",
         }
     }
 

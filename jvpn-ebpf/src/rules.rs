@@ -1,6 +1,7 @@
-//! The decision list of the versioning model, applied in its order (issue 2, steps 1 to 6): the
-//! first rule a jvpn packet breaks is the reason it is refused. Reads maps, writes only the replay
-//! window (through [`crate::replay`]) and the HELLO buckets (through [`crate::hello`]).
+//! The decision list of the versioning model, applied in its order (issue 2, steps 1 to 6, with
+//! the one-datagram rule of docs/datapath.md, "Merged runs", in step 1): the first rule a jvpn
+//! packet breaks is the reason it is refused. Reads maps, writes only the replay window (through
+//! [`crate::replay`]) and the HELLO buckets (through [`crate::hello`]).
 
 use crate::maps::JVPN_SESSIONS;
 use crate::ratelimit::admit_hello;
@@ -8,6 +9,7 @@ use crate::verdict::{Refusal, Seen, Verdict};
 use crate::{hello, replay};
 use aya_ebpf::programs::XdpContext;
 use jvpn_common::abi::HEADER_LEN;
+use jvpn_common::control::MAX_DATAGRAM_LEN;
 use jvpn_common::maps::CONFIG_FLAG_CLUSTER;
 use jvpn_common::siphash::SipKey;
 use jvpn_common::version::check_version;
@@ -46,6 +48,12 @@ pub fn try_jvpn_xdp(
         return Err(seen.refuse(RejectReason::Malformed));
     };
     let seen = seen.header(&header);
+    // 1a. Longer than any one datagram: several laid end to end (generic XDP sees a GSO packet
+    //     or a GRO merge whole, and the stack splits it again after this program), or forged.
+    //     Only the first header could be judged here, so the whole frame is dropped.
+    if datagram.payload_len > MAX_DATAGRAM_LEN {
+        return Err(seen.refuse(RejectReason::MergedRun));
+    }
     let msg_type = match header.validate() {
         Ok(t) if t.sent_by_client() => t,
         _ => return Err(seen.refuse(RejectReason::Malformed)),

@@ -1,7 +1,7 @@
 //! The payloads of the handshake's Noise messages: HELLO's timestamp and WELCOME's session and
 //! tunnel addresses (layouts in the diagram of [`crate::control`]).
 
-use super::{zero, Body, BodyError, MIN_TUNNEL_MTU};
+use super::{zero, Body, BodyError, MAX_TUNNEL_MTU, MIN_TUNNEL_MTU};
 use crate::wire::{Be16, Be32, Be64, MessageType};
 use bytemuck::{Pod, Zeroable};
 
@@ -105,6 +105,9 @@ impl Body for WelcomePayload {
         }
         if self.tunnel_mtu.get() < MIN_TUNNEL_MTU {
             return Err(BodyError::MtuTooSmall(self.tunnel_mtu.get()));
+        }
+        if self.tunnel_mtu.get() > MAX_TUNNEL_MTU {
+            return Err(BodyError::MtuTooLarge(self.tunnel_mtu.get()));
         }
         Ok(())
     }

@@ -189,6 +189,16 @@ fn welcome_rules_are_enforced() {
             |w| w.tunnel_mtu = Be16::new(575),
             Err(BodyError::MtuTooSmall(575)),
         ),
+        (
+            "huge mtu",
+            |w| w.tunnel_mtu = Be16::new(MAX_TUNNEL_MTU + 1),
+            Err(BodyError::MtuTooLarge(MAX_TUNNEL_MTU + 1)),
+        ),
+        (
+            "largest mtu",
+            |w| w.tunnel_mtu = Be16::new(MAX_TUNNEL_MTU),
+            Ok(()),
+        ),
     ];
     for (name, mutate, expected) in cases {
         let mut w = welcome();

@@ -4,6 +4,7 @@
 
 use crate::xdp_support::*;
 use jvpn_common::abi::{HEADER_LEN, REPLAY_WINDOW};
+use jvpn_common::control::MAX_DATAGRAM_LEN;
 use jvpn_common::reason::{COUNTER_ACCEPTED, COUNTER_TO_CONTROLLER};
 use jvpn_common::{MessageType, RejectReason, SessionEntry, SessionState};
 
@@ -17,6 +18,11 @@ pub const VERSION: u64 = 5;
 pub const NONCE: u64 = 77;
 /// Body length of the messages.
 pub const BODY: usize = 32;
+/// Body length of the longest datagram the protocol produces.
+pub const LARGEST_BODY: usize = MAX_DATAGRAM_LEN - HEADER_LEN;
+/// Body length of each datagram of a merged run: three are longer than one datagram can be,
+/// and fit the one page `BPF_PROG_TEST_RUN` gives a frame.
+pub const RUN_BODY: usize = 600;
 
 /// What must become of a row's frame.
 #[derive(Debug)]
@@ -133,6 +139,46 @@ pub fn decision_list(f: &Family) -> Vec<Case> {
             before: vec![],
             frame: f.frame(message(CookieReply, 0, 0, 0, &KEY, 56)),
             expect: Expect::Drop(Malformed, [0, 0, 0, CookieReply as u64]),
+        },
+        Case {
+            name: "1 DATA of the largest datagram (MAX_DATAGRAM_LEN): accepted".into(),
+            session: attached,
+            before: vec![],
+            frame: f.frame(message(Data, SESSION, VERSION, NONCE, &KEY, LARGEST_BODY)),
+            expect: Expect::Pass(COUNTER_ACCEPTED),
+        },
+        Case {
+            name: "1 DATA one byte past the largest datagram: MERGED_RUN".into(),
+            session: attached,
+            before: vec![],
+            frame: f.frame(message(Data, SESSION, VERSION, NONCE, &KEY, LARGEST_BODY + 1)),
+            expect: Expect::Drop(MergedRun, data_fields),
+        },
+        Case {
+            name: "1 valid DATA, then a forged and a replayed one laid end to end: MERGED_RUN"
+                .into(),
+            session: attached,
+            before: vec![f.frame(msg(Data, VERSION, NONCE - 1))],
+            frame: f.frame(
+                [
+                    message(Data, SESSION, VERSION, NONCE, &KEY, RUN_BODY),
+                    message(Data, SESSION, VERSION, NONCE + 1, &[0x22; 16], RUN_BODY),
+                    message(Data, SESSION, VERSION, NONCE - 1, &KEY, RUN_BODY),
+                ]
+                .concat(),
+            ),
+            expect: Expect::Drop(MergedRun, data_fields),
+        },
+        Case {
+            name: "1 two HELLOs laid end to end past the largest datagram: MERGED_RUN".into(),
+            session: None,
+            before: vec![],
+            frame: f.frame(
+                core::iter::repeat_n(hello.clone(), MAX_DATAGRAM_LEN / hello.len() + 1)
+                    .collect::<Vec<_>>()
+                    .concat(),
+            ),
+            expect: Expect::Drop(MergedRun, hello_fields),
         },
         Case {
             name: "2 HELLO one byte short: MALFORMED".into(),

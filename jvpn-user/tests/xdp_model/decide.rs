@@ -7,6 +7,7 @@ use super::locate::{locate, Datagram, Located};
 use jvpn_common::abi::{
     HEADER_LEN, HELLO_LEN, IPV6_BUCKET_PREFIX_BYTES, NONCE_LIMIT, REPLAY_WINDOW,
 };
+use jvpn_common::control::MAX_DATAGRAM_LEN;
 use jvpn_common::hello::HelloMessage;
 use jvpn_common::reason::{COUNTER_ACCEPTED, COUNTER_TO_CONTROLLER};
 use jvpn_common::siphash::SipKey;
@@ -189,6 +190,10 @@ impl Model {
         seen.session_id = header.session_id.get();
         seen.state_version = header.state_version.get();
         seen.nonce = header.nonce.get();
+        // 1a. More than one datagram's worth: a merged run, dropped whole.
+        if datagram.payload_len > MAX_DATAGRAM_LEN {
+            return Verdict::Dropped(MergedRun);
+        }
         let kind = match header.validate() {
             Ok(kind) if kind.sent_by_client() => kind,
             _ => return Verdict::Dropped(Malformed),

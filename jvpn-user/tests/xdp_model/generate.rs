@@ -1,16 +1,17 @@
 //! Hostile frames, seeded and reproducible: every header field mutated, wrong tags and keys,
 //! gateway-to-client messages reflected back, replays of earlier frames (also after the session
 //! jumped), stale, duplicate, too old, too far and exhausted nonces, truncations, random bytes,
-//! and every encapsulation the stack accepts around them (VLAN stacks, IPv4 options and AH, IPv6
-//! extension chains, fragments, lengths that disagree). Between frames, [`Generator::world_event`]
-//! moves sessions as the controller would (jumps, RECOVERING, TERMINATED, odd state bytes, new and
-//! deleted sessions).
+//! datagrams laid end to end (merged runs), and every encapsulation the stack accepts around them
+//! (VLAN stacks, IPv4 options and AH, IPv6 extension chains, fragments, lengths that disagree).
+//! Between frames, [`Generator::world_event`] moves sessions as the controller would (jumps,
+//! RECOVERING, TERMINATED, odd state bytes, new and deleted sessions).
 
 use super::decide::{Model, Session};
 use super::random::{Bodies, Rng};
 use super::wrap::encapsulate;
 use crate::xdp_support::{hello_with_key, Udp};
 use jvpn_common::abi::{NONCE_LIMIT, NONCE_MAX_LEAP, REPLAY_WINDOW};
+use jvpn_common::control::MAX_DATAGRAM_LEN;
 use jvpn_common::wire::{Be16, Be32, Be64};
 use jvpn_common::{MessageType, SessionState, TransportBinding, WireHeader};
 use std::collections::VecDeque;
@@ -62,6 +63,9 @@ pub struct Generator {
     /// Whether nonces just below `NONCE_LIMIT` (acceptable, and fatal to the session: a gateway
     /// terminates a session whose nonces near the end, spec section 8) are generated.
     pub accept_near_limit: bool,
+    /// Whether merged runs (datagrams laid end to end, longer than any one datagram) are
+    /// generated: frames above a 1500-byte link MTU, which only `BPF_PROG_TEST_RUN` can deliver.
+    pub merged_runs: bool,
 }
 
 const HISTORY: usize = 4_096;
@@ -79,6 +83,7 @@ impl Generator {
             recent: VecDeque::with_capacity(RECENT),
             port,
             accept_near_limit: true,
+            merged_runs: true,
         }
     }
 
@@ -168,6 +173,18 @@ impl Generator {
                 (self.udp(source, payload), "random payload", false)
             }
             34..42 => (self.hello(model), "hello", true),
+            42..45 if self.merged_runs => {
+                // Datagrams laid end to end, as generic XDP sees a GSO packet or a GRO merge:
+                // one past the longest datagram up to about two of them.
+                let (mut udp, _) = self.message(model, bodies);
+                while udp.payload.len() <= MAX_DATAGRAM_LEN {
+                    let (next, _) = self.message(model, bodies);
+                    udp.payload.extend_from_slice(&next.payload);
+                }
+                let len = MAX_DATAGRAM_LEN + 1 + self.rng.below(MAX_DATAGRAM_LEN as u64) as usize;
+                udp.payload.truncate(len);
+                (udp, "merged run", false)
+            }
             _ => {
                 let (udp, kind) = self.message(model, bodies);
                 (udp, kind, true)

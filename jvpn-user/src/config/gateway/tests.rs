@@ -250,6 +250,7 @@ fn top_level_mistakes_are_refused_at_their_line() {
         ("long tun", "private_key = \"{GW}\"\ntun = \"a-very-long-tun-name\" # <-\n[tunnel]\nipv4 = \"10.77.0.1/24\"\n", "the limit for interface names"),
         ("relative state dir", "private_key = \"{GW}\"\nstate_dir = \"state\" # <-\n[tunnel]\nipv4 = \"10.77.0.1/24\"\n", "absolute path"),
         ("small mtu", "private_key = \"{GW}\"\nmtu = 500 # <-\n[tunnel]\nipv4 = \"10.77.0.1/24\"\n", "at least 576"),
+        ("large mtu", "private_key = \"{GW}\"\nmtu = 1501 # <-\n[tunnel]\nipv4 = \"10.77.0.1/24\"\n", "at most 1500"),
         ("keepalive timeout", "private_key = \"{GW}\"\nkeepalive_interval_secs = 40 # <-\n[tunnel]\nipv4 = \"10.77.0.1/24\"\n", "must be longer than keepalive_interval_secs (40)"),
         ("idle timeout", "private_key = \"{GW}\"\nidle_timeout_secs = 30 # <-\n[tunnel]\nipv4 = \"10.77.0.1/24\"\n", "idle_timeout_secs (30) must be longer"),
     ];

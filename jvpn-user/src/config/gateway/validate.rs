@@ -2,7 +2,7 @@
 
 use super::*;
 use jvpn_common::abi::DEFAULT_PORT;
-use jvpn_common::control::{DEFAULT_TUNNEL_MTU, MIN_TUNNEL_MTU};
+use jvpn_common::control::{DEFAULT_TUNNEL_MTU, MAX_TUNNEL_MTU, MIN_TUNNEL_MTU};
 use std::collections::HashSet;
 use std::ops::Range;
 
@@ -61,6 +61,15 @@ pub(super) fn gateway(source: &Source, raw: RawGateway) -> Result<GatewaySetting
     let mtu = match &raw.mtu {
         Some(mtu) if *mtu.get_ref() < MIN_TUNNEL_MTU => {
             return Err(source.at(mtu, format!("mtu must be at least {MIN_TUNNEL_MTU}")))
+        }
+        Some(mtu) if *mtu.get_ref() > MAX_TUNNEL_MTU => {
+            return Err(source.at(
+                mtu,
+                format!(
+                    "mtu must be at most {MAX_TUNNEL_MTU}: the XDP program drops any datagram \
+                     longer than one carrying {MAX_TUNNEL_MTU} bytes as MERGED_RUN"
+                ),
+            ))
         }
         Some(mtu) => *mtu.get_ref(),
         None => DEFAULT_TUNNEL_MTU,
