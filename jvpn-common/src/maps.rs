@@ -178,6 +178,12 @@ pub enum DataplaneMode {
 /// goes to the controller (which looks it up in the shared store) instead of being dropped as
 /// `UNKNOWN_SESSION`, within the per-source HELLO budget, since it is not authenticated here.
 pub const CONFIG_FLAG_CLUSTER: u8 = 1;
+/// [`GatewayConfig::flags`]: the program is attached in generic (skb) mode. Written when the
+/// program is loaded and kept by every later write; the program does not read it. A gateway that
+/// adopts the pinned link learns from it how the program runs (the link keeps the mode it was
+/// attached in), and leaves `UDP_GRO` off on its socket in generic mode (docs/datapath.md,
+/// "Merged runs").
+pub const CONFIG_FLAG_GENERIC_XDP: u8 = 2;
 
 /// The dataplane's configuration, the single entry of the config map. Written by the controller.
 ///

@@ -47,7 +47,11 @@ fn dropped_whole(dp: &mut TestDataplane, f: &Family, run: &[Vec<u8>], first_nonc
     assert_eq!(dp.run(&frame), XDP_DROP);
     assert_eq!(
         counter_delta(&before, &dp.counters()),
-        [(RejectReason::MergedRun.counter_slot(), 1, frame.len() as u64)],
+        [(
+            RejectReason::MergedRun.counter_slot(),
+            1,
+            frame.len() as u64
+        )],
         "one packet counted under MERGED_RUN and nothing else"
     );
     let events = dp.events();
@@ -130,6 +134,10 @@ fn a_run_no_longer_than_one_datagram_is_judged_as_one() {
         let half = MAX_DATAGRAM_LEN / 2 - HEADER_LEN;
         let run = [data(VERSION, 1, &KEY, half), data(VERSION, 2, &KEY, half)];
         accepted(&mut dp, f, run.concat(), "a short run, as one DATA");
-        assert_eq!(dp.replay_max(ID), Some(1), "only the first header was judged");
+        assert_eq!(
+            dp.replay_max(ID),
+            Some(1),
+            "only the first header was judged"
+        );
     });
 }

@@ -7,7 +7,9 @@ use super::error::CliError;
 use super::validate::GatewayOptions;
 use crate::config::GatewaySettings;
 use crate::control::bind_control_socket;
-use crate::dataplane::{Dataplane, DataplaneOptions, PinDir};
+use crate::dataplane::{
+    refuse_generic_on_veth, Dataplane, DataplaneOptions, PinDir, XdpAttachMode,
+};
 use crate::gateway::{
     self, cluster, epoch, reconcile, tunnel, udp, GatewayError, GatewayIo, RunSettings,
 };
@@ -61,7 +63,11 @@ async fn open(options: &GatewayOptions) -> Result<(GatewayIo, RunSettings, Guard
                 "record the owed RECOVERING pass in the state dir",
             ))?;
     }
+    refuse_generic_on_veth(&options.iface, options.xdp_mode)?;
     let dataplane = Dataplane::open_or_load(&dp_options)?;
+    // An adopted link keeps its mode, whatever this run asked for.
+    let xdp_mode = dataplane.attach_mode()?;
+    refuse_generic_on_veth(&options.iface, xdp_mode)?;
     let origin = dataplane.origin();
     let dataplane_events = dataplane.take_event_reader()?;
     let program_logs = dataplane.take_log_forwarder();
@@ -98,6 +104,7 @@ async fn open(options: &GatewayOptions) -> Result<(GatewayIo, RunSettings, Guard
         state_dir: options.state_dir.clone(),
         config_path: options.config.clone(),
         recovery_challenges_per_second: options.recovery_challenges,
+        udp_gro: xdp_mode == XdpAttachMode::Driver,
     };
     let guards = Guards {
         _control: control_guard,

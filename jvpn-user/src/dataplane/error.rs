@@ -137,6 +137,19 @@ pub enum DataplaneError {
         iface: String,
     },
 
+    /// A gateway asked for generic XDP on a veth, where a peer's UDP GSO runs arrive whole.
+    #[error(
+        "{iface} is a veth, which runs XDP natively: start the gateway with `--xdp-mode driver`. \
+         Generic XDP on a veth sees each UDP GSO run of its peer (a `jvpn client` sends them) as \
+         one frame, which the program drops whole as MERGED_RUN, so the peer's bulk traffic \
+         would be lost (docs/datapath.md, \"Merged runs\"); if a program is still attached \
+         there in generic mode, remove it first with `jvpn detach --iface {iface}`"
+    )]
+    GenericXdpOnVeth {
+        /// The interface.
+        iface: String,
+    },
+
     /// The kernel attached the program without a bpf_link, which cannot be pinned.
     #[error(
         "the kernel attached XDP to {iface} without a bpf_link, so enforcement could not outlive \

@@ -19,6 +19,7 @@ use super::{sys, DataplaneError};
 use aya::programs::links::{FdLink, PinnedLink};
 use aya::programs::{ProgramError, Xdp, XdpMode};
 use aya::EbpfLoader;
+use jvpn_common::maps::CONFIG_FLAG_GENERIC_XDP;
 use jvpn_common::{abi, GatewayConfig};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
@@ -144,10 +145,11 @@ impl Dataplane {
             XdpAttachMode::Driver => regroup_on_veth(&options.iface),
             XdpAttachMode::Skb => tracing::warn!(
                 iface = %options.iface,
-                "generic XDP (--xdp-mode skb) runs after GRO and on whole GSO packets, so it \
-                 judges a merged run of datagrams by its first and the rest reach the controller \
-                 unjudged by XDP (the controller still checks each); use driver mode unless the \
-                 driver of {} has no native XDP",
+                "generic XDP (--xdp-mode skb) runs after GRO and on whole GSO packets: it drops \
+                 a run of datagrams longer than one datagram whole (MERGED_RUN) and judges a \
+                 shorter run by its first, the rest checked by the controller alone; use driver \
+                 mode unless the driver of {} has no native XDP (docs/datapath.md, \"Merged \
+                 runs\")",
                 options.iface
             ),
         }
@@ -215,6 +217,18 @@ impl Dataplane {
             return Self::load(options);
         }
         let dataplane = Self::adopt_in(&options.pin_root, &options.iface)?;
+        // The link keeps the mode it was attached in, and the config entry says which.
+        let adopted_flags = dataplane.config()?.flags & CONFIG_FLAG_GENERIC_XDP;
+        let mut config = options.gateway_config();
+        if config.flags & CONFIG_FLAG_GENERIC_XDP != adopted_flags {
+            tracing::warn!(
+                iface = %options.iface,
+                requested = ?options.xdp_mode,
+                "the adopted XDP program stays attached in the mode it was loaded in; detach and \
+                 load again to change it"
+            );
+        }
+        config.flags = (config.flags & !CONFIG_FLAG_GENERIC_XDP) | adopted_flags;
         if dataplane.session_capacity() != options.max_sessions {
             tracing::warn!(
                 iface = %options.iface,
@@ -223,7 +237,7 @@ impl Dataplane {
                 "the adopted session table keeps its capacity; detach and load again to change it"
             );
         }
-        dataplane.set_config(&options.gateway_config())?;
+        dataplane.set_config(&config)?;
         Ok(dataplane)
     }
 
@@ -275,6 +289,14 @@ impl Dataplane {
             .unwrap_or_else(PoisonError::into_inner)
             .get(&0, 0)
             .map_err(DataplaneError::map("reading", abi::MAP_CONFIG))
+    }
+
+    /// How the program is attached, as the config entry records it ([`CONFIG_FLAG_GENERIC_XDP`]).
+    pub fn attach_mode(&self) -> Result<XdpAttachMode, DataplaneError> {
+        Ok(match self.config()?.flags & CONFIG_FLAG_GENERIC_XDP {
+            0 => XdpAttachMode::Driver,
+            _ => XdpAttachMode::Skb,
+        })
     }
 
     /// Replaces the config entry; the program sees the new one from its next packet.

@@ -44,6 +44,7 @@ pub use jvpn_common::maps::DataplaneMode;
 pub use kernel_features::KernelFeature;
 pub use loader::{Dataplane, Origin};
 pub use logs::{ProgramLogForwarder, TracingLog};
+pub use offload::refuse_generic_on_veth;
 pub use options::{DataplaneOptions, XdpAttachMode};
 pub use pins::PinDir;
 pub use slots::{ReplaySlots, SlotConflict};

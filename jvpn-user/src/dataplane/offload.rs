@@ -1,5 +1,6 @@
 //! The one receive offload a driver-mode attach needs on a veth: GRO on the interface, read and
-//! set through the ethtool ioctl (`SIOCETHTOOL`, as `ethtool -K IF gro on` does).
+//! set through the ethtool ioctl (`SIOCETHTOOL`, as `ethtool -K IF gro on` does); and whether an
+//! interface is a veth at all (the gateway refuses generic XDP on one, docs/datapath.md).
 //!
 //! Why (drivers/net/veth.c): with a native XDP program attached, a veth receives every frame in
 //! its NAPI poll (`veth_xdp_rcv`), runs the program on it (`veth_xdp_rcv_skb`) and only then hands
@@ -22,6 +23,8 @@ use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 
 use nix::sys::socket::{socket, AddressFamily, SockFlag, SockType};
+
+use super::{DataplaneError, XdpAttachMode};
 
 /// `ETHTOOL_GDRVINFO` from include/uapi/linux/ethtool.h: the driver's name and version.
 const ETHTOOL_GDRVINFO: u32 = 0x0000_0003;
@@ -69,32 +72,31 @@ pub enum VethGro {
     TurnedOn,
 }
 
+/// Refuses generic XDP on a veth for a gateway: a veth runs XDP natively, and in generic mode a
+/// peer's UDP GSO runs reach the program whole, so the one-datagram rule would drop a local
+/// client's bulk traffic (docs/datapath.md, "Merged runs"). An interface whose driver cannot be
+/// asked is let through: the rule itself still holds there.
+pub fn refuse_generic_on_veth(iface: &str, mode: XdpAttachMode) -> Result<(), DataplaneError> {
+    match mode {
+        XdpAttachMode::Skb if is_veth(iface).unwrap_or(false) => {
+            Err(DataplaneError::GenericXdpOnVeth {
+                iface: iface.to_owned(),
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Whether `iface` is a veth (its driver, as `ethtool -i` reports it).
+pub fn is_veth(iface: &str) -> io::Result<bool> {
+    is_veth_on(&control_socket()?, iface)
+}
+
 /// Turns GRO on at `iface` if it is a veth and GRO is off (needs `CAP_NET_ADMIN` in the
 /// interface's network namespace, which the gateway holds while it attaches).
 pub fn enable_gro_on_veth(iface: &str) -> io::Result<VethGro> {
-    let control = socket(
-        AddressFamily::Inet,
-        SockType::Datagram,
-        SockFlag::SOCK_CLOEXEC,
-        None,
-    )?;
-    let mut info = EthtoolDrvinfo {
-        cmd: ETHTOOL_GDRVINFO,
-        driver: [0; 32],
-        version: [0; 32],
-        fw_version: [0; 32],
-        bus_info: [0; 32],
-        erom_version: [0; 32],
-        reserved2: [0; 12],
-        n_priv_flags: 0,
-        n_stats: 0,
-        testinfo_len: 0,
-        eedump_len: 0,
-        regdump_len: 0,
-    };
-    ethtool(&control, iface, std::ptr::from_mut(&mut info).cast())?;
-    let driver_len = info.driver.iter().position(|&b| b == 0).unwrap_or(32);
-    if &info.driver[..driver_len] != VETH_DRIVER {
+    let control = control_socket()?;
+    if !is_veth_on(&control, iface)? {
         return Ok(VethGro::NotVeth);
     }
     let mut gro = EthtoolValue {
@@ -111,6 +113,36 @@ pub fn enable_gro_on_veth(iface: &str) -> io::Result<VethGro> {
     };
     ethtool(&control, iface, std::ptr::from_mut(&mut set).cast())?;
     Ok(VethGro::TurnedOn)
+}
+
+/// A socket to carry ethtool ioctls.
+fn control_socket() -> io::Result<OwnedFd> {
+    Ok(socket(
+        AddressFamily::Inet,
+        SockType::Datagram,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )?)
+}
+
+fn is_veth_on(control: &OwnedFd, iface: &str) -> io::Result<bool> {
+    let mut info = EthtoolDrvinfo {
+        cmd: ETHTOOL_GDRVINFO,
+        driver: [0; 32],
+        version: [0; 32],
+        fw_version: [0; 32],
+        bus_info: [0; 32],
+        erom_version: [0; 32],
+        reserved2: [0; 12],
+        n_priv_flags: 0,
+        n_stats: 0,
+        testinfo_len: 0,
+        eedump_len: 0,
+        regdump_len: 0,
+    };
+    ethtool(control, iface, std::ptr::from_mut(&mut info).cast())?;
+    let driver_len = info.driver.iter().position(|&b| b == 0).unwrap_or(32);
+    Ok(&info.driver[..driver_len] == VETH_DRIVER)
 }
 
 /// One `SIOCETHTOOL` request on `iface`; `request` points at an ethtool command struct whose

@@ -3,7 +3,7 @@
 
 use super::DataplaneError;
 use jvpn_common::abi;
-use jvpn_common::maps::{DataplaneMode, GatewayConfig, HandshakeGuard};
+use jvpn_common::maps::{DataplaneMode, GatewayConfig, HandshakeGuard, CONFIG_FLAG_GENERIC_XDP};
 use jvpn_common::wire::Be16;
 use std::path::PathBuf;
 
@@ -14,8 +14,9 @@ pub enum XdpAttachMode {
     #[default]
     Driver,
     /// Generic XDP, run by the kernel after the skb is built; for drivers without native XDP.
-    /// It runs after GRO and on whole GSO packets, so a merged run of datagrams is judged by its
-    /// first (docs/datapath.md, "XDP on a veth").
+    /// It runs after GRO and on whole GSO packets: the program drops a merged run longer than
+    /// one datagram whole (`MERGED_RUN`) and judges a shorter one by its first datagram
+    /// (docs/datapath.md, "Merged runs").
     Skb,
 }
 
@@ -99,7 +100,10 @@ impl DataplaneOptions {
         GatewayConfig {
             port: Be16::new(self.port),
             mode: self.mode as u8,
-            flags: 0,
+            flags: match self.xdp_mode {
+                XdpAttachMode::Driver => 0,
+                XdpAttachMode::Skb => CONFIG_FLAG_GENERIC_XDP,
+            },
             hello_rate: self.hello_rate,
             hello_burst: self.hello_burst,
             events_per_second: self.events_per_second,

@@ -77,6 +77,11 @@ pub struct RunSettings {
     /// PATH_CHALLENGEs a second to RECOVERING sessions after lost maps ([`super::recovery`]);
     /// 0 sends none.
     pub recovery_challenges_per_second: u32,
+    /// Whether the socket reads runs of datagrams (`UDP_GRO`). Only behind a driver-mode
+    /// program, which judges every frame before GRO merges them; behind generic XDP, which runs
+    /// after GRO, the socket's `UDP_GRO` would have the stack merge the wire's datagrams into
+    /// runs before the program, which drops them whole (docs/datapath.md, "Merged runs").
+    pub udp_gro: bool,
 }
 
 /// Runs the gateway on `io` with `settings` until `shutdown` completes or the socket fails.
@@ -100,6 +105,7 @@ pub async fn run(
     let port = settings.port;
     let epoch = settings.epoch;
     let recovery_pace = settings.recovery_challenges_per_second;
+    let udp_gro = settings.udp_gro;
     let (controller, first) = Controller::new(ControllerParts {
         settings: settings.config,
         machine: SessionMachine::new(settings.timers),
@@ -198,7 +204,7 @@ pub async fn run(
     // Everything is open: XDP attached, the store open, every socket bound.
     crate::service::serving()?;
     let pool = start_handshake_pool(&exec)?;
-    let receive = receive_loop(exec.clone(), pool);
+    let receive = receive_loop(exec.clone(), pool, udp_gro);
     tokio::pin!(shutdown);
     let result = tokio::select! {
         () = &mut shutdown => Ok(()),
@@ -219,15 +225,18 @@ pub async fn run(
 }
 
 /// Reads runs of datagrams (UDP GRO: a sender's GSO run, or what the device's GRO merged, in one
-/// read) until the socket fails. Each datagram is handled and its step performed on its own, as
+/// read; with `udp_gro` false, one datagram a read) until the socket fails. Each datagram is handled and its step performed on its own, as
 /// before; the DATA packets of a run that passed every check ([`Effect::WriteTun`]) are taken out
 /// of their steps and written to the TUN device together at the end of the run, consecutive TCP
 /// segments of a flow merged ([`crate::datapath::coalesce`]).
 async fn receive_loop(
     exec: Arc<Executor>,
     pool: HandshakePool<HelloJob>,
+    udp_gro: bool,
 ) -> Result<(), GatewayError> {
-    if let Err(e) = gro::enable(exec.socket()) {
+    if !udp_gro {
+        tracing::info!("no UDP GRO on the gateway socket behind generic XDP; one datagram a read");
+    } else if let Err(e) = gro::enable(exec.socket()) {
         tracing::warn!(error = %e, "no UDP GRO on the gateway socket; reading one datagram at a time");
     }
     let mut run = gro::Received::default();

@@ -151,7 +151,14 @@ pub fn decision_list(f: &Family) -> Vec<Case> {
             name: "1 DATA one byte past the largest datagram: MERGED_RUN".into(),
             session: attached,
             before: vec![],
-            frame: f.frame(message(Data, SESSION, VERSION, NONCE, &KEY, LARGEST_BODY + 1)),
+            frame: f.frame(message(
+                Data,
+                SESSION,
+                VERSION,
+                NONCE,
+                &KEY,
+                LARGEST_BODY + 1,
+            )),
             expect: Expect::Drop(MergedRun, data_fields),
         },
         Case {
