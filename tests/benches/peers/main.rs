@@ -9,8 +9,8 @@
 //!   and `jvpn client`; with the gateway running, the bare path again (**bare_xdp**: what the XDP
 //!   program costs the traffic that merely passes it);
 //! - variants (unless `--no-variants`): the same with GRO turned off again at the gateway's veth
-//!   (**bare_xdp_nogro**, **jvpn_nogro**); the gateway with generic XDP (`--xdp-mode skb`), bare
-//!   and tunnelled (**bare_xdp_skb**, **jvpn_xdp_skb**).
+//!   (**bare_xdp_nogro**, **jvpn_nogro**). (The generic-XDP rows of earlier runs are gone: the
+//!   gateway refuses `--xdp-mode skb` on a veth, docs/datapath.md "Merged runs".)
 //!
 //! For every row: goodput, and CPU-seconds per GB received, of the VPN's processes at both ends
 //! (`/proc/PID/stat`, all threads) and of the whole machine (`/proc/stat`, softirq included).
@@ -26,7 +26,7 @@ use jvpn_tests::bench::iperf::{self, IperfServer};
 use jvpn_tests::bench::report::Report;
 use jvpn_tests::bench::Args;
 use topology::{offloads, set_offload, Topology, CLIENT_IF, GATEWAY_ADDR, GATEWAY_IF};
-use vpn::{Vpn, XdpMode};
+use vpn::Vpn;
 
 /// What a run does; see the crate doc for the flags.
 #[derive(Clone, Copy, Debug)]
@@ -197,7 +197,7 @@ fn main() {
     }
     {
         // The gateway turns GRO on at its veth when it attaches in driver mode.
-        let mut jvpn = Vpn::jvpn(&topology, XdpMode::Driver);
+        let mut jvpn = Vpn::jvpn(&topology);
         runner.offloads("xdp-driver");
         runner.path("bare_xdp", GATEWAY_ADDR, None, Some("bare"));
         let server = jvpn.server;
@@ -211,14 +211,6 @@ fn main() {
             runner.path("jvpn_nogro", server, Some(&mut jvpn), Some("jvpn"));
             print_stats("xdp-driver, then without GRO", &jvpn);
         }
-    }
-    if options.variants {
-        let mut jvpn = Vpn::jvpn(&topology, XdpMode::Skb);
-        runner.offloads("xdp-skb");
-        runner.path("bare_xdp_skb", GATEWAY_ADDR, None, Some("bare"));
-        let server = jvpn.server;
-        runner.path("jvpn_xdp_skb", server, Some(&mut jvpn), Some("jvpn"));
-        print_stats("xdp-skb", &jvpn);
     }
 
     runner.report.print();

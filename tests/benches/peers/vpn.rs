@@ -30,24 +30,6 @@ const JVPN_ADDRS: [Ipv4Addr; 2] = [Ipv4Addr::new(10, 213, 0, 2), Ipv4Addr::new(1
 /// Where boringtun puts its configuration sockets (on the host's file system, not per namespace).
 const WG_SOCKET_DIR: &str = "/var/run/wireguard";
 
-/// How jvpn's gateway attaches its XDP program (`jvpn gateway --xdp-mode`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum XdpMode {
-    /// Native XDP in the veth driver (the default).
-    Driver,
-    /// Generic XDP after the skb is built.
-    Skb,
-}
-
-impl XdpMode {
-    fn flag(self) -> &'static str {
-        match self {
-            XdpMode::Driver => "driver",
-            XdpMode::Skb => "skb",
-        }
-    }
-}
-
 /// A VPN running at both ends: its processes (client end first) and the temp files they use.
 #[derive(Debug)]
 pub struct Vpn {
@@ -168,9 +150,9 @@ impl Vpn {
         }
     }
 
-    /// Starts `jvpn gateway` (XDP attached in `mode`) and `jvpn client`, and waits for the
+    /// Starts `jvpn gateway` (XDP attached in driver mode) and `jvpn client`, and waits for the
     /// client's TUN device to carry its tunnel address.
-    pub fn jvpn(topology: &Topology, mode: XdpMode) -> Self {
+    pub fn jvpn(topology: &Topology) -> Self {
         let dir = tempfile::tempdir().expect("a temp dir");
         let path = |name: &str| dir.path().join(name);
         let gateway_key =
@@ -197,7 +179,7 @@ impl Vpn {
             topology
                 .gateway
                 .nsenter(jvpn)
-                .args(["gateway", "--iface", GATEWAY_IF, "--xdp-mode", mode.flag()])
+                .args(["gateway", "--iface", GATEWAY_IF, "--xdp-mode", "driver"])
                 .arg("--config")
                 .arg(path("gateway.toml"))
                 .arg("--state-dir")
