@@ -313,7 +313,17 @@ fn operator_mistakes_get_errors_that_say_what_to_do() {
         .netns
         .run(|| Dataplane::load(&generic))
         .expect("skb mode works");
-    dataplane.detach().unwrap();
+    assert_eq!(dataplane.attach_mode().unwrap(), XdpAttachMode::Skb);
+    drop(dataplane);
+    // Adopted by a run that asks for driver mode, the link keeps the mode it was attached in,
+    // and says so (the gateway then leaves UDP_GRO off).
+    let adopted = host
+        .netns
+        .run(|| Dataplane::open_or_load(&native))
+        .expect("adopting the generic-mode link");
+    assert_eq!(adopted.origin(), Origin::Adopted);
+    assert_eq!(adopted.attach_mode().unwrap(), XdpAttachMode::Skb);
+    adopted.detach().unwrap();
 }
 
 #[test]
