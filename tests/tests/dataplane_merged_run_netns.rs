@@ -4,13 +4,14 @@
 //! than any one datagram): none of its datagrams reaches the socket, forged and replayed ones
 //! included, and no replay window moves. Since that would drop a local client's bulk traffic
 //! too, `jvpn gateway` refuses generic mode on a veth with an error naming driver mode, and
-//! attaches nothing.
+//! attaches nothing. A generic-mode load turns fraglist GRO off, which would merge datagrams
+//! for the socket before the program.
 //!
 //! ```text
 //!  +------------------- gateway ns --------------------+       +------------ client ns -------------+
 //!  |  UDP 0.0.0.0:51900, no UDP_GRO (as jvpn gateway   |       |  UDP <client>:40000  bound session |
 //!  |  behind generic XDP)                              |       |   one sendmsg, UDP_SEGMENT: a run  |
-//!  |  <gw> 10.200.0.1/24                               |       |  <cl> 10.200.0.2/24                |
+//!  |  <gw> 10.200.0.1/24   rx-gro-list off (the load)  |       |  <cl> 10.200.0.2/24                |
 //!  |       XDP jvpn_xdp, generic (skb) mode        <===|=veth==|===>  GSO kept: the run is one skb  |
 //!  +---------------------------------------------------+       +------------------------------------+
 //!     pins: /sys/fs/bpf/jvpn/<gw>/v<layout>/  (host bpffs)
@@ -20,6 +21,7 @@ use jvpn_common::{abi, MessageType, RejectReason, SessionState};
 use jvpn_tests::gateway::GatewayFixture;
 use jvpn_tests::guard::PinDirGuard;
 use jvpn_tests::jvpn::TestSession;
+use jvpn_tests::netns::{run_ok, Netns};
 use jvpn_tests::require_root;
 use jvpn_tests::topology::{TwoHosts, CLIENT_V4, GATEWAY_V4};
 use jvpn_user::dataplane::{Dataplane, DataplaneOptions, PinDir, XdpAttachMode};
@@ -41,6 +43,17 @@ const VERSION: u64 = 3;
 const BODY: &[u8] = &[0xab; 600];
 /// Upper bound on waiting for a datagram that must come; a failure bound, not a sleep.
 const PATIENCE: Duration = Duration::from_secs(5);
+
+/// Whether the offload `name` of `device` in `ns` is on, as `ethtool -k` reports it.
+fn offload_on(ns: &Netns, device: &str, name: &str) -> bool {
+    let out = run_ok(ns.nsenter("ethtool").args(["-k", device]));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(&format!("{name}:")))
+        .unwrap_or_else(|| panic!("no {name} line in `ethtool -k {device}`:\n{text}"));
+    line.contains(": on")
+}
 
 /// Sends `datagrams` (all one size) to `to` in one `sendmsg` with `UDP_SEGMENT`.
 fn send_run(socket: &UdpSocket, to: SocketAddrV4, datagrams: &[Vec<u8>]) {
@@ -70,6 +83,15 @@ fn receive(socket: &UdpSocket) -> Vec<u8> {
 fn generic_xdp_on_a_veth_drops_a_gso_run_whole_and_none_of_it_reaches_the_socket() {
     require_root();
     let hosts = TwoHosts::new();
+    // Fraglist GRO would merge datagrams for the socket before generic XDP: the load turns it
+    // off.
+    run_ok(
+        hosts
+            .gateway
+            .nsenter("ethtool")
+            .args(["-K", &hosts.gateway_if, "rx-gro-list", "on"]),
+    );
+    assert!(offload_on(&hosts.gateway, &hosts.gateway_if, "rx-gro-list"));
     let mut options = DataplaneOptions::new(hosts.gateway_if.as_str());
     options.port = PORT;
     options.max_sessions = 64;
@@ -80,6 +102,10 @@ fn generic_xdp_on_a_veth_drops_a_gso_run_whole_and_none_of_it_reaches_the_socket
         .expect("loading the dataplane in generic mode (the library allows it)");
     let _pins = PinDirGuard::new(dataplane.pin_dir());
     assert_eq!(dataplane.attach_mode().unwrap(), XdpAttachMode::Skb);
+    assert!(
+        !offload_on(&hosts.gateway, &hosts.gateway_if, "rx-gro-list"),
+        "a generic-mode load turns fraglist GRO off"
+    );
 
     let gateway = hosts.gateway.run(|| {
         let socket = UdpSocket::bind(("0.0.0.0", PORT)).expect("binding the jvpn port");

@@ -11,7 +11,7 @@ use super::kernel_features::{load_refusal, require_kernel_features};
 use super::logs::ProgramLogForwarder;
 use super::maps::PinnedMaps;
 use super::object::JVPN_XDP_OBJECT;
-use super::offload::{self, VethGro};
+use super::offload;
 use super::options::{DataplaneOptions, XdpAttachMode};
 use super::pins::{remove_if_present, PinDir, PINNED_MAPS};
 use super::privileges::require_bpf_privileges;
@@ -141,8 +141,9 @@ impl Dataplane {
             .map_err(DataplaneError::pin("opening the pinned link", pins.link()))?;
         drop(pinned);
         std::mem::forget(unpin_on_error);
+        offload::after_attach(&options.iface, options.xdp_mode);
         match options.xdp_mode {
-            XdpAttachMode::Driver => regroup_on_veth(&options.iface),
+            XdpAttachMode::Driver => {}
             XdpAttachMode::Skb => tracing::warn!(
                 iface = %options.iface,
                 "generic XDP (--xdp-mode skb) runs after GRO and on whole GSO packets: it drops \
@@ -350,27 +351,6 @@ fn program_error(source: ProgramError) -> DataplaneError {
     DataplaneError::ProgramLoad {
         program: abi::PROGRAM_NAME,
         source: Box::new(source),
-    }
-}
-
-/// After a driver-mode attach, turns GRO on if `iface` is a veth (see [`offload`]): without it
-/// the client's datagrams, cut into single frames at its end of the veth, reach the socket one
-/// per read. A failure costs throughput, not enforcement, so it is a warning with the command
-/// that does the same.
-fn regroup_on_veth(iface: &str) {
-    match offload::enable_gro_on_veth(iface) {
-        Ok(VethGro::TurnedOn) => tracing::info!(
-            iface,
-            "turned GRO on at the veth {iface}: native XDP strips its peer of segmentation \
-             offload, and GRO after the program gathers the peer's datagrams again"
-        ),
-        Ok(VethGro::AlreadyOn | VethGro::NotVeth) => {}
-        Err(error) => tracing::warn!(
-            iface,
-            %error,
-            "could not turn GRO on at the veth {iface}, so datagrams from its peer reach the \
-             socket one at a time; run `ethtool -K {iface} gro on`"
-        ),
     }
 }
 

@@ -1,6 +1,7 @@
 //! The one receive offload a driver-mode attach needs on a veth: GRO on the interface, read and
 //! set through the ethtool ioctl (`SIOCETHTOOL`, as `ethtool -K IF gro on` does); and whether an
-//! interface is a veth at all (the gateway refuses generic XDP on one, docs/datapath.md).
+//! interface is a veth at all (the gateway refuses generic XDP on one, docs/datapath.md); and
+//! fraglist GRO off for generic mode, where it would merge the gateway's datagrams before XDP.
 //!
 //! Why (drivers/net/veth.c): with a native XDP program attached, a veth receives every frame in
 //! its NAPI poll (`veth_xdp_rcv`), runs the program on it (`veth_xdp_rcv_skb`) and only then hands
@@ -34,6 +35,21 @@ const ETHTOOL_GGRO: u32 = 0x0000_002b;
 const ETHTOOL_SGRO: u32 = 0x0000_002c;
 /// The driver name veth devices report.
 const VETH_DRIVER: &[u8] = b"veth";
+/// `ETHTOOL_GSTRINGS`: the names of a string set.
+const ETHTOOL_GSTRINGS: u32 = 0x0000_001b;
+/// `ETHTOOL_GSSET_INFO`: the sizes of string sets.
+const ETHTOOL_GSSET_INFO: u32 = 0x0000_0037;
+/// `ETHTOOL_GFEATURES`: the device's features, in words of 32 bits.
+const ETHTOOL_GFEATURES: u32 = 0x0000_003a;
+/// `ETHTOOL_SFEATURES`: changes features named by a mask.
+const ETHTOOL_SFEATURES: u32 = 0x0000_003b;
+/// `ETH_SS_FEATURES`: the string set naming the feature bits.
+const ETH_SS_FEATURES: u32 = 4;
+/// `ETH_GSTRING_LEN`: bytes of one name of a string set.
+const ETH_GSTRING_LEN: usize = 32;
+/// The feature (`NETIF_F_GRO_FRAGLIST`) under which GRO merges UDP datagrams for a local socket
+/// even without `UDP_GRO` on it (`udp_gro_receive`).
+const FRAGLIST_GRO: &[u8] = b"rx-gro-list";
 
 /// `struct ethtool_value`: a command and one value.
 #[repr(C)]
@@ -70,6 +86,55 @@ pub enum VethGro {
     AlreadyOn,
     /// A veth whose GRO this call turned on.
     TurnedOn,
+}
+
+/// Sets the receive offloads the attach mode needs at `iface`, logging what it changed or
+/// could not: GRO on a veth in driver mode, fraglist GRO off in generic mode.
+pub fn after_attach(iface: &str, mode: XdpAttachMode) {
+    match mode {
+        XdpAttachMode::Driver => regroup_on_veth(iface),
+        XdpAttachMode::Skb => no_fraglist_gro(iface),
+    }
+}
+
+/// After a driver-mode attach, turns GRO on if `iface` is a veth (see the module doc): without it
+/// the client's datagrams, cut into single frames at its end of the veth, reach the socket one
+/// per read. A failure costs throughput, not enforcement, so it is a warning with the command
+/// that does the same.
+fn regroup_on_veth(iface: &str) {
+    match enable_gro_on_veth(iface) {
+        Ok(VethGro::TurnedOn) => tracing::info!(
+            iface,
+            "turned GRO on at the veth {iface}: native XDP strips its peer of segmentation \
+             offload, and GRO after the program gathers the peer's datagrams again"
+        ),
+        Ok(VethGro::AlreadyOn | VethGro::NotVeth) => {}
+        Err(error) => tracing::warn!(
+            iface,
+            %error,
+            "could not turn GRO on at the veth {iface}, so datagrams from its peer reach the \
+             socket one at a time; run `ethtool -K {iface} gro on`"
+        ),
+    }
+}
+
+/// After a generic-mode attach, turns fraglist GRO off (see [`disable_fraglist_gro`]).
+fn no_fraglist_gro(iface: &str) {
+    match disable_fraglist_gro(iface) {
+        Ok(FraglistGro::TurnedOff) => tracing::info!(
+            iface,
+            "turned rx-gro-list off at {iface}: with it, GRO merges the gateway's datagrams \
+             into runs before generic XDP, which drops them whole"
+        ),
+        Ok(FraglistGro::Off) => {}
+        Err(error) => tracing::warn!(
+            iface,
+            %error,
+            "could not read or turn off rx-gro-list at {iface}; if it is on, GRO merges the \
+             gateway's datagrams into runs that generic XDP drops whole: run \
+             `ethtool -K {iface} rx-gro-list off`"
+        ),
+    }
 }
 
 /// Refuses generic XDP on a veth for a gateway: a veth runs XDP natively, and in generic mode a
@@ -113,6 +178,93 @@ pub fn enable_gro_on_veth(iface: &str) -> io::Result<VethGro> {
     };
     ethtool(&control, iface, std::ptr::from_mut(&mut set).cast())?;
     Ok(VethGro::TurnedOn)
+}
+
+/// What [`disable_fraglist_gro`] found and did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FraglistGro {
+    /// Off already (every driver's default), or a kernel without it.
+    Off,
+    /// On; this call turned it off.
+    TurnedOff,
+}
+
+/// Turns fraglist GRO (`rx-gro-list`) off at `iface`: with it on, GRO merges a flow's UDP
+/// datagrams for a local socket without `UDP_GRO`, so generic XDP, which runs after GRO, would
+/// see the gateway's datagrams as runs (docs/datapath.md, "Merged runs").
+pub fn disable_fraglist_gro(iface: &str) -> io::Result<FraglistGro> {
+    let control = control_socket()?;
+    let Some(bit) = feature_bit(&control, iface, FRAGLIST_GRO)? else {
+        return Ok(FraglistGro::Off);
+    };
+    let words = feature_words(&control, iface)?;
+    let (word, mask) = (bit / 32, 1u32 << (bit % 32));
+    // `struct ethtool_gfeatures`: cmd, size, then per word {available, requested, active,
+    // never_changed}.
+    let mut get = vec![0u32; 2 + 4 * words];
+    get[0] = ETHTOOL_GFEATURES;
+    get[1] = words as u32;
+    ethtool(&control, iface, get.as_mut_ptr().cast())?;
+    if get[2 + 4 * word + 2] & mask == 0 {
+        return Ok(FraglistGro::Off);
+    }
+    // `struct ethtool_sfeatures`: cmd, size, then per word {valid, requested}.
+    let mut set = vec![0u32; 2 + 2 * words];
+    set[0] = ETHTOOL_SFEATURES;
+    set[1] = words as u32;
+    set[2 + 2 * word] = mask;
+    ethtool(&control, iface, set.as_mut_ptr().cast())?;
+    ethtool(&control, iface, get.as_mut_ptr().cast())?;
+    if get[2 + 4 * word + 2] & mask != 0 {
+        return Err(io::Error::other("the driver kept rx-gro-list on"));
+    }
+    Ok(FraglistGro::TurnedOff)
+}
+
+/// `struct ethtool_sset_info` asking for one string set's size.
+#[repr(C)]
+struct EthtoolSsetInfo {
+    cmd: u32,
+    reserved: u32,
+    sset_mask: u64,
+    data: [u32; 1],
+}
+
+/// The number of feature bits the kernel names.
+fn feature_count(control: &OwnedFd, iface: &str) -> io::Result<usize> {
+    let mut info = EthtoolSsetInfo {
+        cmd: ETHTOOL_GSSET_INFO,
+        reserved: 0,
+        sset_mask: 1 << ETH_SS_FEATURES,
+        data: [0],
+    };
+    ethtool(control, iface, std::ptr::from_mut(&mut info).cast())?;
+    if info.sset_mask & (1 << ETH_SS_FEATURES) == 0 {
+        return Err(io::Error::other("the kernel names no feature bits"));
+    }
+    Ok(info.data[0] as usize)
+}
+
+/// The number of 32-bit words of the feature bits (`ETHTOOL_DEV_FEATURE_WORDS`).
+fn feature_words(control: &OwnedFd, iface: &str) -> io::Result<usize> {
+    Ok(feature_count(control, iface)?.div_ceil(32))
+}
+
+/// The index of the feature bit called `name`, if the kernel has it.
+fn feature_bit(control: &OwnedFd, iface: &str, name: &[u8]) -> io::Result<Option<usize>> {
+    let count = feature_count(control, iface)?;
+    // `struct ethtool_gstrings`: cmd, string_set, len, then `len` names of 32 bytes (the
+    // kernel writes as many as the set has, which `count` just said).
+    let mut strings = vec![0u32; 3 + count * ETH_GSTRING_LEN / 4];
+    strings[0] = ETHTOOL_GSTRINGS;
+    strings[1] = ETH_SS_FEATURES;
+    strings[2] = count as u32;
+    ethtool(control, iface, strings.as_mut_ptr().cast())?;
+    let names: Vec<u8> = strings[3..].iter().flat_map(|w| w.to_ne_bytes()).collect();
+    Ok(names.chunks(ETH_GSTRING_LEN).position(|n| {
+        let len = n.iter().position(|&b| b == 0).unwrap_or(ETH_GSTRING_LEN);
+        &n[..len] == name
+    }))
 }
 
 /// A socket to carry ethtool ioctls.
