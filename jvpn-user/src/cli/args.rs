@@ -211,8 +211,10 @@ pub struct RawGatewayArgs {
     /// none, and clients then notice only from silence.
     #[arg(long, value_name = "N", default_value_t = crate::gateway::recovery::DEFAULT_RECOVERY_CHALLENGES_PER_SECOND)]
     pub recovery_challenges: u32,
-    /// How the XDP program attaches: native (driver) or generic (skb). Generic XDP judges a
-    /// GRO- or GSO-merged run of datagrams by its first: only for drivers without native XDP.
+    /// How the XDP program attaches: native (driver) or generic (skb). Generic XDP runs after
+    /// GRO and on whole GSO packets, so it drops a merged run longer than one datagram whole
+    /// (MERGED_RUN) and judges a shorter one by its first; only for drivers without native
+    /// XDP, and refused on a veth.
     #[arg(long, value_enum, value_name = "MODE", default_value_t = RawXdpMode::Driver)]
     pub xdp_mode: RawXdpMode,
     /// The control socket to serve instead of /run/jvpn/IF.sock.
