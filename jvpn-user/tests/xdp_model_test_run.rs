@@ -279,6 +279,7 @@ fn must_reach() -> impl Iterator<Item = String> {
                 RejectReason::VersionJump,
                 RejectReason::TransportMismatch,
                 RejectReason::NonceExhausted,
+                RejectReason::MergedRun,
             ]
             .map(Verdict::Dropped),
         )

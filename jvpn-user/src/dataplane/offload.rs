@@ -298,7 +298,7 @@ fn is_veth_on(control: &OwnedFd, iface: &str) -> io::Result<bool> {
 }
 
 /// One `SIOCETHTOOL` request on `iface`; `request` points at an ethtool command struct whose
-/// first field is its `cmd`.
+/// first field is its `cmd`, as long as the kernel reads and writes for that command.
 fn ethtool(control: &OwnedFd, iface: &str, request: *mut libc::c_void) -> io::Result<()> {
     // SAFETY: `ifreq` is a plain C struct (a name array and a union of integers and pointers);
     // all-zero is a valid value for every field.
@@ -312,8 +312,9 @@ fn ethtool(control: &OwnedFd, iface: &str, request: *mut libc::c_void) -> io::Re
     ifreq.ifr_ifru.ifru_data = request.cast();
     // SAFETY: the descriptor is open for the call (borrowed from `control`); SIOCETHTOOL reads
     // the `ifreq`, which outlives the call, and reads and writes the command struct its data
-    // pointer names: every caller passes a live, exclusively borrowed struct of the size the
-    // kernel expects for the command in its first field.
+    // pointer names: every caller passes a live, exclusively borrowed struct (or, for the
+    // variable-length commands, a buffer sized from the counts the kernel reported) of at least
+    // the size the kernel reads and writes for the command in its first word.
     let rc = unsafe { libc::ioctl(control.as_raw_fd(), libc::SIOCETHTOOL as _, &mut ifreq) };
     if rc < 0 {
         return Err(io::Error::last_os_error());

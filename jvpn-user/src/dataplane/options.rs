@@ -125,6 +125,14 @@ mod tests {
         let config = options.gateway_config();
         assert_eq!(config.port.get(), abi::DEFAULT_PORT);
         assert_eq!(config.mode, DataplaneMode::Enforce as u8);
+        assert_eq!(config.flags, 0, "driver mode");
+    }
+
+    #[test]
+    fn generic_mode_is_recorded_in_the_config_entry() {
+        let mut options = DataplaneOptions::new("eth0");
+        options.xdp_mode = XdpAttachMode::Skb;
+        assert_eq!(options.gateway_config().flags, CONFIG_FLAG_GENERIC_XDP);
     }
 
     #[test]
