@@ -3,8 +3,8 @@
 //! program sees it whole. The program drops such a frame whole as `MERGED_RUN` (it is longer
 //! than any one datagram): none of its datagrams reaches the socket, forged and replayed ones
 //! included, and no replay window moves. Since that would drop a local client's bulk traffic
-//! too, `jvpn gateway` refuses generic mode on a veth with an error naming driver mode, and
-//! attaches nothing. A generic-mode load turns fraglist GRO off, which would merge datagrams
+//! too, `jvpn gateway` refuses generic mode on a veth with an error naming driver mode, before
+//! it attaches or writes anything. A generic-mode load turns fraglist GRO off, which would merge datagrams
 //! for the socket before the program.
 //!
 //! ```text
@@ -180,7 +180,7 @@ fn generic_xdp_on_a_veth_drops_a_gso_run_whole_and_none_of_it_reaches_the_socket
 }
 
 #[test]
-fn the_gateway_refuses_generic_xdp_on_a_veth_and_attaches_nothing() {
+fn the_gateway_refuses_generic_xdp_on_a_veth_and_changes_nothing() {
     require_root();
     let mut gateway = GatewayFixture::new();
     gateway.extra_args = vec!["--xdp-mode".into(), "skb".into()];
@@ -197,4 +197,8 @@ fn the_gateway_refuses_generic_xdp_on_a_veth_and_attaches_nothing() {
     );
     let pins = PinDir::new(Path::new(abi::PIN_ROOT), &iface).expect("pin dir");
     assert!(!pins.has_link(), "nothing was attached to {iface}");
+    assert!(
+        !gateway.dir.path().join("state").exists(),
+        "a refused start writes nothing (no store, no epoch)"
+    );
 }

@@ -36,6 +36,9 @@ struct Guards {
 
 /// Builds the gateway's I/O and settings, and the guards that must outlive them.
 async fn open(options: &GatewayOptions) -> Result<(GatewayIo, RunSettings, Guards), GatewayError> {
+    // Before anything is written (the epoch, the recovery debt, the pins): a refused start
+    // changes nothing.
+    refuse_generic_on_veth(&options.iface, options.xdp_mode)?;
     let config = GatewaySettings::load(&options.config)?;
     let timers = Timers::new(
         config.timeouts.keepalive_timeout.as_millis() as u64,
@@ -63,7 +66,6 @@ async fn open(options: &GatewayOptions) -> Result<(GatewayIo, RunSettings, Guard
                 "record the owed RECOVERING pass in the state dir",
             ))?;
     }
-    refuse_generic_on_veth(&options.iface, options.xdp_mode)?;
     let dataplane = Dataplane::open_or_load(&dp_options)?;
     // An adopted link keeps its mode, whatever this run asked for.
     let xdp_mode = dataplane.attach_mode()?;
