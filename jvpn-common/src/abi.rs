@@ -177,7 +177,11 @@ pub const DEFAULT_EVENTS_PER_SECOND: u32 = 1_000;
 /// ([`crate::maps::HandshakeGuard`]); the HELLO budget and scratch maps exist.
 /// 3: the replay windows are an array indexed by `SessionEntry::replay_slot`, each naming its
 /// owner session, instead of a hash map by session id; the zeroed-window scratch map is gone.
-pub const MAP_LAYOUT_VERSION: u32 = 3;
+/// 4: the config entry's flags record the attach mode (`maps::CONFIG_FLAG_GENERIC_XDP`), and
+/// counter slot 29 is `MERGED_RUN`. A gateway of this version must not adopt a program of the
+/// last one, which lacks the one-datagram rule and whose config entry does not say whether it
+/// runs in generic mode: the new layout retires it and loads this one.
+pub const MAP_LAYOUT_VERSION: u32 = 4;
 /// Root of the pins: maps and the XDP link live in `PIN_ROOT/<iface>/v<MAP_LAYOUT_VERSION>/`.
 pub const PIN_ROOT: &str = "/sys/fs/bpf/jvpn";
 

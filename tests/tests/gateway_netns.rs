@@ -10,7 +10,7 @@
 //!  |  <gw> 10.200.0.1/24 fd00:200::1/64     |        |   "attacker" :40666 ...           |
 //!  |       XDP jvpn_xdp (driver) <==========|==veth==|==> <cl> 10.200.0.2 fd00:200::2    |
 //!  +----------------------------------------+        +-----------------------------------+
-//!     pins: /sys/fs/bpf/jvpn/<gw>/v3/   control socket + store: the test's temp dir
+//!     pins: /sys/fs/bpf/jvpn/<gw>/v4/   control socket + store: the test's temp dir
 //! ```
 
 use jvpn_common::control::{ReattachAck, Reject};
