@@ -1,6 +1,8 @@
 //! The shell's hands: [`Executor`] performs the [`Effect`]s the [`Controller`] returns, on the
 //! socket, the store (through the group committer), the XDP maps, the event stream and the TUN
-//! device, and feeds each compare-and-set's outcome back to [`Controller::committed`].
+//! device, and feeds each compare-and-set's outcome back to the controller: to
+//! [`Controller::settle`], then the map write it names, then [`Controller::reply`], so the map
+//! holds a committed version before its ACK is even sealed.
 //!
 //! A new effect gets its variant in [`super::effect`] and its arm in [`Executor::perform`].
 //! Steps that commit run on their own task ([`Executor::run_step`]), so concurrent
@@ -180,9 +182,10 @@ impl Executor {
         }
     }
 
-    /// Runs one compare-and-set and hands its outcome to the controller; pushes the committed
-    /// entry into the XDP map at once (the commit-to-map latency is measured here) and returns
-    /// what the commit did and the effects that follow.
+    /// Runs one compare-and-set and hands its outcome to the controller
+    /// ([`Controller::settle`]); writes the committed entry into the XDP map at once (the
+    /// commit-to-map latency is measured here), and only then asks for the events and the reply
+    /// ([`Controller::reply`]). Returns what the commit did and the effects that follow.
     async fn commit(
         &self,
         request: Box<CasRequest>,
@@ -194,19 +197,15 @@ impl Executor {
             fault::point(fault::AFTER_CAS, cause);
         }
         let committed_at = Instant::now();
-        let (result, mut next) =
+        let settled = self.controller.settle(token, outcome);
+        if let Some((session, entry)) = settled.map_write() {
+            self.push_map(session, entry);
             self.controller
-                .committed(token, outcome, self.controller.clock.now());
-        next.retain(|effect| match effect {
-            Effect::UpsertMap { session, entry } => {
-                self.push_map(*session, entry);
-                let elapsed = committed_at.elapsed();
-                self.controller.counters.commit_to_map.record(elapsed);
-                false
-            }
-            _ => true,
-        });
-        (result, next)
+                .counters
+                .commit_to_map
+                .record(committed_at.elapsed());
+        }
+        self.controller.reply(settled, self.controller.clock.now())
     }
 
     /// Runs `input` for session `id` now and performs its effects, waiting for its commit
