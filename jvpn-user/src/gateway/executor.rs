@@ -141,7 +141,10 @@ impl Executor {
         });
         if detached {
             let exec = self.clone();
-            let owned = std::mem::take(effects);
+            // Only the effects go to the task, in a buffer of their size; the caller's buffer
+            // (grown for the largest step) stays with the caller for the next step.
+            let mut owned = Vec::with_capacity(effects.len());
+            owned.append(effects);
             tokio::spawn(async move { exec.execute(owned).await });
             return;
         }
@@ -168,7 +171,14 @@ impl Executor {
         let mut queue = VecDeque::from(effects);
         while let Some(effect) = queue.pop_front() {
             let next = match effect {
-                Effect::Commit { request, token } => self.commit(request, token).await.1,
+                Effect::Commit { request, token } => {
+                    if queue.is_empty() {
+                        // A step usually ends with its commit: free the buffer before the
+                        // wait, so thousands of commits in flight do not each hold one.
+                        queue = VecDeque::new();
+                    }
+                    self.commit(request, token).await.1
+                }
                 Effect::QueueHello(job) => self.controller.handshake(job),
                 other => {
                     // Only a commit or a HELLO is handed back, and both are handled above.
@@ -192,6 +202,9 @@ impl Executor {
         token: Box<CommitToken>,
     ) -> (Result<Applied, ApplyError>, Vec<Effect>) {
         let cause = token.cause();
+        // Unboxed for the wait: the token then lives in this task, not in a separate allocation
+        // per commit in flight (thousands of them under a burst of reattaches).
+        let token = *token;
         let outcome = self.committer.submit(*request).outcome().await;
         if matches!(outcome, Ok(CasOutcome::Committed)) {
             fault::point(fault::AFTER_CAS, cause);

@@ -51,17 +51,13 @@ impl Controller {
     /// is counted and installed in the cache; a lost race installs the winner the store
     /// returned. Seals nothing and publishes nothing: [`Self::reply`] does, after the shell
     /// wrote [`Settled::map_write`] into the map.
-    pub fn settle(
-        &self,
-        token: Box<CommitToken>,
-        outcome: Result<CasOutcome, StoreError>,
-    ) -> Settled {
+    pub fn settle(&self, token: CommitToken, outcome: Result<CasOutcome, StoreError>) -> Settled {
         let CommitToken {
             expected,
             transition,
             keys,
             then,
-        } = *token;
+        } = token;
         let Transition { session, events } = transition;
         let mut settled = Settled {
             result: Err(ApplyError::IdAlreadyIssued),

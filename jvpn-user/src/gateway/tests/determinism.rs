@@ -185,7 +185,7 @@ fn the_reply_to_a_jump_waits_for_its_commit() {
     let outcome = Ok(CasOutcome::Conflict {
         current: Some(stored),
     });
-    let settled = h.controller.settle(token, outcome);
+    let settled = h.controller.settle(*token, outcome);
     assert!(
         settled.map_write().is_none(),
         "a lost race writes no map entry"
@@ -236,7 +236,7 @@ fn a_commit_is_written_into_the_map_before_its_ack_is_sealed() {
     let next_nonce = || h.controller.sessions.lock()[&ID].next_tx_nonce;
     let nonce_before = next_nonce();
 
-    let settled = h.controller.settle(token, outcome);
+    let settled = h.controller.settle(*token, outcome);
     let (id, entry) = settled
         .map_write()
         .expect("a committed jump names its map entry");

@@ -209,7 +209,7 @@ impl Harness {
                         &request.audit,
                     );
                     // As the executor does: the map write first, then the reply.
-                    let settled = self.controller.settle(token, outcome);
+                    let settled = self.controller.settle(*token, outcome);
                     if let Some((session, entry)) = settled.map_write() {
                         let _ = self.fake.upsert_session(session, entry);
                     }
