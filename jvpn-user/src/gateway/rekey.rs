@@ -91,9 +91,8 @@ impl super::live::LiveSession {
         else {
             return;
         };
-        let keys = SessionKeys::from_stored(stored);
-        if keys != *self.keys {
-            self.keys = Arc::new(keys);
+        if !self.keys.matches_stored(stored) {
+            self.keys = Arc::new(SessionKeys::from_stored(stored));
             self.key_use = KeyUse::new(session.changed_at, self.next_tx_nonce, self.rx.highest());
         }
     }
