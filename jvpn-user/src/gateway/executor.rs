@@ -186,8 +186,14 @@ impl Executor {
                     continue;
                 }
             };
-            for effect in next.into_iter().rev() {
-                queue.push_front(effect);
+            if queue.is_empty() {
+                // The usual case (the step ended with its commit): the reply's buffer becomes
+                // the queue, with no copy and no new allocation.
+                queue = VecDeque::from(next);
+            } else {
+                for effect in next.into_iter().rev() {
+                    queue.push_front(effect);
+                }
             }
         }
     }
