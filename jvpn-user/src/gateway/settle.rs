@@ -5,7 +5,7 @@
 //!    that names the map entry to write ([`Settled::map_write`]), if anything committed;
 //! 2. the shell writes that entry into the XDP session table;
 //! 3. [`Controller::reply`] returns the rest: the events, the route change and the reply the
-//!    commit token owes ([`Then`]: a REATTACH_ACK, a REKEY_ACK, a WELCOME, a REJECT...).
+//!    commit token owes (`effect::Then`: a REATTACH_ACK, a REKEY_ACK, a WELCOME, a REJECT...).
 //!
 //! The spec's order holds at every step: only a committed version is installed or written into
 //! the map (section 7), a version never goes back (the cache and the map both refuse an older
