@@ -151,6 +151,21 @@ impl SessionKeys {
         ]
     }
 
+    /// Whether `stored` ([`SessionKeys::to_stored`]'s bytes) holds exactly these keys, compared
+    /// in constant time without building a second set of keys (the session table asks on every
+    /// commit it installs, under its lock).
+    pub fn matches_stored(&self, stored: &[u8; Self::STORED_LEN]) -> bool {
+        let mut diff = 0u8;
+        let mut at = 0;
+        for key in self.stored_parts() {
+            for (x, y) in key.iter().zip(&stored[at..at + key.len()]) {
+                diff |= x ^ y;
+            }
+            at += key.len();
+        }
+        diff == 0
+    }
+
     /// The keys from [`SessionKeys::to_stored`]'s bytes.
     pub fn from_stored(stored: &[u8; Self::STORED_LEN]) -> Self {
         let mut keys = Self::zero();
@@ -186,6 +201,28 @@ impl std::fmt::Debug for SessionKeys {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The stored form matches its own keys and nothing that differs in any byte of any key.
+    #[test]
+    fn stored_keys_match_only_their_own_bytes() {
+        let keys = SessionKeys::derive(&[1; 32], &[2; 32], &[3; 32]);
+        let stored = keys.to_stored();
+        assert!(keys.matches_stored(&stored));
+        for at in [
+            0,
+            HEADER_KEY_LEN,
+            2 * HEADER_KEY_LEN,
+            SessionKeys::STORED_LEN - 1,
+        ] {
+            let mut other = *stored;
+            other[at] ^= 1;
+            assert!(!keys.matches_stored(&other), "byte {at} differs");
+            assert_eq!(
+                SessionKeys::from_stored(&other) == keys,
+                keys.matches_stored(&other)
+            );
+        }
+    }
 
     #[test]
     fn keys_are_distinct_and_bound_to_every_input() {

@@ -2,16 +2,18 @@
 //!
 //! [`Controller`] holds every piece of the gateway's decision state, privately: the live
 //! sessions, the state machine, the counters, the HELLO guard and replay reservations, the
-//! routes. Its entry points ([`Controller::handle`], [`Controller::committed`],
-//! [`Controller::tick`], [`Controller::on_dataplane_drop`]) return [`Effect`]s; they never
+//! routes. Its entry points ([`Controller::handle`], [`Controller::settle`] and
+//! [`Controller::reply`], [`Controller::tick`], [`Controller::on_dataplane_drop`]) return
+//! [`Effect`]s or what the shell must write; they never
 //! touch a socket, the store, the XDP maps or the event stream. The shell
 //! ([`super::executor`]) performs the effects.
 //!
 //! [`Controller::apply_input`] runs an input through the pure state machine. A refusal publishes its
 //! SECURITY_EVENT or POLICY_EVENT and changes nothing; a version increment becomes an
 //! [`Effect::Commit`] (compare-and-set with its STATE_CHANGE audit records), and only once the
-//! shell reports it committed ([`Controller::committed`]) is it installed in the cache, pushed
-//! into the XDP session table, published and answered.
+//! shell reports it committed ([`Controller::settle`], [`super::settle`]) is it installed in
+//! the cache and written into the XDP session table, and only then published and answered
+//! ([`Controller::reply`]).
 
 use super::clock::ControllerClock;
 use super::counters::Counters;
@@ -22,10 +24,8 @@ use super::live::SessionTable;
 use super::routes::TunnelRoutes;
 use crate::config::GatewaySettings;
 use crate::crypto::SessionKeys;
-use crate::events::EventRecord;
-use crate::session::{Input, Millis, Reject, Session, SessionEvent, SessionMachine, Transition};
+use crate::session::{Input, Millis, Reject, Session, SessionMachine, Transition};
 use crate::store::{CasRequest, Expected, StoreError};
-use jvpn_common::maps::TransportBinding;
 use jvpn_common::RejectReason;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -82,7 +82,7 @@ pub enum Decision {
     /// Telemetry only: applied at once, nothing to commit.
     Unchanged(Session),
     /// A version increment: an [`Effect::Commit`] was pushed; its outcome comes back through
-    /// [`Controller::committed`].
+    /// [`Controller::settle`] and [`Controller::reply`].
     Commit,
 }
 
@@ -257,142 +257,5 @@ impl Controller {
                 then,
             }),
         });
-    }
-
-    /// Continues after the shell ran a compare-and-set: returns what the commit did and the
-    /// effects that follow (the map push, the events, the reply the token owes).
-    pub fn committed(
-        &self,
-        token: Box<CommitToken>,
-        outcome: Result<crate::store::CasOutcome, StoreError>,
-        now: Millis,
-    ) -> (Result<Applied, ApplyError>, Vec<Effect>) {
-        let mut out = Vec::new();
-        let CommitToken {
-            expected,
-            transition,
-            keys,
-            then,
-        } = *token;
-        let result = self.settle(expected, transition, keys, outcome, &mut out);
-        self.then(then, &result, now, &mut out);
-        (result, out)
-    }
-
-    /// Sends the reply a commit's token owes ([`Then`]).
-    fn then(
-        &self,
-        then: Then,
-        result: &Result<Applied, ApplyError>,
-        now: Millis,
-        out: &mut Vec<Effect>,
-    ) {
-        match then {
-            Then::Nothing => {}
-            Then::ReattachAck {
-                id,
-                to,
-                version,
-                nonce,
-            } => {
-                self.after_reattach(id, to, version, nonce, result, now, out);
-            }
-            Then::RekeyAck {
-                id,
-                to,
-                version,
-                nonce,
-                datagram,
-            } => self.after_rekey(id, to, version, nonce, datagram, result, now, out),
-            Then::WornOut { id } => self.after_worn_out(id, result, out),
-            Then::Welcome {
-                session,
-                to,
-                datagram,
-                reservation,
-                client,
-                settings,
-            } => {
-                self.after_welcome(session, to, datagram, reservation, &client, result, out);
-                if result.is_ok() {
-                    self.recheck_after_reload(&settings, session, now, out);
-                }
-            }
-            Then::ClientRemoved { id } => self.after_revoke(id, result, out),
-        }
-    }
-
-    /// Installs, pushes and reports a committed transition, or reports a lost one.
-    fn settle(
-        &self,
-        expected: Expected,
-        t: Transition,
-        keys: Arc<SessionKeys>,
-        outcome: Result<crate::store::CasOutcome, StoreError>,
-        out: &mut Vec<Effect>,
-    ) -> Result<Applied, ApplyError> {
-        use crate::store::CasOutcome;
-        match outcome? {
-            CasOutcome::Committed => {
-                for change in t.events.iter().filter_map(SessionEvent::as_state_change) {
-                    self.counters
-                        .transition(Some(change.from_state), change.to_state);
-                }
-                let before = self
-                    .sessions
-                    .lock()
-                    .get(&t.session.id.get())
-                    .map_or(TransportBinding::default(), |l| l.session.binding);
-                self.client_totals
-                    .committed(t.session.client_key, before, &t.events);
-                self.sessions.install(
-                    t.session.clone(),
-                    keys,
-                    super::epoch::first_nonce(self.epoch),
-                );
-                out.push(Effect::UpsertMap {
-                    session: t.session.id.get(),
-                    entry: t.session.map_entry(),
-                });
-                self.routes.committed(&t.session);
-                for event in &t.events {
-                    self.publish(event, out);
-                }
-                Ok(Applied::Committed(t.session))
-            }
-            CasOutcome::Conflict { current } => {
-                self.counters.cas_conflict();
-                let now_version = current.as_ref().map_or(0, |s| s.state_version);
-                if let Some(stored) = current {
-                    let keys = self
-                        .sessions
-                        .snapshot(stored.id.get())
-                        .map(|(_, k)| k)
-                        .unwrap_or(keys);
-                    // In a cluster the winner may be another node ([`super::ownership`]).
-                    self.install_conflicted(stored, keys);
-                }
-                tracing::warn!(
-                    session = %t.session.id,
-                    expected = ?expected,
-                    current = now_version,
-                    "compare-and-set lost to a concurrent mutation"
-                );
-                out.push(Effect::Publish(
-                    EventRecord::refusal(
-                        Some(t.session.id.get()),
-                        RejectReason::ConcurrentMutation,
-                    )
-                    .with_session_version(now_version)
-                    .with_detail(format!(
-                        "expected version {expected:?}, the store holds {now_version}"
-                    )),
-                ));
-                Err(ApplyError::Conflict {
-                    current: now_version,
-                })
-            }
-            CasOutcome::IdAlreadyIssued => Err(ApplyError::IdAlreadyIssued),
-        }
     }
 }

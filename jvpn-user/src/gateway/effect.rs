@@ -4,9 +4,11 @@
 //!
 //! A compare-and-set is the one effect whose result the controller needs: [`Effect::Commit`]
 //! carries a [`CommitToken`] (the transition, the keys and what to do next), and the shell hands
-//! the token back with the store's outcome to [`Controller::committed`](super::Controller::committed),
-//! which returns the effects that follow (install, map push, events, the reply). A step that
-//! commits ends with its `Commit`: nothing after it in the same step depends on its outcome.
+//! the token back with the store's outcome to [`Controller::settle`](super::Controller::settle),
+//! which installs a committed record and names its map entry; the shell writes the entry, then
+//! [`Controller::reply`](super::Controller::reply) returns the effects that follow (the events,
+//! the reply, sealed only then). A step that commits ends with its `Commit`: nothing after it
+//! in the same step depends on its outcome.
 
 use super::handshake::HelloJob;
 use super::hello_replay::Reservation;
@@ -46,7 +48,8 @@ pub enum Effect {
     },
     /// Run a compare-and-set in the store (through the group committer, so concurrent ones
     /// share a durable commit), then hand its outcome and the token to
-    /// [`Controller::committed`](super::Controller::committed).
+    /// [`Controller::settle`](super::Controller::settle), write the map entry it names, and
+    /// perform what [`Controller::reply`](super::Controller::reply) returns.
     Commit {
         /// The request to commit (boxed: the largest effect, and the rarest).
         request: Box<CasRequest>,
@@ -80,7 +83,7 @@ pub enum Effect {
 
 /// What the controller continues with once a compare-and-set's outcome is known. Opaque to the
 /// shell, which only carries it from [`Effect::Commit`] back to
-/// [`Controller::committed`](super::Controller::committed).
+/// [`Controller::settle`](super::Controller::settle).
 pub struct CommitToken {
     pub(super) expected: Expected,
     pub(super) transition: Transition,

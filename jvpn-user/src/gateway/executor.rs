@@ -1,6 +1,8 @@
 //! The shell's hands: [`Executor`] performs the [`Effect`]s the [`Controller`] returns, on the
 //! socket, the store (through the group committer), the XDP maps, the event stream and the TUN
-//! device, and feeds each compare-and-set's outcome back to [`Controller::committed`].
+//! device, and feeds each compare-and-set's outcome back to the controller: to
+//! [`Controller::settle`], then the map write it names, then [`Controller::reply`], so the map
+//! holds a committed version before its ACK is even sealed.
 //!
 //! A new effect gets its variant in [`super::effect`] and its arm in [`Executor::perform`].
 //! Steps that commit run on their own task ([`Executor::run_step`]), so concurrent
@@ -139,7 +141,10 @@ impl Executor {
         });
         if detached {
             let exec = self.clone();
-            let owned = std::mem::take(effects);
+            // Only the effects go to the task, in a buffer of their size; the caller's buffer
+            // (grown for the largest step) stays with the caller for the next step.
+            let mut owned = Vec::with_capacity(effects.len());
+            owned.append(effects);
             tokio::spawn(async move { exec.execute(owned).await });
             return;
         }
@@ -166,7 +171,14 @@ impl Executor {
         let mut queue = VecDeque::from(effects);
         while let Some(effect) = queue.pop_front() {
             let next = match effect {
-                Effect::Commit { request, token } => self.commit(request, token).await.1,
+                Effect::Commit { request, token } => {
+                    if queue.is_empty() {
+                        // A step usually ends with its commit: free the buffer before the
+                        // wait, so thousands of commits in flight do not each hold one.
+                        queue = VecDeque::new();
+                    }
+                    self.commit(request, token).await.1
+                }
                 Effect::QueueHello(job) => self.controller.handshake(job),
                 other => {
                     // Only a commit or a HELLO is handed back, and both are handled above.
@@ -174,39 +186,45 @@ impl Executor {
                     continue;
                 }
             };
-            for effect in next.into_iter().rev() {
-                queue.push_front(effect);
+            if queue.is_empty() {
+                // The usual case (the step ended with its commit): the reply's buffer becomes
+                // the queue, with no copy and no new allocation.
+                queue = VecDeque::from(next);
+            } else {
+                for effect in next.into_iter().rev() {
+                    queue.push_front(effect);
+                }
             }
         }
     }
 
-    /// Runs one compare-and-set and hands its outcome to the controller; pushes the committed
-    /// entry into the XDP map at once (the commit-to-map latency is measured here) and returns
-    /// what the commit did and the effects that follow.
+    /// Runs one compare-and-set and hands its outcome to the controller
+    /// ([`Controller::settle`]); writes the committed entry into the XDP map at once (the
+    /// commit-to-map latency is measured here), and only then asks for the events and the reply
+    /// ([`Controller::reply`]). Returns what the commit did and the effects that follow.
     async fn commit(
         &self,
         request: Box<CasRequest>,
         token: Box<CommitToken>,
     ) -> (Result<Applied, ApplyError>, Vec<Effect>) {
         let cause = token.cause();
+        // Unboxed for the wait: the token then lives in this task, not in a separate allocation
+        // per commit in flight (thousands of them under a burst of reattaches).
+        let token = *token;
         let outcome = self.committer.submit(*request).outcome().await;
         if matches!(outcome, Ok(CasOutcome::Committed)) {
             fault::point(fault::AFTER_CAS, cause);
         }
         let committed_at = Instant::now();
-        let (result, mut next) =
+        let settled = self.controller.settle(token, outcome);
+        if let Some((session, entry)) = settled.map_write() {
+            self.push_map(session, entry);
             self.controller
-                .committed(token, outcome, self.controller.clock.now());
-        next.retain(|effect| match effect {
-            Effect::UpsertMap { session, entry } => {
-                self.push_map(*session, entry);
-                let elapsed = committed_at.elapsed();
-                self.controller.counters.commit_to_map.record(elapsed);
-                false
-            }
-            _ => true,
-        });
-        (result, next)
+                .counters
+                .commit_to_map
+                .record(committed_at.elapsed());
+        }
+        self.controller.reply(settled, self.controller.clock.now())
     }
 
     /// Runs `input` for session `id` now and performs its effects, waiting for its commit

@@ -15,6 +15,7 @@ use crate::control::TrafficCount;
 use crate::crypto::SessionKeys;
 use crate::session::{Millis, Session};
 use jvpn_common::control::PATH_TOKEN_LEN;
+use jvpn_common::maps::TransportBinding;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -147,26 +148,37 @@ impl SessionTable {
             .map(|l| (l.session.clone(), l.keys.clone()))
     }
 
-    /// Installs a committed record if it is newer than the one held (or the first).
-    pub fn install(&self, session: Session, keys: Arc<SessionKeys>, first_tx_nonce: u64) {
+    /// Installs a committed record if it is newer than the one held (or the first); the
+    /// transport binding of the record held before, if one was (one lock for both).
+    pub fn install(
+        &self,
+        session: Session,
+        keys: Arc<SessionKeys>,
+        first_tx_nonce: u64,
+    ) -> Option<TransportBinding> {
         let mut table = self.lock();
         match table.get_mut(&session.id.get()) {
-            Some(live) if live.session.state_version >= session.state_version => {}
             Some(live) => {
-                live.challenges
-                    .retain(|c| c.version >= session.state_version);
-                live.rotate_keys(&session);
-                live.sent_ack = None;
-                live.session = session;
-                // A takeover of a stale copy numbers from its fresh epoch: another node has
-                // sent under the session's keys since. Nonces only go up, so this never reuses one.
-                live.next_tx_nonce = live.next_tx_nonce.max(first_tx_nonce);
+                let before = live.session.binding;
+                if live.session.state_version < session.state_version {
+                    live.challenges
+                        .retain(|c| c.version >= session.state_version);
+                    live.rotate_keys(&session);
+                    live.sent_ack = None;
+                    live.session = session;
+                    // A takeover of a stale copy numbers from its fresh epoch: another node has
+                    // sent under the session's keys since. Nonces only go up, so this never
+                    // reuses one.
+                    live.next_tx_nonce = live.next_tx_nonce.max(first_tx_nonce);
+                }
+                Some(before)
             }
             None => {
                 table.insert(
                     session.id.get(),
                     LiveSession::new(session, keys, first_tx_nonce),
                 );
+                None
             }
         }
     }

@@ -14,9 +14,10 @@
 //!    [`tunnel`]), or, for a version increment, a compare-and-set ([`Controller::apply_input`] in
 //!    [`core`]) carrying a token that says how to continue.
 //! 3. [`executor`]: the shell performs the effects in order; a compare-and-set goes through the
-//!    group committer on its own task, and its outcome goes back to [`Controller::committed`],
-//!    which installs the session, returns its map push, its events and the reply it owes
-//!    (`effect::Then`).
+//!    group committer on its own task, and its outcome goes back to [`Controller::settle`]
+//!    ([`settle`]), which installs the session and names its map entry; the shell writes the
+//!    entry at once, then [`Controller::reply`] returns the events and the reply the commit owes
+//!    (`effect::Then`), sealed only then.
 //! 4. [`effect`]: every effect there is, and the commit token.
 //!
 //! Adding a message type: a handler `impl Controller` method pushing effects, and its arm in
@@ -26,8 +27,8 @@
 //! [`lost_rekey_ack`]), HELLO handshakes (on the
 //! worker threads of [`handshake_pool`]) through [`Controller::handshake`]; each returns effects.
 //!
-//! - [`core`]: the [`Controller`], its private state, [`Controller::apply_input`] and
-//!   [`Controller::committed`], the one path by which a session changes.
+//! - [`core`]: the [`Controller`], its private state and [`Controller::apply_input`], the one
+//!   path by which a session changes; [`settle`]: what follows its compare-and-set.
 //! - [`session_map`]: what the shell needs of the XDP maps, as a trait the dataplane
 //!   implements (and the unit tests fake).
 //! - [`hello_guard`]: mac1 key, cookie secrets, "under load".
@@ -95,6 +96,7 @@ pub mod retention;
 pub mod roaming;
 pub mod routes;
 pub mod session_map;
+pub mod settle;
 pub mod shell;
 pub mod show;
 pub mod takeover;
@@ -111,6 +113,7 @@ pub use self::core::{Applied, ApplyError, Controller, ControllerParts, Decision}
 pub use effect::Effect;
 pub use executor::{Executor, ExecutorParts, Place};
 pub use session_map::SessionMap;
+pub use settle::Settled;
 pub use shell::{run, GatewayIo, RunSettings};
 
 use crate::config::ConfigError;

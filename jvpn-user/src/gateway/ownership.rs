@@ -249,7 +249,8 @@ impl Controller {
     pub(super) fn install_conflicted(&self, stored: Session, keys: Arc<SessionKeys>) {
         let id = stored.id.get();
         if !self.ownership.clustered() {
-            return self.sessions.install(stored, keys, first_nonce(self.epoch));
+            self.sessions.install(stored, keys, first_nonce(self.epoch));
+            return;
         }
         if !self.sessions.refresh(stored.clone()) {
             // Released while the compare-and-set was in flight: back, with its own nonce

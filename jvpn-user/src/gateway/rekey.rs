@@ -7,8 +7,9 @@
 //! from the bound transport (the XDP program enforces the same before passing it here). The Noise
 //! exchange runs before the commit; the new keys become the session's only through the
 //! compare-and-set ([`Effect::Commit`]), which writes them into the store with the STATE_CHANGE
-//! audit record before [`Controller::committed`] installs them and pushes the map entry and the
-//! events; its continuation ([`Then::RekeyAck`]) then sends the REKEY_ACK. The REKEY_ACK is sealed
+//! audit record before [`Controller::settle`] installs them and the shell writes the map entry;
+//! [`Controller::reply`] then publishes the events and its continuation ([`Then::RekeyAck`])
+//! sends the REKEY_ACK. The REKEY_ACK is sealed
 //! under the keys the client sealed its REKEY_INIT with (it cannot open anything else yet), with a
 //! gateway-to-client nonce taken before the commit: a nonce is never sealed twice under any key,
 //! whatever happens after. The ACK is kept for a while and sent again, byte for byte, if the
@@ -90,9 +91,8 @@ impl super::live::LiveSession {
         else {
             return;
         };
-        let keys = SessionKeys::from_stored(stored);
-        if keys != *self.keys {
-            self.keys = Arc::new(keys);
+        if !self.keys.matches_stored(stored) {
+            self.keys = Arc::new(SessionKeys::from_stored(stored));
             self.key_use = KeyUse::new(session.changed_at, self.next_tx_nonce, self.rx.highest());
         }
     }

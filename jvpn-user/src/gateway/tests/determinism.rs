@@ -5,9 +5,12 @@
 use super::*;
 use crate::crypto::{open_body, SessionKeys};
 use crate::gateway::effect::Then;
+use crate::gateway::Applied;
 use crate::session::{Input, Session, SessionId};
 use crate::store::{CasOutcome, Expected};
-use jvpn_common::control::{Body, PathChallenge, PathResponse, ReattachRequest, Reject, Terminate};
+use jvpn_common::control::{
+    Body, PathChallenge, PathResponse, ReattachAck, ReattachRequest, Reject, Terminate,
+};
 use jvpn_common::wire::Be64;
 use jvpn_common::{RejectReason, TransportBinding};
 
@@ -182,7 +185,12 @@ fn the_reply_to_a_jump_waits_for_its_commit() {
     let outcome = Ok(CasOutcome::Conflict {
         current: Some(stored),
     });
-    let (result, next) = h.controller.committed(token, outcome, T0);
+    let settled = h.controller.settle(*token, outcome);
+    assert!(
+        settled.map_write().is_none(),
+        "a lost race writes no map entry"
+    );
+    let (result, next) = h.controller.reply(settled, T0);
     assert!(result.is_err(), "{result:?}");
     let seen = h.settle(next, &[], T0);
     let reject = sent_to(&seen, roamed).pop().expect("a REJECT");
@@ -195,4 +203,81 @@ fn the_reply_to_a_jump_waits_for_its_commit() {
         1,
         "the map is not moved"
     );
+}
+
+/// The order after a commit, as the executor performs it: `settle` installs the committed
+/// record and names its map entry, sealing nothing (no nonce is taken); the shell writes the
+/// entry; only then does `reply` publish the STATE_CHANGE and seal the REATTACH_ACK at the
+/// committed version. So the map never waits for a seal, and no ACK exists before its commit.
+#[test]
+fn a_commit_is_written_into_the_map_before_its_ack_is_sealed() {
+    let h = Harness::new();
+    let keys = SessionKeys::from_stored(&[11; SessionKeys::STORED_LEN]);
+    adopt(&h, &keys);
+    let roamed: SocketAddr = ROAMED.parse().expect("addr");
+    let seen = h.step(&reattach(&keys, 1, 1), roamed, T0);
+    let challenge = sent_to(&seen, roamed).pop().expect("a PATH_CHALLENGE");
+    let (_, challenge) = open_body::<PathChallenge>(&keys, Direction::GatewayToClient, &challenge)
+        .expect("a sealed PATH_CHALLENGE");
+    let response = PathResponse::answering(&challenge);
+    let mut datagram = message(&keys, MessageType::PathResponse, 1, 2, response.as_body());
+    let mut out = Vec::new();
+    h.controller.handle(&mut datagram, roamed, T0, &mut out);
+    let Some(Effect::Commit { request, token }) = out.pop() else {
+        panic!("the step ends with its commit: {out:?}");
+    };
+    let outcome = h.store.compare_and_set(
+        request.session.id,
+        request.expected,
+        &request.session,
+        &request.audit,
+    );
+    assert!(matches!(outcome, Ok(CasOutcome::Committed)), "{outcome:?}");
+    let next_nonce = || h.controller.sessions.lock()[&ID].next_tx_nonce;
+    let nonce_before = next_nonce();
+
+    let settled = h.controller.settle(*token, outcome);
+    let (id, entry) = settled
+        .map_write()
+        .expect("a committed jump names its map entry");
+    assert_eq!(id, ID);
+    assert_eq!(entry.state_version, 2);
+    assert_eq!(entry.transport, TransportBinding::from_socket_addr(roamed));
+    assert_eq!(next_nonce(), nonce_before, "settling seals nothing");
+    assert_eq!(
+        h.controller
+            .sessions
+            .snapshot(ID)
+            .expect("live")
+            .0
+            .state_version,
+        2,
+        "the cache holds the committed version"
+    );
+    assert_eq!(
+        h.entry(ID).expect("entry").state_version,
+        1,
+        "not yet written"
+    );
+    h.fake.upsert_session(id, entry).expect("map write");
+
+    let (result, next) = h.controller.reply(settled, T0);
+    assert!(matches!(result, Ok(Applied::Committed(ref s)) if s.state_version == 2));
+    assert_eq!(next_nonce(), nonce_before + 1, "the ACK is sealed now");
+    let published = next
+        .iter()
+        .position(|e| matches!(e, Effect::Publish(r) if r.to_version == Some(2)));
+    let sent = next.iter().position(|e| matches!(e, Effect::Send { .. }));
+    assert!(
+        matches!((published, sent), (Some(p), Some(s)) if p < s),
+        "the STATE_CHANGE, then the ACK: {next:?}"
+    );
+    let Some(Effect::Send { to, datagram }) = sent.map(|i| &next[i]) else {
+        unreachable!("found above");
+    };
+    assert_eq!(*to, roamed);
+    let (header, ack) = open_body::<ReattachAck>(&keys, Direction::GatewayToClient, datagram)
+        .expect("a sealed REATTACH_ACK");
+    assert_eq!(ack.new_version.get(), 2);
+    assert_eq!(header.state_version.get(), 2);
 }

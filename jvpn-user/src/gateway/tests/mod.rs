@@ -6,7 +6,9 @@
 //!
 //! ```text
 //!   sealed datagram ──> Controller::handle ──> effects ──┬─ Commit ──> RedbStore (temp dir)
-//!   (client keys)        (the real handlers)             │              └─> Controller::committed
+//!   (client keys)        (the real handlers)             │              └─> Controller::settle
+//!                                                        │                   ├─> its map write ──> FakeMap
+//!                                                        │                   └─> Controller::reply ──> effects
 //!                                                        ├─ UpsertMap / Evict ──> FakeMap
 //!                                                        └─ Send / WriteTun / Publish ──> asserted
 //! ```
@@ -206,7 +208,12 @@ impl Harness {
                         &request.session,
                         &request.audit,
                     );
-                    let (_, next) = self.controller.committed(token, outcome, now);
+                    // As the executor does: the map write first, then the reply.
+                    let settled = self.controller.settle(*token, outcome);
+                    if let Some((session, entry)) = settled.map_write() {
+                        let _ = self.fake.upsert_session(session, entry);
+                    }
+                    let (_, next) = self.controller.reply(settled, now);
                     for effect in next.into_iter().rev() {
                         queue.push_front(effect);
                     }
