@@ -164,7 +164,9 @@ pub fn seal_message(
 }
 
 /// Verifies and decrypts `datagram` in place; returns its header and the plaintext body, which
-/// lies inside `datagram`. On any error the buffer's contents are unspecified and must be dropped.
+/// lies inside `datagram`. On any error the buffer's contents are unspecified and must be dropped:
+/// after a failed AEAD check the body is zeroed (ring decrypts while it authenticates), so a
+/// caller that tries other keys keeps a copy first.
 pub fn open_in_place<'a>(
     keys: &SessionKeys,
     direction: Direction,

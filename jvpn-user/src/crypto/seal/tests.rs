@@ -285,3 +285,34 @@ fn the_seal_is_rfc_8439_chacha20_poly1305_byte_for_byte() {
         Err(SealError::BadSeal)
     );
 }
+
+/// What callers that try a second key rely on knowing: a failed open does not leave the
+/// ciphertext behind (ring zeroes it), so they must copy before the first try.
+#[test]
+fn a_failed_open_leaves_no_plaintext_and_no_ciphertext() {
+    let keys = keys();
+    let sealed = seal_message(
+        &keys,
+        Direction::GatewayToClient,
+        data_header(9),
+        b"secret body",
+    )
+    .expect("sealed");
+    let mut tried = sealed.clone();
+    assert_eq!(
+        open_in_place(&other_keys(), Direction::GatewayToClient, &mut tried).map(|_| ()),
+        Err(SealError::BadTag)
+    );
+    let mut wrong_aead = sealed.clone();
+    *wrong_aead.last_mut().expect("a tag") ^= 0x80;
+    assert_eq!(
+        open_in_place(&keys, Direction::GatewayToClient, &mut wrong_aead).map(|_| ()),
+        Err(SealError::BadSeal)
+    );
+    let body = &wrong_aead[HEADER_LEN..wrong_aead.len() - AEAD_TAG_LEN];
+    assert!(
+        !body.windows(6).any(|w| w == b"secret"),
+        "no plaintext left"
+    );
+    assert_ne!(body, &sealed[HEADER_LEN..sealed.len() - AEAD_TAG_LEN]);
+}
