@@ -36,7 +36,10 @@ fn run(command: Command) -> Result<(), CliError> {
             preflight::gateway(&options)?;
             jvpn_user::service::drop_capabilities_when_serving();
             let runtime = cli::daemon_runtime()?;
-            runtime.block_on(cli::gateway_cmd::run(options, cli::shutdown_signal()))
+            cli::run_on_workers(
+                &runtime,
+                cli::gateway_cmd::run(options, cli::shutdown_signal()),
+            )
         }
         Command::Control(invocation) => control_cmd::execute(invocation),
         Command::Detach { iface } => {

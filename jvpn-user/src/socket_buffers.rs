@@ -14,12 +14,16 @@ use std::os::fd::{AsFd, BorrowedFd};
 ///
 /// The default (`net.core.rmem_default`, 212,992 bytes on Debian) holds roughly a hundred
 /// full-size datagrams at their in-kernel size, about a millisecond of a gigabit stream: one
-/// late wakeup of the receiving process overflowed it. 4 MiB holds a few thousand, tens of
-/// milliseconds, and stays below the 7 MiB wireguard-go and quic-go ask for. As root
-/// (`CAP_NET_ADMIN`) it is set past `net.core.rmem_max`/`wmem_max` with `SO_RCVBUFFORCE` and
-/// `SO_SNDBUFFORCE`; otherwise the kernel caps it at those limits. The kernel doubles the value
-/// for its bookkeeping, so the sizes read back are about twice this.
-pub const TUNNEL_SOCKET_BUFFER_BYTES: usize = 4 * 1024 * 1024;
+/// late wakeup of the receiving process overflowed it. 4 MiB was enough at 300 Mbit/s; at the
+/// 2-3.5 Gbit/s the batched data path carries, the gateway's socket still overflowed under four
+/// parallel uploads (a datagram that crossed a veth with XDP sits in a page of its own, so the
+/// buffer holds about 2,000 datagrams, a few milliseconds): 140-320 overflows and 4,400-5,400
+/// TCP retransmissions in 4 s, and 39-320 with 8 MiB, none with 16 MiB (BENCHMARKS.md, `peers`).
+/// The memory is taken only while datagrams wait. As root (`CAP_NET_ADMIN`) it is set past
+/// `net.core.rmem_max`/`wmem_max` with `SO_RCVBUFFORCE` and `SO_SNDBUFFORCE`; otherwise the
+/// kernel caps it at those limits. The kernel doubles the value for its bookkeeping, so the
+/// sizes read back are about twice this.
+pub const TUNNEL_SOCKET_BUFFER_BYTES: usize = 16 * 1024 * 1024;
 
 /// The buffer sizes a socket ended up with, as the kernel reports them (`SO_RCVBUF`,
 /// `SO_SNDBUF`).

@@ -19,6 +19,12 @@ pub const SERVER: &str = "10.99.0.1:5201";
 const STALL_PATIENCE: Duration = Duration::from_secs(90);
 /// Bytes per write and per read.
 const CHUNK: usize = 64 << 10;
+/// The sender's ceiling, in bytes per second (160 Mbit/s). Even a debug build's data path now
+/// carries more than 1 Gbit/s, and a test that acts at chosen points of the transfer needs it
+/// still flowing when it acts: unpaced, 8 MB ended before the fourth jump, and each jump's
+/// in-flight datagrams (each dropped as STALE_VERSION with its own event) pushed the session's
+/// STATE_CHANGEs out of the gateway's event history.
+const PACE_BYTES_PER_SECOND: u64 = 20_000_000;
 
 /// A running transfer.
 pub struct Transfer {
@@ -169,15 +175,23 @@ fn receive(listener: &TcpListener, received: &AtomicUsize, capacity: usize) -> V
     }
 }
 
-/// Connects to [`SERVER`] from the calling thread's namespace and writes `data`.
+/// Connects to [`SERVER`] from the calling thread's namespace and writes `data`, no faster than
+/// [`PACE_BYTES_PER_SECOND`].
 fn send(data: &[u8]) {
     let addr: SocketAddr = SERVER.parse().expect("addr");
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(10)).expect("connect");
     stream
         .set_write_timeout(Some(STALL_PATIENCE))
         .expect("a write timeout");
+    let started = Instant::now();
+    let mut sent = 0u64;
     for chunk in data.chunks(CHUNK) {
         stream.write_all(chunk).expect("send through the tunnel");
+        sent += chunk.len() as u64;
+        let due = Duration::from_micros(sent * 1_000_000 / PACE_BYTES_PER_SECOND);
+        if let Some(ahead) = due.checked_sub(started.elapsed()) {
+            std::thread::sleep(ahead);
+        }
     }
     stream
         .shutdown(Shutdown::Write)

@@ -173,9 +173,11 @@ pub fn execute(command: ClientCommand) -> Result<(), CliError> {
                     ..ConnectOptions::default()
                 },
             };
-            runtime
-                .block_on(crate::tunnel_client::run(options, super::shutdown_signal()))
-                .map_err(CliError::Client)
+            super::run_on_workers(
+                &runtime,
+                crate::tunnel_client::run(options, super::shutdown_signal()),
+            )
+            .map_err(CliError::Client)
         }
     }
 }

@@ -41,6 +41,26 @@ pub fn daemon_runtime() -> Result<tokio::runtime::Runtime, CliError> {
         .map_err(CliError::Runtime)
 }
 
+/// Runs a daemon's main future to completion as a task on `runtime`'s worker threads, and waits
+/// for it from the calling thread.
+///
+/// `Runtime::block_on` would poll the future on the calling thread, which never polls the I/O
+/// driver: every readiness event of the data loops inside it (the UDP socket, the TUN device)
+/// was then noticed by a worker, which woke the calling thread through a futex, two context
+/// switches per read. On a worker the task is woken by the thread that saw the event
+/// (BENCHMARKS.md, `peers`). A panic in the task is resumed here.
+pub fn run_on_workers<F>(runtime: &tokio::runtime::Runtime, future: F) -> F::Output
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    match runtime.block_on(runtime.spawn(future)) {
+        Ok(output) => output,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => unreachable!("the daemon task is never cancelled: {e}"),
+    }
+}
+
 /// Completes when the process receives SIGINT or SIGTERM: the gateway's shutdown signal.
 /// Must be called within a tokio runtime. If the handlers cannot be installed it logs why and never
 /// completes (the process can then still be stopped with SIGKILL).

@@ -7,14 +7,18 @@
 //! direction, and each direction has its own key. The whole header, tag included, is the associated
 //! data, so nothing in it can change without the seal failing. Opening checks the header rules, the
 //! tag and the AEAD, in that order, and hands out nothing before all of them pass.
+//!
+//! The AEAD is ring's ChaCha20-Poly1305 (BoringSSL's assembly, AVX2 where the CPU has it): on
+//! the data path it was 2-3x the speed of the RustCrypto crate, whose Poly1305 AVX2 backend
+//! calls each intrinsic out of line (BENCHMARKS.md, `peers`). The output is the same RFC 8439
+//! construction, byte for byte (a test seals with one and opens with the other).
 
 use super::session_keys::{Direction, SessionKeys};
-use chacha20poly1305::aead::AeadInPlace as _;
-use chacha20poly1305::{ChaCha20Poly1305, Key, KeyInit as _, Nonce, Tag};
 use jvpn_common::abi::HEADER_LEN;
 use jvpn_common::control::{sealed_len, Body, BodyError, AEAD_TAG_LEN};
 use jvpn_common::wire::{HeaderError, MessageType, WireHeader};
 use jvpn_common::RejectReason;
+use ring::aead::{Aad, LessSafeKey, Nonce, Tag, UnboundKey, CHACHA20_POLY1305, NONCE_LEN};
 
 /// Why a message could not be sealed or opened.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -67,14 +71,17 @@ impl SealError {
 
 /// The ChaCha20-Poly1305 nonce of the packet nonce `nonce`: 4 zero bytes, then `nonce`
 /// little-endian (as WireGuard does).
-pub fn aead_nonce(nonce: u64) -> Nonce {
-    let mut bytes = [0u8; 12];
+pub fn aead_nonce(nonce: u64) -> [u8; NONCE_LEN] {
+    let mut bytes = [0u8; NONCE_LEN];
     bytes[4..].copy_from_slice(&nonce.to_le_bytes());
-    Nonce::from(bytes)
+    bytes
 }
 
-fn cipher(keys: &SessionKeys, direction: Direction) -> ChaCha20Poly1305 {
-    ChaCha20Poly1305::new(Key::from_slice(keys.aead_key(direction)))
+fn cipher(keys: &SessionKeys, direction: Direction) -> LessSafeKey {
+    // A 32-byte key is the only thing `UnboundKey::new` checks, and the type guarantees it.
+    let key = UnboundKey::new(&CHACHA20_POLY1305, keys.aead_key(direction))
+        .expect("a ChaCha20-Poly1305 key is 32 bytes");
+    LessSafeKey::new(key)
 }
 
 /// Checks that `header` is a valid sealed message type for `direction`.
@@ -127,14 +134,14 @@ pub fn seal_append(
     out.extend_from_slice(header.as_bytes());
     out.extend_from_slice(body);
     let (head, payload) = out[start..].split_at_mut(HEADER_LEN);
-    let sealed = cipher(keys, direction).encrypt_in_place_detached(
-        &aead_nonce(header.nonce.get()),
-        head,
+    let sealed = cipher(keys, direction).seal_in_place_separate_tag(
+        Nonce::assume_unique_for_key(aead_nonce(header.nonce.get())),
+        Aad::from(&*head),
         payload,
     );
     match sealed {
         Ok(tag) => {
-            out.extend_from_slice(&tag);
+            out.extend_from_slice(tag.as_ref());
             Ok(())
         }
         Err(_) => {
@@ -157,7 +164,9 @@ pub fn seal_message(
 }
 
 /// Verifies and decrypts `datagram` in place; returns its header and the plaintext body, which
-/// lies inside `datagram`. On any error the buffer's contents are unspecified and must be dropped.
+/// lies inside `datagram`. On any error the buffer's contents are unspecified and must be dropped:
+/// after a failed AEAD check the body is zeroed (ring decrypts while it authenticates), so a
+/// caller that tries other keys keeps a copy first.
 pub fn open_in_place<'a>(
     keys: &SessionKeys,
     direction: Direction,
@@ -173,12 +182,14 @@ pub fn open_in_place<'a>(
     }
     let (head, rest) = datagram.split_at_mut(HEADER_LEN);
     let (body, tag) = rest.split_at_mut(rest.len() - AEAD_TAG_LEN);
+    let tag = Tag::try_from(&*tag).map_err(|_| SealError::BadSeal)?;
     cipher(keys, direction)
-        .decrypt_in_place_detached(
-            &aead_nonce(header.nonce.get()),
-            head,
+        .open_in_place_separate_tag(
+            Nonce::assume_unique_for_key(aead_nonce(header.nonce.get())),
+            Aad::from(&*head),
+            tag,
             body,
-            Tag::from_slice(tag),
+            0..,
         )
         .map_err(|_| SealError::BadSeal)?;
     Ok((header, body))

@@ -99,8 +99,9 @@ impl ClientSessionState {
     }
 
     /// Opens a gateway datagram in place under the current keys or, during the overlap, the
-    /// previous ones. The AEAD checks the tag before it decrypts, so a seal the current keys do
-    /// not open leaves the datagram as it came, for the previous keys to try.
+    /// previous ones. A failed open leaves the datagram zeroed (ring decrypts while it
+    /// authenticates), so during the overlap, and only then, the datagram is copied first for
+    /// the previous keys to try.
     pub(super) fn open_either<'a>(
         &self,
         datagram: &'a mut [u8],
@@ -109,10 +110,21 @@ impl ClientSessionState {
             SealError::BadTag | SealError::BadSeal => SessionRefusal::Unauthenticated(e),
             other => SessionRefusal::Malformed(other),
         };
+        let Some((previous, _)) = self.rekey.previous.as_ref() else {
+            let (header, body) =
+                open_in_place(&self.keys, Direction::GatewayToClient, datagram).map_err(refusal)?;
+            let len = body.len();
+            return Ok(Opened {
+                header,
+                body: &datagram[HEADER_LEN..HEADER_LEN + len],
+                under_previous: false,
+            });
+        };
+        let as_received = datagram.to_vec();
         let opened = match open_in_place(&self.keys, Direction::GatewayToClient, datagram) {
             Ok((header, body)) => (header, body.len(), false),
-            Err(SealError::BadSeal) if self.rekey.previous.is_some() => {
-                let (previous, _) = self.rekey.previous.as_ref().expect("checked above");
+            Err(SealError::BadSeal) => {
+                datagram.copy_from_slice(&as_received);
                 let (header, body) = open_in_place(previous, Direction::GatewayToClient, datagram)
                     .map_err(refusal)?;
                 (header, body.len(), true)

@@ -239,3 +239,80 @@ fn reasons_match_the_dataplane_codes() {
     assert_eq!(SealError::BadSeal.reason(), RejectReason::BadSeal);
     assert_eq!(SealError::Truncated(3).reason(), RejectReason::Malformed);
 }
+
+/// The wire format did not change with the AEAD's implementation: a DATA message sealed here
+/// opens with the RustCrypto ChaCha20-Poly1305 (RFC 8439) under the same key, nonce and
+/// associated data, and one that crate seals opens here; a flipped tag bit fails both ways.
+#[test]
+fn the_seal_is_rfc_8439_chacha20_poly1305_byte_for_byte() {
+    use chacha20poly1305::aead::AeadInPlace as _;
+    use chacha20poly1305::{ChaCha20Poly1305, Key, KeyInit as _, Nonce as RcNonce, Tag as RcTag};
+    let keys = keys();
+    let direction = Direction::ClientToGateway;
+    let reference = ChaCha20Poly1305::new(Key::from_slice(keys.aead_key(direction)));
+    let body: Vec<u8> = (0..1_400u32).map(|i| (i * 7) as u8).collect();
+    let nonce = 0x0a0b_0c0d_0e0f_1011;
+
+    let sealed = seal_message(&keys, direction, data_header(nonce), &body).expect("sealed");
+    let mut copy = sealed.clone();
+    let (head, rest) = copy.split_at_mut(HEADER_LEN);
+    let (payload, tag) = rest.split_at_mut(rest.len() - AEAD_TAG_LEN);
+    reference
+        .decrypt_in_place_detached(
+            RcNonce::from_slice(&aead_nonce(nonce)),
+            head,
+            payload,
+            RcTag::from_slice(tag),
+        )
+        .expect("the reference implementation opens our seal");
+    assert_eq!(payload, &body[..]);
+
+    let mut theirs = sealed[..HEADER_LEN].to_vec();
+    theirs.extend_from_slice(&body);
+    let (head, payload) = theirs.split_at_mut(HEADER_LEN);
+    let tag = reference
+        .encrypt_in_place_detached(RcNonce::from_slice(&aead_nonce(nonce)), head, payload)
+        .expect("the reference seals");
+    theirs.extend_from_slice(&tag);
+    assert_eq!(theirs, sealed, "both implementations seal the same bytes");
+    let (_, opened) = open_in_place(&keys, direction, &mut theirs).expect("we open theirs");
+    assert_eq!(opened, &body[..]);
+
+    let mut flipped = sealed;
+    *flipped.last_mut().expect("a tag") ^= 1;
+    assert_eq!(
+        open_in_place(&keys, direction, &mut flipped).map(|_| ()),
+        Err(SealError::BadSeal)
+    );
+}
+
+/// What callers that try a second key rely on knowing: a failed open does not leave the
+/// ciphertext behind (ring zeroes it), so they must copy before the first try.
+#[test]
+fn a_failed_open_leaves_no_plaintext_and_no_ciphertext() {
+    let keys = keys();
+    let sealed = seal_message(
+        &keys,
+        Direction::GatewayToClient,
+        data_header(9),
+        b"secret body",
+    )
+    .expect("sealed");
+    let mut tried = sealed.clone();
+    assert_eq!(
+        open_in_place(&other_keys(), Direction::GatewayToClient, &mut tried).map(|_| ()),
+        Err(SealError::BadTag)
+    );
+    let mut wrong_aead = sealed.clone();
+    *wrong_aead.last_mut().expect("a tag") ^= 0x80;
+    assert_eq!(
+        open_in_place(&keys, Direction::GatewayToClient, &mut wrong_aead).map(|_| ()),
+        Err(SealError::BadSeal)
+    );
+    let body = &wrong_aead[HEADER_LEN..wrong_aead.len() - AEAD_TAG_LEN];
+    assert!(
+        !body.windows(6).any(|w| w == b"secret"),
+        "no plaintext left"
+    );
+    assert_ne!(body, &sealed[HEADER_LEN..sealed.len() - AEAD_TAG_LEN]);
+}
