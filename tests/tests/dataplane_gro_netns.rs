@@ -13,26 +13,20 @@
 //!     pins: /sys/fs/bpf/jvpn/<gw>/v<layout>/  (host bpffs)
 //! ```
 
-use jvpn_common::{abi, MessageType, RejectReason, SessionState};
+use jvpn_common::{abi, MessageType, RejectReason};
+use jvpn_tests::gso_run::{offload_on, send_run, BoundSession, GatewayGro};
 use jvpn_tests::guard::PinDirGuard;
-use jvpn_tests::jvpn::TestSession;
-use jvpn_tests::netns::{run_ok, Netns};
 use jvpn_tests::require_root;
-use jvpn_tests::topology::{TwoHosts, CLIENT_V4, GATEWAY_V4};
+use jvpn_tests::topology::{TwoHosts, GATEWAY_V4};
 use jvpn_user::dataplane::{Dataplane, DataplaneOptions};
-use nix::sys::socket::{
-    recvmsg, sendmsg, setsockopt, sockopt, ControlMessage, ControlMessageOwned, MsgFlags,
-    SockaddrIn, SockaddrStorage,
-};
-use std::io::{IoSlice, IoSliceMut};
-use std::net::{SocketAddr, SocketAddrV4, UdpSocket};
+use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags, SockaddrStorage};
+use std::io::IoSliceMut;
+use std::net::{SocketAddrV4, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::time::Duration;
 
 /// The gateway's jvpn port.
 const PORT: u16 = abi::DEFAULT_PORT;
-/// The client's port the session is bound to.
-const CLIENT_PORT: u16 = 40000;
 /// The session's state_version.
 const VERSION: u64 = 3;
 /// The sealed body of every datagram: one size, so the datagrams form one GSO run.
@@ -41,33 +35,6 @@ const BODY: &[u8] = &[0xab; 600];
 const CLEAN_RUN: u64 = 8;
 /// Upper bound on waiting for a datagram that must come; a failure bound, not a sleep.
 const PATIENCE: Duration = Duration::from_secs(5);
-
-/// `generic-receive-offload` of `device` in `ns`, as `ethtool -k` reports it.
-fn gro_on(ns: &Netns, device: &str) -> bool {
-    let out = run_ok(ns.nsenter("ethtool").args(["-k", device]));
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let line = text
-        .lines()
-        .find(|l| l.starts_with("generic-receive-offload:"))
-        .unwrap_or_else(|| panic!("no GRO line in `ethtool -k {device}`:\n{text}"));
-    line.contains(": on")
-}
-
-/// Sends `datagrams` (all one size) to `to` in one `sendmsg` with `UDP_SEGMENT`.
-fn send_run(socket: &UdpSocket, to: SocketAddrV4, datagrams: &[Vec<u8>]) {
-    let size = u16::try_from(datagrams[0].len()).expect("a datagram fits a u16");
-    assert!(datagrams.iter().all(|d| d.len() == datagrams[0].len()));
-    let run = datagrams.concat();
-    let destination = SockaddrIn::from(to);
-    sendmsg(
-        socket.as_raw_fd(),
-        &[IoSlice::new(&run)],
-        &[ControlMessage::UdpGsoSegments(&size)],
-        MsgFlags::empty(),
-        Some(&destination),
-    )
-    .expect("sending a UDP GSO run");
-}
 
 /// Reads one GRO run from `socket` and splits it into its datagrams.
 fn receive_run(socket: &UdpSocket) -> Vec<Vec<u8>> {
@@ -107,7 +74,7 @@ fn gro_after_native_xdp_still_judges_every_datagram_of_a_run() {
     require_root();
     let hosts = TwoHosts::new();
     assert!(
-        !gro_on(&hosts.gateway, &hosts.gateway_if),
+        !offload_on(&hosts.gateway, &hosts.gateway_if, "generic-receive-offload"),
         "a fresh veth should start with GRO off"
     );
     let mut options = DataplaneOptions::new(hosts.gateway_if.as_str());
@@ -119,31 +86,22 @@ fn gro_after_native_xdp_still_judges_every_datagram_of_a_run() {
         .expect("loading the dataplane in the gateway namespace");
     let _pins = PinDirGuard::new(dataplane.pin_dir());
     assert!(
-        gro_on(&hosts.gateway, &hosts.gateway_if),
+        offload_on(&hosts.gateway, &hosts.gateway_if, "generic-receive-offload"),
         "a driver-mode load on a veth turns its GRO on"
     );
 
-    let gateway = hosts.gateway.run(|| {
-        let socket = UdpSocket::bind(("0.0.0.0", PORT)).expect("binding the jvpn port");
-        socket.set_read_timeout(Some(PATIENCE)).unwrap();
-        setsockopt(&socket, sockopt::UdpGroSegment, &true).expect("UDP_GRO on the socket");
-        socket
-    });
-    let client_ip = CLIENT_V4.into();
-    let client = hosts
-        .client
-        .run(|| UdpSocket::bind(SocketAddr::new(client_ip, CLIENT_PORT)).unwrap());
-    let session = TestSession::new(0x6e0_0000_0000_0001);
-    dataplane
-        .upsert_session(
-            session.id,
-            &session.entry(
-                SessionState::Attached,
-                VERSION,
-                SocketAddr::new(client_ip, CLIENT_PORT),
-            ),
-        )
-        .unwrap();
+    let BoundSession {
+        gateway,
+        client,
+        session,
+    } = BoundSession::new(
+        &hosts,
+        &dataplane,
+        (0x6e0_0000_0000_0001, VERSION),
+        PORT,
+        GatewayGro::On,
+        PATIENCE,
+    );
 
     let nonce = abi::REPLAY_WINDOW + 10;
     let valid = |n: u64| session.datagram(MessageType::Data, VERSION, n, BODY);

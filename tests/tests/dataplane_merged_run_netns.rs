@@ -17,25 +17,21 @@
 //!     pins: /sys/fs/bpf/jvpn/<gw>/v<layout>/  (host bpffs)
 //! ```
 
-use jvpn_common::{abi, MessageType, RejectReason, SessionState};
+use jvpn_common::{abi, MessageType, RejectReason};
 use jvpn_tests::gateway::GatewayFixture;
+use jvpn_tests::gso_run::{offload_on, send_run, BoundSession, GatewayGro};
 use jvpn_tests::guard::PinDirGuard;
-use jvpn_tests::jvpn::TestSession;
-use jvpn_tests::netns::{run_ok, Netns};
+use jvpn_tests::netns::run_ok;
 use jvpn_tests::require_root;
-use jvpn_tests::topology::{TwoHosts, CLIENT_V4, GATEWAY_V4};
+use jvpn_tests::topology::{TwoHosts, GATEWAY_V4};
 use jvpn_user::dataplane::{Dataplane, DataplaneOptions, PinDir, XdpAttachMode};
-use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags, SockaddrIn};
-use std::io::{ErrorKind, IoSlice};
-use std::net::{SocketAddr, SocketAddrV4, UdpSocket};
-use std::os::fd::AsRawFd;
+use std::io::ErrorKind;
+use std::net::{SocketAddrV4, UdpSocket};
 use std::path::Path;
 use std::time::Duration;
 
 /// The gateway's jvpn port.
 const PORT: u16 = abi::DEFAULT_PORT;
-/// The client's port the session is bound to.
-const CLIENT_PORT: u16 = 40000;
 /// The session's state_version.
 const VERSION: u64 = 3;
 /// The sealed body of every datagram: one size, so the datagrams form one GSO run, and three
@@ -43,31 +39,6 @@ const VERSION: u64 = 3;
 const BODY: &[u8] = &[0xab; 600];
 /// Upper bound on waiting for a datagram that must come; a failure bound, not a sleep.
 const PATIENCE: Duration = Duration::from_secs(5);
-
-/// Whether the offload `name` of `device` in `ns` is on, as `ethtool -k` reports it.
-fn offload_on(ns: &Netns, device: &str, name: &str) -> bool {
-    let out = run_ok(ns.nsenter("ethtool").args(["-k", device]));
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let line = text
-        .lines()
-        .find(|l| l.starts_with(&format!("{name}:")))
-        .unwrap_or_else(|| panic!("no {name} line in `ethtool -k {device}`:\n{text}"));
-    line.contains(": on")
-}
-
-/// Sends `datagrams` (all one size) to `to` in one `sendmsg` with `UDP_SEGMENT`.
-fn send_run(socket: &UdpSocket, to: SocketAddrV4, datagrams: &[Vec<u8>]) {
-    let size = u16::try_from(datagrams[0].len()).expect("a datagram fits a u16");
-    assert!(datagrams.iter().all(|d| d.len() == datagrams[0].len()));
-    sendmsg(
-        socket.as_raw_fd(),
-        &[IoSlice::new(&datagrams.concat())],
-        &[ControlMessage::UdpGsoSegments(&size)],
-        MsgFlags::empty(),
-        Some(&SockaddrIn::from(to)),
-    )
-    .expect("sending a UDP GSO run");
-}
 
 /// The next datagram on `socket`, which must come.
 fn receive(socket: &UdpSocket) -> Vec<u8> {
@@ -107,26 +78,18 @@ fn generic_xdp_on_a_veth_drops_a_gso_run_whole_and_none_of_it_reaches_the_socket
         "a generic-mode load turns fraglist GRO off"
     );
 
-    let gateway = hosts.gateway.run(|| {
-        let socket = UdpSocket::bind(("0.0.0.0", PORT)).expect("binding the jvpn port");
-        socket.set_read_timeout(Some(PATIENCE)).unwrap();
-        socket
-    });
-    let client_ip = CLIENT_V4.into();
-    let client = hosts
-        .client
-        .run(|| UdpSocket::bind(SocketAddr::new(client_ip, CLIENT_PORT)).unwrap());
-    let session = TestSession::new(0x6e1_0000_0000_0001);
-    dataplane
-        .upsert_session(
-            session.id,
-            &session.entry(
-                SessionState::Attached,
-                VERSION,
-                SocketAddr::new(client_ip, CLIENT_PORT),
-            ),
-        )
-        .unwrap();
+    let BoundSession {
+        gateway,
+        client,
+        session,
+    } = BoundSession::new(
+        &hosts,
+        &dataplane,
+        (0x6e1_0000_0000_0001, VERSION),
+        PORT,
+        GatewayGro::Off,
+        PATIENCE,
+    );
     let to = SocketAddrV4::new(GATEWAY_V4, PORT);
     let nonce = abi::REPLAY_WINDOW + 10;
     let valid = |n: u64| session.datagram(MessageType::Data, VERSION, n, BODY);

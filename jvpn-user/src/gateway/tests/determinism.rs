@@ -4,10 +4,10 @@
 
 use super::*;
 use crate::crypto::{open_body, SessionKeys};
-use crate::gateway::effect::Then;
+use crate::gateway::effect::{CommitToken, Then};
 use crate::gateway::Applied;
 use crate::session::{Input, Session, SessionId};
-use crate::store::{CasOutcome, Expected};
+use crate::store::{CasOutcome, CasRequest, Expected};
 use jvpn_common::control::{
     Body, PathChallenge, PathResponse, ReattachAck, ReattachRequest, Reject, Terminate,
 };
@@ -153,6 +153,28 @@ fn the_same_inputs_give_the_same_effects() {
     }
 }
 
+/// Jumps the adopted session to `roamed` (REATTACH_REQUEST, PATH_CHALLENGE, PATH_RESPONSE) up
+/// to the compare-and-set its step ends with: the commit's request and token, and the step's
+/// other effects.
+fn jump_to_its_commit(
+    h: &Harness,
+    keys: &SessionKeys,
+    roamed: SocketAddr,
+) -> (Box<CasRequest>, Box<CommitToken>, Vec<Effect>) {
+    let seen = h.step(&reattach(keys, 1, 1), roamed, T0);
+    let challenge = sent_to(&seen, roamed).pop().expect("a PATH_CHALLENGE");
+    let (_, challenge) = open_body::<PathChallenge>(keys, Direction::GatewayToClient, &challenge)
+        .expect("a sealed PATH_CHALLENGE");
+    let response = PathResponse::answering(&challenge);
+    let mut datagram = message(keys, MessageType::PathResponse, 1, 2, response.as_body());
+    let mut out = Vec::new();
+    h.controller.handle(&mut datagram, roamed, T0, &mut out);
+    let Some(Effect::Commit { request, token }) = out.pop() else {
+        panic!("the step ends with its commit: {out:?}");
+    };
+    (request, token, out)
+}
+
 /// A PATH_RESPONSE that validates ends its step with the compare-and-set and sends nothing;
 /// the reply comes from the outcome: a lost race is refused with CONCURRENT_MUTATION at the
 /// version the store holds, and the session is not moved.
@@ -162,17 +184,7 @@ fn the_reply_to_a_jump_waits_for_its_commit() {
     let keys = SessionKeys::from_stored(&[9; SessionKeys::STORED_LEN]);
     adopt(&h, &keys);
     let roamed: SocketAddr = ROAMED.parse().expect("addr");
-    let seen = h.step(&reattach(&keys, 1, 1), roamed, T0);
-    let challenge = sent_to(&seen, roamed).pop().expect("a PATH_CHALLENGE");
-    let (_, challenge) = open_body::<PathChallenge>(&keys, Direction::GatewayToClient, &challenge)
-        .expect("a sealed PATH_CHALLENGE");
-    let response = PathResponse::answering(&challenge);
-    let mut datagram = message(&keys, MessageType::PathResponse, 1, 2, response.as_body());
-    let mut out = Vec::new();
-    h.controller.handle(&mut datagram, roamed, T0, &mut out);
-    let Some(Effect::Commit { request, token }) = out.pop() else {
-        panic!("the step ends with its commit: {out:?}");
-    };
+    let (request, token, out) = jump_to_its_commit(&h, &keys, roamed);
     assert!(
         out.iter().all(|e| !matches!(e, Effect::Send { .. })),
         "nothing is sent before the commit: {out:?}"
@@ -215,17 +227,7 @@ fn a_commit_is_written_into_the_map_before_its_ack_is_sealed() {
     let keys = SessionKeys::from_stored(&[11; SessionKeys::STORED_LEN]);
     adopt(&h, &keys);
     let roamed: SocketAddr = ROAMED.parse().expect("addr");
-    let seen = h.step(&reattach(&keys, 1, 1), roamed, T0);
-    let challenge = sent_to(&seen, roamed).pop().expect("a PATH_CHALLENGE");
-    let (_, challenge) = open_body::<PathChallenge>(&keys, Direction::GatewayToClient, &challenge)
-        .expect("a sealed PATH_CHALLENGE");
-    let response = PathResponse::answering(&challenge);
-    let mut datagram = message(&keys, MessageType::PathResponse, 1, 2, response.as_body());
-    let mut out = Vec::new();
-    h.controller.handle(&mut datagram, roamed, T0, &mut out);
-    let Some(Effect::Commit { request, token }) = out.pop() else {
-        panic!("the step ends with its commit: {out:?}");
-    };
+    let (request, token, _) = jump_to_its_commit(&h, &keys, roamed);
     let outcome = h.store.compare_and_set(
         request.session.id,
         request.expected,
