@@ -168,7 +168,8 @@ pub fn enable_gro_on_veth(iface: &str) -> io::Result<VethGro> {
         cmd: ETHTOOL_GGRO,
         data: 0,
     };
-    ethtool(&control, iface, std::ptr::from_mut(&mut gro).cast())?;
+    // SAFETY: `gro` is a whole `struct ethtool_value`, what ETHTOOL_GGRO reads and writes.
+    unsafe { ethtool(&control, iface, std::ptr::from_mut(&mut gro).cast())? };
     if gro.data != 0 {
         return Ok(VethGro::AlreadyOn);
     }
@@ -176,7 +177,8 @@ pub fn enable_gro_on_veth(iface: &str) -> io::Result<VethGro> {
         cmd: ETHTOOL_SGRO,
         data: 1,
     };
-    ethtool(&control, iface, std::ptr::from_mut(&mut set).cast())?;
+    // SAFETY: `set` is a whole `struct ethtool_value`, what ETHTOOL_SGRO reads.
+    unsafe { ethtool(&control, iface, std::ptr::from_mut(&mut set).cast())? };
     Ok(VethGro::TurnedOn)
 }
 
@@ -194,17 +196,20 @@ pub enum FraglistGro {
 /// see the gateway's datagrams as runs (docs/datapath.md, "Merged runs").
 pub fn disable_fraglist_gro(iface: &str) -> io::Result<FraglistGro> {
     let control = control_socket()?;
-    let Some(bit) = feature_bit(&control, iface, FRAGLIST_GRO)? else {
+    let count = feature_count(&control, iface)?;
+    let Some(bit) = feature_bit(&control, iface, count, FRAGLIST_GRO)? else {
         return Ok(FraglistGro::Off);
     };
-    let words = feature_words(&control, iface)?;
+    // `ETHTOOL_DEV_FEATURE_WORDS`: the feature bits in 32-bit words.
+    let words = count.div_ceil(32);
     let (word, mask) = (bit / 32, 1u32 << (bit % 32));
     // `struct ethtool_gfeatures`: cmd, size, then per word {available, requested, active,
     // never_changed}.
     let mut get = vec![0u32; 2 + 4 * words];
     get[0] = ETHTOOL_GFEATURES;
     get[1] = words as u32;
-    ethtool(&control, iface, get.as_mut_ptr().cast())?;
+    // SAFETY: `get` holds the header and the `words` blocks the kernel writes for that size.
+    unsafe { ethtool(&control, iface, get.as_mut_ptr().cast())? };
     if get[2 + 4 * word + 2] & mask == 0 {
         return Ok(FraglistGro::Off);
     }
@@ -213,8 +218,12 @@ pub fn disable_fraglist_gro(iface: &str) -> io::Result<FraglistGro> {
     set[0] = ETHTOOL_SFEATURES;
     set[1] = words as u32;
     set[2 + 2 * word] = mask;
-    ethtool(&control, iface, set.as_mut_ptr().cast())?;
-    ethtool(&control, iface, get.as_mut_ptr().cast())?;
+    // SAFETY: `set` holds the header and the `words` blocks the kernel reads for that size,
+    // and `get` is as above.
+    unsafe {
+        ethtool(&control, iface, set.as_mut_ptr().cast())?;
+        ethtool(&control, iface, get.as_mut_ptr().cast())?;
+    }
     if get[2 + 4 * word + 2] & mask != 0 {
         return Err(io::Error::other("the driver kept rx-gro-list on"));
     }
@@ -238,28 +247,29 @@ fn feature_count(control: &OwnedFd, iface: &str) -> io::Result<usize> {
         sset_mask: 1 << ETH_SS_FEATURES,
         data: [0],
     };
-    ethtool(control, iface, std::ptr::from_mut(&mut info).cast())?;
+    // SAFETY: `info` is a `struct ethtool_sset_info` with room for the one set it asks about.
+    unsafe { ethtool(control, iface, std::ptr::from_mut(&mut info).cast())? };
     if info.sset_mask & (1 << ETH_SS_FEATURES) == 0 {
         return Err(io::Error::other("the kernel names no feature bits"));
     }
     Ok(info.data[0] as usize)
 }
 
-/// The number of 32-bit words of the feature bits (`ETHTOOL_DEV_FEATURE_WORDS`).
-fn feature_words(control: &OwnedFd, iface: &str) -> io::Result<usize> {
-    Ok(feature_count(control, iface)?.div_ceil(32))
-}
-
-/// The index of the feature bit called `name`, if the kernel has it.
-fn feature_bit(control: &OwnedFd, iface: &str, name: &[u8]) -> io::Result<Option<usize>> {
-    let count = feature_count(control, iface)?;
+/// The index of the feature bit called `name` among the `count` the kernel names, if it has it.
+fn feature_bit(
+    control: &OwnedFd,
+    iface: &str,
+    count: usize,
+    name: &[u8],
+) -> io::Result<Option<usize>> {
     // `struct ethtool_gstrings`: cmd, string_set, len, then `len` names of 32 bytes (the
     // kernel writes as many as the set has, which `count` just said).
     let mut strings = vec![0u32; 3 + count * ETH_GSTRING_LEN / 4];
     strings[0] = ETHTOOL_GSTRINGS;
     strings[1] = ETH_SS_FEATURES;
     strings[2] = count as u32;
-    ethtool(control, iface, strings.as_mut_ptr().cast())?;
+    // SAFETY: `strings` holds the header and `count` names, all the kernel writes.
+    unsafe { ethtool(control, iface, strings.as_mut_ptr().cast())? };
     let names: Vec<u8> = strings[3..].iter().flat_map(|w| w.to_ne_bytes()).collect();
     Ok(names.chunks(ETH_GSTRING_LEN).position(|n| {
         let len = n.iter().position(|&b| b == 0).unwrap_or(ETH_GSTRING_LEN);
@@ -292,14 +302,21 @@ fn is_veth_on(control: &OwnedFd, iface: &str) -> io::Result<bool> {
         eedump_len: 0,
         regdump_len: 0,
     };
-    ethtool(control, iface, std::ptr::from_mut(&mut info).cast())?;
+    // SAFETY: `info` is a whole `struct ethtool_drvinfo`, what ETHTOOL_GDRVINFO writes.
+    unsafe { ethtool(control, iface, std::ptr::from_mut(&mut info).cast())? };
     let driver_len = info.driver.iter().position(|&b| b == 0).unwrap_or(32);
     Ok(&info.driver[..driver_len] == VETH_DRIVER)
 }
 
 /// One `SIOCETHTOOL` request on `iface`; `request` points at an ethtool command struct whose
-/// first field is its `cmd`, as long as the kernel reads and writes for that command.
-fn ethtool(control: &OwnedFd, iface: &str, request: *mut libc::c_void) -> io::Result<()> {
+/// first field is its `cmd`.
+///
+/// # Safety
+///
+/// `request` must point at a live buffer, not otherwise borrowed during the call, at least as
+/// long as the kernel reads and writes for the command in its first word (for the
+/// variable-length commands, as long as the counts in its header say).
+unsafe fn ethtool(control: &OwnedFd, iface: &str, request: *mut libc::c_void) -> io::Result<()> {
     // SAFETY: `ifreq` is a plain C struct (a name array and a union of integers and pointers);
     // all-zero is a valid value for every field.
     let mut ifreq: libc::ifreq = unsafe { std::mem::zeroed() };
@@ -310,11 +327,8 @@ fn ethtool(control: &OwnedFd, iface: &str, request: *mut libc::c_void) -> io::Re
         *slot = byte as libc::c_char;
     }
     ifreq.ifr_ifru.ifru_data = request.cast();
-    // SAFETY: the descriptor is open for the call (borrowed from `control`); SIOCETHTOOL reads
-    // the `ifreq`, which outlives the call, and reads and writes the command struct its data
-    // pointer names: every caller passes a live, exclusively borrowed struct (or, for the
-    // variable-length commands, a buffer sized from the counts the kernel reported) of at least
-    // the size the kernel reads and writes for the command in its first word.
+    // SAFETY: the descriptor is open (borrowed from `control`), the `ifreq` outlives the call,
+    // and the command buffer its data pointer names is as this function's contract requires.
     let rc = unsafe { libc::ioctl(control.as_raw_fd(), libc::SIOCETHTOOL as _, &mut ifreq) };
     if rc < 0 {
         return Err(io::Error::last_os_error());
