@@ -11,7 +11,7 @@
 //! +---------------+---------------+-------------------------------+
 //! |   version=1   |     type      |          flags = 0            |  0
 //! +---------------+---------------+-------------------------------+
-//! |                         reserved = 0                          |  4
+//! |        slot_hint (the session's node-local slot; 0: none)     |  4
 //! +---------------------------------------------------------------+
 //! |                     session_id (64 bits)                      |  8
 //! |                  (0 in HELLO, and only there)                 |
@@ -27,6 +27,12 @@
 //! +---------------------------------------------------------------+
 //! |   body: Noise handshake, AEAD-sealed payload or control body  | 40
 //! ```
+//!
+//! The slot hint (`WireHeader::slot_hint`) is 0 in HELLO and COOKIE_REPLY. The gateway writes
+//! the session's slot in its node's session array ([`MAP_SESSIONS`]) into the headers it sends;
+//! a client echoes the last one it accepted. The XDP program tries that slot first and, if it
+//! names another session or none, finds the slot in its hash index ([`MAP_SESSION_INDEX`]), so a
+//! wrong or forged hint costs time, never correctness.
 //!
 //! The tag covers bytes `0..TAG_OFFSET`; the body is covered by the AEAD of the message type.
 //! Each direction has its own header key (client-to-gateway, gateway-to-client), so a message
@@ -120,10 +126,11 @@ pub const HELLO_BUDGET_COOKIE: u32 = 1;
 pub const HEADER_KEY_LEN: usize = 16;
 
 /// Default capacity of the session table and of the replay windows, overridable at load time
-/// (`jvpn gateway --max-sessions`). The replay windows ([`MAP_REPLAY`], an ARRAY of
+/// (`jvpn gateway --max-sessions`). The session lines ([`MAP_SESSIONS`], an ARRAY of
+/// [`crate::maps::SessionLine`]) and the replay bitmaps ([`MAP_REPLAY`], an ARRAY of
 /// [`crate::maps::ReplayState`]) are allocated whole when the program loads, so this default, a
-/// mid-size gateway's, costs about 68 MB of kernel memory with no session at all (1,048,576
-/// would cost 1.1 GB); the session entries are allocated as sessions come.
+/// mid-size gateway's, costs about 72 MB of kernel memory with no session at all (1,048,576
+/// would cost 1.1 GB); only the index entries ([`MAP_SESSION_INDEX`]) come as sessions come.
 pub const DEFAULT_MAX_SESSIONS: u32 = 65_536;
 /// Number of 64-bit slots of a replay window (a power of two).
 pub const REPLAY_SLOTS: usize = 128;
@@ -181,15 +188,27 @@ pub const DEFAULT_EVENTS_PER_SECOND: u32 = 1_000;
 /// counter slot 29 is `MERGED_RUN`. A gateway of this version must not adopt a program of the
 /// last one, which lacks the one-datagram rule and whose config entry does not say whether it
 /// runs in generic mode: the new layout retires it and loads this one.
-pub const MAP_LAYOUT_VERSION: u32 = 4;
+/// 5: the session table is an array of one 64-byte line per slot ([`crate::maps::SessionLine`],
+/// written under a sequence lock through a memory map), found by the header's slot hint or by a
+/// hash index from session id to slot; the replay window's `max` lives in the line, the array of
+/// windows keeps only the bitmaps; counter slot 30 is `SESSION_BUSY`. Older pins are retired as
+/// v3 pins were by v4.
+pub const MAP_LAYOUT_VERSION: u32 = 5;
 /// Root of the pins: maps and the XDP link live in `PIN_ROOT/<iface>/v<MAP_LAYOUT_VERSION>/`.
 pub const PIN_ROOT: &str = "/sys/fs/bpf/jvpn";
 
-/// Name of the session table (hash, key `u64` session id, value [`crate::SessionEntry`]).
+/// Name of the session table (array with `BPF_F_MMAPABLE`, index the session's slot, value
+/// [`crate::maps::SessionLine`]; one cache line per session).
 pub const MAP_SESSIONS: &str = "JVPN_SESSIONS";
-/// Name of the replay windows (array, index `SessionEntry::replay_slot`, value
-/// [`crate::ReplayState`]; as many slots as the session table has room for).
+/// Name of the session index (hash, key `u64` session id, value `u32` slot in
+/// [`MAP_SESSIONS`]): complete and authoritative, used when the header's slot hint misses.
+pub const MAP_SESSION_INDEX: &str = "JVPN_SESSION_INDEX";
+/// Name of the replay bitmaps (array, index the session's slot, value [`crate::ReplayState`];
+/// as many slots as the session table).
 pub const MAP_REPLAY: &str = "JVPN_REPLAY";
+/// Size of one session line in bytes: a cache line. The session array is memory-mappable, so its
+/// values start page-aligned and each line is exactly one cache line.
+pub const SESSION_LINE_LEN: usize = 64;
 /// Name of the per-CPU drop/pass counters (array indexed by [`crate::RejectReason`], value
 /// [`crate::DropCounter`]).
 pub const MAP_COUNTERS: &str = "JVPN_COUNTERS";

@@ -32,7 +32,7 @@ pub mod wire;
 
 pub use maps::{
     DropCounter, GatewayConfig, HandshakeGuard, ReplayState, SecurityEvent, SessionEntry,
-    SessionState, TokenBucket, TransportBinding,
+    SessionLine, SessionState, TokenBucket, TransportBinding,
 };
 pub use reason::RejectReason;
 pub use wire::{MessageType, WireHeader};

@@ -1,10 +1,12 @@
 //! Values stored in the BPF maps, and the security event record of the ring buffer.
 //!
-//! Ownership is split so no value has two writers at once: the controller writes [`SessionEntry`]
-//! (whole values, so the XDP program sees the old entry or the new one, never a mix) and
-//! [`GatewayConfig`], and resets a [`ReplayState`] only while no entry points at it; the XDP
-//! program writes [`ReplayState`] between those resets, and [`TokenBucket`], [`DropCounter`],
-//! [`EventLoss`] and [`EventBudget`]. Map integers are native-endian unless their type says otherwise.
+//! Ownership is split so no word has two writers at once: the controller writes a
+//! [`SessionLine`] under its sequence lock (every field but `max`, which it writes only when it
+//! hands the slot to a session), the session index and [`GatewayConfig`], and resets a
+//! [`ReplayState`] only while its slot is being handed out or taken back; the XDP program
+//! writes a line's `max` and the [`ReplayState`] between those resets, and [`TokenBucket`],
+//! [`DropCounter`], [`EventLoss`] and [`EventBudget`]. Map integers are native-endian unless
+//! their type says otherwise.
 
 use crate::abi::REPLAY_SLOTS;
 use crate::wire::Be16;
@@ -112,7 +114,9 @@ impl TransportBinding {
     }
 }
 
-/// A session as the XDP program sees it. Written only by the controller, always whole.
+/// A session as the controller describes it to the dataplane (`Dataplane::upsert_session`),
+/// which lays it out as a [`SessionLine`]. Its layout is also the value of the benchmark's
+/// lookup baseline (the session table of layouts 2 to 4, a hash map of these).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
 pub struct SessionEntry {
@@ -127,41 +131,108 @@ pub struct SessionEntry {
     pub state: u8,
     /// Explicit padding, zero.
     pub _pad: [u8; 3],
-    /// The index of the session's replay window in the replay array (`abi::MAP_REPLAY`),
-    /// assigned by the dataplane's userspace when the session enters the table and freed when it
-    /// leaves, so the XDP program finds the window without a second hash lookup. The program
-    /// refuses the packet (`REPLAY_SLOT`) if the index is out of range or the window there does
-    /// not name this session as its [`ReplayState::owner`].
+    /// The session's slot: the index of its line in the session array (`abi::MAP_SESSIONS`)
+    /// and of its window in the replay array, assigned by the dataplane's userspace when the
+    /// session enters the table and freed when it leaves. Ignored when written (the dataplane
+    /// assigns it), reported when read.
     pub replay_slot: u32,
-    /// The session id this entry belongs to, equal to its map key. A preallocated hash map may
-    /// hand a deleted element to another key while a program still reads it (RCU reuse), so the
-    /// XDP program checks this after its copy and refuses an entry that names another session.
+    /// The session id.
     pub session_id: u64,
 }
 
 const _: () = assert!(core::mem::size_of::<SessionEntry>() == 64);
 
-/// The replay window of one session (client to gateway direction), one element of the replay
-/// array. Userspace writes it whole only while no session entry points at it: zeroed with the
-/// new owner just before a session's entry is published, zeroed without an owner after the entry
-/// is deleted. In between only the XDP program writes it, with atomic operations; see
-/// [`crate::replay`] for the algorithm.
+/// One session's line of the session array (`abi::MAP_SESSIONS`, layout v5): everything the
+/// accept path reads, in one cache line, and the replay window's `max`.
+///
+/// The controller writes a line in place through a memory map, under a sequence lock: `seq` odd,
+/// the fields, `seq` even (release). The XDP program reads `seq`, copies the fields, reads `seq`
+/// again, and refuses the packet (`SESSION_BUSY`) if it was odd or moved: it never judges a mix of
+/// two versions of a session. `max` is outside the lock: the XDP program moves it with
+/// compare-and-swap (`crate::replay`), and the controller writes it only when it hands the slot
+/// to a session (to 0) or takes it back.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
+pub struct SessionLine {
+    /// Sequence word of the lock: odd while the controller rewrites the line.
+    pub seq: u32,
+    /// [`SessionState`] as a byte.
+    pub state: u8,
+    /// Explicit padding, zero.
+    pub _pad: u8,
+    /// The bound transport's UDP port, network byte order.
+    pub port: Be16,
+    /// The session whose line this is; 0 while the slot is free (no session id is 0). The XDP
+    /// program checks it against the header's session id, so a slot hint, a stale index entry or
+    /// a reused slot never acts on another session's line.
+    pub session_id: u64,
+    /// The session's current state_version.
+    pub state_version: u64,
+    /// The highest client-to-gateway nonce accepted (0 before the first): the replay window's
+    /// head, here so the window costs only the bitmap line of the nonce.
+    pub max: u64,
+    /// The SipHash key of client-to-gateway header tags (never the gateway-to-client one).
+    pub header_key: [u8; 16],
+    /// The bound transport's address, IPv6 or IPv4-mapped.
+    pub addr: [u8; 16],
+}
+
+const _: () = assert!(core::mem::size_of::<SessionLine>() == crate::abi::SESSION_LINE_LEN);
+
+impl SessionLine {
+    /// The transport DATA must come from.
+    #[inline(always)]
+    pub fn transport(&self) -> TransportBinding {
+        TransportBinding {
+            addr: self.addr,
+            port: self.port,
+            _pad: [0; 6],
+        }
+    }
+
+    /// The line of `entry` with sequence word `seq` and replay head `max`.
+    pub fn of(entry: &SessionEntry, seq: u32, max: u64) -> Self {
+        Self {
+            seq,
+            state: entry.state,
+            _pad: 0,
+            port: entry.transport.port,
+            session_id: entry.session_id,
+            state_version: entry.state_version,
+            max,
+            header_key: entry.header_key,
+            addr: entry.transport.addr,
+        }
+    }
+
+    /// The entry this line describes, at `slot`.
+    pub fn entry(&self, slot: u32) -> SessionEntry {
+        SessionEntry {
+            state_version: self.state_version,
+            header_key: self.header_key,
+            transport: self.transport(),
+            state: self.state,
+            _pad: [0; 3],
+            replay_slot: slot,
+            session_id: self.session_id,
+        }
+    }
+}
+
+/// The replay bitmaps of one session (client to gateway direction), one element of the replay
+/// array, at the session's slot; the window's head (`max`) is in the session's [`SessionLine`].
+/// Userspace zeroes it when it hands the slot to a session and when it takes it back; in between
+/// only the XDP program writes it, with atomic operations; see [`crate::replay`] for the
+/// algorithm.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
 pub struct ReplayState {
-    /// The session id whose window this is; 0 while the slot is free (no session id is 0). The
-    /// XDP program checks it against the packet's session before touching anything else, so an
-    /// entry can never act on another session's window (a stale copy of a removed session's
-    /// entry, a slot since reused, a corrupted entry): it fails closed.
-    pub owner: u64,
-    /// The highest nonce ever accepted (0 before the first).
-    pub max: u64,
     /// Slot `i` holds the nonces of blocks `b` with `b % REPLAY_SLOTS == i`: generation in the high
     /// 32 bits, a bitmap of the block's 32 nonces in the low 32.
     pub slots: [u64; REPLAY_SLOTS],
 }
 
-const _: () = assert!(core::mem::size_of::<ReplayState>() == 16 + 8 * REPLAY_SLOTS);
+const _: () = assert!(core::mem::size_of::<ReplayState>() == 8 * REPLAY_SLOTS);
 
 /// Dataplane mode, in [`GatewayConfig::mode`].
 #[repr(u8)]
@@ -373,6 +444,7 @@ mod pod {
     }
     aya_pod!(
         SessionEntry,
+        SessionLine,
         ReplayState,
         GatewayConfig,
         HandshakeGuard,

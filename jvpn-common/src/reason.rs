@@ -72,6 +72,11 @@ pub enum RejectReason {
     /// generic XDP sees whole) or a forgery. Dropped whole, since the program could judge only
     /// the first of them (docs/datapath.md, "Merged runs").
     MergedRun = 29,
+    /// The session's line was being rewritten by the controller while the packet read it (its
+    /// sequence word odd, or changed during the read): the packet is dropped rather than judged
+    /// on a mix of two versions of the session (layout v5, `maps::SessionLine`). The sender's
+    /// next packet finds the line whole.
+    SessionBusy = 30,
 }
 
 /// Number of slots in the per-CPU counter array: slot 0 counts accepted packets, slot
@@ -84,7 +89,7 @@ pub const COUNTER_TO_CONTROLLER: u32 = COUNTER_SLOTS - 1;
 
 impl RejectReason {
     /// Every reason, in code order.
-    pub const ALL: [RejectReason; 29] = [
+    pub const ALL: [RejectReason; 30] = [
         Self::Malformed,
         Self::HandshakeRate,
         Self::UnknownSession,
@@ -114,6 +119,7 @@ impl RejectReason {
         Self::ClientSessionLimit,
         Self::ReplaySlot,
         Self::MergedRun,
+        Self::SessionBusy,
     ];
 
     /// The code carried in events, REJECT bodies and counter indexes.
@@ -165,6 +171,7 @@ impl RejectReason {
             Self::ClientSessionLimit => "CLIENT_SESSION_LIMIT",
             Self::ReplaySlot => "REPLAY_SLOT",
             Self::MergedRun => "MERGED_RUN",
+            Self::SessionBusy => "SESSION_BUSY",
         }
     }
 

@@ -123,7 +123,7 @@ pub enum HeaderError {
     UnknownType,
     /// A flag bit this version does not define is set.
     UnknownFlags,
-    /// The reserved word is not zero.
+    /// A HELLO or COOKIE_REPLY (untagged) whose slot hint is not zero.
     Reserved,
     /// HELLO or COOKIE_REPLY with a session id, version, nonce or tag, or another type without a
     /// session id.
@@ -142,8 +142,13 @@ pub struct WireHeader {
     pub msg_type: u8,
     /// Flags; no bit is defined yet.
     pub flags: Be16,
-    /// Reserved, zero.
-    pub reserved: Be32,
+    /// The slot hint (layout v5, issue 10): the session's slot in the gateway node's session
+    /// array, so the XDP program finds the session by index instead of by a hash lookup. The
+    /// gateway writes it into its headers, the client echoes the last one it accepted; 0 means
+    /// "none". Covered by the tag like every field before it, but never trusted: the program
+    /// checks the slot's session id and falls back to its hash index (docs/protocol.md, "Slot
+    /// hint"). Zero in HELLO and COOKIE_REPLY, which carry no tag.
+    pub slot_hint: Be32,
     /// The session, 0 only in HELLO.
     pub session_id: Be64,
     /// The sender's view of the session's state_version.
@@ -169,7 +174,7 @@ impl WireHeader {
             version: PROTOCOL_VERSION,
             msg_type: msg_type as u8,
             flags: Be16::new(0),
-            reserved: Be32::new(0),
+            slot_hint: Be32::new(0),
             session_id: Be64::new(session_id),
             state_version: Be64::new(state_version),
             nonce: Be64::new(nonce),
@@ -183,6 +188,20 @@ impl WireHeader {
         let h: WireHeader = bytemuck::pod_read_unaligned(bytes);
         h.validate()?;
         Ok(h)
+    }
+
+    /// The slot named by the slot hint, if there is one (the hint is the slot plus one, so 0
+    /// means none and slot 0 is still reachable).
+    #[inline(always)]
+    pub fn hinted_slot(&self) -> Option<u32> {
+        self.slot_hint.get().checked_sub(1)
+    }
+
+    /// Sets the slot hint to name `slot` (see [`WireHeader::hinted_slot`]), or to none. Call
+    /// before [`WireHeader::seal`]: the tag covers the hint.
+    #[inline(always)]
+    pub fn set_hinted_slot(&mut self, slot: Option<u32>) {
+        self.slot_hint = Be32::new(slot.map_or(0, |s| s.wrapping_add(1)));
     }
 
     /// The message type, if the header is valid.
@@ -203,11 +222,11 @@ impl WireHeader {
         if self.flags.get() & !KNOWN_FLAGS != 0 {
             return Err(HeaderError::UnknownFlags);
         }
-        if self.reserved.get() != 0 {
-            return Err(HeaderError::Reserved);
-        }
         let sid = self.session_id.get();
         if matches!(t, MessageType::Hello | MessageType::CookieReply) {
+            if self.slot_hint.get() != 0 {
+                return Err(HeaderError::Reserved);
+            }
             if sid != 0
                 || self.state_version.get() != 0
                 || self.nonce.get() != 0
@@ -343,7 +362,6 @@ mod tests {
             ("type 255", |b| b[1] = 255, HeaderError::UnknownType),
             ("low flag", |b| b[3] = 1, HeaderError::UnknownFlags),
             ("high flag", |b| b[2] = 0x80, HeaderError::UnknownFlags),
-            ("reserved", |b| b[7] = 1, HeaderError::Reserved),
             (
                 "data without session",
                 |b| b[8..16].fill(0),
@@ -363,6 +381,20 @@ mod tests {
             assert_eq!(WireHeader::parse(&b), Err(*expected), "{name}");
         }
         let hello = WireHeader::new(MessageType::Hello, 0, 0, 0);
+        let mut b = *hello.as_bytes();
+        b[7] = 1;
+        assert_eq!(
+            WireHeader::parse(&b),
+            Err(HeaderError::Reserved),
+            "hello with a slot hint"
+        );
+        let mut b = good;
+        b[4..8].copy_from_slice(&0xdead_beef_u32.to_be_bytes());
+        assert_eq!(
+            WireHeader::parse(&b).map(|h| h.slot_hint.get()),
+            Ok(0xdead_beef),
+            "a tagged header may carry any slot hint"
+        );
         for (field, range) in [("version", 16..24), ("nonce", 24..32), ("tag", 32..40)] {
             let mut b = *hello.as_bytes();
             b[range.end - 1] = 1;

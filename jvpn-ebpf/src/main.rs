@@ -2,7 +2,8 @@
 //! gateway's interface, before the kernel's network stack sees it.
 //!
 //! Layout: [`maps`] declares every map; [`rules`] applies the decision list and returns a verdict
-//! or a refusal with its reason; [`replay`] runs the lock-free replay window on map memory;
+//! or a refusal with its reason; [`session`] finds a session's line (by slot hint, else by
+//! index) and reads it under its sequence lock; [`replay`] runs the lock-free replay window on map memory;
 //! [`hello`] admits HELLOs (MACs, budgets, cookies) and [`ratelimit`] holds their token buckets; [`report`] counts every packet it judged and
 //! emits security events. Packet bytes are read only through `jvpn_ebpf::packet`.
 #![no_std]
@@ -20,6 +21,7 @@ mod ratelimit;
 mod replay;
 mod report;
 mod rules;
+mod session;
 mod verdict;
 
 use aya_ebpf::macros::xdp;

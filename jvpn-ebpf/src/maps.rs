@@ -6,30 +6,38 @@
 //! while a load without pin paths (the test-run tests, the benchmark) leaves nothing behind. A map
 //! declared pinned by name would instead be pinned under `/sys/fs/bpf` by default and silently
 //! reused by the next load. Sizes are the defaults of `jvpn_common::abi`; the loader sets the
-//! capacity of the session and replay tables at load time.
+//! capacity of the session array, its index and the replay array at load time.
 
-use aya_ebpf::bindings::BPF_F_NO_PREALLOC;
+use aya_ebpf::bindings::{BPF_F_MMAPABLE, BPF_F_NO_PREALLOC};
 use aya_ebpf::macros::map;
 use aya_ebpf::maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf};
 use jvpn_common::abi::{DEFAULT_MAX_SESSIONS, EVENT_RING_BYTES, HELLO_BUCKETS};
 use jvpn_common::maps::{
-    DropCounter, EventBudget, EventLoss, GatewayConfig, ReplayState, SessionEntry, SourceKey,
+    DropCounter, EventBudget, EventLoss, GatewayConfig, ReplayState, SessionLine, SourceKey,
     TokenBucket,
 };
 use jvpn_common::reason::COUNTER_SLOTS;
 
-/// Sessions by id, written whole by the controller. Not preallocated: memory follows the live
-/// sessions rather than the capacity, and a replaced entry is not recycled into another key's
-/// slot while a reader may still hold it (prealloc hash maps reuse freed elements at once).
+/// Sessions by slot, one 64-byte line each (layout v5): everything the accept path reads in
+/// one cache line. Memory-mappable, so the values start page-aligned (each line is exactly a
+/// cache line) and the controller writes them in place under their sequence lock (see
+/// `jvpn_common::maps::SessionLine` and `crate::rules::line`). Allocated whole at load.
 #[map(name = "JVPN_SESSIONS")]
-pub static JVPN_SESSIONS: HashMap<u64, SessionEntry> =
+pub static JVPN_SESSIONS: Array<SessionLine> =
+    Array::with_max_entries(DEFAULT_MAX_SESSIONS, BPF_F_MMAPABLE);
+
+/// The slot of every session by id, complete and authoritative, for packets whose slot hint
+/// misses (0, out of range, or naming another session). A small value keeps its element small.
+/// Not preallocated: memory follows the live sessions, and a deleted element is not recycled
+/// into another key while a reader may still hold it.
+#[map(name = "JVPN_SESSION_INDEX")]
+pub static JVPN_SESSION_INDEX: HashMap<u64, u32> =
     HashMap::with_max_entries(DEFAULT_MAX_SESSIONS, BPF_F_NO_PREALLOC);
 
-/// Replay windows by slot (`SessionEntry::replay_slot`): an array, so a session's window is one
-/// bounds-checked index away from its entry instead of a second hash lookup, and costs its 1,040
-/// bytes and nothing more (a hash element of that size took a 2 KiB allocation). Each names its
-/// owner; userspace resets a window only while no entry points at it, this program writes it
-/// otherwise (see `crate::replay`).
+/// Replay bitmaps by slot (the same slot as the session's line, whose `max` is the window's
+/// head): 1,024 bytes a session, one bounds-checked index away. Userspace zeroes a window when
+/// it hands the slot out or takes it back; this program writes it otherwise (see
+/// `crate::replay`).
 #[map(name = "JVPN_REPLAY")]
 pub static JVPN_REPLAY: Array<ReplayState> = Array::with_max_entries(DEFAULT_MAX_SESSIONS, 0);
 

@@ -3,18 +3,18 @@
 //! packet breaks is the reason it is refused. Reads maps, writes only the replay window (through
 //! [`crate::replay`]) and the HELLO buckets (through [`crate::hello`]).
 
-use crate::maps::JVPN_SESSIONS;
 use crate::ratelimit::admit_hello;
 use crate::verdict::{Refusal, Seen, Verdict};
-use crate::{hello, replay};
+use crate::{hello, replay, session};
 use aya_ebpf::programs::XdpContext;
+use bytemuck::Zeroable;
 use jvpn_common::abi::HEADER_LEN;
 use jvpn_common::control::MAX_DATAGRAM_LEN;
 use jvpn_common::maps::CONFIG_FLAG_CLUSTER;
 use jvpn_common::siphash::SipKey;
 use jvpn_common::version::check_version;
 use jvpn_common::{
-    GatewayConfig, MessageType, RejectReason, SessionEntry, SessionState, WireHeader,
+    GatewayConfig, MessageType, RejectReason, SessionLine, SessionState, WireHeader,
 };
 use jvpn_ebpf::packet::{udp_datagram, Packet, Transport};
 
@@ -67,7 +67,9 @@ pub fn try_jvpn_xdp(
 
     // 3. The session must exist and the tag verify before anything of it is touched.
     let session_id = header.session_id.get();
-    let Some(session) = session(session_id) else {
+    let mut session = SessionLine::zeroed();
+    let found = session::find(&header, session_id, &mut session).map_err(|r| seen.refuse(r))?;
+    let Some(slot) = found else {
         // In a cluster, another node may have served it: the controller looks it up in the
         // shared store. Unauthenticated here, so within the per-source HELLO budget.
         let takeover = matches!(
@@ -96,8 +98,7 @@ pub fn try_jvpn_xdp(
     match msg_type {
         // 5. Control messages: replay-checked here, decided by the controller (CAS).
         MessageType::ReattachRequest | MessageType::PathResponse | MessageType::Terminate => {
-            replay::check_and_record(ctx, session_id, session.replay_slot, nonce)
-                .map_err(|r| seen.refuse(r))?;
+            replay::check_and_record(ctx, session_id, slot, nonce).map_err(|r| seen.refuse(r))?;
             Ok(Verdict::ToController)
         }
         // 6. DATA, KEEPALIVE and REKEY_INIT: the full versioning check. A rekey is only asked
@@ -109,11 +110,10 @@ pub fn try_jvpn_xdp(
             }
             check_version(header.state_version.get(), session.state_version)
                 .map_err(|r| seen.refuse(r))?;
-            if datagram.source != session.transport {
+            if datagram.source != session.transport() {
                 return Err(seen.refuse(RejectReason::TransportMismatch));
             }
-            replay::check_and_record(ctx, session_id, session.replay_slot, nonce)
-                .map_err(|r| seen.refuse(r))?;
+            replay::check_and_record(ctx, session_id, slot, nonce).map_err(|r| seen.refuse(r))?;
             if msg_type == MessageType::RekeyInit {
                 return Ok(Verdict::ToController);
             }
@@ -122,17 +122,4 @@ pub fn try_jvpn_xdp(
         // HELLO was handled in step 2 and gateway-only types refused in step 1.
         _ => Err(seen.refuse(RejectReason::Malformed)),
     }
-}
-
-/// A copy of the session's entry: the controller replaces entries whole, and copying at once
-/// keeps this packet's view of the session consistent while it is judged. The preallocated map
-/// may reuse a deleted element for another key between the lookup and the copy, so a copy that
-/// names another session is refused as unknown.
-#[inline(always)]
-fn session(session_id: u64) -> Option<SessionEntry> {
-    let entry = JVPN_SESSIONS.get_ptr(session_id)?;
-    // SAFETY: a hash map value pointer returned by the lookup stays valid memory for the rest of
-    // this program run (RCU); it is read once, by value, and checked below.
-    let copy = unsafe { entry.read() };
-    (copy.session_id == session_id).then_some(copy)
 }

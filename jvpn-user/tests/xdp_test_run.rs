@@ -1,7 +1,8 @@
 //! The real jvpn XDP object through `BPF_PROG_TEST_RUN`, around the decision list (which
 //! `xdp_decision_list.rs` covers row by row): the object's maps, foreign traffic, an unconfigured
 //! program, monitor mode, the HELLO rate limit, event rate limiting and a full ring buffer (the
-//! replay slots have `xdp_replay_slots.rs`).
+//! slots have `xdp_replay_slots.rs`, the slot hint and the lines' sequence lock
+//! `xdp_slot_hint.rs`).
 //!
 //! Runs as root (loading BPF programs needs it); each test loads its own copy of the object.
 
@@ -9,7 +10,7 @@ mod xdp_support;
 
 use jvpn_common::abi::{
     MAP_CONFIG, MAP_COUNTERS, MAP_EVENTS, MAP_EVENT_BUDGET, MAP_EVENT_LOSS, MAP_HELLO_BUCKETS,
-    MAP_HELLO_BUDGET, MAP_REPLAY, MAP_SCRATCH, MAP_SESSIONS,
+    MAP_HELLO_BUDGET, MAP_REPLAY, MAP_SCRATCH, MAP_SESSIONS, MAP_SESSION_INDEX,
 };
 use jvpn_common::maps::DataplaneMode;
 use jvpn_common::reason::{COUNTER_ACCEPTED, COUNTER_TO_CONTROLLER};
@@ -33,6 +34,7 @@ fn object_declares_every_abi_map() {
     let dp = TestDataplane::load(16);
     for name in [
         MAP_SESSIONS,
+        MAP_SESSION_INDEX,
         MAP_REPLAY,
         MAP_COUNTERS,
         MAP_EVENT_LOSS,

@@ -235,6 +235,20 @@ pub enum DataplaneError {
         source: Box<aya::maps::MapError>,
     },
 
+    /// The session array could not be mapped into this process, or is not memory-mappable.
+    #[error(
+        "mapping the session array {map} into memory failed: {source}; it must be a \
+         BPF_F_MMAPABLE array of this jvpn's layout (kernel 5.5 or later): detach the old \
+         dataplane (remove its pin directory) and load again"
+    )]
+    SessionArrayMap {
+        /// The map's name.
+        map: &'static str,
+        /// What failed.
+        #[source]
+        source: io::Error,
+    },
+
     /// Creating, opening or removing a pin failed.
     #[error("{operation} {} failed: {source}; check that it is on a BPF filesystem", path.display())]
     Pin {

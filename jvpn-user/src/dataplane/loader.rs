@@ -85,6 +85,7 @@ impl Dataplane {
         let mut loader = EbpfLoader::new();
         loader
             .map_max_entries(abi::MAP_SESSIONS, options.max_sessions)
+            .map_max_entries(abi::MAP_SESSION_INDEX, options.max_sessions)
             .map_max_entries(abi::MAP_REPLAY, options.max_sessions);
         for name in PINNED_MAPS {
             loader.map_pin_path(name, pins.map(name));

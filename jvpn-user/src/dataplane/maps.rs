@@ -1,25 +1,28 @@
 //! Typed handles on the pinned maps userspace reads and writes. Both a fresh load and an adoption
 //! open the maps the same way, from their pins, so the two paths cannot drift apart; opening also
 //! checks each pinned map's key and value sizes against this build's types, and rebuilds the
-//! replay slot bookkeeping from the session table (`sessions.rs`, `SessionMaps::adopt`).
+//! slot bookkeeping from the session index (`sessions.rs`, `SessionMaps::adopt`).
 
+use super::lines::SessionLines;
 use super::pins::PinDir;
 use super::slots::ReplaySlots;
 use super::DataplaneError;
 use aya::maps::{Array, HashMap, Map, MapData, PerCpuArray, RingBuf};
 use jvpn_common::abi;
-use jvpn_common::maps::{EventLoss, ReplayState};
-use jvpn_common::{DropCounter, GatewayConfig, SessionEntry};
+use jvpn_common::maps::{EventLoss, ReplayState, SessionLine};
+use jvpn_common::{DropCounter, GatewayConfig};
 use std::sync::Mutex;
 
-/// The two per-session maps and the slot bookkeeping, kept under one lock so a
+/// The three per-session maps and the slot bookkeeping, kept under one lock so a
 /// read-compare-write of a session, with the slot handed to it or taken back, is atomic with
-/// respect to this process.
+/// respect to this process (and the lines' sequence locks have one writer at a time).
 pub(crate) struct SessionMaps {
-    /// Session table, written only by the controller (through this handle).
-    pub(crate) sessions: HashMap<MapData, u64, SessionEntry>,
-    /// Replay windows by slot: reset by userspace while no entry points at them, written by the
-    /// XDP program otherwise.
+    /// Session lines by slot, written in place by the controller (through this mapping).
+    pub(crate) lines: SessionLines,
+    /// Slot by session id, written only by the controller.
+    pub(crate) index: HashMap<MapData, u64, u32>,
+    /// Replay bitmaps by slot: reset by userspace when a slot changes hands, written by the XDP
+    /// program otherwise.
     pub(crate) replay: Array<MapData, ReplayState>,
     /// Which session owns which replay slot.
     pub(crate) slots: ReplaySlots,
@@ -44,17 +47,14 @@ pub(crate) struct PinnedMaps {
 impl PinnedMaps {
     /// Opens every map userspace uses from `pins`.
     pub(crate) fn open(pins: &PinDir) -> Result<Self, DataplaneError> {
-        let sessions_data = open_data(pins, abi::MAP_SESSIONS)?;
-        let capacity = sessions_data
-            .info()
-            .map_err(DataplaneError::map(
-                "reading the capacity of",
-                abi::MAP_SESSIONS,
-            ))?
-            .max_entries();
-        let sessions = typed(pins, abi::MAP_SESSIONS, sessions_data)?;
-        let replay = typed(pins, abi::MAP_REPLAY, open_data(pins, abi::MAP_REPLAY)?)?;
-        let session_maps = SessionMaps::adopt(sessions, replay)?;
+        let lines_data = open_data(pins, abi::MAP_SESSIONS)?;
+        let lines = SessionLines::map(&lines_data)?;
+        let capacity = lines.len();
+        // Checks the value size against this build's line; the mapping outlives the handle.
+        let _: Array<MapData, SessionLine> = typed(pins, abi::MAP_SESSIONS, lines_data)?;
+        let index = open(pins, abi::MAP_SESSION_INDEX)?;
+        let replay = open(pins, abi::MAP_REPLAY)?;
+        let session_maps = SessionMaps::adopt(lines, index, replay)?;
         Ok(Self {
             session_maps: Mutex::new(session_maps),
             capacity,

@@ -9,22 +9,25 @@
 //!   veth also turns the veth's GRO on (`offload`). Dropping a `Dataplane`
 //!   never detaches: enforcement outlives the controller.
 //! - The session table (`upsert_session`, `remove_session`, `session`, `session_count`), written in
-//!   version order, each session with its replay window's slot ([`ReplaySlots`]).
+//!   version order, each session in its slot ([`ReplaySlots`]): a line of the session array
+//!   (written in place under a sequence lock, `lines`), an index entry and a replay window.
 //! - [`Dataplane::counters`]: per-reason packet and byte totals and event losses.
 //! - [`Dataplane::take_event_reader`]: the security event stream ([`EventReader`]).
 //! - [`Dataplane::take_log_forwarder`]: the program's aya-log records into `tracing`.
 //!
 //! Module map: `arch` (the CPUs the program is proven on), `kernel_features` (what the program
 //! needs from the kernel, probed before a load), `loader` (load, adopt, detach), `options`, `pins`,
-//! `maps` (typed pinned-map handles), `sessions`, `slots`, `counters`, `events`, `logs`,
-//! `privileges`, `error`, `offload` (GRO on a veth, by the ethtool ioctl) and `sys` (the raw
-//! `bpf(2)` commands aya does not wrap), the only two modules with `unsafe` code.
+//! `maps` (typed pinned-map handles), `sessions`, `slots`, `lines` (the session array mapped
+//! into memory), `counters`, `events`, `logs`, `privileges`, `error`, `offload` (GRO on a veth,
+//! by the ethtool ioctl) and `sys` (the raw `bpf(2)` commands aya does not wrap); `lines`,
+//! `offload` and `sys` are the only modules with `unsafe` code.
 
 pub mod arch;
 mod counters;
 mod error;
 mod events;
 pub mod kernel_features;
+mod lines;
 mod loader;
 mod logs;
 mod maps;

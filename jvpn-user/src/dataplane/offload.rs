@@ -14,7 +14,7 @@
 //! it they arrive as runs again (the socket has `UDP_GRO` on). Every frame has been judged by the
 //! program before GRO sees it, so merging after it changes nothing of what XDP checks.
 //!
-//! This is the only module of the dataplane besides `sys` with `unsafe` code.
+//! Besides `sys` and `lines`, the only module of the dataplane with `unsafe` code.
 #![expect(
     unsafe_code,
     reason = "the SIOCETHTOOL ioctl, which std and nix do not wrap"

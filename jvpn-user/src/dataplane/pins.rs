@@ -9,8 +9,9 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 /// Every map the dataplane pins, by object name.
-pub(crate) const PINNED_MAPS: [&str; 8] = [
+pub(crate) const PINNED_MAPS: [&str; 9] = [
     abi::MAP_SESSIONS,
+    abi::MAP_SESSION_INDEX,
     abi::MAP_REPLAY,
     abi::MAP_COUNTERS,
     abi::MAP_EVENT_LOSS,

@@ -4,7 +4,7 @@
 //! Forcing a detach matters because closing our descriptor only detaches XDP once no other
 //! process (say, a controller that was replaced but not yet dead) holds the link open.
 //!
-//! This is the only module of the dataplane with `unsafe` code.
+//! One of the three modules of the dataplane with `unsafe` code (with `lines` and `offload`).
 #![expect(unsafe_code, reason = "raw bpf(2) calls aya does not wrap")]
 
 use std::ffi::CString;

@@ -295,7 +295,7 @@ fn header(bytes: &[u8]) -> WireHeader {
         version: bytes[0],
         msg_type: bytes[1],
         flags: Be16(b(2..4).try_into().expect("2 bytes")),
-        reserved: Be32(b(4..8).try_into().expect("4 bytes")),
+        slot_hint: Be32(b(4..8).try_into().expect("4 bytes")),
         session_id: Be64(b(8..16).try_into().expect("8 bytes")),
         state_version: Be64(b(16..24).try_into().expect("8 bytes")),
         nonce: Be64(b(24..32).try_into().expect("8 bytes")),

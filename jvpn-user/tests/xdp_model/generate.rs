@@ -312,7 +312,9 @@ impl Generator {
                 0 => header.version = rng.pick(&[0, 2, 255]),
                 1 => header.msg_type = rng.pick(&[0, 1, 11, 200]),
                 2 => header.flags = Be16::new(1 << rng.below(16)),
-                _ => header.reserved = Be32::new(1 << rng.below(32)),
+                // Any slot hint, wrong or out of range (a HELLO's is malformed): the hint
+                // must never change a verdict, only how the session is found.
+                _ => header.slot_hint = Be32::new(rng.next_u64() as u32),
             }
         }
         let own_key = session.map(|s| s.header_key);

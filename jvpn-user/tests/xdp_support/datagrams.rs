@@ -18,7 +18,21 @@ pub fn message(
     key: &[u8; HEADER_KEY_LEN],
     body_len: usize,
 ) -> Vec<u8> {
+    hinted_message(msg_type, session_id, version, nonce, key, body_len, None)
+}
+
+/// As [`message`], with the header's slot hint naming `slot` (covered by the tag).
+pub fn hinted_message(
+    msg_type: MessageType,
+    session_id: u64,
+    version: u64,
+    nonce: u64,
+    key: &[u8; HEADER_KEY_LEN],
+    body_len: usize,
+    slot: Option<u32>,
+) -> Vec<u8> {
     let mut header = WireHeader::new(msg_type, session_id, version, nonce);
+    header.set_hinted_slot(slot);
     if msg_type != MessageType::Hello {
         header.seal(SipKey::from_bytes(key));
     }

@@ -12,9 +12,9 @@ use aya::{Ebpf, EbpfLoader};
 use bytemuck::Zeroable;
 use jvpn_common::abi::{
     HEADER_KEY_LEN, MAP_CONFIG, MAP_COUNTERS, MAP_EVENTS, MAP_EVENT_LOSS, MAP_REPLAY, MAP_SESSIONS,
-    PROGRAM_NAME,
+    MAP_SESSION_INDEX, PROGRAM_NAME,
 };
-use jvpn_common::maps::{DataplaneMode, EventLoss, HandshakeGuard, ReplayState};
+use jvpn_common::maps::{DataplaneMode, EventLoss, HandshakeGuard, ReplayState, SessionLine};
 use jvpn_common::reason::COUNTER_SLOTS;
 use jvpn_common::wire::Be16;
 use jvpn_common::{
@@ -110,8 +110,9 @@ pub const COOKIE_SECRET: [u8; 16] = [0xc1; 16];
 pub const PREVIOUS_COOKIE_SECRET: [u8; 16] = [0xc0; 16];
 
 /// The real XDP object, loaded (not attached, not pinned) for test runs. Sessions get their
-/// replay slots from the dataplane's own bookkeeping ([`ReplaySlots`]), with the same map writes
-/// as `Dataplane::upsert_session` and `remove_session`.
+/// slots from the dataplane's own bookkeeping ([`ReplaySlots`]), with the same map writes, in
+/// the same order, as `Dataplane::upsert_session` and `remove_session` (lines are written with
+/// `bpf_map_update_elem` here: nothing runs the program while a test writes).
 pub struct TestDataplane {
     ebpf: Ebpf,
     slots: ReplaySlots,
@@ -125,10 +126,13 @@ impl TestDataplane {
         Self::load_with(max_sessions, max_sessions)
     }
 
-    /// Loads the object with the given capacities of the session table and the replay array.
+    /// Loads the object with the given capacities of the session array (and its index) and the
+    /// replay array. Slots are handed out over the session array.
     pub fn load_with(max_sessions: u32, max_replay_windows: u32) -> Self {
         let mut ebpf = EbpfLoader::new()
             .map_max_entries(MAP_SESSIONS, max_sessions)
+            // Room beyond the slots for the stale index entries tests plant.
+            .map_max_entries(MAP_SESSION_INDEX, max_sessions + 16)
             .map_max_entries(MAP_REPLAY, max_replay_windows)
             .load(jvpn_user::dataplane::object::JVPN_XDP_OBJECT)
             .expect("loading the jvpn XDP object");
@@ -142,7 +146,7 @@ impl TestDataplane {
             .unwrap_or_else(|e| panic!("the verifier refused jvpn_xdp: {e:#?}"));
         Self {
             ebpf,
-            slots: ReplaySlots::new(max_replay_windows),
+            slots: ReplaySlots::new(max_sessions),
             slot_of: Default::default(),
         }
     }
@@ -180,20 +184,18 @@ impl TestDataplane {
         );
     }
 
-    /// Writes `entry` under `id` with `id`'s replay slot (a new session's window reset first),
-    /// and otherwise exactly as given, even if it names another session.
+    /// Writes `entry` into `id`'s slot (a new session's window zeroed and its line's `max`
+    /// reset first) and indexes `id` there; otherwise exactly as given, even if the entry names
+    /// another session.
     pub fn set_raw_session(&mut self, id: u64, entry: SessionEntry) {
         let replay_slot = match self.slot_of(id) {
             Some(slot) => slot,
             None => {
-                let slot = self.slots.allocate(id).expect("a free replay slot");
-                self.write_window(
-                    slot,
-                    ReplayState {
-                        owner: id,
-                        ..Zeroable::zeroed()
-                    },
-                );
+                let slot = self.slots.allocate(id).expect("a free slot");
+                if slot < self.replay_len() {
+                    self.write_window(slot, Zeroable::zeroed());
+                }
+                self.write_line(slot, SessionLine::zeroed());
                 self.slot_of.insert(id, slot);
                 slot
             }
@@ -207,20 +209,63 @@ impl TestDataplane {
         );
     }
 
-    /// Writes `entry` under `id` exactly as given, replay slot included.
+    /// Writes `entry` into the line at its `replay_slot` exactly as given (keeping the line's
+    /// `max`), and indexes `id` at that slot.
     pub fn set_exact_session(&mut self, id: u64, entry: SessionEntry) {
-        let mut map: HashMap<&mut MapData, u64, SessionEntry> =
-            HashMap::try_from(self.ebpf.map_mut(MAP_SESSIONS).expect("session map"))
-                .expect("session map type");
-        map.insert(id, entry, 0).expect("writing a session");
+        let slot = entry.replay_slot;
+        let max = self.line(slot).max;
+        self.write_line(slot, SessionLine::of(&entry, 0, max));
+        self.set_index(id, slot);
     }
 
-    /// The replay slot `id` owns, if any.
+    /// Points the index entry of `id` at `slot`, and at nothing else.
+    pub fn set_index(&mut self, id: u64, slot: u32) {
+        let mut map: HashMap<&mut MapData, u64, u32> =
+            HashMap::try_from(self.ebpf.map_mut(MAP_SESSION_INDEX).expect("session index"))
+                .expect("session index type");
+        map.insert(id, slot, 0).expect("indexing a session");
+    }
+
+    /// Deletes the index entry of `id`, leaving its line and slot.
+    pub fn remove_index(&mut self, id: u64) {
+        let mut map: HashMap<&mut MapData, u64, u32> =
+            HashMap::try_from(self.ebpf.map_mut(MAP_SESSION_INDEX).expect("session index"))
+                .expect("session index type");
+        map.remove(&id).expect("deleting an index entry");
+    }
+
+    /// The line at `slot`.
+    pub fn line(&self, slot: u32) -> SessionLine {
+        let map: Array<&MapData, SessionLine> =
+            Array::try_from(self.ebpf.map(MAP_SESSIONS).expect("session array"))
+                .expect("session array type");
+        map.get(&slot, 0)
+            .unwrap_or_else(|e| panic!("reading session line {slot}: {e}"))
+    }
+
+    /// Writes the line at `slot` as given (sequence word included).
+    pub fn write_line(&mut self, slot: u32, line: SessionLine) {
+        let mut map: Array<&mut MapData, SessionLine> =
+            Array::try_from(self.ebpf.map_mut(MAP_SESSIONS).expect("session array"))
+                .expect("session array type");
+        map.set(slot, line, 0)
+            .unwrap_or_else(|e| panic!("writing session line {slot}: {e}"));
+    }
+
+    /// The slot `id` owns, if any.
     pub fn slot_of(&self, id: u64) -> Option<u32> {
         self.slot_of.get(&id).copied()
     }
 
-    /// The window at `slot`.
+    /// Number of windows of the replay array.
+    pub fn replay_len(&self) -> u32 {
+        let map: Array<&MapData, ReplayState> =
+            Array::try_from(self.ebpf.map(MAP_REPLAY).expect("replay map"))
+                .expect("replay map type");
+        map.len()
+    }
+
+    /// The replay bitmaps at `slot`.
     pub fn window(&self, slot: u32) -> ReplayState {
         let map: Array<&MapData, ReplayState> =
             Array::try_from(self.ebpf.map(MAP_REPLAY).expect("replay map"))
@@ -229,7 +274,7 @@ impl TestDataplane {
             .unwrap_or_else(|e| panic!("reading replay window {slot}: {e}"))
     }
 
-    /// Writes the window at `slot` as given.
+    /// Writes the replay bitmaps at `slot` as given.
     pub fn write_window(&mut self, slot: u32, window: ReplayState) {
         let mut map: Array<&mut MapData, ReplayState> =
             Array::try_from(self.ebpf.map_mut(MAP_REPLAY).expect("replay map"))
@@ -238,22 +283,35 @@ impl TestDataplane {
             .unwrap_or_else(|e| panic!("writing replay window {slot}: {e}"));
     }
 
-    /// The newest nonce the session's replay window accepted (its `max`), or `None` if the
-    /// session has no slot or its window accepted nothing yet.
+    /// The newest nonce the session's replay window accepted (its line's `max`), or `None` if
+    /// the session has no slot or its window accepted nothing yet.
     pub fn replay_max(&self, id: u64) -> Option<u64> {
-        let window = self.window(self.slot_of(id)?);
-        assert_eq!(window.owner, id, "the window of {id:x} names another owner");
-        (window.max != 0).then_some(window.max)
+        let line = self.line(self.slot_of(id)?);
+        assert_eq!(
+            line.session_id, id,
+            "the line of {id:x} names another session"
+        );
+        (line.max != 0).then_some(line.max)
     }
 
-    /// Deletes a session, then resets and frees its replay slot.
+    /// Deletes a session's index entry, then clears its line, zeroes its window and frees its
+    /// slot.
     pub fn remove_session(&mut self, id: u64) {
-        let mut map: HashMap<&mut MapData, u64, SessionEntry> =
-            HashMap::try_from(self.ebpf.map_mut(MAP_SESSIONS).expect("session map"))
-                .expect("session map type");
+        let mut map: HashMap<&mut MapData, u64, u32> =
+            HashMap::try_from(self.ebpf.map_mut(MAP_SESSION_INDEX).expect("session index"))
+                .expect("session index type");
         map.remove(&id).expect("deleting a session");
         if let Some(slot) = self.slot_of.remove(&id) {
-            self.write_window(slot, Zeroable::zeroed());
+            self.write_line(
+                slot,
+                SessionLine {
+                    state: SessionState::Terminated as u8,
+                    ..Zeroable::zeroed()
+                },
+            );
+            if slot < self.replay_len() {
+                self.write_window(slot, Zeroable::zeroed());
+            }
             self.slots.release(slot, id);
         }
     }
