@@ -126,7 +126,8 @@ impl Bench {
             true => spread_session(self.order[i as usize]),
             false => HOT_SESSION,
         };
-        frame(path, scenario, i, session, &self.nonces, &self.to)
+        let slot = self.jvpn.slot_of(session);
+        frame(path, scenario, i, (session, slot), &self.nonces, &self.to)
     }
 
     /// Runs `PACKETS` packets of a path through the driver and returns ns per packet. With

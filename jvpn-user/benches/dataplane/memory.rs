@@ -2,7 +2,7 @@
 //! of them written and each sent one accepted DATA (so every replay window exists, however the
 //! layout creates them), measured two ways:
 //!
-//! - `memlock`: what the kernel charges the session and replay maps (`/proc/self/fdinfo`, the
+//! - `memlock`: what the kernel charges the per-session maps (lines, index, replay bitmaps) (`/proc/self/fdinfo`, the
 //!   figure `bpftool map show` prints), per session. It counts elements at their own size, not
 //!   at the allocator's size class.
 //! - `allocated`: the growth of unreclaimable slab plus vmalloc memory (`/proc/meminfo`) over
@@ -12,7 +12,7 @@
 use super::paths::{Addresses, KEY, VERSION};
 use super::xdp_support::{config, message, session, TestDataplane, Udp, XDP_PASS};
 use aya::maps::Map;
-use jvpn_common::abi::{MAP_REPLAY, MAP_SESSIONS};
+use jvpn_common::abi::{MAP_REPLAY, MAP_SESSIONS, MAP_SESSION_INDEX};
 use jvpn_common::maps::DataplaneMode;
 use jvpn_common::{MessageType, SessionState};
 use std::os::fd::{AsFd, AsRawFd};
@@ -22,7 +22,7 @@ pub const SESSIONS: u32 = 1 << 20;
 
 /// Bytes per session by each measure.
 pub struct PerSession {
-    /// Charged to the two per-session maps.
+    /// Charged to the per-session maps.
     pub memlock: f64,
     /// Slab and vmalloc growth.
     pub allocated: f64,
@@ -43,7 +43,10 @@ pub fn measure() -> PerSession {
         assert_eq!(dp.run(&frame), XDP_PASS, "session {id}: DATA not accepted");
     }
     let allocated = kernel_bytes().saturating_sub(before);
-    let memlock = memlock(&dp, MAP_SESSIONS) + memlock(&dp, MAP_REPLAY);
+    let memlock = [MAP_SESSIONS, MAP_SESSION_INDEX, MAP_REPLAY]
+        .iter()
+        .map(|name| memlock(&dp, name))
+        .sum::<u64>();
     PerSession {
         memlock: memlock as f64 / SESSIONS as f64,
         allocated: allocated as f64 / SESSIONS as f64,

@@ -1,7 +1,7 @@
 //! What the benchmark measures: the traffic scenarios, the verdict paths (and baselines), and the
 //! frame that sends a packet down a path.
 
-use super::xdp_support::{message, Udp, PORT};
+use super::xdp_support::{hinted_message, Udp, PORT};
 use jvpn_common::abi::BENCH_FRAME_BYTES;
 use jvpn_common::reason::{COUNTER_ACCEPTED, COUNTER_TO_CONTROLLER};
 use jvpn_common::{MessageType, RejectReason, SessionState};
@@ -60,6 +60,9 @@ pub enum Path {
     BaselineDrop,
     BaselineLookup,
     AcceptData,
+    /// DATA accepted, its header without a slot hint (an old client, or a slot not learnt yet):
+    /// the session found through the hash index.
+    AcceptDataNoHint,
     ControlToController,
     NotJvpn,
     Malformed,
@@ -78,8 +81,9 @@ pub enum Path {
 impl Path {
     /// Every path, in the order they run in a round: the ones that use fresh nonces first, so the
     /// duplicate and too-old paths find them recorded.
-    pub const ALL: [Path; 16] = [
+    pub const ALL: [Path; 17] = [
         Path::AcceptData,
+        Path::AcceptDataNoHint,
         Path::ControlToController,
         Path::BaselineDrop,
         Path::BaselineLookup,
@@ -103,6 +107,7 @@ impl Path {
             Path::BaselineDrop => "baseline_drop".into(),
             Path::BaselineLookup => "baseline_lookup".into(),
             Path::AcceptData => "accept_data".into(),
+            Path::AcceptDataNoHint => "accept_data_no_hint".into(),
             Path::ControlToController => "control_to_controller".into(),
             Path::NotJvpn => "not_jvpn".into(),
             drop => drop.reason().expect("a drop path").name().to_lowercase(),
@@ -130,7 +135,7 @@ impl Path {
     /// The counter slot every packet of the path must land in (`None`: no slot moves).
     pub fn slot(self) -> Option<u32> {
         match self {
-            Path::AcceptData => Some(COUNTER_ACCEPTED),
+            Path::AcceptData | Path::AcceptDataNoHint => Some(COUNTER_ACCEPTED),
             Path::ControlToController => Some(COUNTER_TO_CONTROLLER),
             p => p.reason().map(RejectReason::counter_slot),
         }
@@ -147,7 +152,10 @@ impl Path {
 
     /// Whether every run of the path spends a nonce per packet.
     pub fn spends_nonces(self) -> bool {
-        matches!(self, Path::AcceptData | Path::ControlToController)
+        matches!(
+            self,
+            Path::AcceptData | Path::AcceptDataNoHint | Path::ControlToController
+        )
     }
 
     /// The figure this path is compared with in the same run and scenario: accept paths with the
@@ -157,7 +165,9 @@ impl Path {
         match self {
             Path::BaselineDrop => None,
             Path::BaselineLookup | Path::NotJvpn => Some(Path::BaselineDrop),
-            Path::AcceptData | Path::ControlToController => Some(Path::BaselineLookup),
+            Path::AcceptData | Path::AcceptDataNoHint | Path::ControlToController => {
+                Some(Path::BaselineLookup)
+            }
             _ => Some(Path::AcceptData),
         }
     }
@@ -190,15 +200,19 @@ impl Default for Addresses {
 }
 
 /// The `i`-th frame of a run of `path`: IPv4, a bare header, padded to the frame table's size.
-/// `session` is the session the traffic visits at `i`.
+/// `session` is the session the traffic visits at `i`, in `slot`: every header carries that
+/// slot as its hint, as a current client's do, except on [`Path::AcceptDataNoHint`].
 pub fn frame(
     path: Path,
     scenario: Scenario,
     i: u32,
-    session: u64,
+    (session, slot): (u64, Option<u32>),
     nonces: &Nonces,
     to: &Addresses,
 ) -> Vec<u8> {
+    let message = |t, id, version, nonce, key: &[u8; 16], body| {
+        hinted_message(t, id, version, nonce, key, body, slot)
+    };
     let (fresh, last_accepted) = match scenario.spread() {
         true => (nonces.spread, nonces.spread - 1),
         // The last 2048 nonces of the previous hot run: recorded, and inside the window.
@@ -210,6 +224,9 @@ pub fn frame(
     let mut destination = to.gateway;
     let payload = match path {
         Path::AcceptData | Path::BaselineDrop | Path::BaselineLookup => data(VERSION, fresh),
+        Path::AcceptDataNoHint => {
+            hinted_message(MessageType::Data, session, VERSION, fresh, &KEY, 0, None)
+        }
         Path::NotJvpn => {
             destination.set_port(PORT + 1);
             data(VERSION, fresh)
