@@ -207,9 +207,9 @@ fn a_full_session_table_is_a_typed_error() {
     dataplane.detach().unwrap();
 }
 
-/// Replay slots follow the sessions: a new session gets a never-used slot before a freed one, an
+/// Slots follow the sessions: a new session gets a never-used slot before a freed one, an
 /// update keeps its slot (whatever the caller wrote there), and an adopted dataplane knows which
-/// slots are taken.
+/// slots are taken and reads back the lines written through the memory map (layout v5).
 #[test]
 fn replay_slots_follow_sessions_and_survive_adoption() {
     require_root();
@@ -251,6 +251,18 @@ fn replay_slots_follow_sessions_and_survive_adoption() {
     for (id, expected) in [(2, 1), (3, 2), (4, 3), (5, 0)] {
         assert_eq!(slot(&adopted, id), expected, "session {id} kept its slot");
     }
+    let mut two = TestSession::new(2).entry(SessionState::Attached, 2, client());
+    (two.session_id, two.replay_slot) = (2, 1);
+    assert_eq!(
+        adopted.session(2).unwrap(),
+        Some(two),
+        "the line written in place is the kernel map's, whole"
+    );
+    assert_eq!(
+        adopted.session(1).unwrap(),
+        None,
+        "a removed session is gone"
+    );
     assert!(matches!(
         put(&adopted, 6, 1),
         Err(DataplaneError::TableFull { capacity: 4 })

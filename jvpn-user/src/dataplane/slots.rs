@@ -1,17 +1,18 @@
-//! Replay slots: which element of the replay array (`abi::MAP_REPLAY`) holds each session's
-//! window. The session entry names its slot (`SessionEntry::replay_slot`), so the XDP program
-//! reaches the window by index from the entry it already looked up, instead of by a second hash
-//! lookup; this module hands the slots out and takes them back. Pure bookkeeping: the map writes
-//! that go with each step are `sessions.rs`'s.
+//! Slots: which line of the session array (`abi::MAP_SESSIONS`), and the replay window at the
+//! same index of the replay array (`abi::MAP_REPLAY`), each session has. The XDP program reaches
+//! the line by the header's slot hint or the session index, and the window by the same index;
+//! this module hands the slots out and takes them back. Pure bookkeeping: the map writes that go
+//! with each step are `sessions.rs`'s.
 //!
-//! The rules that keep a slot from ever serving two sessions (the XDP side checks the window's
-//! owner, see `jvpn-ebpf/src/replay.rs`):
+//! The rules that keep a slot from ever serving two sessions (the XDP side checks the line's
+//! session id, see `jvpn-ebpf/src/session.rs` and `replay.rs`):
 //!
 //! - a slot has at most one owner, and a session at most one slot;
-//! - a slot is handed out zeroed with its owner written, before the entry pointing at it;
-//! - a freed slot is reset and goes to the back of the queue: never-used slots are handed out
-//!   first, then the longest-freed, so a packet still in flight on a removed session's entry
-//!   (an RCU read section, microseconds) is long done before its old slot serves anyone else.
+//! - a slot is handed out with its window zeroed and its line naming its owner, before the index
+//!   points at it;
+//! - a freed slot is cleared and goes to the back of the queue: never-used slots are handed out
+//!   first, then the longest-freed, so a packet still in flight on a removed session's slot
+//!   (an RCU read section, microseconds) is long done before its slot serves anyone else.
 
 use std::collections::VecDeque;
 
@@ -66,7 +67,7 @@ impl ReplaySlots {
         }
     }
 
-    /// The slots of an adopted table, from the `(session id, slot)` of each of its entries:
+    /// The slots of an adopted table, from the `(session id, slot)` of each index entry:
     /// each entry keeps its slot unless the slot is out of range or an earlier entry claimed it
     /// (a table written by something else than this module); those come back as conflicts and
     /// own nothing. The slots no entry claims are free, lowest first.

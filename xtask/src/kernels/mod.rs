@@ -118,7 +118,7 @@ pub struct GuestTest {
 /// supported kernel; the gateway's refusal on a kernel too old. Quickest first, so a VM that runs
 /// out of time has still run most of them. The two that would otherwise run for minutes take a
 /// time budget (their floor keeps every verdict and every kind of row).
-pub const GUEST_TESTS: [GuestTest; 12] = [
+pub const GUEST_TESTS: [GuestTest; 13] = [
     GuestTest {
         env: SHOW_OUTPUT,
         ..GuestTest::new("jvpn-tests", "kernel_floor_netns", Expectation::TooOld)
@@ -135,6 +135,7 @@ pub const GUEST_TESTS: [GuestTest; 12] = [
     GuestTest::new("jvpn-user", "xdp_reflection", Expectation::Supported),
     GuestTest::new("jvpn-user", "xdp_hello", Expectation::Supported),
     GuestTest::new("jvpn-user", "xdp_replay_slots", Expectation::Supported),
+    GuestTest::new("jvpn-user", "xdp_slot_hint", Expectation::Supported),
     GuestTest::new("jvpn-user", "xdp_merged_run", Expectation::Supported),
     GuestTest::new("jvpn-user", "xdp_encapsulation", Expectation::Supported),
     GuestTest {
