@@ -118,7 +118,7 @@ pub struct GuestTest {
 /// supported kernel; the gateway's refusal on a kernel too old. Quickest first, so a VM that runs
 /// out of time has still run most of them. The two that would otherwise run for minutes take a
 /// time budget (their floor keeps every verdict and every kind of row).
-pub const GUEST_TESTS: [GuestTest; 13] = [
+pub const GUEST_TESTS: [GuestTest; 14] = [
     GuestTest {
         env: SHOW_OUTPUT,
         ..GuestTest::new("jvpn-tests", "kernel_floor_netns", Expectation::TooOld)
@@ -131,6 +131,11 @@ pub const GUEST_TESTS: [GuestTest; 13] = [
         // 51 s under a load average of 9: its threads share the two vCPUs.
         limit_seconds: 240,
         ..GuestTest::new("jvpn-user", "xdp_concurrency", Expectation::Supported)
+    },
+    GuestTest {
+        // Two pinned threads as well; up to 20 x 200,000 runs under emulation.
+        limit_seconds: 240,
+        ..GuestTest::new("jvpn-user", "xdp_torn_line", Expectation::Supported)
     },
     GuestTest::new("jvpn-user", "xdp_reflection", Expectation::Supported),
     GuestTest::new("jvpn-user", "xdp_hello", Expectation::Supported),
