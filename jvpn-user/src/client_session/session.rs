@@ -81,6 +81,9 @@ pub struct ClientSessionState {
     closed: Option<Closed>,
     /// Rekeys in flight and the overlap of the previous keys ([`rekey`]).
     rekey: rekey::KeyRotation,
+    /// The slot hint every message carries: the gateway node's slot of the session, as the last
+    /// accepted gateway message that named one said (`docs/protocol.md`, "Slot hint").
+    slot_hint: Option<u32>,
 }
 
 impl ClientSessionState {
@@ -111,6 +114,7 @@ impl ClientSessionState {
             unanswered_reattaches: 0,
             closed: None,
             rekey: rekey::KeyRotation::new(1),
+            slot_hint: session.header.hinted_slot(),
         })
     }
 
@@ -208,6 +212,13 @@ impl ClientSessionState {
             return Err(refusal);
         }
         self.current_keys_heard();
+        // Echo the gateway's slot. A REATTACH_ACK may come from another node (a takeover), so
+        // its hint replaces ours even when it names none; the others only teach one. A hint is
+        // only a shortcut for the gateway's XDP program: a stale one costs time, not a packet.
+        let hint = header.hinted_slot();
+        if hint.is_some() || matches!(message, GatewayMessage::ReattachAck(_)) {
+            self.slot_hint = hint;
+        }
         self.apply(version, message)
     }
 

@@ -33,6 +33,8 @@ pub(crate) struct TestGateway {
     client_nonces: ReplayWindow,
     /// The newest HELLO timestamp read; an older or equal one is refused as a replay.
     last_timestamp: Option<Tai64N>,
+    /// The slot hint of the messages it seals (the session's slot in its XDP table).
+    pub slot: Option<u32>,
 }
 
 impl TestGateway {
@@ -54,6 +56,7 @@ impl TestGateway {
             // (`set_next_nonce_for_test`); the leap rule is tested in jvpn-common and xdp_reflection.
             client_nonces: ReplayWindow::new(Leap::Unbounded),
             last_timestamp: None,
+            slot: None,
         }
     }
 
@@ -137,13 +140,15 @@ impl TestGateway {
         version: u64,
         body: &[u8],
     ) -> Vec<u8> {
-        let header = WireHeader::new(message_type, TEST_SESSION, version, self.take_nonce());
+        let mut header = WireHeader::new(message_type, TEST_SESSION, version, self.take_nonce());
+        header.set_hinted_slot(self.slot);
         seal_message(self.keys(), Direction::GatewayToClient, header, body).expect("seals")
     }
 
     /// A sealed gateway-to-client control message at `version`.
     pub(crate) fn seal<B: Body>(&mut self, version: u64, body: &B) -> Vec<u8> {
-        let header = WireHeader::new(B::MESSAGE_TYPE, TEST_SESSION, version, self.take_nonce());
+        let mut header = WireHeader::new(B::MESSAGE_TYPE, TEST_SESSION, version, self.take_nonce());
+        header.set_hinted_slot(self.slot);
         seal_body(self.keys(), Direction::GatewayToClient, header, body).expect("seals")
     }
 

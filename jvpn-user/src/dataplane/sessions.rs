@@ -25,7 +25,8 @@ use jvpn_common::{abi, SessionEntry};
 use std::sync::PoisonError;
 
 impl Dataplane {
-    /// Inserts or replaces the entry of `session_id`.
+    /// Inserts or replaces the entry of `session_id`, and returns its slot (the gateway writes it
+    /// into its headers as the slot hint, `docs/protocol.md` "Slot hint").
     ///
     /// Refuses with [`DataplaneError::StaleUpdate`] if the table holds the session at a higher
     /// `state_version` (an equal version is rewritten, so replaying the controller's store after
@@ -37,7 +38,7 @@ impl Dataplane {
         &self,
         session_id: u64,
         entry: &SessionEntry,
-    ) -> Result<(), DataplaneError> {
+    ) -> Result<u32, DataplaneError> {
         if session_id == 0 {
             return Err(DataplaneError::ReservedSessionId);
         }
@@ -60,7 +61,7 @@ impl Dataplane {
                 });
             }
             maps.lines.update(current.replay_slot, &entry);
-            return Ok(());
+            return Ok(current.replay_slot);
         }
         let slot = maps
             .slots
@@ -83,7 +84,7 @@ impl Dataplane {
                 _ => DataplaneError::map("indexing a session in", abi::MAP_SESSION_INDEX)(error),
             });
         }
-        Ok(())
+        Ok(slot)
     }
 
     /// Removes `session_id` and frees its slot; `Ok(false)` if there was no such session.

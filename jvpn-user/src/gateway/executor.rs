@@ -290,7 +290,8 @@ impl Executor {
     /// store.
     pub(super) fn push_map(&self, session: u64, entry: &SessionEntry) {
         match self.map().upsert_session(session, entry) {
-            Ok(()) | Err(DataplaneError::StaleUpdate { .. }) => {}
+            Ok(slot) => self.controller.slot_assigned(session, slot),
+            Err(DataplaneError::StaleUpdate { .. }) => {}
             Err(e) => {
                 self.controller.counters.count(Count::MapFailure);
                 let reason = match e {

@@ -62,6 +62,9 @@ pub struct LiveSession {
     pub upstream: TrafficCount,
     /// DATA sealed to the client: inner packets (`jvpn show`).
     pub downstream: TrafficCount,
+    /// The session's slot in this node's XDP session array, once its entry was written there:
+    /// the slot hint of every message sealed to the client (`docs/protocol.md`, "Slot hint").
+    pub slot: Option<u32>,
 }
 
 impl LiveSession {
@@ -78,6 +81,7 @@ impl LiveSession {
             sent_ack: None,
             upstream: TrafficCount::default(),
             downstream: TrafficCount::default(),
+            slot: None,
         }
     }
 

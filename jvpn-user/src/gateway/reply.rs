@@ -1,6 +1,7 @@
 //! Messages the gateway sends to a session's client: sealed under the session's
 //! gateway-to-client key, numbered with its gateway-to-client nonce, carrying the version the
-//! caller names. REJECT replies go through the session's REJECT budget for their destination
+//! caller names and, once the session's XDP entry was written, its slot as the slot hint
+//! (`docs/protocol.md`, "Slot hint"). REJECT replies go through the session's REJECT budget for their destination
 //! ([`super::reject_budget`]). Also the other side of that coin, shared by every handler of a
 //! client message: finding the session a datagram names, and reporting (never answering) one that
 //! fails authentication.
@@ -31,6 +32,14 @@ pub(super) struct OpenedControl<B> {
 }
 
 impl Controller {
+    /// The shell wrote `id`'s entry into this node's XDP session table at `slot`: every message
+    /// sealed to the client from now on names it as its slot hint, which the client echoes.
+    pub fn slot_assigned(&self, id: u64, slot: u32) {
+        if let Some(live) = self.sessions.lock().get_mut(&id) {
+            live.slot = Some(slot);
+        }
+    }
+
     /// Seals `body` as a `msg_type` message of session `id` at `version`, or `None` if the
     /// session is gone.
     pub(super) fn seal_for(
@@ -41,10 +50,10 @@ impl Controller {
         body: &[u8],
         out: &mut Vec<Effect>,
     ) -> Option<Vec<u8>> {
-        let (nonce, keys) = {
+        let (nonce, keys, slot) = {
             let mut table = self.sessions.lock();
             let live = table.get_mut(&id)?;
-            (live.take_nonce(), live.keys.clone())
+            (live.take_nonce(), live.keys.clone(), live.slot)
         };
         let Some(nonce) = nonce else {
             self.counters.count(Count::NonceExhausted);
@@ -59,7 +68,8 @@ impl Controller {
             ));
             return None;
         };
-        let header = WireHeader::new(msg_type, id, version, nonce);
+        let mut header = WireHeader::new(msg_type, id, version, nonce);
+        header.set_hinted_slot(slot);
         match seal_message(&keys, Direction::GatewayToClient, header, body) {
             Ok(datagram) => Some(datagram),
             Err(e) => {

@@ -10,10 +10,10 @@ use jvpn_common::maps::{GatewayConfig, SessionEntry};
 /// The XDP maps as the controller writes and reads them. Every call is short (one map syscall)
 /// and made under the gateway's map lock, so updates land in version order.
 pub trait SessionMap: Send {
-    /// Inserts or replaces `session_id`'s entry; refuses an older version
-    /// ([`DataplaneError::StaleUpdate`]) and a new session that does not fit
+    /// Inserts or replaces `session_id`'s entry and returns its slot (its slot hint); refuses an
+    /// older version ([`DataplaneError::StaleUpdate`]) and a new session that does not fit
     /// ([`DataplaneError::TableFull`]).
-    fn upsert_session(&self, session_id: u64, entry: &SessionEntry) -> Result<(), DataplaneError>;
+    fn upsert_session(&self, session_id: u64, entry: &SessionEntry) -> Result<u32, DataplaneError>;
     /// Removes `session_id`'s entry and replay window; whether it was there.
     fn remove_session(&self, session_id: u64) -> Result<bool, DataplaneError>;
     /// The highest client-to-gateway nonce the program accepted for `session_id`.
@@ -31,7 +31,7 @@ pub trait SessionMap: Send {
 }
 
 impl SessionMap for Dataplane {
-    fn upsert_session(&self, session_id: u64, entry: &SessionEntry) -> Result<(), DataplaneError> {
+    fn upsert_session(&self, session_id: u64, entry: &SessionEntry) -> Result<u32, DataplaneError> {
         Dataplane::upsert_session(self, session_id, entry)
     }
 

@@ -86,19 +86,20 @@ impl Controller {
     ) -> bool {
         let taken = self.sessions.lock().get_mut(&route.id).map(|live| {
             live.downstream.add(packet.len());
-            (live.take_nonce(), live.keys.clone())
+            (live.take_nonce(), live.keys.clone(), live.slot)
         });
-        let (nonce, keys) = match taken {
-            Some((Some(nonce), keys)) => (nonce, keys),
+        let (nonce, keys, slot) = match taken {
+            Some((Some(nonce), keys, slot)) => (nonce, keys, slot),
             // Out of nonces: the single-message path reports it (and seals nothing).
-            Some((None, _)) => {
+            Some((None, _, _)) => {
                 return self
                     .seal_for(route.id, MessageType::Data, route.version, packet, out)
                     .is_some()
             }
             None => return false,
         };
-        let header = WireHeader::new(MessageType::Data, route.id, route.version, nonce);
+        let mut header = WireHeader::new(MessageType::Data, route.id, route.version, nonce);
+        header.set_hinted_slot(slot);
         datagrams
             .push_with(|out| seal_append(&keys, Direction::GatewayToClient, header, packet, out))
             .is_ok()

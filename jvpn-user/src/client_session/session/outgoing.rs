@@ -105,12 +105,9 @@ impl ClientSessionState {
         }
         let nonce = self.next_nonce;
         self.next_nonce += 1;
-        Ok(WireHeader::new(
-            message_type,
-            self.session_id,
-            version,
-            nonce,
-        ))
+        let mut header = WireHeader::new(message_type, self.session_id, version, nonce);
+        header.set_hinted_slot(self.slot_hint);
+        Ok(header)
     }
 
     pub(super) fn seal_control<B: Body>(

@@ -53,8 +53,17 @@ struct FakeMap {
 }
 
 impl SessionMap for FakeMap {
-    fn upsert_session(&self, session_id: u64, entry: &SessionEntry) -> Result<(), DataplaneError> {
+    fn upsert_session(&self, session_id: u64, entry: &SessionEntry) -> Result<u32, DataplaneError> {
         let mut entries = self.entries.lock().unwrap();
+        // A slot per session, kept across updates, as the real table's.
+        let slot = match entries.get(&session_id) {
+            Some(held) => held.replay_slot,
+            None => entries
+                .values()
+                .map(|e| e.replay_slot + 1)
+                .max()
+                .unwrap_or(0),
+        };
         match entries.get(&session_id) {
             Some(held) if held.state_version > entry.state_version => {
                 return Err(DataplaneError::StaleUpdate {
@@ -70,8 +79,14 @@ impl SessionMap for FakeMap {
             }
             _ => {}
         }
-        entries.insert(session_id, *entry);
-        Ok(())
+        entries.insert(
+            session_id,
+            SessionEntry {
+                replay_slot: slot,
+                ..*entry
+            },
+        );
+        Ok(slot)
     }
 
     fn remove_session(&self, session_id: u64) -> Result<bool, DataplaneError> {
@@ -211,7 +226,9 @@ impl Harness {
                     // As the executor does: the map write first, then the reply.
                     let settled = self.controller.settle(*token, outcome);
                     if let Some((session, entry)) = settled.map_write() {
-                        let _ = self.fake.upsert_session(session, entry);
+                        if let Ok(slot) = self.fake.upsert_session(session, entry) {
+                            self.controller.slot_assigned(session, slot);
+                        }
                     }
                     let (_, next) = self.controller.reply(settled, now);
                     for effect in next.into_iter().rev() {
@@ -224,7 +241,9 @@ impl Harness {
                     }
                 }
                 Effect::UpsertMap { session, entry } => {
-                    let _ = self.fake.upsert_session(session, &entry);
+                    if let Ok(slot) = self.fake.upsert_session(session, &entry) {
+                        self.controller.slot_assigned(session, slot);
+                    }
                 }
                 Effect::Evict { session } => {
                     if self.fake.remove_session(session).is_ok() {

@@ -54,13 +54,19 @@ fn the_binding_moves_only_after_the_new_path_answers_its_challenge() {
     }
     let seen = h.step(&request(&session, 1, 3), roamed_addr, T0);
     let datagram = sent_to(&seen, roamed_addr).pop().expect("a PATH_CHALLENGE");
-    let (_, challenge) =
+    let (challenge_header, challenge) =
         open_body::<PathChallenge>(&session.keys, Direction::GatewayToClient, &datagram)
             .expect("a sealed PATH_CHALLENGE");
     assert_eq!(
         h.entry(id).expect("entry").state_version,
         1,
         "nothing moved yet"
+    );
+    let slot = h.entry(id).expect("entry").replay_slot;
+    assert_eq!(
+        challenge_header.hinted_slot(),
+        Some(slot),
+        "a message sealed to the client names the session's slot in the XDP table"
     );
 
     let mut forged = PathResponse::answering(&challenge);
@@ -98,6 +104,11 @@ fn the_binding_moves_only_after_the_new_path_answers_its_challenge() {
     assert_eq!((header.state_version.get(), ack.new_version.get()), (2, 2));
     let entry = h.entry(id).expect("entry");
     assert_eq!(entry.state_version, 2);
+    assert_eq!(
+        header.hinted_slot(),
+        Some(entry.replay_slot),
+        "the REATTACH_ACK names the session's slot, which the client echoes"
+    );
     assert_eq!(
         entry.transport,
         TransportBinding::from_socket_addr(roamed_addr)

@@ -267,3 +267,24 @@ fn the_gateways_own_challenge_of_a_recovering_session_is_answered_and_acknowledg
     reattach(&mut gateway, &mut client, 3);
     assert_eq!(client.acked_version(), 4);
 }
+
+/// The slot hint (`docs/protocol.md`, "Slot hint"): every message the client sends carries the
+/// slot the gateway named last; a REATTACH_ACK (possibly from the node that took the session
+/// over) replaces it even when it names none, so an old node's slot is not echoed to a new one.
+#[test]
+fn the_client_echoes_the_slot_its_gateway_names() {
+    let (mut gateway, mut client) = established();
+    let hint = |datagram: &[u8]| WireHeader::parse(datagram).unwrap().hinted_slot();
+    assert_eq!(hint(&client.seal_data(b"x").unwrap()), None, "none yet");
+    gateway.slot = Some(7);
+    reattach(&mut gateway, &mut client, 1);
+    assert_eq!(hint(&client.seal_data(b"y").unwrap()), Some(7));
+    assert_eq!(hint(&client.keepalive().unwrap()), Some(7));
+    gateway.slot = None;
+    reattach(&mut gateway, &mut client, 2);
+    assert_eq!(
+        hint(&client.seal_data(b"z").unwrap()),
+        None,
+        "the new node named none: the old slot is forgotten"
+    );
+}
