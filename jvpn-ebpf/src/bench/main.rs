@@ -4,8 +4,8 @@
 //!
 //! - `jvpn_bench_drop` returns `XDP_DROP`: the floor.
 //! - `jvpn_bench_lookup` parses to UDP with the real program's parser and looks the header's
-//!   session id up in a hash map shaped like the session table: the least any session-keyed check
-//!   can cost.
+//!   session id up in a hash map shaped like the session table of layouts 2 to 4 (kept as it
+//!   was, so ratios compare across layouts): the least any session-keyed check can cost.
 //!
 //! `BPF_PROG_TEST_RUN` repeats one frame, but an accepted DATA needs a fresh nonce (and a fresh
 //! tag) every time, and traffic spread over a million sessions needs a different session id
@@ -26,7 +26,8 @@ use jvpn_ebpf::packet::{udp_datagram, Packet, Transport};
 
 const FRAME_WORDS: usize = BENCH_FRAME_BYTES / 8;
 
-/// Same key, value and flags as `JVPN_SESSIONS`; the benchmark sets its capacity at load.
+/// Same key, value and flags as `JVPN_SESSIONS` of layouts 2 to 4 (a hash map by session id of
+/// 64-byte `SessionEntry` values); the benchmark sets its capacity at load.
 #[map]
 static JVPN_BENCH_SESSIONS: HashMap<u64, SessionEntry> =
     HashMap::with_max_entries(DEFAULT_MAX_SESSIONS, BPF_F_NO_PREALLOC);
