@@ -40,6 +40,7 @@ pub mod tunnel;
 pub mod veth;
 pub mod vpn_client;
 pub mod wire_client;
+pub mod xsk_rx;
 
 /// The gateway's port, as [`frames`] names it.
 const PORT: u16 = jvpn_common::abi::DEFAULT_PORT;

@@ -1,0 +1,228 @@
+//! The receive side of accepted DATA, two ways, for the `xsk_rx_netns` test and `cargo xtask bench
+//! rx`: the benchmark object's XDP programs (`jvpn_bench_rx_pass`, `jvpn_bench_rx_xsk`) attached in
+//! driver mode to the receiving veth end ([`RxProgram`], [`AttachedRx`]), a UDP socket read as the
+//! gateway's best path reads ([`SocketReceiver`]: `UDP_GRO`, `recvmmsg`, 16 MiB buffer), an
+//! AF_XDP socket ([`jvpn_user::xsk::XskReceiver`]), and a sender of UDP GSO runs ([`GsoSender`]).
+
+use std::io::{IoSlice, IoSliceMut};
+use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::time::Duration;
+
+use aya::maps::{Array, MapData, PerCpuArray, XskMap};
+use aya::programs::xdp::XdpMode;
+use aya::programs::Xdp;
+use aya::{Ebpf, EbpfLoader};
+use jvpn_user::socket_buffers::TUNNEL_SOCKET_BUFFER_BYTES;
+use nix::sys::socket::{
+    recvmmsg, sendmsg, setsockopt, sockopt, ControlMessage, ControlMessageOwned, MsgFlags,
+    MultiHeaders, SockaddrStorage,
+};
+
+/// The UDP port the programs treat as accepted DATA.
+pub const RX_PORT: u16 = 51_820;
+/// The programs' port map (entry 0: the port, host order).
+const MAP_PORT: &str = "JVPN_BENCH_RX_PORT";
+/// The programs' XSKMAP (one slot per receive queue).
+const MAP_XSK: &str = "JVPN_BENCH_XSK";
+/// Frames to the port the programs saw (per CPU).
+const MAP_SEEN: &str = "JVPN_BENCH_RX_SEEN";
+/// Bytes of Ethernet header in front of the IP header on a veth.
+const ETHERNET_HEADER: usize = 14;
+/// Bytes of a UDP header.
+const UDP_HEADER: usize = 8;
+/// The most one GSO send or one GRO read carries (the kernel's limits).
+pub const MAX_RUN_BYTES: usize = 65_507;
+/// The most datagrams one GSO send carries (`UDP_MAX_SEGMENTS`).
+pub const MAX_RUN_DATAGRAMS: usize = 64;
+
+/// Which program decides where a datagram to [`RX_PORT`] goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RxProgram {
+    /// `XDP_PASS`: on to the UDP stack and the socket.
+    Pass,
+    /// Redirect into the AF_XDP socket of the frame's receive queue.
+    Xsk,
+}
+
+impl RxProgram {
+    /// The program's name in the benchmark object.
+    fn name(self) -> &'static str {
+        match self {
+            RxProgram::Pass => "jvpn_bench_rx_pass",
+            RxProgram::Xsk => "jvpn_bench_rx_xsk",
+        }
+    }
+}
+
+/// A receive program attached in driver mode to an interface of the calling thread's namespace;
+/// detached when dropped.
+#[derive(Debug)]
+pub struct AttachedRx {
+    objects: Ebpf,
+}
+
+impl AttachedRx {
+    /// Loads the benchmark object, sets the port to [`RX_PORT`] and attaches `program` to `iface`
+    /// in driver mode, as the gateway attaches its program.
+    pub fn attach(iface: &str, program: RxProgram) -> Self {
+        let mut objects = EbpfLoader::new()
+            .load(jvpn_user::dataplane::object::JVPN_BENCH_OBJECT)
+            .expect("loading the benchmark object");
+        let mut port: Array<&mut MapData, u32> = Array::try_from(
+            objects
+                .map_mut(MAP_PORT)
+                .expect("the benchmark object's port map"),
+        )
+        .expect("an array map");
+        port.set(0, u32::from(RX_PORT), 0)
+            .expect("setting the port");
+        let xdp: &mut Xdp = objects
+            .program_mut(program.name())
+            .expect("the receive program")
+            .try_into()
+            .expect("an XDP program");
+        xdp.load()
+            .unwrap_or_else(|e| panic!("the verifier refused {}: {e:#?}", program.name()));
+        xdp.attach(iface, XdpMode::Driver).unwrap_or_else(|e| {
+            panic!(
+                "attaching {} to {iface} in driver mode: {e}",
+                program.name()
+            )
+        });
+        Self { objects }
+    }
+
+    /// The program's XSKMAP, to put a socket into.
+    pub fn xsk_map(&mut self) -> XskMap<&mut MapData> {
+        XskMap::try_from(self.objects.map_mut(MAP_XSK).expect("the XSKMAP")).expect("an XSKMAP")
+    }
+
+    /// Frames to [`RX_PORT`] the program has seen so far, over all CPUs.
+    pub fn seen(&self) -> u64 {
+        let seen: PerCpuArray<&MapData, u64> =
+            PerCpuArray::try_from(self.objects.map(MAP_SEEN).expect("the seen counter"))
+                .expect("a per-CPU array");
+        seen.get(&0, 0)
+            .expect("reading the seen counter")
+            .iter()
+            .sum()
+    }
+}
+
+/// The UDP payload of an Ethernet + IPv4 + UDP frame and its destination port, or `None` if the
+/// frame is not one.
+pub fn udp_payload(frame: &[u8]) -> Option<(u16, &[u8])> {
+    let ip = frame.get(ETHERNET_HEADER..)?;
+    if u16::from_be_bytes([frame[12], frame[13]]) != 0x0800 || ip.first()? >> 4 != 4 || ip[9] != 17
+    {
+        return None;
+    }
+    let udp = ip.get(usize::from(ip[0] & 0x0f) * 4..)?;
+    let length = usize::from(u16::from_be_bytes([*udp.get(4)?, *udp.get(5)?]));
+    let payload = udp.get(UDP_HEADER..length)?;
+    Some((u16::from_be_bytes([udp[2], udp[3]]), payload))
+}
+
+/// A connected UDP socket that sends runs of equal-sized datagrams in one `sendmsg` each
+/// (`UDP_SEGMENT`), so the sender is cheap per datagram.
+#[derive(Debug)]
+pub struct GsoSender {
+    socket: UdpSocket,
+}
+
+impl GsoSender {
+    /// A socket connected to `to`, with a 16 MiB send buffer.
+    pub fn connect(to: SocketAddrV4) -> Self {
+        let socket = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).expect("binding the sender");
+        setsockopt(&socket, sockopt::SndBufForce, &TUNNEL_SOCKET_BUFFER_BYTES)
+            .expect("SO_SNDBUFFORCE (root)");
+        socket.connect(to).expect("connecting the sender");
+        Self { socket }
+    }
+
+    /// Sends `run` as datagrams of `size` bytes (the last may be shorter) in one `sendmsg`.
+    pub fn send_run(&self, run: &[u8], size: u16) -> std::io::Result<()> {
+        let segment = [ControlMessage::UdpGsoSegments(&size)];
+        sendmsg::<()>(
+            self.socket.as_raw_fd(),
+            &[IoSlice::new(run)],
+            &segment,
+            MsgFlags::empty(),
+            None,
+        )
+        .map(drop)
+        .map_err(std::io::Error::from)
+    }
+}
+
+/// Messages one `recvmmsg` reads.
+const READS_PER_CALL: usize = 32;
+
+/// A UDP socket bound to [`RX_PORT`] and read as the gateway's best path: `UDP_GRO` on, a 16 MiB
+/// receive buffer, up to [`READS_PER_CALL`] runs per `recvmmsg`.
+#[derive(Debug)]
+pub struct SocketReceiver {
+    socket: UdpSocket,
+    buffers: Vec<Vec<u8>>,
+    headers: MultiHeaders<SockaddrStorage>,
+}
+
+impl SocketReceiver {
+    /// Binds the socket (in the calling thread's namespace); reads wait at most `patience`.
+    pub fn bind(patience: Duration) -> Self {
+        let socket =
+            UdpSocket::bind((Ipv4Addr::UNSPECIFIED, RX_PORT)).expect("binding the receiver");
+        setsockopt(&socket, sockopt::RcvBufForce, &TUNNEL_SOCKET_BUFFER_BYTES)
+            .expect("SO_RCVBUFFORCE (root)");
+        setsockopt(&socket, sockopt::UdpGroSegment, &true).expect("UDP_GRO (Linux 5.0)");
+        socket
+            .set_read_timeout(Some(patience))
+            .expect("a read timeout");
+        Self {
+            socket,
+            buffers: vec![vec![0; 1 << 16]; READS_PER_CALL],
+            headers: MultiHeaders::preallocate(READS_PER_CALL, Some(nix::cmsg_space!(i32))),
+        }
+    }
+
+    /// Reads what is there (waiting up to the patience for the first run) and calls `each` with
+    /// every datagram; returns how many it read.
+    pub fn receive(&mut self, mut each: impl FnMut(&[u8])) -> usize {
+        let mut buffers = self.buffers.iter_mut();
+        let mut slices: [[IoSliceMut<'_>; 1]; READS_PER_CALL] = std::array::from_fn(|_| {
+            [IoSliceMut::new(
+                buffers.next().expect("one buffer per read"),
+            )]
+        });
+        let runs: Vec<(usize, usize)> = match recvmmsg(
+            self.socket.as_raw_fd(),
+            &mut self.headers,
+            slices.iter_mut(),
+            MsgFlags::MSG_WAITFORONE,
+            None,
+        ) {
+            Ok(results) => results
+                .map(|message| {
+                    let mut segment = message.bytes;
+                    for cmsg in message.cmsgs().into_iter().flatten() {
+                        if let ControlMessageOwned::UdpGroSegments(size) = cmsg {
+                            segment = usize::try_from(size).unwrap_or(message.bytes);
+                        }
+                    }
+                    (message.bytes, segment.max(1))
+                })
+                .collect(),
+            Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::EINTR) => return 0,
+            Err(e) => panic!("recvmmsg on the receiver: {e}"),
+        };
+        let mut count = 0;
+        for ((bytes, segment), buffer) in runs.into_iter().zip(&self.buffers) {
+            for datagram in buffer[..bytes].chunks(segment) {
+                each(datagram);
+                count += 1;
+            }
+        }
+        count
+    }
+}
