@@ -26,6 +26,7 @@ pub mod event_follower;
 #[path = "../../jvpn-user/tests/xdp_support/frames.rs"]
 pub mod frames;
 pub mod gateway;
+pub mod gro_batch;
 pub mod gso_run;
 pub mod guard;
 pub mod jvpn;

@@ -1,23 +1,20 @@
 //! The receive side of accepted DATA, two ways, for the `xsk_rx_netns` test and `cargo xtask bench
 //! rx`: the benchmark object's XDP programs (`jvpn_bench_rx_pass`, `jvpn_bench_rx_xsk`) attached in
 //! driver mode to the receiving veth end ([`RxProgram`], [`AttachedRx`]), a UDP socket read as the
-//! gateway's best path reads ([`SocketReceiver`]: `UDP_GRO`, `recvmmsg`, 16 MiB buffer), an
+//! gateway's best path reads ([`crate::gro_batch::SocketReceiver`]: `UDP_GRO`, `recvmmsg`, 16 MiB
+//! buffer), an
 //! AF_XDP socket ([`jvpn_user::xsk::XskReceiver`]), and a sender of UDP GSO runs ([`GsoSender`]).
 
-use std::io::{IoSlice, IoSliceMut};
+use std::io::IoSlice;
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
 use std::os::fd::AsRawFd;
-use std::time::Duration;
 
 use aya::maps::{Array, MapData, PerCpuArray, XskMap};
 use aya::programs::xdp::XdpMode;
 use aya::programs::Xdp;
 use aya::{Ebpf, EbpfLoader};
 use jvpn_user::socket_buffers::TUNNEL_SOCKET_BUFFER_BYTES;
-use nix::sys::socket::{
-    recvmmsg, sendmsg, setsockopt, sockopt, ControlMessage, ControlMessageOwned, MsgFlags,
-    MultiHeaders, SockaddrStorage,
-};
+use nix::sys::socket::{sendmsg, setsockopt, sockopt, ControlMessage, MsgFlags};
 
 /// The UDP port the programs treat as accepted DATA.
 pub const RX_PORT: u16 = 51_820;
@@ -153,76 +150,5 @@ impl GsoSender {
         )
         .map(drop)
         .map_err(std::io::Error::from)
-    }
-}
-
-/// Messages one `recvmmsg` reads.
-const READS_PER_CALL: usize = 32;
-
-/// A UDP socket bound to [`RX_PORT`] and read as the gateway's best path: `UDP_GRO` on, a 16 MiB
-/// receive buffer, up to [`READS_PER_CALL`] runs per `recvmmsg`.
-#[derive(Debug)]
-pub struct SocketReceiver {
-    socket: UdpSocket,
-    buffers: Vec<Vec<u8>>,
-    headers: MultiHeaders<SockaddrStorage>,
-}
-
-impl SocketReceiver {
-    /// Binds the socket (in the calling thread's namespace); reads wait at most `patience`.
-    pub fn bind(patience: Duration) -> Self {
-        let socket =
-            UdpSocket::bind((Ipv4Addr::UNSPECIFIED, RX_PORT)).expect("binding the receiver");
-        setsockopt(&socket, sockopt::RcvBufForce, &TUNNEL_SOCKET_BUFFER_BYTES)
-            .expect("SO_RCVBUFFORCE (root)");
-        setsockopt(&socket, sockopt::UdpGroSegment, &true).expect("UDP_GRO (Linux 5.0)");
-        socket
-            .set_read_timeout(Some(patience))
-            .expect("a read timeout");
-        Self {
-            socket,
-            buffers: vec![vec![0; 1 << 16]; READS_PER_CALL],
-            headers: MultiHeaders::preallocate(READS_PER_CALL, Some(nix::cmsg_space!(i32))),
-        }
-    }
-
-    /// Reads what is there (waiting up to the patience for the first run) and calls `each` with
-    /// every datagram; returns how many it read.
-    pub fn receive(&mut self, mut each: impl FnMut(&[u8])) -> usize {
-        let mut buffers = self.buffers.iter_mut();
-        let mut slices: [[IoSliceMut<'_>; 1]; READS_PER_CALL] = std::array::from_fn(|_| {
-            [IoSliceMut::new(
-                buffers.next().expect("one buffer per read"),
-            )]
-        });
-        let runs: Vec<(usize, usize)> = match recvmmsg(
-            self.socket.as_raw_fd(),
-            &mut self.headers,
-            slices.iter_mut(),
-            MsgFlags::MSG_WAITFORONE,
-            None,
-        ) {
-            Ok(results) => results
-                .map(|message| {
-                    let mut segment = message.bytes;
-                    for cmsg in message.cmsgs().into_iter().flatten() {
-                        if let ControlMessageOwned::UdpGroSegments(size) = cmsg {
-                            segment = usize::try_from(size).unwrap_or(message.bytes);
-                        }
-                    }
-                    (message.bytes, segment.max(1))
-                })
-                .collect(),
-            Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::EINTR) => return 0,
-            Err(e) => panic!("recvmmsg on the receiver: {e}"),
-        };
-        let mut count = 0;
-        for ((bytes, segment), buffer) in runs.into_iter().zip(&self.buffers) {
-            for datagram in buffer[..bytes].chunks(segment) {
-                each(datagram);
-                count += 1;
-            }
-        }
-        count
     }
 }

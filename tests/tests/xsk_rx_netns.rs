@@ -2,8 +2,10 @@
 //! attached in driver mode to the receiving end, redirects every UDP datagram to its port into an
 //! AF_XDP socket (bound to queue 0, copy mode: a veth has no zero-copy), which reads exactly the
 //! datagrams sent, byte for byte and in order, and none of them reaches the UDP stack; datagrams
-//! to another port still go to the stack. This is the path `cargo xtask bench rx` measures, so it
-//! cannot report figures for a path that does not deliver.
+//! to another port still go to the stack. The socket path the benchmark compares it with
+//! (`jvpn_bench_rx_pass`, a `UDP_GRO` socket read with `recvmmsg`) is checked the same way: GRO
+//! runs split back into exactly the datagrams sent. These are the paths `cargo xtask bench rx`
+//! measures, so it cannot report figures for a path that does not deliver.
 //!
 //! ```text
 //!  +---------------------- receiver ns ("gateway") ----------------------+       +---- sender ns ----+
@@ -11,12 +13,14 @@
 //!  |  UDP 0.0.0.0:51820 (must stay empty)  UDP 0.0.0.0:51821 (passed)    |       |  UDP_SEGMENT runs |
 //!  |  <gw> 10.200.0.1/24   XDP jvpn_bench_rx_xsk, driver mode        <===|=veth==|===> <cl> 10.200.0.2|
 //!  +---------------------------------------------------------------------+       +-------------------+
+//!   (the socket-path test: XDP jvpn_bench_rx_pass, GRO on at <gw>, UDP_GRO socket on 51820)
 //! ```
 
 use std::net::{SocketAddrV4, UdpSocket};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use jvpn_tests::gro_batch::SocketReceiver;
 use jvpn_tests::netns::enter;
 use jvpn_tests::require_root;
 use jvpn_tests::topology::{TwoHosts, GATEWAY_V4};
@@ -35,6 +39,20 @@ const OTHER_PORT: u16 = RX_PORT + 1;
 const OTHER_DATAGRAMS: usize = 10;
 /// Upper bound on waiting for datagrams that must come; a failure bound, not a sleep.
 const PATIENCE: Duration = Duration::from_secs(5);
+
+/// Sends the [`DATAGRAMS`] to [`RX_PORT`] from the sender's namespace, in GSO runs.
+fn send_all(hosts: &TwoHosts) {
+    hosts.client.run(|| {
+        let sender = GsoSender::connect(SocketAddrV4::new(GATEWAY_V4, RX_PORT));
+        for first in (0..DATAGRAMS).step_by(PER_RUN) {
+            let run: Vec<u8> = (first..first + PER_RUN).flat_map(datagram).collect();
+            sender
+                .send_run(&run, DATAGRAM_LEN as u16)
+                .expect("sending a run");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    });
+}
 
 /// Datagram `index`: its index, then a pattern that depends on it.
 fn datagram(index: usize) -> Vec<u8> {
@@ -114,15 +132,8 @@ fn af_xdp_reads_exactly_the_datagrams_redirected_to_it_and_the_stack_none_of_the
             }
         });
         ready_rx.recv().expect("the receiver is set up");
+        send_all(hosts);
         hosts.client.run(|| {
-            let sender = GsoSender::connect(SocketAddrV4::new(GATEWAY_V4, RX_PORT));
-            for first in (0..DATAGRAMS).step_by(PER_RUN) {
-                let run: Vec<u8> = (first..first + PER_RUN).flat_map(datagram).collect();
-                sender
-                    .send_run(&run, DATAGRAM_LEN as u16)
-                    .expect("sending a run");
-                std::thread::sleep(Duration::from_millis(1));
-            }
             let other = GsoSender::connect(SocketAddrV4::new(GATEWAY_V4, OTHER_PORT));
             let run: Vec<u8> = (0..OTHER_DATAGRAMS).flat_map(datagram).collect();
             other
@@ -173,4 +184,55 @@ fn af_xdp_reads_exactly_the_datagrams_redirected_to_it_and_the_stack_none_of_the
         received.on_other_port_socket, OTHER_DATAGRAMS,
         "datagrams to another port must still reach the stack"
     );
+}
+
+#[test]
+fn the_socket_path_splits_gro_runs_back_into_exactly_the_datagrams_sent() {
+    require_root();
+    let hosts = TwoHosts::new();
+    jvpn_tests::netns::run_ok(hosts.gateway.command("ethtool").args([
+        "-K",
+        &hosts.gateway_if,
+        "gro",
+        "on",
+    ]));
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let (sent_tx, sent_rx) = mpsc::channel::<()>();
+    let (payloads, seen) = std::thread::scope(|scope| {
+        let hosts = &hosts;
+        let receiver = scope.spawn(move || {
+            enter(&hosts.gateway.path());
+            let program = AttachedRx::attach(&hosts.gateway_if, RxProgram::Pass);
+            let mut socket = SocketReceiver::bind(Duration::from_millis(100));
+            ready_tx.send(()).expect("the test is waiting");
+            sent_rx.recv().expect("the sender finished");
+            let mut payloads = Vec::new();
+            let deadline = Instant::now() + PATIENCE;
+            while payloads.len() < DATAGRAMS && Instant::now() < deadline {
+                socket.receive(|datagram| payloads.push(datagram.to_vec()));
+            }
+            // A miscounted run would show as more (or fewer) datagrams; read what else came.
+            socket.receive(|datagram| payloads.push(datagram.to_vec()));
+            (payloads, program.seen())
+        });
+        ready_rx.recv().expect("the receiver is set up");
+        send_all(hosts);
+        sent_tx.send(()).expect("the receiver is waiting");
+        receiver.join().expect("the receiver thread")
+    });
+    assert_eq!(
+        seen, DATAGRAMS as u64,
+        "the program matched each datagram once"
+    );
+    assert_eq!(
+        payloads.len(),
+        DATAGRAMS,
+        "the socket must read every datagram sent, each on its own"
+    );
+    for (index, payload) in payloads.iter().enumerate() {
+        assert!(
+            *payload == datagram(index),
+            "datagram {index} arrived out of order or altered"
+        );
+    }
 }

@@ -6,10 +6,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use jvpn_tests::bench::cpu::process_seconds;
+use jvpn_tests::gro_batch::SocketReceiver;
 use jvpn_tests::netns::enter;
 use jvpn_tests::topology::{TwoHosts, GATEWAY_V4};
 use jvpn_tests::xsk_rx::{
-    AttachedRx, GsoSender, RxProgram, SocketReceiver, MAX_RUN_BYTES, MAX_RUN_DATAGRAMS, RX_PORT,
+    AttachedRx, GsoSender, RxProgram, MAX_RUN_BYTES, MAX_RUN_DATAGRAMS, RX_PORT,
 };
 use jvpn_user::socket_buffers::TUNNEL_SOCKET_BUFFER_BYTES;
 use jvpn_user::xsk::{BindMode, XskDrops, XskReceiver, FRAME_SIZE};
@@ -64,6 +66,8 @@ pub struct Sample {
     pub receiver_cpu: f64,
     /// What the AF_XDP socket's counters say it dropped (zeros for the socket path).
     pub xsk_drops: XskDrops,
+    /// CPU time of the veth's NAPI thread over the run (0 unless NAPI is threaded).
+    pub napi_cpu: f64,
     /// The machine's irq + softirq time over the run (the receive side's kernel work lands
     /// there: the veth's NAPI poll, XDP, the copy into the UMEM or the UDP stack).
     pub softirq: f64,
@@ -201,8 +205,16 @@ fn flood(hosts: &TwoHosts, size: usize, duration: Duration) -> u64 {
     })
 }
 
-/// Runs `variant` with datagrams of `size` bytes for `duration`.
-pub fn measure(hosts: &TwoHosts, variant: Variant, size: usize, duration: Duration) -> Sample {
+/// Runs `variant` with datagrams of `size` bytes for `duration`; `napi_thread` is the receiving
+/// veth's NAPI thread when NAPI is threaded.
+pub fn measure(
+    hosts: &TwoHosts,
+    variant: Variant,
+    size: usize,
+    duration: Duration,
+    napi_thread: Option<u32>,
+) -> Sample {
+    let napi_seconds = || napi_thread.map_or(0.0, process_seconds);
     let stop = AtomicBool::new(false);
     let (ready_tx, ready_rx) = mpsc::channel();
     std::thread::scope(|scope| {
@@ -210,6 +222,7 @@ pub fn measure(hosts: &TwoHosts, variant: Variant, size: usize, duration: Durati
         let receiver = scope.spawn(move || receive(hosts, variant, ready_tx, stop));
         ready_rx.recv().expect("the receiver is set up");
         let softirq_start = softirq_seconds();
+        let napi_start = napi_seconds();
         let started = Instant::now();
         let sent = flood(hosts, size, duration);
         let seconds = started.elapsed().as_secs_f64();
@@ -224,6 +237,7 @@ pub fn measure(hosts: &TwoHosts, variant: Variant, size: usize, duration: Durati
             receiver_cpu: counted.cpu,
             xsk_drops: counted.xsk_drops,
             softirq: softirq_seconds() - softirq_start,
+            napi_cpu: napi_seconds() - napi_start,
         }
     })
 }
