@@ -26,10 +26,12 @@ pub enum XskError {
         /// The kernel's error.
         source: std::io::Error,
     },
-    /// A step of the socket's setup failed.
+    /// A step of the socket's setup failed. Binding fails with `EBUSY` while another socket
+    /// holds the queue, and for a moment after one closed (the kernel lets go of the queue in
+    /// deferred work).
     #[error(
-        "AF_XDP socket on interface index {ifindex}, queue {queue}: {step} failed: {errno}; \
-         the kernel needs CONFIG_XDP_SOCKETS, root, and an XDP program on the interface"
+        "AF_XDP socket on interface index {ifindex}, queue {queue}: {step} failed: {source}; \
+         the kernel needs CONFIG_XDP_SOCKETS and root, and only one socket may hold a queue"
     )]
     Setup {
         /// The interface.
@@ -39,7 +41,7 @@ pub enum XskError {
         /// Which step failed.
         step: &'static str,
         /// The kernel's error.
-        errno: String,
+        source: std::io::Error,
     },
     /// Putting the socket into the program's XSKMAP failed.
     #[error("adding the AF_XDP socket of queue {queue} to the XSKMAP failed: {source}")]

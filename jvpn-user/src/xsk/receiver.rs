@@ -85,7 +85,7 @@ impl XskReceiver {
                 ifindex,
                 queue,
                 step,
-                errno: errno.to_string(),
+                source: std::io::Error::from_raw_os_error(errno.get_raw().abs()),
             }
         };
         let bytes = frames as usize * FRAME_SIZE as usize;
@@ -128,12 +128,12 @@ impl XskReceiver {
         let mode = match sys::is_zero_copy(user.as_raw_fd()) {
             Ok(true) => BindMode::ZeroCopy,
             Ok(false) => BindMode::Copy,
-            Err(error) => {
+            Err(source) => {
                 return Err(XskError::Setup {
                     ifindex,
                     queue,
                     step: "reading the bind mode (XDP_OPTIONS)",
-                    errno: error.to_string(),
+                    source,
                 })
             }
         };

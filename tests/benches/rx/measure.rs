@@ -14,7 +14,7 @@ use jvpn_tests::xsk_rx::{
     AttachedRx, GsoSender, RxProgram, MAX_RUN_BYTES, MAX_RUN_DATAGRAMS, RX_PORT,
 };
 use jvpn_user::socket_buffers::TUNNEL_SOCKET_BUFFER_BYTES;
-use jvpn_user::xsk::{BindMode, XskDrops, XskReceiver, FRAME_SIZE};
+use jvpn_user::xsk::{BindMode, XskDrops, XskError, XskReceiver, FRAME_SIZE};
 use nix::time::{clock_gettime, ClockId};
 
 /// AF_XDP frames (and fill ring slots): 16 MiB of UMEM, as much memory as the socket's buffer.
@@ -98,6 +98,23 @@ fn softirq_seconds() -> f64 {
     ticks / per_second as f64
 }
 
+/// An AF_XDP socket on queue 0 of `ifindex`; waits out the previous measurement's socket, whose
+/// queue the kernel frees in deferred work after it closes (`EBUSY` meanwhile).
+fn bind_xsk(ifindex: u32) -> XskReceiver {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        match XskReceiver::bind(ifindex, 0, XSK_FRAMES) {
+            Ok(xsk) => return xsk,
+            Err(XskError::Setup { source, .. })
+                if source.raw_os_error() == Some(libc::EBUSY) && Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(error) => panic!("an AF_XDP socket: {error}"),
+        }
+    }
+}
+
 /// What the receiver thread reports.
 struct Counted {
     xsk_drops: XskDrops,
@@ -143,7 +160,7 @@ fn receive(
         Variant::XskPoll | Variant::XskSpin => {
             let ifindex = nix::net::if_::if_nametoindex(hosts.gateway_if.as_str())
                 .expect("the receiving veth's index");
-            let mut xsk = XskReceiver::bind(ifindex, 0, XSK_FRAMES).expect("an AF_XDP socket");
+            let mut xsk = bind_xsk(ifindex);
             assert_eq!(
                 xsk.mode(),
                 BindMode::Copy,
