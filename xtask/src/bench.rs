@@ -74,6 +74,12 @@ fn package_of(target: &str) -> &'static str {
     }
 }
 
+/// Whether bench `target` runs the release `jvpn` binary (the netns benchmarks but `rx`, which
+/// loads its programs itself).
+fn runs_jvpn_binary(target: &str) -> bool {
+    matches!(target, "tunnel" | "flood" | "peers" | "cluster")
+}
+
 /// `cargo xtask bench NAME [-- ARGS]`: ARGS go to the benchmark binary.
 pub fn run(name: BenchName, extra_args: &[String]) -> Result<()> {
     util::require_root(
@@ -115,7 +121,7 @@ pub fn run(name: BenchName, extra_args: &[String]) -> Result<()> {
 
 fn run_one(package: &str, target: &str, bench_dir: &Path, extra_args: &[String]) -> Result<()> {
     println!("\n=== bench {target} ===");
-    if package != USER_PACKAGE {
+    if runs_jvpn_binary(target) {
         // The bench runs the `jvpn` binary beside it, which `cargo bench -p jvpn-tests` does not build.
         util::run(util::cargo().args(["build", "--release", "-p", USER_PACKAGE, "--bin", "jvpn"]))?;
     }

@@ -5,7 +5,7 @@
 //! in one step.
 //!
 //! Measured against the gateway's socket path by `cargo xtask bench rx` (BENCHMARKS.md, "rx");
-//! the gateway does not use it. Behind the `xsk` feature, off in the shipped binary.
+//! the gateway does not use it. Behind the `xsk` feature, which only the tests crate turns on.
 
 mod receiver;
 mod sys;

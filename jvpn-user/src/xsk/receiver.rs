@@ -219,3 +219,32 @@ impl XskReceiver {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A frame count the rings cannot take is refused before any socket or memory is made.
+    #[test]
+    fn a_frame_count_that_is_not_a_power_of_two_is_refused_first() {
+        for frames in [0, 3, 4095] {
+            match XskReceiver::bind(1, 0, frames) {
+                Err(XskError::FrameCount(got)) => assert_eq!(got, frames),
+                other => panic!("{frames} frames: expected FrameCount, got {other:?}"),
+            }
+        }
+    }
+
+    /// A descriptor pointing outside the UMEM (a kernel bug, or a corrupted ring) yields no
+    /// frame rather than memory beyond the mapping.
+    #[test]
+    fn a_descriptor_outside_the_umem_yields_no_frame() {
+        let area = UmemArea::new(2 * FRAME_SIZE as usize).expect("mmap");
+        let last = u64::from(FRAME_SIZE);
+        assert_eq!(area.frame(last, FRAME_SIZE).map(<[u8]>::len), Some(2048));
+        assert!(area.frame(last, FRAME_SIZE + 1).is_none());
+        assert!(area.frame(2 * last, 1).is_none());
+        assert!(area.frame(u64::MAX, 1).is_none());
+        assert_eq!(area.frame(0, 0).map(<[u8]>::len), Some(0));
+    }
+}
