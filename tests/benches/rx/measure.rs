@@ -178,7 +178,11 @@ fn receive(
             };
             loop {
                 let ready = match variant {
-                    Variant::XskPoll => xsk.wait(PATIENCE).expect("poll on the AF_XDP socket"),
+                    // `poll` only when the ring is empty: one system call per wake-up, not
+                    // per batch.
+                    Variant::XskPoll => {
+                        xsk.has_frames() || xsk.wait(PATIENCE).expect("poll on the AF_XDP socket")
+                    }
                     _ => xsk.has_frames(),
                 };
                 if !ready || read(&mut xsk) == 0 {
