@@ -10,9 +10,9 @@ use xdpilone::{DeviceQueue, IfInfo, RingRx, Socket, SocketConfig, Umem, UmemConf
 use super::sys::{self, UmemArea};
 use super::XskError;
 
-/// Bytes per UMEM frame: the smallest the kernel accepts (half a page), and more than a jvpn
-/// datagram (at most 1,556 bytes) with its Ethernet, IPv6 and UDP headers (62 bytes); copy mode
-/// puts the frame at the chunk's start (no headroom).
+/// Bytes per UMEM frame: the smallest the kernel accepts (half a page). The kernel writes a frame
+/// `XDP_PACKET_HEADROOM` (256) bytes into its chunk, which leaves 1,792 bytes: more than a jvpn
+/// datagram (at most 1,556 bytes) with its Ethernet, IPv6 and UDP headers (62 bytes).
 pub const FRAME_SIZE: u32 = 2048;
 
 /// How the kernel bound the socket.
