@@ -110,15 +110,16 @@ impl AttachedRx {
 /// The UDP payload of an Ethernet + IPv4 + UDP frame and its destination port, or `None` if the
 /// frame is not one.
 pub fn udp_payload(frame: &[u8]) -> Option<(u16, &[u8])> {
+    let ethertype = u16::from_be_bytes([*frame.get(12)?, *frame.get(13)?]);
     let ip = frame.get(ETHERNET_HEADER..)?;
-    if u16::from_be_bytes([frame[12], frame[13]]) != 0x0800 || ip.first()? >> 4 != 4 || ip[9] != 17
-    {
+    let (&version_ihl, &protocol) = (ip.first()?, ip.get(9)?);
+    if ethertype != 0x0800 || version_ihl >> 4 != 4 || protocol != 17 {
         return None;
     }
-    let udp = ip.get(usize::from(ip[0] & 0x0f) * 4..)?;
+    let udp = ip.get(usize::from(version_ihl & 0x0f) * 4..)?;
+    let port = u16::from_be_bytes([*udp.get(2)?, *udp.get(3)?]);
     let length = usize::from(u16::from_be_bytes([*udp.get(4)?, *udp.get(5)?]));
-    let payload = udp.get(UDP_HEADER..length)?;
-    Some((u16::from_be_bytes([udp[2], udp[3]]), payload))
+    Some((port, udp.get(UDP_HEADER..length)?))
 }
 
 /// A connected UDP socket that sends runs of equal-sized datagrams in one `sendmsg` each
