@@ -23,9 +23,11 @@
 //!   sizes both sides ask for.
 //! - [`config`]: the gateway's and the client's config files and key files.
 //! - [`cli`]: the command line, parsed in two stages, and the commands that run it.
+//! - `xsk` (feature `xsk`, on only in the tests crate): an AF_XDP receiver, measured against
+//!   the socket path by `cargo xtask bench rx`.
 //!
-//! Unsafe code is denied outside the `sys` modules (`dataplane::sys`, `tun::sys`) and the route
-//! watch's netlink socket, each of which says why it needs it.
+//! Unsafe code is denied outside the `sys` modules (`dataplane::sys`, `tun::sys`, `xsk::sys`) and
+//! the route watch's netlink socket, each of which says why it needs it.
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
 pub mod accept;
@@ -47,3 +49,5 @@ pub mod socket_buffers;
 pub mod store;
 pub mod tun;
 pub mod tunnel_client;
+#[cfg(feature = "xsk")]
+pub mod xsk;

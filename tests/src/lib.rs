@@ -26,6 +26,7 @@ pub mod event_follower;
 #[path = "../../jvpn-user/tests/xdp_support/frames.rs"]
 pub mod frames;
 pub mod gateway;
+pub mod gro_batch;
 pub mod gso_run;
 pub mod guard;
 pub mod jvpn;
@@ -40,6 +41,7 @@ pub mod tunnel;
 pub mod veth;
 pub mod vpn_client;
 pub mod wire_client;
+pub mod xsk_rx;
 
 /// The gateway's port, as [`frames`] names it.
 const PORT: u16 = jvpn_common::abi::DEFAULT_PORT;

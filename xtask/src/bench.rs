@@ -1,8 +1,8 @@
 //! `cargo xtask bench NAME`: runs benchmark NAME (`cargo bench -p PACKAGE --bench NAME`) and checks that
 //! it wrote its results to `<target>/bench/NAME.json`, the file BENCHMARKS.md figures come from. The
 //! benchmarks of one process live in jvpn-user/benches (`dataplane`, `controller`); those that run the
-//! real daemons in network namespaces live in tests/benches (`tunnel`, `flood`), beside the harness they
-//! share. This only orchestrates them.
+//! real daemons or whole namespaces live in tests/benches (`tunnel`, `flood`, `peers`, `cluster`,
+//! `rx`), beside the harness they share. This only orchestrates them.
 
 use std::path::Path;
 use std::time::SystemTime;
@@ -36,6 +36,8 @@ pub enum BenchName {
     /// Reattach transitions on etcd beside the embedded store; a session's move between nodes
     /// (issue 11).
     Cluster,
+    /// The receive side of accepted DATA: the UDP socket path beside AF_XDP (issue 10).
+    Rx,
     /// Every benchmark above, in that order.
     All,
 }
@@ -50,6 +52,7 @@ impl BenchName {
             BenchName::Flood => &["flood"],
             BenchName::Peers => &["peers"],
             BenchName::Cluster => &["cluster"],
+            BenchName::Rx => &["rx"],
             BenchName::All => &[
                 "dataplane",
                 "controller",
@@ -57,6 +60,7 @@ impl BenchName {
                 "flood",
                 "peers",
                 "cluster",
+                "rx",
             ],
         }
     }
@@ -65,9 +69,15 @@ impl BenchName {
 /// The package that declares bench `target`.
 fn package_of(target: &str) -> &'static str {
     match target {
-        "tunnel" | "flood" | "peers" | "cluster" => TESTS_PACKAGE,
+        "tunnel" | "flood" | "peers" | "cluster" | "rx" => TESTS_PACKAGE,
         _ => USER_PACKAGE,
     }
+}
+
+/// Whether bench `target` runs the release `jvpn` binary (the netns benchmarks but `rx`, which
+/// loads its programs itself).
+fn runs_jvpn_binary(target: &str) -> bool {
+    matches!(target, "tunnel" | "flood" | "peers" | "cluster")
 }
 
 /// `cargo xtask bench NAME [-- ARGS]`: ARGS go to the benchmark binary.
@@ -111,7 +121,7 @@ pub fn run(name: BenchName, extra_args: &[String]) -> Result<()> {
 
 fn run_one(package: &str, target: &str, bench_dir: &Path, extra_args: &[String]) -> Result<()> {
     println!("\n=== bench {target} ===");
-    if package != USER_PACKAGE {
+    if runs_jvpn_binary(target) {
         // The bench runs the `jvpn` binary beside it, which `cargo bench -p jvpn-tests` does not build.
         util::run(util::cargo().args(["build", "--release", "-p", USER_PACKAGE, "--bin", "jvpn"]))?;
     }

@@ -19,8 +19,8 @@ mod probe;
 /// Debian packages, each used by something in the repository (installed without recommends, which
 /// would pull in hundreds of MB nothing here uses): LLVM 22 to build bpf-linker; the tools the tests,
 /// benchmarks and demo drive (`ip`, `nft`, `ping`, `iperf3`; `wg` to configure boringtun and `ethtool`
-/// to read offloads in `bench peers`); and for the `package` tier, `man` to read the packaged man page
-/// and `systemd-analyze` to check the unit; protoc (with protobuf's own .proto files) for the etcd
+/// to read and set offloads in `bench peers` and `bench rx`); and for the `package` tier, `man` to
+/// read the packaged man page and `systemd-analyze` to check the unit; protoc (with protobuf's own .proto files) for the etcd
 /// client's build, and etcd with etcdctl for the clustered store's tests.
 const APT_PACKAGES: &[&str] = &[
     "llvm-22-dev",

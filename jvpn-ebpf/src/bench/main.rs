@@ -12,8 +12,12 @@
 //! every time. So `jvpn_bench_driver` copies the next frame of a table filled by the benchmark
 //! into the packet and tail-calls the program under measurement; driving the baselines the same
 //! way puts the driver's cost into every figure alike.
+//!
+//! The receive benchmark's programs (`jvpn_bench_rx_*`) live in [`xsk`].
 #![no_std]
 #![no_main]
+
+mod xsk;
 
 use aya_ebpf::bindings::xdp_action::{XDP_ABORTED, XDP_DROP, XDP_PASS};
 use aya_ebpf::bindings::{BPF_F_MMAPABLE, BPF_F_NO_PREALLOC};
