@@ -1,13 +1,18 @@
 //! The event bus: numbers every record, keeps a short history, fans records out to subscribers,
 //! and turns every loss into a counted EVENTS_LOST notice.
 //!
+//! The history is two queues: audit records (STATE_CHANGE, one per version increment) and
+//! everything else. A burst of refusals, legitimate (about a thousand STALE_VERSION drops of
+//! datagrams in flight at each jump of a fast transfer) or hostile (a flood), then evicts only
+//! refusals, never the audit trail a late `jvpn events` reader came for.
+//!
 //! Publishing takes one short lock, under which the sequence number is assigned and the record is
 //! handed to the broadcast channel, so channel order is sequence order and the stream has one total
 //! order whichever task published. A subscriber that falls more than the channel's capacity behind
 //! does not stall the gateway: it skips ahead and receives one EVENTS_LOST notice for the records it
 //! missed, and the bus's loss counters grow by the same count.
 
-use super::record::{EventRecord, EventSource};
+use super::record::{EventKind, EventRecord, EventSource};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -17,8 +22,10 @@ use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
 /// Records a subscriber may fall behind by before it loses some (the broadcast channel's capacity).
 pub const DEFAULT_SUBSCRIBER_CAPACITY: usize = 4096;
-/// Recent records kept for `jvpn events` without `--follow`.
+/// Recent records other than STATE_CHANGE kept for `jvpn events` without `--follow`.
 pub const DEFAULT_HISTORY: usize = 1024;
+/// Recent STATE_CHANGE records kept for `jvpn events` without `--follow`, apart from the others.
+pub const DEFAULT_AUDIT_HISTORY: usize = 4096;
 
 /// Records lost so far, by where they were lost.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -46,8 +53,56 @@ struct LossCounters {
 struct Sequencer {
     /// Sequence number of the next record; the first is 1 so 0 can mean "before anything".
     next_seq: u64,
-    history: VecDeque<EventRecord>,
-    history_limit: usize,
+    /// Recent records other than STATE_CHANGE, oldest first.
+    history: BoundedHistory,
+    /// Recent STATE_CHANGE records, oldest first.
+    audit_history: BoundedHistory,
+}
+
+/// The newest `limit` records of one kind of history, oldest first.
+#[derive(Debug)]
+struct BoundedHistory {
+    records: VecDeque<EventRecord>,
+    limit: usize,
+}
+
+impl BoundedHistory {
+    fn new(limit: usize) -> Self {
+        Self {
+            records: VecDeque::with_capacity(limit),
+            limit,
+        }
+    }
+
+    fn push(&mut self, record: &EventRecord) {
+        if self.limit == 0 {
+            return;
+        }
+        if self.records.len() == self.limit {
+            self.records.pop_front();
+        }
+        self.records.push_back(record.clone());
+    }
+}
+
+impl Sequencer {
+    /// Both histories merged into one queue in sequence order.
+    fn backlog(&self) -> VecDeque<EventRecord> {
+        let mut merged =
+            VecDeque::with_capacity(self.history.records.len() + self.audit_history.records.len());
+        let mut other = self.history.records.iter().peekable();
+        let mut audit = self.audit_history.records.iter().peekable();
+        loop {
+            let next = match (other.peek(), audit.peek()) {
+                (Some(o), Some(a)) if o.seq < a.seq => other.next(),
+                (Some(_), Some(_)) | (None, Some(_)) => audit.next(),
+                (Some(_), None) => other.next(),
+                (None, None) => break,
+            };
+            merged.extend(next.cloned());
+        }
+        merged
+    }
 }
 
 /// The gateway's one ordered event stream. Cheap to share behind an `Arc`.
@@ -60,7 +115,11 @@ pub struct EventBus {
 
 impl Default for EventBus {
     fn default() -> Self {
-        Self::new(DEFAULT_SUBSCRIBER_CAPACITY, DEFAULT_HISTORY)
+        Self::with_audit_history(
+            DEFAULT_SUBSCRIBER_CAPACITY,
+            DEFAULT_HISTORY,
+            DEFAULT_AUDIT_HISTORY,
+        )
     }
 }
 
@@ -73,14 +132,25 @@ pub fn unix_millis_now() -> u64 {
 
 impl EventBus {
     /// A bus whose subscribers may fall `subscriber_capacity` records behind before losing some,
-    /// and which keeps the last `history` records for late readers.
+    /// and which keeps the last `history` records of each history (audit and other) for late
+    /// readers.
     pub fn new(subscriber_capacity: usize, history: usize) -> Self {
+        Self::with_audit_history(subscriber_capacity, history, history)
+    }
+
+    /// Like [`new`](Self::new), keeping the last `history` records other than STATE_CHANGE and,
+    /// apart from them, the last `audit_history` STATE_CHANGE records.
+    pub fn with_audit_history(
+        subscriber_capacity: usize,
+        history: usize,
+        audit_history: usize,
+    ) -> Self {
         let (sender, _) = broadcast::channel(subscriber_capacity.max(1));
         Self {
             sequencer: Mutex::new(Sequencer {
                 next_seq: 1,
-                history: VecDeque::with_capacity(history),
-                history_limit: history,
+                history: BoundedHistory::new(history),
+                audit_history: BoundedHistory::new(audit_history),
             }),
             sender,
             losses: Arc::default(),
@@ -107,11 +177,10 @@ impl EventBus {
         record.seq = seq.next_seq;
         record.time_ms = time_ms;
         seq.next_seq += 1;
-        if seq.history_limit > 0 {
-            if seq.history.len() == seq.history_limit {
-                seq.history.pop_front();
-            }
-            seq.history.push_back(record.clone());
+        if record.kind == EventKind::StateChange {
+            seq.audit_history.push(&record);
+        } else {
+            seq.history.push(&record);
         }
         // No subscriber is not an error: the record is in the history for later readers.
         let _ = self.sender.send(record);
@@ -151,7 +220,7 @@ impl EventBus {
     pub fn subscribe(&self) -> EventSubscription {
         let seq = self.lock();
         EventSubscription {
-            backlog: seq.history.clone(),
+            backlog: seq.backlog(),
             receiver: self.sender.subscribe(),
             last_seq: seq.next_seq - 1,
             losses: Arc::clone(&self.losses),
@@ -225,7 +294,6 @@ impl EventSubscription {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::record::EventKind;
     use jvpn_common::{RejectReason, SessionState};
 
     fn refusal(session: u64) -> EventRecord {
@@ -336,5 +404,65 @@ mod tests {
             vec![4, 5, 6]
         );
         assert_eq!(late.try_recv(), None, "backlog is taken once");
+    }
+
+    #[test]
+    fn a_burst_of_refusals_does_not_evict_state_changes_from_the_history() {
+        let bus = EventBus::with_audit_history(16, 4, 8);
+        let change = |v| EventRecord::state_change(1, None, (SessionState::Attached, v));
+        bus.publish_at(change(1), 0);
+        bus.publish_at(refusal(1), 0);
+        bus.publish_at(change(2), 0);
+        for _ in 0..1000 {
+            bus.publish_at(refusal(1), 0);
+        }
+        bus.publish_at(change(3), 0);
+        let backlog: Vec<(u64, EventKind)> = bus
+            .subscribe()
+            .take_backlog()
+            .iter()
+            .map(|r| (r.seq, r.kind))
+            .collect();
+        let changes: Vec<u64> = backlog
+            .iter()
+            .filter(|(_, k)| *k == EventKind::StateChange)
+            .map(|(s, _)| *s)
+            .collect();
+        assert_eq!(
+            changes,
+            vec![1, 3, 1004],
+            "every state change survives the burst"
+        );
+        assert_eq!(
+            backlog
+                .iter()
+                .filter(|(_, k)| *k != EventKind::StateChange)
+                .count(),
+            4,
+            "refusals keep their own bound"
+        );
+        assert!(
+            backlog.windows(2).all(|w| w[0].0 < w[1].0),
+            "the merged backlog is in sequence order: {backlog:?}"
+        );
+        assert_eq!(backlog.last().map(|r| r.0), Some(1004));
+    }
+
+    #[test]
+    fn the_audit_history_keeps_its_own_bound() {
+        let bus = EventBus::with_audit_history(16, 2, 3);
+        for v in 1..=10 {
+            bus.publish_at(
+                EventRecord::state_change(1, None, (SessionState::Attached, v)),
+                0,
+            );
+        }
+        let seqs: Vec<u64> = bus
+            .subscribe()
+            .take_backlog()
+            .iter()
+            .map(|r| r.seq)
+            .collect();
+        assert_eq!(seqs, vec![8, 9, 10]);
     }
 }

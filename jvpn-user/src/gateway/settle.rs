@@ -15,11 +15,13 @@
 
 use super::core::{Applied, ApplyError, Controller};
 use super::effect::{CommitToken, Effect, Then};
+use crate::crypto::SessionKeys;
 use crate::events::EventRecord;
-use crate::session::{Millis, SessionEvent, Transition};
-use crate::store::{CasOutcome, StoreError};
+use crate::session::{Millis, Session, SessionEvent, Transition};
+use crate::store::{CasOutcome, Expected, StoreError};
 use jvpn_common::maps::SessionEntry;
 use jvpn_common::RejectReason;
+use std::sync::Arc;
 
 /// A compare-and-set's outcome, applied to the controller's cache: the map entry the shell must
 /// write now, and what [`Controller::reply`] continues with.
@@ -59,22 +61,9 @@ impl Controller {
             then,
         } = token;
         let Transition { session, events } = transition;
-        let mut settled = Settled {
-            result: Err(ApplyError::IdAlreadyIssued),
-            map_write: None,
-            events: Vec::new(),
-            refusal: None,
-            then,
-        };
-        let outcome = match outcome {
-            Ok(outcome) => outcome,
-            Err(error) => {
-                settled.result = Err(error.into());
-                return settled;
-            }
-        };
-        match outcome {
-            CasOutcome::Committed => {
+        let (result, map_write, events, refusal) = match outcome {
+            Err(error) => (Err(error.into()), None, Vec::new(), None),
+            Ok(CasOutcome::Committed) => {
                 for change in events.iter().filter_map(SessionEvent::as_state_change) {
                     self.counters
                         .transition(Some(change.from_state), change.to_state);
@@ -90,42 +79,72 @@ impl Controller {
                     before.unwrap_or_default(),
                     &events,
                 );
-                settled.map_write = Some((id, session.map_entry()));
-                settled.events = events;
-                settled.result = Ok(Applied::Committed(session));
+                // Cryptokey routing follows the cache in the same step, so no caller ever sees
+                // the session installed with the routes of its previous version.
+                self.routes.committed(&session);
+                let entry = session.map_entry();
+                (
+                    Ok(Applied::Committed(session)),
+                    Some((id, entry)),
+                    events,
+                    None,
+                )
             }
-            CasOutcome::Conflict { current } => {
-                self.counters.cas_conflict();
-                let now_version = current.as_ref().map_or(0, |s| s.state_version);
-                if let Some(stored) = current {
-                    let keys = self
-                        .sessions
-                        .snapshot(stored.id.get())
-                        .map(|(_, k)| k)
-                        .unwrap_or(keys);
-                    // In a cluster the winner may be another node ([`super::ownership`]).
-                    self.install_conflicted(stored, keys);
-                }
-                tracing::warn!(
-                    session = %session.id,
-                    expected = ?expected,
-                    current = now_version,
-                    "compare-and-set lost to a concurrent mutation"
-                );
-                settled.refusal = Some(
-                    EventRecord::refusal(Some(session.id.get()), RejectReason::ConcurrentMutation)
-                        .with_session_version(now_version)
-                        .with_detail(format!(
-                            "expected version {expected:?}, the store holds {now_version}"
-                        )),
-                );
-                settled.result = Err(ApplyError::Conflict {
-                    current: now_version,
-                });
+            Ok(CasOutcome::Conflict { current }) => {
+                let (error, refusal) = self.lost_race(&session, expected, current, keys);
+                (Err(error), None, Vec::new(), Some(refusal))
             }
-            CasOutcome::IdAlreadyIssued => {}
+            Ok(CasOutcome::IdAlreadyIssued) => {
+                (Err(ApplyError::IdAlreadyIssued), None, Vec::new(), None)
+            }
+        };
+        Settled {
+            result,
+            map_write,
+            events,
+            refusal,
+            then,
         }
-        settled
+    }
+
+    /// A compare-and-set lost to a concurrent mutation: installs the winner the store returned
+    /// and returns the error and the CONCURRENT_MUTATION record the reply publishes.
+    fn lost_race(
+        &self,
+        session: &Session,
+        expected: Expected,
+        current: Option<Session>,
+        keys: Arc<SessionKeys>,
+    ) -> (ApplyError, EventRecord) {
+        self.counters.cas_conflict();
+        let now_version = current.as_ref().map_or(0, |s| s.state_version);
+        if let Some(stored) = current {
+            let keys = self
+                .sessions
+                .snapshot(stored.id.get())
+                .map(|(_, k)| k)
+                .unwrap_or(keys);
+            // In a cluster the winner may be another node ([`super::ownership`]).
+            self.install_conflicted(stored, keys);
+        }
+        tracing::warn!(
+            session = %session.id,
+            expected = ?expected,
+            current = now_version,
+            "compare-and-set lost to a concurrent mutation"
+        );
+        let refusal =
+            EventRecord::refusal(Some(session.id.get()), RejectReason::ConcurrentMutation)
+                .with_session_version(now_version)
+                .with_detail(format!(
+                    "expected version {expected:?}, the store holds {now_version}"
+                ));
+        (
+            ApplyError::Conflict {
+                current: now_version,
+            },
+            refusal,
+        )
     }
 
     /// Continues a [`Settled`] commit once its map entry is written: returns what the commit
@@ -145,9 +164,6 @@ impl Controller {
         let mut out = Vec::with_capacity(events.len() + 2);
         if let Some(record) = refusal {
             out.push(Effect::Publish(record));
-        }
-        if let Ok(Applied::Committed(session)) = &result {
-            self.routes.committed(session);
         }
         for event in &events {
             self.publish(event, &mut out);
