@@ -23,10 +23,8 @@
 //!   sizes both sides ask for.
 //! - [`config`]: the gateway's and the client's config files and key files.
 //! - [`cli`]: the command line, parsed in two stages, and the commands that run it.
-//! - `xsk` (feature `xsk`, on only in the tests crate): an AF_XDP receiver, measured against
-//!   the socket path by `cargo xtask bench rx`.
 //!
-//! Unsafe code is denied outside the `sys` modules (`dataplane::sys`, `tun::sys`, `xsk::sys`) and
+//! Unsafe code is denied outside the `sys` modules (`dataplane::sys`, `tun::sys`) and
 //! the route watch's netlink socket, each of which says why it needs it.
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
@@ -49,5 +47,3 @@ pub mod socket_buffers;
 pub mod store;
 pub mod tun;
 pub mod tunnel_client;
-#[cfg(feature = "xsk")]
-pub mod xsk;

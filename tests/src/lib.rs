@@ -41,6 +41,7 @@ pub mod tunnel;
 pub mod veth;
 pub mod vpn_client;
 pub mod wire_client;
+pub mod xsk;
 pub mod xsk_rx;
 
 /// The gateway's port, as [`frames`] names it.

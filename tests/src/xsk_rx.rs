@@ -3,7 +3,7 @@
 //! driver mode to the receiving veth end ([`RxProgram`], [`AttachedRx`]), a UDP socket read as the
 //! gateway's best path reads ([`crate::gro_batch::SocketReceiver`]: `UDP_GRO`, `recvmmsg`, 16 MiB
 //! buffer), an
-//! AF_XDP socket ([`jvpn_user::xsk::XskReceiver`]), and a sender of UDP GSO runs ([`GsoSender`]).
+//! AF_XDP socket ([`jvpn_tests::xsk::XskReceiver`]), and a sender of UDP GSO runs ([`GsoSender`]).
 
 use std::io::IoSlice;
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};

@@ -24,8 +24,8 @@ use jvpn_tests::gro_batch::SocketReceiver;
 use jvpn_tests::netns::enter;
 use jvpn_tests::require_root;
 use jvpn_tests::topology::{TwoHosts, GATEWAY_V4};
+use jvpn_tests::xsk::{BindMode, XskDrops, XskReceiver};
 use jvpn_tests::xsk_rx::{udp_payload, AttachedRx, GsoSender, RxProgram, RX_PORT};
-use jvpn_user::xsk::{BindMode, XskDrops, XskReceiver};
 
 /// Datagrams sent to the redirected port.
 const DATAGRAMS: usize = 300;

@@ -7,8 +7,10 @@
 /// Aligned for aya's ELF parser; load it with `aya::EbpfLoader::load`.
 pub static JVPN_XDP_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/jvpn"));
 
-/// The dataplane benchmark's programs, never attached by the gateway: the baselines
+/// The benchmarks' programs, never attached by the gateway: for `benches/dataplane` the baselines
 /// `jvpn_bench_drop` and `jvpn_bench_lookup`, and `jvpn_bench_driver`, which copies prepared
-/// frames into the packet and tail-calls the program measured (see `benches/dataplane`).
+/// frames into the packet and tail-calls the program measured; for `cargo xtask bench rx`
+/// (`tests/benches/rx`) `jvpn_bench_rx_pass` and `jvpn_bench_rx_xsk`, the socket path's pass and
+/// the AF_XDP redirect.
 pub static JVPN_BENCH_OBJECT: &[u8] =
     aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/jvpn-bench"));

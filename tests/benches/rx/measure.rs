@@ -10,11 +10,11 @@ use jvpn_tests::bench::cpu::process_seconds;
 use jvpn_tests::gro_batch::SocketReceiver;
 use jvpn_tests::netns::enter;
 use jvpn_tests::topology::{TwoHosts, GATEWAY_V4};
+use jvpn_tests::xsk::{BindMode, XskDrops, XskError, XskReceiver, FRAME_SIZE};
 use jvpn_tests::xsk_rx::{
     AttachedRx, GsoSender, RxProgram, MAX_RUN_BYTES, MAX_RUN_DATAGRAMS, RX_PORT,
 };
 use jvpn_user::socket_buffers::TUNNEL_SOCKET_BUFFER_BYTES;
-use jvpn_user::xsk::{BindMode, XskDrops, XskError, XskReceiver, FRAME_SIZE};
 use nix::time::{clock_gettime, ClockId};
 
 /// AF_XDP frames (and fill ring slots): 16 MiB of UMEM, as much memory as the socket's buffer.

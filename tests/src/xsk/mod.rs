@@ -5,7 +5,8 @@
 //! in one step.
 //!
 //! Measured against the gateway's socket path by `cargo xtask bench rx` (BENCHMARKS.md, "rx");
-//! the gateway does not use it. Behind the `xsk` feature, which only the tests crate turns on.
+//! the gateway does not use it. It lives in the tests crate, not in jvpn-user, because the crate it
+//! rests on (xdpilone) is EUPL-1.2, which the product's licence does not take in.
 
 mod receiver;
 mod sys;
