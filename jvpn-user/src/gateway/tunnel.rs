@@ -23,7 +23,7 @@ use crate::crypto::{seal_append, Direction};
 use crate::datapath::gso::Datagrams;
 use crate::datapath::segment::Packets;
 use crate::events::{EventKind, EventRecord, EventSource};
-use crate::session::{Session, SessionId};
+use crate::session::{Session, SessionId, CLIENT_KEY_LEN};
 use crate::tun::{packet_addresses, ReadBatch, TunDevice};
 use jvpn_common::maps::SessionState;
 use jvpn_common::{MessageType, WireHeader};
@@ -38,15 +38,20 @@ pub(super) struct Route {
 }
 
 impl Controller {
-    /// Whether an opened DATA packet of session `id` may enter the TUN device: its inner source
-    /// must be one of the session's client's addresses. A refusal is counted and reported.
-    pub(super) fn admit_upstream(&self, id: u64, packet: &[u8], out: &mut Vec<Effect>) -> bool {
+    /// Whether an opened DATA packet of session `id`, whose client holds `client_key`, may enter
+    /// the TUN device: its inner source must be one of that client's addresses. A refusal is
+    /// counted and reported.
+    pub(super) fn admit_upstream(
+        &self,
+        id: u64,
+        client_key: [u8; CLIENT_KEY_LEN],
+        packet: &[u8],
+        out: &mut Vec<Effect>,
+    ) -> bool {
         let counters = &self.counters;
-        let client_key = self.sessions.lock().get(&id).map(|l| l.session.client_key);
         let source = packet_addresses(packet).map(|(src, _)| src);
         let settings = self.settings.get();
-        let client =
-            client_key.and_then(|key| settings.client(&crate::crypto::PublicKey::from_bytes(key)));
+        let client = settings.client(&crate::crypto::PublicKey::from_bytes(client_key));
         let allowed = matches!((client, source), (Some(c), Some(src)) if c.allows_source(src));
         if allowed {
             counters.upstream(packet.len());
