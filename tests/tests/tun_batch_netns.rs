@@ -1,6 +1,7 @@
-//! The batched TUN read the gateway's downstream uses (`TunDevice::try_recv_packets`): after an
-//! awaited read, the reads already queued are taken without waiting, each exactly once and in
-//! order, and an empty queue says so at once instead of blocking. A real TUN device in a fresh
+//! The batched TUN reads of the gateway's downstream (`TunDevice::try_recv_packets`) and the
+//! client's upstream (`TunDevice::try_recv_more`, which appends): after an awaited read, the
+//! reads already queued are taken without waiting, each exactly once and in order, and an empty
+//! queue says so at once instead of blocking. A real TUN device in a fresh
 //! namespace; the packets are UDP datagrams the namespace's own stack routes into it.
 //!
 //! ```text
@@ -72,6 +73,37 @@ fn queued_tun_reads_are_taken_without_waiting_each_once_and_in_order() {
                 .try_recv_packets(&mut batch)
                 .expect("no error")
                 .is_none());
+
+            // The client's upstream: queued reads appended to the awaited one's packets.
+            for payload in &payloads {
+                socket
+                    .send_to(payload, (PEER, 9))
+                    .expect("sent into the tunnel");
+            }
+            tokio::time::timeout(PATIENCE, tun.recv_packets(&mut batch))
+                .await
+                .expect("the first packet within the patience")
+                .expect("read");
+            let mut reads = 1;
+            while tun.try_recv_more(&mut batch).expect("no error") {
+                reads += 1;
+            }
+            let appended: Vec<Vec<u8>> = batch
+                .packets()
+                .iter()
+                .map(|packet| udp_payload(packet).to_vec())
+                .collect();
+            assert_eq!(reads, payloads.len(), "one read per datagram");
+            assert_eq!(
+                appended, payloads,
+                "the batch holds every read once, in order"
+            );
+            assert!(!tun.try_recv_more(&mut batch).expect("no error"));
+            assert_eq!(
+                batch.packets().len(),
+                payloads.len(),
+                "an empty queue appends nothing"
+            );
         });
     });
 }
