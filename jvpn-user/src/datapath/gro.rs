@@ -51,42 +51,58 @@ impl Received {
     /// Reads the next run from `socket` (waiting for one), replacing the previous one. A run
     /// larger than the buffer (the kernel truncated it) is dropped and reads as empty.
     pub async fn recv(&mut self, socket: &UdpSocket) -> io::Result<()> {
-        let Self {
-            buffer,
-            control,
-            len,
-            segment,
-            from,
-        } = self;
-        let (bytes, size, address, truncated) = socket
-            .async_io(Interest::READABLE, || {
-                let mut iov = [IoSliceMut::new(buffer)];
-                let message = recvmsg::<SockaddrStorage>(
-                    socket.as_raw_fd(),
-                    &mut iov,
-                    Some(control.as_mut_slice()),
-                    MsgFlags::empty(),
-                )
-                .map_err(io::Error::from)?;
-                let mut size = None;
-                for cmsg in message.cmsgs().map_err(io::Error::from)? {
-                    if let ControlMessageOwned::UdpGroSegments(gso) = cmsg {
-                        size = usize::try_from(gso).ok();
-                    }
-                }
-                let truncated = message.flags.contains(MsgFlags::MSG_TRUNC);
-                Ok((message.bytes, size, message.address, truncated))
-            })
-            .await?;
-        *from = address.as_ref().and_then(socket_addr);
+        socket
+            .async_io(Interest::READABLE, || self.read_from(socket))
+            .await
+    }
+
+    /// [`Self::recv`] without waiting: `Ok(false)` (and the previous run forgotten) if no run is
+    /// queued. Lets a reader drain what already arrived before it writes what it opened.
+    pub fn try_recv(&mut self, socket: &UdpSocket) -> io::Result<bool> {
+        match socket.try_io(Interest::READABLE, || self.read_from(socket)) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                self.forget();
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Forgets the run read last.
+    fn forget(&mut self) {
+        self.len = 0;
+        self.segment = 0;
+        self.from = None;
+    }
+
+    /// One non-blocking `recvmsg` into the buffers.
+    fn read_from(&mut self, socket: &UdpSocket) -> io::Result<()> {
+        let mut iov = [IoSliceMut::new(&mut self.buffer)];
+        let message = recvmsg::<SockaddrStorage>(
+            socket.as_raw_fd(),
+            &mut iov,
+            Some(self.control.as_mut_slice()),
+            MsgFlags::empty(),
+        )
+        .map_err(io::Error::from)?;
+        let mut size = None;
+        for cmsg in message.cmsgs().map_err(io::Error::from)? {
+            if let ControlMessageOwned::UdpGroSegments(gso) = cmsg {
+                size = usize::try_from(gso).ok();
+            }
+        }
+        let truncated = message.flags.contains(MsgFlags::MSG_TRUNC);
+        let (bytes, address) = (message.bytes, message.address);
+        self.from = address.as_ref().and_then(socket_addr);
         if truncated {
-            tracing::debug!(from = ?*from, "a receive run larger than the buffer was dropped");
-            *len = 0;
-            *segment = 0;
+            tracing::debug!(from = ?self.from, "a receive run larger than the buffer was dropped");
+            self.len = 0;
+            self.segment = 0;
             return Ok(());
         }
-        *len = bytes;
-        *segment = size.filter(|&s| s > 0).unwrap_or(bytes);
+        self.len = bytes;
+        self.segment = size.filter(|&s| s > 0).unwrap_or(bytes);
         Ok(())
     }
 
@@ -155,5 +171,31 @@ mod tests {
         received.recv(&receiver).await.expect("a datagram");
         let got: Vec<Vec<u8>> = received.datagrams_mut().map(|d| d.to_vec()).collect();
         assert_eq!(got, vec![b"alone".to_vec()]);
+    }
+
+    /// `try_recv` never waits: on an empty socket it says so and forgets the run before (a
+    /// drain loop cannot handle a run twice); with runs queued it reads them one by one.
+    #[tokio::test]
+    async fn try_recv_reads_only_what_is_queued() {
+        let receiver = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+        enable(&receiver).expect("UDP_GRO (Linux 5.0)");
+        let sender = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+        let to = receiver.local_addr().expect("addr");
+        let mut received = Received::default();
+        assert!(!received.try_recv(&receiver).expect("no error"));
+        assert_eq!(received.count(), 0);
+
+        let first = Datagrams::of(&[vec![1; 1000], vec![1; 1000]]);
+        first.send(&sender, Some(to)).await.expect("sent");
+        sender.send_to(b"second", to).await.expect("sent");
+        received.recv(&receiver).await.expect("the first run");
+        assert_eq!(received.count(), 2);
+        // The second is queued by now (loopback delivers within the send call).
+        assert!(received.try_recv(&receiver).expect("no error"));
+        let got: Vec<Vec<u8>> = received.datagrams_mut().map(|d| d.to_vec()).collect();
+        assert_eq!(got, vec![b"second".to_vec()]);
+        assert!(!received.try_recv(&receiver).expect("no error"));
+        assert_eq!(received.count(), 0, "nothing left of the run before");
+        assert_eq!(received.from(), None);
     }
 }

@@ -13,9 +13,9 @@ use super::rekey::KeyUse;
 use super::replay::RxWindow;
 use crate::control::TrafficCount;
 use crate::crypto::SessionKeys;
-use crate::session::{Millis, Session};
+use crate::session::{Millis, Session, CLIENT_KEY_LEN};
 use jvpn_common::control::PATH_TOKEN_LEN;
-use jvpn_common::maps::TransportBinding;
+use jvpn_common::maps::{SessionState, TransportBinding};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -131,6 +131,20 @@ impl LiveSession {
     }
 }
 
+/// The fields of a session's record that DATA and KEEPALIVE are checked against
+/// ([`SessionTable::traffic_view`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TrafficView {
+    /// Lifecycle state: only ATTACHED carries traffic.
+    pub state: SessionState,
+    /// The current version.
+    pub state_version: u64,
+    /// The transport traffic must come from.
+    pub binding: TransportBinding,
+    /// The client's static public key (cryptokey routing).
+    pub client_key: [u8; CLIENT_KEY_LEN],
+}
+
 /// Every live session of this gateway, by id.
 #[derive(Default)]
 pub struct SessionTable {
@@ -143,6 +157,21 @@ impl SessionTable {
         self.sessions
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// What the DATA path checks a datagram against, and the keys, under one lock and without
+    /// copying the record (whose key material is a heap allocation): one per datagram otherwise.
+    pub fn traffic_view(&self, id: u64) -> Option<(TrafficView, Arc<SessionKeys>)> {
+        self.lock().get(&id).map(|l| {
+            let s = &l.session;
+            let view = TrafficView {
+                state: s.state,
+                state_version: s.state_version,
+                binding: s.binding,
+                client_key: s.client_key,
+            };
+            (view, l.keys.clone())
+        })
     }
 
     /// A copy of the session's record and its keys.

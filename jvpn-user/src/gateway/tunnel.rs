@@ -10,9 +10,10 @@
 //! address no client owns, or whose client has no attached session, are dropped and counted.
 //!
 //! Upstream is one of [`Controller::handle`]'s decisions (an [`Effect::WriteTun`]). Downstream
-//! is the one batch path that is not a list of effects: [`send_downstream_packets`], in the
-//! shell, asks the controller for each packet's route and seal and sends each run with one GSO
-//! `sendmsg`; an effect per packet would cost an allocation per packet.
+//! is the one batch path that is not a list of effects: [`run_tun_reader`], in the shell, asks
+//! the controller for each packet's route and seal, and sends what one read and the reads
+//! already queued behind it sealed with one GSO `sendmsg` per run; an effect per packet would
+//! cost an allocation per packet.
 
 use super::core::Controller;
 use super::effect::Effect;
@@ -23,7 +24,7 @@ use crate::crypto::{seal_append, Direction};
 use crate::datapath::gso::Datagrams;
 use crate::datapath::segment::Packets;
 use crate::events::{EventKind, EventRecord, EventSource};
-use crate::session::{Session, SessionId};
+use crate::session::{Session, SessionId, CLIENT_KEY_LEN};
 use crate::tun::{packet_addresses, ReadBatch, TunDevice};
 use jvpn_common::maps::SessionState;
 use jvpn_common::{MessageType, WireHeader};
@@ -38,15 +39,20 @@ pub(super) struct Route {
 }
 
 impl Controller {
-    /// Whether an opened DATA packet of session `id` may enter the TUN device: its inner source
-    /// must be one of the session's client's addresses. A refusal is counted and reported.
-    pub(super) fn admit_upstream(&self, id: u64, packet: &[u8], out: &mut Vec<Effect>) -> bool {
+    /// Whether an opened DATA packet of session `id`, whose client holds `client_key`, may enter
+    /// the TUN device: its inner source must be one of that client's addresses. A refusal is
+    /// counted and reported.
+    pub(super) fn admit_upstream(
+        &self,
+        id: u64,
+        client_key: [u8; CLIENT_KEY_LEN],
+        packet: &[u8],
+        out: &mut Vec<Effect>,
+    ) -> bool {
         let counters = &self.counters;
-        let client_key = self.sessions.lock().get(&id).map(|l| l.session.client_key);
         let source = packet_addresses(packet).map(|(src, _)| src);
         let settings = self.settings.get();
-        let client =
-            client_key.and_then(|key| settings.client(&crate::crypto::PublicKey::from_bytes(key)));
+        let client = settings.client(&crate::crypto::PublicKey::from_bytes(client_key));
         let allowed = matches!((client, source), (Some(c), Some(src)) if c.allows_source(src));
         if allowed {
             counters.upstream(packet.len());
@@ -133,73 +139,92 @@ impl Controller {
     }
 }
 
-/// Seals the packets of one TUN read (cut into wire-sized packets) for the sessions that own
-/// their destinations, each under its own nonce, and sends them with UDP GSO: one `sendmsg` per
-/// run of packets to one binding. The route is looked up once per change of destination (a
-/// superpacket's segments share theirs); unroutable packets are dropped and counted. The rare
-/// effects of the sealing (a session out of nonces) are performed after the batch.
-pub async fn send_downstream_packets(
-    exec: &Executor,
-    packets: &Packets,
-    datagrams: &mut Datagrams,
-) {
-    let controller = exec.controller();
-    let counters = &controller.counters;
-    let mut out = Vec::new();
-    let mut route: Option<(IpAddr, Route)> = None;
-    let mut pending_to: Option<SocketAddr> = None;
-    datagrams.clear();
-    for packet in packets.iter() {
-        let Some((_, dst)) = packet_addresses(packet) else {
-            counters.downstream_unroutable();
-            continue;
-        };
-        if route.as_ref().is_none_or(|(to, _)| *to != dst) {
-            route = controller.route(dst).map(|found| (dst, found));
-        }
-        let Some((_, current)) = &route else {
-            counters.downstream_unroutable();
-            continue;
-        };
-        if let Some(to) = pending_to.filter(|to| *to != current.to) {
-            send_datagrams(exec, datagrams, to).await;
-        }
-        pending_to = Some(current.to);
-        if controller.seal_data_append(current, packet, datagrams, &mut out) {
-            counters.downstream(packet.len());
-        } else {
-            counters.downstream_unroutable();
-        }
-    }
-    if let Some(to) = pending_to {
-        send_datagrams(exec, datagrams, to).await;
-    }
-    if !out.is_empty() {
-        exec.execute(out).await;
-    }
+/// Most TUN reads sealed before their datagrams are sent: the first read is awaited, the rest
+/// are only those already queued (a burst of ACKs, or superpackets that arrived together).
+const MAX_READS_PER_SEND: usize = 8;
+
+/// Sealed downstream datagrams not yet sent, with the binding they go to.
+#[derive(Default)]
+struct Downstream {
+    datagrams: Datagrams,
+    to: Option<SocketAddr>,
+    out: Vec<Effect>,
 }
 
-/// Sends the sealed datagrams to `to` and forgets them; a failure is logged (TCP resends).
-async fn send_datagrams(exec: &Executor, datagrams: &mut Datagrams, to: SocketAddr) {
-    if let Err(e) = datagrams.send(exec.socket(), Some(to)).await {
-        tracing::warn!(%to, error = %e, "send failed");
-    }
-    datagrams.clear();
-}
-
-/// Reads packets from the TUN device and sends them downstream until the device fails; the
-/// buffers live as long as the loop.
-pub async fn run_tun_reader(exec: Arc<Executor>, tun: Arc<TunDevice>) {
-    let mut batch = ReadBatch::default();
-    let mut datagrams = Datagrams::default();
-    loop {
-        match tun.recv_packets(&mut batch).await {
-            Ok(packets) => send_downstream_packets(&exec, packets, &mut datagrams).await,
-            Err(e) => {
-                tracing::error!(error = %e, "the tunnel stopped: cannot read the TUN device");
-                return;
+impl Downstream {
+    /// Seals the packets of one TUN read (cut into wire-sized packets) for the sessions that own
+    /// their destinations, each under its own nonce, after the datagrams held; a change of
+    /// binding sends what is held first (one GSO `sendmsg` per run to one binding). The route is
+    /// looked up once per change of destination (a superpacket's segments share theirs);
+    /// unroutable packets are dropped and counted.
+    async fn seal(&mut self, exec: &Executor, packets: &Packets) {
+        let controller = exec.controller();
+        let counters = &controller.counters;
+        let mut route: Option<(IpAddr, Route)> = None;
+        for packet in packets.iter() {
+            let Some((_, dst)) = packet_addresses(packet) else {
+                counters.downstream_unroutable();
+                continue;
+            };
+            if route.as_ref().is_none_or(|(to, _)| *to != dst) {
+                route = controller.route(dst).map(|found| (dst, found));
+            }
+            let Some((_, current)) = &route else {
+                counters.downstream_unroutable();
+                continue;
+            };
+            if self.to.is_some_and(|to| to != current.to) {
+                self.send(exec).await;
+            }
+            self.to = Some(current.to);
+            if controller.seal_data_append(current, packet, &mut self.datagrams, &mut self.out) {
+                counters.downstream(packet.len());
+            } else {
+                counters.downstream_unroutable();
             }
         }
+    }
+
+    /// Sends what is held, then performs the rare effects of the sealing (a session out of
+    /// nonces). A failed send is logged (TCP resends).
+    async fn send(&mut self, exec: &Executor) {
+        if let Some(to) = self.to.take() {
+            if let Err(e) = self.datagrams.send(exec.socket(), Some(to)).await {
+                tracing::warn!(%to, error = %e, "send failed");
+            }
+        }
+        self.datagrams.clear();
+        if !self.out.is_empty() {
+            exec.execute(std::mem::take(&mut self.out)).await;
+        }
+    }
+}
+
+/// Reads packets from the TUN device and sends them downstream until the device fails: each
+/// awaited read, and up to [`MAX_READS_PER_SEND`] reads already queued behind it, are sealed
+/// and then sent together. The buffers live as long as the loop.
+pub async fn run_tun_reader(exec: Arc<Executor>, tun: Arc<TunDevice>) {
+    let mut batch = ReadBatch::default();
+    let mut downstream = Downstream::default();
+    let stopped = |e: crate::tun::TunError| {
+        tracing::error!(error = %e, "the tunnel stopped: cannot read the TUN device");
+    };
+    loop {
+        match tun.recv_packets(&mut batch).await {
+            Ok(packets) => downstream.seal(&exec, packets).await,
+            Err(e) => return stopped(e),
+        }
+        for _ in 1..MAX_READS_PER_SEND {
+            match tun.try_recv_packets(&mut batch) {
+                Ok(Some(packets)) => downstream.seal(&exec, packets).await,
+                Ok(None) => break,
+                Err(e) => {
+                    downstream.send(&exec).await;
+                    return stopped(e);
+                }
+            }
+        }
+        downstream.send(&exec).await;
     }
 }
 

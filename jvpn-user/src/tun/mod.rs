@@ -20,6 +20,7 @@ use std::io::{IoSlice, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::process::Command;
 use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
 
 /// Why a TUN device could not be created, configured or used.
 #[derive(Debug, thiserror::Error)]
@@ -121,14 +122,71 @@ impl TunDevice {
                 Ok(result) => result.map_err(|e| self.io("read", e))?,
                 Err(_would_block) => continue,
             };
-            batch.packets.clear();
-            let raw = &batch.raw[..len];
-            let split = VnetHeader::parse(raw).and_then(|header| {
-                split(header, &raw[VNET_HDR_LEN.min(len)..], &mut batch.packets)
+            if self.cut(batch, len) {
+                return Ok(&batch.packets);
+            }
+        }
+    }
+
+    /// [`Self::recv_packets`] without waiting: `None` if nothing is queued. Lets a reader send
+    /// what several reads brought together (the ACKs of a flow, as one GSO run).
+    pub fn try_recv_packets<'a>(
+        &self,
+        batch: &'a mut ReadBatch,
+    ) -> Result<Option<&'a Packets>, TunError> {
+        loop {
+            let read = self.fd.try_io(Interest::READABLE, |inner| {
+                let mut file: &File = inner;
+                file.read(&mut batch.raw)
             });
-            match split {
-                Ok(()) => return Ok(&batch.packets),
-                Err(e) => tracing::debug!(tun = %self.name, error = %e, "a TUN read was dropped"),
+            let len = match read {
+                Ok(len) => len,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(None),
+                Err(e) => return Err(self.io("read", e)),
+            };
+            if self.cut(batch, len) {
+                return Ok(Some(&batch.packets));
+            }
+        }
+    }
+
+    /// Appends the packets of one more read, if one is queued, to those `batch` holds (never
+    /// waiting); true if a read was taken. Lets a reader seal what several reads brought under
+    /// one lock and send it together.
+    pub fn try_recv_more(&self, batch: &mut ReadBatch) -> Result<bool, TunError> {
+        loop {
+            let read = self.fd.try_io(Interest::READABLE, |inner| {
+                let mut file: &File = inner;
+                file.read(&mut batch.raw)
+            });
+            let len = match read {
+                Ok(len) => len,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) => return Err(self.io("read", e)),
+            };
+            if self.cut_onto(batch, len) {
+                return Ok(true);
+            }
+        }
+    }
+
+    /// Cuts the read of `len` bytes in `batch` into wire-sized packets, replacing those it held;
+    /// false (logged) if the offload header makes no sense of it.
+    fn cut(&self, batch: &mut ReadBatch, len: usize) -> bool {
+        batch.packets.clear();
+        self.cut_onto(batch, len)
+    }
+
+    /// [`Self::cut`], appending to the packets `batch` holds (a read that fails appends none).
+    fn cut_onto(&self, batch: &mut ReadBatch, len: usize) -> bool {
+        let raw = &batch.raw[..len];
+        let split = VnetHeader::parse(raw)
+            .and_then(|header| split(header, &raw[VNET_HDR_LEN.min(len)..], &mut batch.packets));
+        match split {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::debug!(tun = %self.name, error = %e, "a TUN read was dropped");
+                false
             }
         }
     }
@@ -186,6 +244,13 @@ impl TunDevice {
 pub struct ReadBatch {
     raw: Vec<u8>,
     packets: Packets,
+}
+
+impl ReadBatch {
+    /// The packets the last reads left, in order.
+    pub fn packets(&self) -> &Packets {
+        &self.packets
+    }
 }
 
 impl Default for ReadBatch {

@@ -11,15 +11,35 @@ use jvpn_common::control::TerminateCause;
 use jvpn_common::RejectReason;
 use std::sync::atomic::Ordering;
 
+/// Most TUN reads the upstream loop sends together (the first awaited, the rest queued).
+const UPSTREAM_BATCH_READS: usize = 8;
+/// The upstream loop takes no more queued reads once it holds this many packets (a GSO run's
+/// most), so a batch stays about one superpacket's worth and a rekey's hold keeps room.
+const UPSTREAM_BATCH_PACKETS: usize = 64;
+
 impl Client {
-    /// TUN -> session: each read (up to a 64 KiB TCP superpacket, cut into wire-sized packets)
-    /// is sealed under one lock and sent with UDP GSO.
+    /// TUN -> session: each read (up to a 64 KiB TCP superpacket, cut into wire-sized packets),
+    /// with the reads already queued behind it while they bring fewer than
+    /// [`UPSTREAM_BATCH_PACKETS`] packets (a burst of ACKs), is sealed under one lock and sent
+    /// with UDP GSO. The batch forms before anything is sealed, so a jump or a rekey between two
+    /// reads finds nothing sealed at the version it leaves.
     pub(super) async fn upstream(&self) -> Result<(), TunnelClientError> {
         let mut batch = ReadBatch::default();
         let mut datagrams = Datagrams::default();
         loop {
-            let packets = self.tun.recv_packets(&mut batch).await?;
-            if let Err(e) = self.connection.send_packets(packets, &mut datagrams).await {
+            self.tun.recv_packets(&mut batch).await?;
+            for _ in 1..UPSTREAM_BATCH_READS {
+                if batch.packets().len() >= UPSTREAM_BATCH_PACKETS
+                    || !self.tun.try_recv_more(&mut batch)?
+                {
+                    break;
+                }
+            }
+            if let Err(e) = self
+                .connection
+                .send_packets(batch.packets(), &mut datagrams)
+                .await
+            {
                 tracing::debug!(error = %e, "a tunnel packet was not sent");
             }
         }

@@ -36,6 +36,9 @@ pub(super) struct KeyRotation {
     first_nonce: u64,
     /// Rekeys completed by this session.
     completed: u64,
+    /// The datagram as received, kept during the overlap for the previous keys to try
+    /// ([`ClientSessionState::open_either`]); reused from datagram to datagram.
+    as_received: Vec<u8>,
 }
 
 impl KeyRotation {
@@ -101,16 +104,21 @@ impl ClientSessionState {
     /// Opens a gateway datagram in place under the current keys or, during the overlap, the
     /// previous ones. A failed open leaves the datagram zeroed (ring decrypts while it
     /// authenticates), so during the overlap, and only then, the datagram is copied first for
-    /// the previous keys to try.
+    /// the previous keys to try, into a buffer the session keeps (no allocation per datagram).
     pub(super) fn open_either<'a>(
-        &self,
+        &mut self,
         datagram: &'a mut [u8],
     ) -> Result<Opened<'a>, SessionRefusal> {
         let refusal = |e: SealError| match e {
             SealError::BadTag | SealError::BadSeal => SessionRefusal::Unauthenticated(e),
             other => SessionRefusal::Malformed(other),
         };
-        let Some((previous, _)) = self.rekey.previous.as_ref() else {
+        let KeyRotation {
+            previous,
+            as_received,
+            ..
+        } = &mut self.rekey;
+        let Some((previous, _)) = previous.as_ref() else {
             let (header, body) =
                 open_in_place(&self.keys, Direction::GatewayToClient, datagram).map_err(refusal)?;
             let len = body.len();
@@ -120,11 +128,12 @@ impl ClientSessionState {
                 under_previous: false,
             });
         };
-        let as_received = datagram.to_vec();
+        as_received.clear();
+        as_received.extend_from_slice(datagram);
         let opened = match open_in_place(&self.keys, Direction::GatewayToClient, datagram) {
             Ok((header, body)) => (header, body.len(), false),
             Err(SealError::BadSeal) => {
-                datagram.copy_from_slice(&as_received);
+                datagram.copy_from_slice(as_received);
                 let (header, body) = open_in_place(previous, Direction::GatewayToClient, datagram)
                     .map_err(refusal)?;
                 (header, body.len(), true)

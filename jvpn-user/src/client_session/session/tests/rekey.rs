@@ -159,3 +159,38 @@ fn a_rekey_ack_for_a_forgotten_exchange_fails_closed() {
     }
     assert!(client.handle(&ack).unwrap_err().is_fatal());
 }
+
+/// During the overlap every datagram is copied into one buffer the session reuses before the
+/// current keys try it: datagrams of different lengths, a forged one between them, and each in
+/// place, still open to exactly what was sealed under the previous keys.
+#[test]
+fn the_overlap_copy_reuses_one_buffer_across_lengths_and_a_forgery() {
+    let (mut gateway, mut client) = established();
+    let init = client.rekey_init().unwrap();
+    let long = gateway.seal_raw(MessageType::Data, 1, &[7u8; 1200]);
+    let short = gateway.seal_raw(MessageType::Data, 1, b"s");
+    let mut forged = gateway.seal_raw(MessageType::Data, 1, b"forged");
+    let last = forged.len() - 1;
+    forged[last] ^= 1;
+    let middle = gateway.seal_raw(MessageType::Data, 1, &[9u8; 300]);
+    let ack = gateway.rekey(&init);
+    assert_eq!(
+        client.handle(&ack),
+        Ok(ClientEvent::Rekeyed { new_version: 2 })
+    );
+    let mut opened = |datagram: &[u8]| {
+        let mut buffer = datagram.to_vec();
+        match client.handle_in_place(&mut buffer) {
+            Ok(Handled::Packet(packet)) => Ok(packet.to_vec()),
+            Ok(Handled::Event(event)) => panic!("not DATA: {event:?}"),
+            Err(e) => Err(e),
+        }
+    };
+    assert_eq!(opened(&long), Ok(vec![7u8; 1200]));
+    assert_eq!(opened(&short), Ok(b"s".to_vec()));
+    assert!(matches!(
+        opened(&forged),
+        Err(SessionRefusal::Unauthenticated(_))
+    ));
+    assert_eq!(opened(&middle), Ok(vec![9u8; 300]));
+}
