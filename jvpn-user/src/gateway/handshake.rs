@@ -248,6 +248,7 @@ impl Controller {
                 reservation.commit();
                 let (Applied::Committed(s) | Applied::Unchanged(s)) = applied;
                 tracing::info!(session = %s.id, client, peer = %to, "session born");
+                let datagram = self.with_slot_hint(session, datagram);
                 out.push(Effect::Send { to, datagram });
             }
             Err(ApplyError::IdAlreadyIssued) => {

@@ -12,6 +12,7 @@ use super::effect::Effect;
 use crate::crypto::{open_body, seal_message, Direction, SealError, SessionKeys};
 use crate::events::{EventKind, EventRecord, EventSource};
 use crate::session::{Millis, SessionId};
+use jvpn_common::abi::HEADER_LEN;
 use jvpn_common::control::{Body, Reject};
 use jvpn_common::{MessageType, RejectReason, WireHeader};
 use std::net::SocketAddr;
@@ -38,6 +39,30 @@ impl Controller {
         if let Some(live) = self.sessions.lock().get_mut(&id) {
             live.slot = Some(slot);
         }
+    }
+
+    /// Names `id`'s slot in a message sealed before the slot was known (the WELCOME: its Noise
+    /// message is written while the handshake is processed, before the commit whose map write
+    /// assigns the slot) and tags its header again with the gateway-to-client header key. The
+    /// body is untouched: its AEAD does not cover the header. A datagram of a session without a
+    /// slot (the map write failed) or gone is returned as it was: the hint is only a shortcut.
+    pub(super) fn with_slot_hint(&self, id: u64, mut datagram: Vec<u8>) -> Vec<u8> {
+        let named = {
+            let mut table = self.sessions.lock();
+            table
+                .get_mut(&id)
+                .and_then(|live| Some((live.slot?, live.keys.clone())))
+        };
+        let Some((slot, keys)) = named else {
+            return datagram;
+        };
+        let Ok(mut header) = WireHeader::parse(&datagram) else {
+            return datagram;
+        };
+        header.set_hinted_slot(Some(slot));
+        header.seal(keys.sip_key(Direction::GatewayToClient));
+        datagram[..HEADER_LEN].copy_from_slice(header.as_bytes());
+        datagram
     }
 
     /// Seals `body` as a `msg_type` message of session `id` at `version`, or `None` if the

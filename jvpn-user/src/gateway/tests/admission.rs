@@ -53,6 +53,11 @@ fn only_a_fresh_hello_of_a_configured_client_is_admitted() {
                 let entry = h.entry(header.session_id.get()).expect("map entry");
                 assert_eq!(entry.state_version, 1, "{case}");
                 assert_eq!(entry.state, SessionState::Attached as u8, "{case}");
+                assert_eq!(
+                    header.hinted_slot(),
+                    Some(entry.replay_slot),
+                    "{case}: the WELCOME names the slot its commit wrote"
+                );
             }
             Some(reason) => {
                 assert!(answer.is_none(), "{case}: a refused HELLO gets no answer");
