@@ -135,14 +135,8 @@ impl TunDevice {
         batch: &'a mut ReadBatch,
     ) -> Result<Option<&'a Packets>, TunError> {
         loop {
-            let read = self.fd.try_io(Interest::READABLE, |inner| {
-                let mut file: &File = inner;
-                file.read(&mut batch.raw)
-            });
-            let len = match read {
-                Ok(len) => len,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(None),
-                Err(e) => return Err(self.io("read", e)),
+            let Some(len) = self.try_read(&mut batch.raw)? else {
+                return Ok(None);
             };
             if self.cut(batch, len) {
                 return Ok(Some(&batch.packets));
@@ -155,18 +149,25 @@ impl TunDevice {
     /// one lock and send it together.
     pub fn try_recv_more(&self, batch: &mut ReadBatch) -> Result<bool, TunError> {
         loop {
-            let read = self.fd.try_io(Interest::READABLE, |inner| {
-                let mut file: &File = inner;
-                file.read(&mut batch.raw)
-            });
-            let len = match read {
-                Ok(len) => len,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(false),
-                Err(e) => return Err(self.io("read", e)),
+            let Some(len) = self.try_read(&mut batch.raw)? else {
+                return Ok(false);
             };
             if self.cut_onto(batch, len) {
                 return Ok(true);
             }
+        }
+    }
+
+    /// One read into `raw` without waiting: its length, or `None` if nothing is queued.
+    fn try_read(&self, raw: &mut [u8]) -> Result<Option<usize>, TunError> {
+        let read = self.fd.try_io(Interest::READABLE, |inner| {
+            let mut file: &File = inner;
+            file.read(raw)
+        });
+        match read {
+            Ok(len) => Ok(Some(len)),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(None),
+            Err(e) => Err(self.io("read", e)),
         }
     }
 
