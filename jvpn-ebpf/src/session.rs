@@ -70,10 +70,10 @@ fn read(slot: u32, out: &mut SessionLine) -> Read {
     let Some(line) = JVPN_SESSIONS.get_ptr(slot) else {
         return Read::OutOfRange;
     };
-    // SAFETY: `line` is a live array value (arrays are never freed while the program runs);
-    // every read is an aligned volatile load of memory the controller may be rewriting, which
-    // the sequence check below detects. `max` is not copied: the replay check reads it
-    // atomically from the map.
+    // The controller may be rewriting the line meanwhile; the sequence check below detects
+    // that. `max` is not copied: the replay check reads it atomically from the map.
+    // SAFETY: `line` is a live array value (arrays are never freed while the program runs), and
+    // every read is an aligned volatile load of one of its fields.
     let (before, after) = unsafe {
         let before = (&raw const (*line).seq).read_volatile();
         out.state = (&raw const (*line).state).read_volatile();

@@ -59,10 +59,10 @@ impl SessionLines {
         let len = info.max_entries();
         let page = page_size();
         let mapped = (len as usize * abi::SESSION_LINE_LEN).div_ceil(page) * page;
-        // SAFETY: maps the array's values shared and writable: the kernel lays them out back to
-        // back from offset 0 (64-byte values, a multiple of 8, so no gaps), and the mapping
-        // stays valid after the descriptor is closed. The result is checked just below and
-        // unmapped in `drop`.
+        // The kernel lays the values out back to back from offset 0 (64-byte values, a multiple
+        // of 8, so no gaps), and the mapping stays valid after the descriptor is closed.
+        // SAFETY: maps `mapped` bytes of the array's values shared and writable from a live map
+        // fd; the result is checked just below and unmapped in `drop`.
         let base = unsafe {
             libc::mmap(
                 std::ptr::null_mut(),
@@ -126,11 +126,12 @@ impl SessionLines {
         };
         let line = line.as_ptr();
         let value = SessionLine::of(entry, 0, 0);
-        // SAFETY: `line` lies inside the mapping and is 64-byte aligned, so `seq` and `max` are
-        // aligned words that may be viewed as atomics (the XDP program reads `seq` and
-        // compare-and-swaps `max`); the other fields are written with volatile stores between the
-        // odd and the even sequence number, which is what a reader checks. Only this process,
-        // under the session lock, writes them.
+        // The XDP program reads `seq` and compare-and-swaps `max`, so those two are used as
+        // atomics; the other fields are written with volatile stores between the odd and the even
+        // sequence number, which is what a reader checks. Only this process, under the session
+        // lock, writes them.
+        // SAFETY: `line` lies inside the mapping and is 64-byte aligned, so every field pointer
+        // is valid and aligned, and `seq` and `max` are aligned words that may be atomics.
         unsafe {
             let seq = AtomicU32::from_ptr(&raw mut (*line).seq);
             // A sequence left odd by a writer that died mid-write is completed, not doubled.
