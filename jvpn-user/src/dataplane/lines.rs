@@ -25,8 +25,9 @@ use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 /// `BPF_F_MMAPABLE` (include/uapi/linux/bpf.h).
 const BPF_F_MMAPABLE: u32 = 1 << 10;
 
-/// The session array of a loaded or adopted dataplane, mapped shared and writable.
-pub(crate) struct SessionLines {
+/// The session array of a loaded or adopted dataplane, mapped shared and writable. Public so the
+/// `BPF_PROG_TEST_RUN` tests drive this writer, not a copy of it, against the running program.
+pub struct SessionLines {
     /// The first line; the mapping holds `len` of them back to back (64 bytes each, page-aligned
     /// start, so every line is one cache line).
     base: NonNull<SessionLine>,
@@ -42,7 +43,7 @@ unsafe impl Send for SessionLines {}
 
 impl SessionLines {
     /// Maps the session array `data` (its capacity from the kernel).
-    pub(crate) fn map(data: &MapData) -> Result<Self, DataplaneError> {
+    pub fn map(data: &MapData) -> Result<Self, DataplaneError> {
         let info = data.info().map_err(DataplaneError::map(
             "reading the layout of",
             abi::MAP_SESSIONS,
@@ -101,7 +102,7 @@ impl SessionLines {
     }
 
     /// Rewrites the fields of the session already at `slot`, keeping its replay head.
-    pub(crate) fn update(&mut self, slot: u32, entry: &SessionEntry) {
+    pub fn update(&mut self, slot: u32, entry: &SessionEntry) {
         self.write(slot, entry, None);
     }
 

@@ -45,6 +45,7 @@ pub use error::DataplaneError;
 pub use events::{DataplaneEvent, EventReader};
 pub use jvpn_common::maps::DataplaneMode;
 pub use kernel_features::KernelFeature;
+pub use lines::SessionLines;
 pub use loader::{Dataplane, Origin};
 pub use logs::{ProgramLogForwarder, TracingLog};
 pub use offload::refuse_generic_on_veth;
